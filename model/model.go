@@ -1,0 +1,228 @@
+// Package model holds the plain types of the product: the objects of API.md as the store persists them and as
+// the flow compiler, the controller and the API read them. It has no behaviour beyond small pure helpers.
+package model
+
+import (
+	"strings"
+	"time"
+)
+
+// Direction is a session's type: which frames of its source NIC it copies.
+type Direction string
+
+const (
+	Ingress     Direction = "INGRESS"     // frames the switch delivers to the source NIC
+	Egress      Direction = "EGRESS"      // frames the source NIC sends
+	Bidirection Direction = "BIDIRECTION" // both
+)
+
+// Valid reports whether d is one of the three directions.
+func (d Direction) Valid() bool { return d == Ingress || d == Egress || d == Bidirection }
+
+// CopiesIngress reports whether d selects frames delivered to the source NIC.
+func (d Direction) CopiesIngress() bool { return d == Ingress || d == Bidirection }
+
+// CopiesEgress reports whether d selects frames sent by the source NIC.
+func (d Direction) CopiesEgress() bool { return d == Egress || d == Bidirection }
+
+// PortMirrorState is ENABLED or DISABLED.
+type PortMirrorState string
+
+const (
+	Enabled  PortMirrorState = "ENABLED"
+	Disabled PortMirrorState = "DISABLED"
+)
+
+// Encapsulation is the tunnel type of a flow network.
+type Encapsulation string
+
+const (
+	GRE   Encapsulation = "GRE"
+	VXLAN Encapsulation = "VXLAN"
+)
+
+// Valid reports whether e is a known encapsulation.
+func (e Encapsulation) Valid() bool { return e == GRE || e == VXLAN }
+
+// MaxTunnelKey is the largest tunnel key the encapsulation carries (GRE 32 bits, VXLAN 24 bits).
+func (e Encapsulation) MaxTunnelKey() uint32 {
+	if e == VXLAN {
+		return 1<<24 - 1
+	}
+	return 1<<32 - 1
+}
+
+// SessionStatus is what the controller knows of a session's flows.
+type SessionStatus string
+
+const (
+	StatusActive   SessionStatus = "ACTIVE"
+	StatusInactive SessionStatus = "INACTIVE"
+	StatusPending  SessionStatus = "PENDING"
+	StatusError    SessionStatus = "ERROR"
+)
+
+// Cluster groups hosts; flow networks attach to clusters.
+type Cluster struct {
+	UUID      string    `json:"uuid"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// DefaultBridge is the bridge a host uses when registration names none.
+const DefaultBridge = "br-int"
+
+// Host is a hypervisor with one managed OVS bridge.
+type Host struct {
+	UUID         string    `json:"uuid"`
+	Name         string    `json:"name"`
+	ClusterUUID  string    `json:"clusterUuid"`
+	ManagementIP string    `json:"managementIp,omitempty"`
+	OVSDBAddress string    `json:"ovsdbAddress,omitempty"` // "tcp:IP:PORT" or "unix:PATH"; empty: not managed through OVSDB
+	Bridge       string    `json:"bridge"`
+	DatapathID   string    `json:"datapathId,omitempty"` // 16 lower-case hex digits, or empty while unknown
+	CreatedAt    time.Time `json:"createdAt"`
+}
+
+// VmInstance is a VM on a host. Its NICs are VmNic objects with VmUUID set to it.
+type VmInstance struct {
+	UUID      string    `json:"uuid"`
+	Name      string    `json:"name"`
+	HostUUID  string    `json:"hostUuid"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// NicQoS is a NIC's bandwidth limit; a nil field is unlimited.
+type NicQoS struct {
+	InboundBandwidthBps  *int64 `json:"inboundBandwidthBps,omitempty"`
+	OutboundBandwidthBps *int64 `json:"outboundBandwidthBps,omitempty"`
+}
+
+// IsSet reports whether any limit is set.
+func (q *NicQoS) IsSet() bool {
+	return q != nil && (q.InboundBandwidthBps != nil || q.OutboundBandwidthBps != nil)
+}
+
+// VmNic is a VM's network interface.
+type VmNic struct {
+	UUID          string  `json:"uuid"`
+	VmUUID        string  `json:"vmUuid"`
+	Index         int     `json:"index"` // position among its VM's NICs
+	MAC           string  `json:"mac"`   // lower-case, colon separated
+	IP            string  `json:"ip,omitempty"`
+	L3NetworkUUID string  `json:"l3NetworkUuid,omitempty"`
+	IsDefault     bool    `json:"isDefault"`
+	PortName      string  `json:"portName,omitempty"` // binds by OpenFlow port name when set
+	QoS           *NicQoS `json:"qos,omitempty"`
+}
+
+// FlowNetwork is a network dedicated to mirroring.
+type FlowNetwork struct {
+	UUID          string        `json:"uuid"`
+	Name          string        `json:"name"`
+	Description   string        `json:"description,omitempty"`
+	CIDR          string        `json:"cidr"`
+	Encapsulation Encapsulation `json:"encapsulation"`
+	ClusterUUIDs  []string      `json:"clusterUuids"`
+	CreatedAt     time.Time     `json:"createdAt"`
+}
+
+// AttachedTo reports whether the flow network is attached to the cluster.
+func (f *FlowNetwork) AttachedTo(clusterUUID string) bool {
+	for _, c := range f.ClusterUUIDs {
+		if c == clusterUUID {
+			return true
+		}
+	}
+	return false
+}
+
+// FlowEndpoint is a host's tunnel endpoint IP on a flow network.
+type FlowEndpoint struct {
+	FlowNetworkUUID string `json:"flowNetworkUuid"`
+	HostUUID        string `json:"hostUuid"`
+	IP              string `json:"ip"`
+	Manual          bool   `json:"manual"` // set by setFlowEndpoint rather than allocated
+}
+
+// PortMirror is the product's main object: sessions on one flow network.
+type PortMirror struct {
+	UUID            string          `json:"uuid"`
+	Name            string          `json:"name"`
+	Description     string          `json:"description,omitempty"`
+	FlowNetworkUUID string          `json:"flowNetworkUuid"`
+	State           PortMirrorState `json:"state"`
+	CreatedAt       time.Time       `json:"createdAt"`
+	UpdatedAt       time.Time       `json:"updatedAt"`
+}
+
+// Session copies one NIC's traffic to another NIC.
+type Session struct {
+	UUID               string    `json:"uuid"`
+	Name               string    `json:"name"`
+	Type               Direction `json:"type"`
+	PortMirrorUUID     string    `json:"portMirrorUuid"`
+	SourceNicUUID      string    `json:"sourceNicUuid"`
+	DestinationNicUUID string    `json:"destinationNicUuid"`
+	TunnelKey          uint32    `json:"tunnelKey"` // one per destination NIC within the flow network
+	CreatedAt          time.Time `json:"createdAt"`
+}
+
+// AuditEvent records one mutation, refused or not.
+type AuditEvent struct {
+	ID           string    `json:"id"` // sortable: later events have greater ids
+	Time         time.Time `json:"time"`
+	Actor        string    `json:"actor"`
+	Operation    string    `json:"operation"`
+	ResourceType string    `json:"resourceType"`
+	ResourceUUID string    `json:"resourceUuid,omitempty"`
+	Success      bool      `json:"success"`
+	Error        string    `json:"error,omitempty"`
+	Detail       string    `json:"detail,omitempty"`  // JSON: the input and what changed
+	Related      []string  `json:"related,omitempty"` // other uuids the event is about (e.g. the session of a session operation)
+}
+
+// SwitchPort is an OpenFlow port of a bridge.
+type SwitchPort struct {
+	DatapathID string `json:"datapathId"`
+	PortNo     uint32 `json:"portNo"`
+	Name       string `json:"name"`
+	Up         bool   `json:"up"`
+}
+
+// Switch is a bridge as the controller sees it.
+type Switch struct {
+	DatapathID    string       `json:"datapathId"`
+	HostUUID      string       `json:"hostUuid,omitempty"`
+	Connected     bool         `json:"connected"`
+	RemoteAddress string       `json:"remoteAddress,omitempty"`
+	ConnectedAt   time.Time    `json:"connectedAt"`
+	Ports         []SwitchPort `json:"ports"`
+	FlowCount     int          `json:"flowCount"`
+}
+
+// TunnelPortName is the name of the flow-based tunnel port of a flow network on every bridge: "pm" and the first
+// ten hex digits of the flow network's uuid (15 characters at most, as interface names must be).
+func TunnelPortName(flowNetworkUUID string) string {
+	hex := strings.ReplaceAll(strings.ToLower(flowNetworkUUID), "-", "")
+	if len(hex) > 10 {
+		hex = hex[:10]
+	}
+	return "pm" + hex
+}
+
+// NormalizeDatapathID returns a datapath id as 16 lower-case hex digits, accepting an optional "0x" prefix,
+// colons, and fewer digits. ok is false when s is not a datapath id.
+func NormalizeDatapathID(s string) (string, bool) {
+	s = strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X"))
+	s = strings.ReplaceAll(s, ":", "")
+	if s == "" || len(s) > 16 {
+		return "", false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", false
+		}
+	}
+	return strings.Repeat("0", 16-len(s)) + s, true
+}

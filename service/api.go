@@ -1,0 +1,230 @@
+package service
+
+// This file is the service's contract with its callers (graphql, controller, cmd): the error type, the inputs,
+// the live-state interface the controller implements, and the list of operations. The operations are methods of
+// *Service, implemented in the other files of this package.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"portmirror/model"
+)
+
+// Code is an error's extensions.code in the API.
+type Code string
+
+// The codes of API.md.
+const (
+	CodeValidation      Code = "VALIDATION"
+	CodeNotFound        Code = "NOT_FOUND"
+	CodeConflict        Code = "CONFLICT"
+	CodeUnauthenticated Code = "UNAUTHENTICATED"
+	CodeForbidden       Code = "FORBIDDEN"
+	CodeInternal        Code = "INTERNAL"
+)
+
+// Rule is an error's extensions.rule in the API.
+type Rule string
+
+// The rules of API.md.
+const (
+	RuleFlowNetworkInUse     Rule = "FLOW_NETWORK_IN_USE"
+	RuleFlowNetworkDedicated Rule = "FLOW_NETWORK_DEDICATED"
+	RuleClusterNotAttached   Rule = "CLUSTER_NOT_ATTACHED"
+	RuleDestinationIsDefault Rule = "DESTINATION_IS_DEFAULT_NIC"
+	RuleNicHasQoS            Rule = "NIC_HAS_QOS"
+	RuleSameNic              Rule = "SAME_NIC"
+	RuleMirrorLoop           Rule = "MIRROR_LOOP"
+	RuleDuplicateSession     Rule = "DUPLICATE_SESSION"
+	RuleInUse                Rule = "IN_USE"
+	RuleInvalidArgument      Rule = "INVALID_ARGUMENT"
+)
+
+// Error is a refusal or fault that the API reports with a code, an optional rule and a message a person can act on.
+type Error struct {
+	Code    Code
+	Rule    Rule   // empty when no rule applies (NOT_FOUND, INTERNAL)
+	Message string // names the object and the rule
+	Err     error  // the cause, for INTERNAL
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Message, e.Err)
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// AsError returns err as an *Error; an error that is not one becomes INTERNAL.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: CodeInternal, Message: "internal error", Err: err}
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying the actor recorded in audit events (a token name, "local" or "system").
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorFrom returns the actor of ctx, "system" when none is set.
+func ActorFrom(ctx context.Context) string {
+	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
+		return a
+	}
+	return "system"
+}
+
+// Live is what the controller knows and the store does not: connections, ports, bindings and flow status.
+// The service answers queries with it; a nil Live answers as a controller with no switch connected.
+type Live interface {
+	// SessionStatus is the status of a session of an ENABLED port mirror (the service answers INACTIVE for a
+	// disabled one itself), with a reason for PENDING and ERROR.
+	SessionStatus(sessionUUID string) (model.SessionStatus, string)
+	// Switches lists every bridge that is or was connected.
+	Switches() []model.Switch
+	// NicPort is where a NIC is attached now, or nil while it is unbound.
+	NicPort(nicUUID string) *model.SwitchPort
+	// HostConnected reports whether the host's bridge has an OpenFlow connection up.
+	HostConnected(hostUUID string) bool
+	// HostDatapathID is the datapath id learned for the host (through OVSDB or a connection), or "".
+	HostDatapathID(hostUUID string) string
+}
+
+// Inputs of the operations; they mirror the GraphQL input objects. An empty string is an absent optional value.
+
+type ClusterInput struct {
+	UUID string
+	Name string
+}
+
+type HostInput struct {
+	UUID         string
+	Name         string
+	ClusterUUID  string
+	ManagementIP string
+	OVSDBAddress string
+	Bridge       string // "" means model.DefaultBridge
+	DatapathID   string
+}
+
+type VmNicInput struct {
+	UUID          string
+	MAC           string
+	IP            string
+	L3NetworkUUID string
+	IsDefault     bool
+	PortName      string
+	QoS           *model.NicQoS
+}
+
+type VmInstanceInput struct {
+	UUID     string
+	Name     string
+	HostUUID string
+	Nics     []VmNicInput
+}
+
+type FlowNetworkInput struct {
+	UUID          string
+	Name          string
+	Description   string
+	CIDR          string
+	Encapsulation model.Encapsulation // "" means GRE
+	ClusterUUIDs  []string
+}
+
+type SessionInput struct {
+	Name               string
+	Type               model.Direction
+	SourceNicUUID      string
+	DestinationNicUUID string
+}
+
+type PortMirrorInput struct {
+	Name            string
+	Description     string
+	FlowNetworkUUID string
+	Enable          bool
+	Sessions        []SessionInput
+}
+
+// AuditQuery selects audit events, newest first.
+type AuditQuery struct {
+	ResourceUUID string    // events about it and what it holds; "" for all
+	Operation    string    // "" for all
+	Since, Until time.Time // zero for unbounded
+	First        int       // at most this many; <= 0 means 100
+	After        string    // the id of the last event of the previous page; "" to start at the newest
+}
+
+// Operations is the whole surface of *Service, written down so that callers can see it in one place and tests can
+// wrap it. Mutations return once the change is durable and audited; every one, refused or not, writes one audit
+// event with the actor of ctx.
+type Operations interface {
+	// inventory
+	CreateCluster(ctx context.Context, in ClusterInput) (model.Cluster, error)
+	RegisterHost(ctx context.Context, in HostInput) (model.Host, error)
+	DeleteHost(ctx context.Context, uuid string) error
+	CreateVmInstance(ctx context.Context, in VmInstanceInput) (model.VmInstance, error)
+	MigrateVmInstance(ctx context.Context, uuid, hostUUID string) (model.VmInstance, error)
+	DeleteVmInstance(ctx context.Context, uuid string) error
+	SetVmNicQos(ctx context.Context, nicUUID string, qos *model.NicQoS) (model.VmNic, error)
+
+	// flow networks
+	CreateFlowNetwork(ctx context.Context, in FlowNetworkInput) (model.FlowNetwork, error)
+	AttachFlowNetworkToCluster(ctx context.Context, flowNetworkUUID, clusterUUID string) (model.FlowNetwork, error)
+	DetachFlowNetworkFromCluster(ctx context.Context, flowNetworkUUID, clusterUUID string) (model.FlowNetwork, error)
+	SetFlowEndpoint(ctx context.Context, flowNetworkUUID, hostUUID, ip string) (model.FlowEndpoint, error)
+	DeleteFlowNetwork(ctx context.Context, uuid string) error
+
+	// port mirroring
+	CreatePortMirror(ctx context.Context, in PortMirrorInput) (model.PortMirror, error)
+	UpdatePortMirror(ctx context.Context, uuid string, name, description *string) (model.PortMirror, error)
+	EnablePortMirror(ctx context.Context, uuid string) (model.PortMirror, error)
+	DisablePortMirror(ctx context.Context, uuid string) (model.PortMirror, error)
+	DeletePortMirror(ctx context.Context, uuid string) error
+	AddPortMirrorSession(ctx context.Context, portMirrorUUID string, in SessionInput) (model.Session, error)
+	DeletePortMirrorSession(ctx context.Context, uuid string) error
+
+	// queries: a missing object is a NOT_FOUND *Error from the single-object getters
+	Clusters(ctx context.Context) ([]model.Cluster, error)
+	Cluster(ctx context.Context, uuid string) (model.Cluster, error)
+	Hosts(ctx context.Context) ([]model.Host, error)
+	Host(ctx context.Context, uuid string) (model.Host, error)
+	HostsInCluster(ctx context.Context, clusterUUID string) ([]model.Host, error)
+	VmInstances(ctx context.Context) ([]model.VmInstance, error)
+	VmInstance(ctx context.Context, uuid string) (model.VmInstance, error)
+	VmInstancesOnHost(ctx context.Context, hostUUID string) ([]model.VmInstance, error)
+	VmNics(ctx context.Context, vmUUID string) ([]model.VmNic, error) // in Index order
+	VmNic(ctx context.Context, uuid string) (model.VmNic, error)
+	FlowNetworks(ctx context.Context) ([]model.FlowNetwork, error)
+	FlowNetwork(ctx context.Context, uuid string) (model.FlowNetwork, error)
+	FlowNetworksOfCluster(ctx context.Context, clusterUUID string) ([]model.FlowNetwork, error)
+	FlowEndpoints(ctx context.Context, flowNetworkUUID string) ([]model.FlowEndpoint, error)
+	FlowEndpointsOfHost(ctx context.Context, hostUUID string) ([]model.FlowEndpoint, error)
+	PortMirrors(ctx context.Context) ([]model.PortMirror, error)
+	PortMirror(ctx context.Context, uuid string) (model.PortMirror, error)
+	PortMirrorOfFlowNetwork(ctx context.Context, flowNetworkUUID string) (*model.PortMirror, error) // nil when free
+	Sessions(ctx context.Context, portMirrorUUID string) ([]model.Session, error)                   // in creation order
+	Session(ctx context.Context, uuid string) (model.Session, error)
+	AllSessions(ctx context.Context) ([]model.Session, error)
+	Audits(ctx context.Context, q AuditQuery) ([]model.AuditEvent, error)
+
+	// live state, through Live
+	SessionStatus(ctx context.Context, s model.Session) (model.SessionStatus, string)
+	Switches(ctx context.Context) []model.Switch
+	NicPort(ctx context.Context, nicUUID string) *model.SwitchPort
+	HostConnected(ctx context.Context, hostUUID string) bool
+}
+
+var _ Operations = (*Service)(nil)
