@@ -1,0 +1,68 @@
+// Package flows is the pure flow compiler: from port mirrors, sessions, NIC bindings and flow endpoints to the
+// exact set of flows each bridge should hold, plus the diff between a desired and an installed set. It does no
+// I/O and imports nothing of the project's but plain types, so it can be tested exhaustively.
+package flows
+
+import "net/netip"
+
+// Cookies: every flow the controller owns carries CookieOurs in its high 16 bits; the low 48 bits are the
+// compiler's. Reconciliation reads and deletes only flows whose cookie matches CookieOurs under CookieMask.
+const (
+	CookieOurs uint64 = 0x504d << 48 // "PM"
+	CookieMask uint64 = 0xffff << 48
+)
+
+// OpenFlow reserved port numbers used in matches and actions.
+const (
+	PortAny uint32 = 0xffffffff // OFPP_ANY: in a match, no in_port constraint is written as InPort 0 instead
+)
+
+// MAC is an Ethernet address.
+type MAC [6]byte
+
+// Match is the part of a flow that selects frames. The zero value matches everything. It is comparable, so that
+// (Table, Priority, Match) can key a map: that triple is a flow's identity in OpenFlow (modify/delete strict).
+type Match struct {
+	InPort     uint32 // 0: any port
+	EthDst     MAC
+	EthDstMask MAC    // all zero: any destination; all 0xff: exact
+	TunID      uint64 // with HasTunID
+	HasTunID   bool
+}
+
+// ActionType says what an Action does.
+type ActionType uint8
+
+const (
+	ActOutput    ActionType = iota + 1 // output:Port
+	ActNormal                          // NORMAL: the switch's own L2 forwarding
+	ActSetTunID                        // set_field:Value->tun_id
+	ActSetTunDst                       // set_field:IP->tun_dst (NXM_NX_TUN_IPV4_DST)
+)
+
+// Action is one apply-action. It is comparable.
+type Action struct {
+	Type  ActionType
+	Port  uint32     // ActOutput
+	Value uint64     // ActSetTunID
+	IP    netip.Addr // ActSetTunDst (IPv4)
+}
+
+// Flow is one flow entry. Empty Actions drop the frame.
+type Flow struct {
+	Table    uint8
+	Priority uint16
+	Cookie   uint64
+	Match    Match
+	Actions  []Action
+}
+
+// Key is a flow's identity within a bridge.
+type Key struct {
+	Table    uint8
+	Priority uint16
+	Match    Match
+}
+
+// Key returns the flow's identity.
+func (f Flow) Key() Key { return Key{Table: f.Table, Priority: f.Priority, Match: f.Match} }
