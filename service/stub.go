@@ -13,7 +13,6 @@ import (
 var errUnimplemented = errors.New("unimplemented")
 
 // Service implements Operations.
-type Service struct{}
 
 func (s *Service) CreateCluster(ctx context.Context, in ClusterInput) (model.Cluster, error) {
 	return model.Cluster{}, errUnimplemented

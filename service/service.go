@@ -1,0 +1,96 @@
+// Package service implements the product's operations (service/api.go): it checks every rule of API.md, writes
+// the store, and records one audit event per mutation, refused ones included. It is the only writer of the store.
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"portmirror/model"
+	"portmirror/store"
+)
+
+// Options configure New.
+type Options struct {
+	Logger *slog.Logger     // nil: slog.Default()
+	Live   Live             // nil until the controller runs; see SetLive
+	Now    func() time.Time // nil: time.Now
+}
+
+// Service implements Operations on a store.
+type Service struct {
+	st  *store.Store
+	log *slog.Logger
+	now func() time.Time
+
+	liveMu sync.RWMutex
+	live   Live
+}
+
+// New returns a Service writing to st.
+func New(st *store.Store, opts Options) *Service {
+	s := &Service{st: st, log: opts.Logger, now: opts.Now, live: opts.Live}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// SetLive sets (or, with nil, clears) the controller's live view the queries consult.
+func (s *Service) SetLive(l Live) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	s.live = l
+}
+
+func (s *Service) getLive() Live {
+	s.liveMu.RLock()
+	defer s.liveMu.RUnlock()
+	return s.live
+}
+
+// Subscribe passes the store's change feed through: see store.Store.Subscribe.
+func (s *Service) Subscribe(buf int) (<-chan store.Change, func()) { return s.st.Subscribe(buf) }
+
+// Store returns the store the service writes (for the daemon's health check and tests).
+func (s *Service) Store() *store.Store { return s.st }
+
+// AuditRefused records a mutation the caller refused itself (the HTTP layer's FORBIDDEN): one audit event with
+// success=false, the actor of ctx and err's message.
+func (s *Service) AuditRefused(ctx context.Context, operation, resourceType, resourceUUID string, err error, detail any) error {
+	ev := model.AuditEvent{
+		Time:         s.now().UTC(),
+		Actor:        ActorFrom(ctx),
+		Operation:    operation,
+		ResourceType: resourceType,
+		ResourceUUID: resourceUUID,
+		Success:      false,
+		Detail:       detailJSON(detail),
+	}
+	if err != nil {
+		ev.Error = AsError(err).Message
+	}
+	if _, werr := s.st.AppendAudit(ctx, ev); werr != nil {
+		return fmt.Errorf("audit refused %s: %w", operation, werr)
+	}
+	return nil
+}
+
+// detailJSON encodes an audit event's detail; nil is no detail.
+func detailJSON(v any) string {
+	if v == nil {
+		return ""
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("{\"unencodable\":%q}", err.Error())
+	}
+	return string(b)
+}

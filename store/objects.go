@@ -1,0 +1,243 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+
+	"portmirror/model"
+)
+
+// The kinds of objects the store holds, as they appear in keys and in Change.Kind.
+const (
+	KindCluster      = "Cluster"
+	KindHost         = "Host"
+	KindVmInstance   = "VmInstance"
+	KindVmNic        = "VmNic"
+	KindFlowNetwork  = "FlowNetwork"
+	KindFlowEndpoint = "FlowEndpoint"
+	KindPortMirror   = "PortMirror"
+	KindSession      = "Session"
+	// KindAll in a Change means "changes were dropped: re-read everything".
+	KindAll = "All"
+)
+
+// kinds lists every object kind, in load order.
+var kinds = [...]string{KindCluster, KindHost, KindVmInstance, KindVmNic, KindFlowNetwork, KindFlowEndpoint,
+	KindPortMirror, KindSession}
+
+// The secondary indexes of the in-memory view: (kind, index name) → values of the object's fields.
+const (
+	IdxCluster     = "cluster"     // Host by ClusterUUID
+	IdxHost        = "host"        // VmInstance by HostUUID, FlowEndpoint by HostUUID
+	IdxVm          = "vm"          // VmNic by VmUUID
+	IdxL3          = "l3"          // VmNic by L3NetworkUUID
+	IdxFlowNetwork = "flowNetwork" // FlowEndpoint, PortMirror by FlowNetworkUUID
+	IdxPortMirror  = "portMirror"  // Session by PortMirrorUUID
+	IdxSource      = "source"      // Session by SourceNicUUID
+	IdxDestination = "destination" // Session by DestinationNicUUID
+)
+
+// Object is any of the model types the store persists.
+type Object interface {
+	model.Cluster | model.Host | model.VmInstance | model.VmNic | model.FlowNetwork | model.FlowEndpoint |
+		model.PortMirror | model.Session
+}
+
+// EndpointID is the id of a flow endpoint in the store and in Change.UUID: "<flow network uuid>/<host uuid>".
+func EndpointID(flowNetworkUUID, hostUUID string) string { return flowNetworkUUID + "/" + hostUUID }
+
+// kindOf returns the kind of a model object.
+func kindOf(v any) string {
+	switch v.(type) {
+	case model.Cluster:
+		return KindCluster
+	case model.Host:
+		return KindHost
+	case model.VmInstance:
+		return KindVmInstance
+	case model.VmNic:
+		return KindVmNic
+	case model.FlowNetwork:
+		return KindFlowNetwork
+	case model.FlowEndpoint:
+		return KindFlowEndpoint
+	case model.PortMirror:
+		return KindPortMirror
+	case model.Session:
+		return KindSession
+	}
+	panic(fmt.Sprintf("store: not a model object: %T", v))
+}
+
+// KindOf returns the kind constant of T.
+func KindOf[T Object]() string {
+	var zero T
+	return kindOf(any(zero))
+}
+
+// idOf returns the id of a model object.
+func idOf(v any) string {
+	switch o := v.(type) {
+	case model.Cluster:
+		return o.UUID
+	case model.Host:
+		return o.UUID
+	case model.VmInstance:
+		return o.UUID
+	case model.VmNic:
+		return o.UUID
+	case model.FlowNetwork:
+		return o.UUID
+	case model.FlowEndpoint:
+		return EndpointID(o.FlowNetworkUUID, o.HostUUID)
+	case model.PortMirror:
+		return o.UUID
+	case model.Session:
+		return o.UUID
+	}
+	panic(fmt.Sprintf("store: not a model object: %T", v))
+}
+
+// indexEntry is one secondary index value of an object.
+type indexEntry struct{ name, value string }
+
+// indexesOf lists the secondary index values of a model object; empty values are not indexed.
+func indexesOf(v any) []indexEntry {
+	var out []indexEntry
+	add := func(name, value string) {
+		if value != "" {
+			out = append(out, indexEntry{name, value})
+		}
+	}
+	switch o := v.(type) {
+	case model.Host:
+		add(IdxCluster, o.ClusterUUID)
+	case model.VmInstance:
+		add(IdxHost, o.HostUUID)
+	case model.VmNic:
+		add(IdxVm, o.VmUUID)
+		add(IdxL3, o.L3NetworkUUID)
+	case model.FlowEndpoint:
+		add(IdxFlowNetwork, o.FlowNetworkUUID)
+		add(IdxHost, o.HostUUID)
+	case model.PortMirror:
+		add(IdxFlowNetwork, o.FlowNetworkUUID)
+	case model.Session:
+		add(IdxPortMirror, o.PortMirrorUUID)
+		add(IdxSource, o.SourceNicUUID)
+		add(IdxDestination, o.DestinationNicUUID)
+	}
+	return out
+}
+
+func hasIndex(v any, name, value string) bool {
+	for _, e := range indexesOf(v) {
+		if e.name == name && e.value == value {
+			return true
+		}
+	}
+	return false
+}
+
+// clone returns a deep copy of a model object, so that no caller shares memory with the in-memory view.
+func clone(v any) any {
+	switch o := v.(type) {
+	case model.VmNic:
+		if o.QoS != nil {
+			q := *o.QoS
+			if q.InboundBandwidthBps != nil {
+				x := *q.InboundBandwidthBps
+				q.InboundBandwidthBps = &x
+			}
+			if q.OutboundBandwidthBps != nil {
+				x := *q.OutboundBandwidthBps
+				q.OutboundBandwidthBps = &x
+			}
+			o.QoS = &q
+		}
+		return o
+	case model.FlowNetwork:
+		o.ClusterUUIDs = slices.Clone(o.ClusterUUIDs)
+		return o
+	}
+	return v
+}
+
+// record is an object in the in-memory view with its creation sequence number (list order).
+type record struct {
+	seq uint64
+	obj any
+}
+
+// table holds the objects of one kind.
+type table struct {
+	byID  map[string]*record
+	order []*record // by seq
+	index map[indexEntry]map[string]struct{}
+}
+
+func newTable() *table {
+	return &table{byID: map[string]*record{}, index: map[indexEntry]map[string]struct{}{}}
+}
+
+func (t *table) put(id string, r *record) {
+	if old, ok := t.byID[id]; ok {
+		t.unindex(id, old.obj)
+		i := t.position(old.seq)
+		t.order[i] = r
+		r.seq = old.seq
+	} else {
+		// New records carry the greatest seq, except while loading; keep order sorted either way.
+		i, _ := slices.BinarySearchFunc(t.order, r.seq, func(x *record, s uint64) int { return cmpU64(x.seq, s) })
+		t.order = slices.Insert(t.order, i, r)
+	}
+	t.byID[id] = r
+	for _, e := range indexesOf(r.obj) {
+		m := t.index[e]
+		if m == nil {
+			m = map[string]struct{}{}
+			t.index[e] = m
+		}
+		m[id] = struct{}{}
+	}
+}
+
+func (t *table) remove(id string) {
+	old, ok := t.byID[id]
+	if !ok {
+		return
+	}
+	t.unindex(id, old.obj)
+	i := t.position(old.seq)
+	t.order = slices.Delete(t.order, i, i+1)
+	delete(t.byID, id)
+}
+
+func (t *table) unindex(id string, obj any) {
+	for _, e := range indexesOf(obj) {
+		if m := t.index[e]; m != nil {
+			delete(m, id)
+			if len(m) == 0 {
+				delete(t.index, e)
+			}
+		}
+	}
+}
+
+func (t *table) position(seq uint64) int {
+	i, ok := slices.BinarySearchFunc(t.order, seq, func(x *record, s uint64) int { return cmpU64(x.seq, s) })
+	if !ok {
+		panic("store: in-memory order out of sync")
+	}
+	return i
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,328 @@
+// Package store persists the product's objects and audit log in Badger and keeps an in-memory view of every
+// object for fast reads. The service is its only writer: a write runs as a Txn under the store's writer lock,
+// commits to Badger (synchronously, so that an acknowledged write survives a crash), and only then becomes visible
+// in the in-memory view and on the change feed.
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"portmirror/model"
+)
+
+// SchemaVersion is the key layout this package writes; Open refuses a store with another one.
+const SchemaVersion = "1"
+
+// Keys.
+const (
+	keySchema      = "meta/schema"
+	prefixObject   = "v1/obj/"     // v1/obj/<kind>/<id> → envelope
+	prefixAudit    = "v1/audit/"   // v1/audit/<id> → model.AuditEvent
+	prefixAuditIdx = "v1/auditby/" // v1/auditby/<uuid>/<id> → empty
+)
+
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Options configure Open.
+type Options struct {
+	Dir      string       // the Badger directory; created when missing
+	InMemory bool         // keep nothing on disk (tests)
+	Logger   *slog.Logger // nil: slog.Default()
+}
+
+// Store is the Badger database and its in-memory view.
+type Store struct {
+	db  *badger.DB
+	log *slog.Logger
+
+	wmu      sync.Mutex // serialises writers; held from the start of a Txn to the end of its apply
+	closed   bool       // under wmu
+	seq      uint64     // last object sequence number, under wmu
+	auditSeq uint64     // last audit id, under wmu
+
+	mu     sync.RWMutex // guards tables
+	tables map[string]*table
+
+	feed feed
+}
+
+// envelope is how an object is stored: its creation sequence number (list order) and its JSON.
+type envelope struct {
+	Seq uint64          `json:"seq"`
+	Obj json.RawMessage `json:"obj"`
+}
+
+// Open opens (or creates) the store and loads every object into memory.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	bo := badger.DefaultOptions(o.Dir).
+		WithInMemory(o.InMemory).
+		WithSyncWrites(!o.InMemory).
+		WithLogger(badgerLogger{log.With("component", "badger")}).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(2 << 20).
+		WithBaseLevelSize(8 << 20).
+		WithBlockCacheSize(4 << 20).
+		WithIndexCacheSize(2 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithCompression(options.None).
+		WithMetricsEnabled(false).
+		WithDetectConflicts(true)
+	if o.InMemory {
+		bo = bo.WithDir("").WithValueDir("")
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open badger store in %q: %w", o.Dir, err)
+	}
+	s := &Store{db: db, log: log, tables: map[string]*table{}}
+	for _, k := range kinds {
+		s.tables[k] = newTable()
+	}
+	s.feed.init()
+	if err := s.load(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// load checks the schema and reads every object and the last audit id.
+func (s *Store) load(ctx context.Context) error {
+	err := s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keySchema))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set([]byte(keySchema), []byte(SchemaVersion))
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if string(v) != SchemaVersion {
+			return fmt.Errorf("store schema version is %q, this program reads %q", v, SchemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("check store schema: %w", err)
+	}
+	start := time.Now()
+	n := 0
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixObject), PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if n%1024 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			item := it.Item()
+			key := string(item.Key())
+			kind, id, ok := strings.Cut(strings.TrimPrefix(key, prefixObject), "/")
+			if !ok {
+				return fmt.Errorf("malformed key %q", key)
+			}
+			t := s.tables[kind]
+			if t == nil {
+				return fmt.Errorf("key %q: unknown kind %q", key, kind)
+			}
+			var env envelope
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &env) }); err != nil {
+				return fmt.Errorf("decode %q: %w", key, err)
+			}
+			obj, err := decodeObject(kind, env.Obj)
+			if err != nil {
+				return fmt.Errorf("decode %q: %w", key, err)
+			}
+			t.put(id, &record{seq: env.Seq, obj: obj})
+			s.seq = max(s.seq, env.Seq)
+			n++
+		}
+		// The last audit id.
+		it2 := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixAudit), Reverse: true})
+		defer it2.Close()
+		it2.Seek(append([]byte(prefixAudit), 0xff))
+		if it2.Valid() {
+			id, err := parseAuditID(strings.TrimPrefix(string(it2.Item().Key()), prefixAudit))
+			if err != nil {
+				return err
+			}
+			s.auditSeq = id
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load store: %w", err)
+	}
+	s.log.Info("store loaded", "objects", n, "lastAuditId", s.auditSeq, "took", time.Since(start))
+	return nil
+}
+
+func decodeObject(kind string, raw []byte) (any, error) {
+	switch kind {
+	case KindCluster:
+		return decodeAs[model.Cluster](raw)
+	case KindHost:
+		return decodeAs[model.Host](raw)
+	case KindVmInstance:
+		return decodeAs[model.VmInstance](raw)
+	case KindVmNic:
+		return decodeAs[model.VmNic](raw)
+	case KindFlowNetwork:
+		return decodeAs[model.FlowNetwork](raw)
+	case KindFlowEndpoint:
+		return decodeAs[model.FlowEndpoint](raw)
+	case KindPortMirror:
+		return decodeAs[model.PortMirror](raw)
+	case KindSession:
+		return decodeAs[model.Session](raw)
+	}
+	return nil, fmt.Errorf("unknown kind %q", kind)
+}
+
+func decodeAs[T Object](raw []byte) (any, error) {
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func objectKey(kind, id string) []byte { return []byte(prefixObject + kind + "/" + id) }
+
+// Close stops the change feed and closes Badger. Writes after Close fail with ErrClosed.
+func (s *Store) Close() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.feed.closeAll()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close badger store: %w", err)
+	}
+	return nil
+}
+
+// Reader reads objects: *Store reads the committed view, *Txn the committed view with its own pending writes.
+type Reader interface {
+	get(kind, id string) (any, bool)
+	list(kind string) []*record
+	lookup(kind, idx, value string) []*record
+}
+
+// Get returns a copy of the object of type T with the id, and whether it exists.
+func Get[T Object](r Reader, id string) (T, bool) {
+	v, ok := r.get(KindOf[T](), id)
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	return clone(v).(T), true
+}
+
+// List returns copies of every object of type T in creation order.
+func List[T Object](r Reader) []T {
+	return typed[T](r.list(KindOf[T]()))
+}
+
+// Lookup returns copies of the objects of type T whose index idx (one of the Idx constants) has the value, in
+// creation order.
+func Lookup[T Object](r Reader, idx, value string) []T {
+	return typed[T](r.lookup(KindOf[T](), idx, value))
+}
+
+// Count returns how many objects of type T exist.
+func Count[T Object](s *Store) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.tables[KindOf[T]()].order)
+}
+
+func typed[T Object](recs []*record) []T {
+	out := make([]T, len(recs))
+	for i, r := range recs {
+		out[i] = clone(r.obj).(T)
+	}
+	return out
+}
+
+func (s *Store) get(kind, id string) (any, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.getLocked(kind, id)
+}
+
+func (s *Store) getLocked(kind, id string) (any, bool) {
+	r, ok := s.tables[kind].byID[id]
+	if !ok {
+		return nil, false
+	}
+	return r.obj, true
+}
+
+func (s *Store) list(kind string) []*record {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.listLocked(kind)
+}
+
+func (s *Store) listLocked(kind string) []*record {
+	order := s.tables[kind].order
+	out := make([]*record, len(order))
+	copy(out, order)
+	return out
+}
+
+func (s *Store) lookup(kind, idx, value string) []*record {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.lookupLocked(kind, idx, value)
+}
+
+func (s *Store) lookupLocked(kind, idx, value string) []*record {
+	t := s.tables[kind]
+	ids := t.index[indexEntry{idx, value}]
+	out := make([]*record, 0, len(ids))
+	for id := range ids {
+		out = append(out, t.byID[id])
+	}
+	sortRecords(out)
+	return out
+}
+
+// badgerLogger routes Badger's log to slog: errors and warnings as such, its informational chatter as debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) { b.l.Error(trimMsg(f, a)) }
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(trimMsg(f, a))
+}
+func (b badgerLogger) Infof(f string, a ...any)  { b.l.Debug(trimMsg(f, a)) }
+func (b badgerLogger) Debugf(f string, a ...any) { b.l.Debug(trimMsg(f, a)) }
+
+func trimMsg(f string, a []any) string { return strings.TrimSpace(fmt.Sprintf(f, a...)) }

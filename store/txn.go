@@ -1,0 +1,304 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"portmirror/model"
+)
+
+// maxConflictRetries bounds the retries of a Badger commit that failed with ErrConflict.
+const maxConflictRetries = 5
+
+// pending is a write of a Txn not yet committed.
+type pending struct {
+	kind, id string
+	rec      *record // nil: deleted
+}
+
+// Txn is one atomic write: puts, deletes and audit events. Its reads see the committed view with its own pending
+// writes applied. A Txn is only valid inside the function given to Update.
+type Txn struct {
+	s       *Store
+	writes  map[string]map[string]*pending // kind → id → last write
+	order   []*pending                     // every write, in order
+	audits  []model.AuditEvent
+	changes []Change
+}
+
+// Update runs fn in a new Txn under the writer lock and, when fn returns nil, commits what it wrote: to Badger
+// first (durably), then to the in-memory view, then to the change feed. When fn returns an error nothing is
+// written and the error is returned as it is.
+func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx := &Txn{s: s, writes: map[string]map[string]*pending{}}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return s.commit(ctx, tx)
+}
+
+// Put writes an object (a model value of one of the Object types), creating or replacing it. A new object goes
+// to the end of its kind's creation order; a replaced one keeps its place.
+func (tx *Txn) Put(v any) {
+	kind, id := kindOf(v), idOf(v)
+	r := &record{obj: clone(v)}
+	if old, ok := tx.get(kind, id); ok && old != nil {
+		r.seq = tx.seqOf(kind, id)
+	} else {
+		tx.s.seq++
+		r.seq = tx.s.seq
+	}
+	tx.write(&pending{kind: kind, id: id, rec: r})
+}
+
+// Delete removes the object of the kind with the id; deleting a missing object does nothing.
+func (tx *Txn) Delete(kind, id string) {
+	if _, ok := tx.get(kind, id); !ok {
+		return
+	}
+	tx.write(&pending{kind: kind, id: id})
+}
+
+// Audit adds an audit event to the transaction, assigns its id (and its time when zero) and returns it.
+func (tx *Txn) Audit(ev model.AuditEvent) model.AuditEvent {
+	tx.s.auditSeq++
+	ev.ID = formatAuditID(tx.s.auditSeq)
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	ev.Related = slices.Clone(ev.Related)
+	tx.audits = append(tx.audits, ev)
+	return ev
+}
+
+func (tx *Txn) write(p *pending) {
+	m := tx.writes[p.kind]
+	if m == nil {
+		m = map[string]*pending{}
+		tx.writes[p.kind] = m
+	}
+	m[p.id] = p
+	tx.order = append(tx.order, p)
+}
+
+func (tx *Txn) seqOf(kind, id string) uint64 {
+	if p, ok := tx.writes[kind][id]; ok && p.rec != nil {
+		return p.rec.seq
+	}
+	return tx.s.tables[kind].byID[id].seq
+}
+
+// The committed view cannot change while a Txn runs (only the holder of wmu changes it), so a Txn reads it
+// without taking mu.
+
+func (tx *Txn) get(kind, id string) (any, bool) {
+	if p, ok := tx.writes[kind][id]; ok {
+		if p.rec == nil {
+			return nil, false
+		}
+		return p.rec.obj, true
+	}
+	return tx.s.getLocked(kind, id)
+}
+
+func (tx *Txn) list(kind string) []*record {
+	return tx.overlay(kind, tx.s.tables[kind].order, func(any) bool { return true })
+}
+
+func (tx *Txn) lookup(kind, idx, value string) []*record {
+	return tx.overlay(kind, tx.s.lookupLocked(kind, idx, value), func(v any) bool { return hasIndex(v, idx, value) })
+}
+
+// overlay applies the pending writes of a kind to committed records that match, adding pending objects that match.
+func (tx *Txn) overlay(kind string, committed []*record, match func(any) bool) []*record {
+	w := tx.writes[kind]
+	if len(w) == 0 {
+		return slices.Clone(committed)
+	}
+	t := tx.s.tables[kind]
+	out := make([]*record, 0, len(committed)+len(w))
+	for _, r := range committed {
+		id := idOf(r.obj)
+		if p, ok := w[id]; ok {
+			if p.rec != nil && match(p.rec.obj) {
+				out = append(out, p.rec)
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	for id, p := range w {
+		if p.rec == nil || !match(p.rec.obj) {
+			continue
+		}
+		if old, ok := t.byID[id]; ok && match(old.obj) {
+			continue // already placed above
+		}
+		out = append(out, p.rec)
+	}
+	sortRecords(out)
+	return out
+}
+
+func sortRecords(rs []*record) {
+	slices.SortFunc(rs, func(a, b *record) int { return cmpU64(a.seq, b.seq) })
+}
+
+// commit writes tx to Badger, retrying on conflicts, then applies it to the in-memory view and the feed.
+func (s *Store) commit(ctx context.Context, tx *Txn) error {
+	if len(tx.order) == 0 && len(tx.audits) == 0 {
+		return nil
+	}
+	type kv struct {
+		key, val []byte // val nil: delete
+	}
+	var kvs []kv
+	// Only the last write of each object matters.
+	for _, p := range tx.order {
+		if tx.writes[p.kind][p.id] != p {
+			continue
+		}
+		key := objectKey(p.kind, p.id)
+		if p.rec == nil {
+			kvs = append(kvs, kv{key: key})
+			tx.changes = append(tx.changes, Change{Kind: p.kind, UUID: p.id, Deleted: true})
+			continue
+		}
+		obj, err := json.Marshal(p.rec.obj)
+		if err != nil {
+			return fmt.Errorf("encode %s %s: %w", p.kind, p.id, err)
+		}
+		val, err := json.Marshal(envelope{Seq: p.rec.seq, Obj: obj})
+		if err != nil {
+			return fmt.Errorf("encode %s %s: %w", p.kind, p.id, err)
+		}
+		kvs = append(kvs, kv{key: key, val: val})
+		tx.changes = append(tx.changes, Change{Kind: p.kind, UUID: p.id})
+	}
+	for _, ev := range tx.audits {
+		val, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode audit event: %w", err)
+		}
+		kvs = append(kvs, kv{key: []byte(prefixAudit + ev.ID), val: val})
+		for _, u := range auditSubjects(ev) {
+			kvs = append(kvs, kv{key: []byte(prefixAuditIdx + u + "/" + ev.ID), val: []byte{}})
+		}
+	}
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = s.db.Update(func(btx *badger.Txn) error {
+			for _, e := range kvs {
+				if e.val == nil {
+					if err := btx.Delete(e.key); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := btx.Set(e.key, e.val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if !errors.Is(err, badger.ErrConflict) || attempt >= maxConflictRetries {
+			break
+		}
+		s.log.Debug("store commit conflict, retrying", "attempt", attempt+1)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("commit: %w (after conflict)", ctx.Err())
+		case <-time.After(time.Duration(attempt+1) * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("commit %d writes and %d audit events: %w", len(kvs)-len(tx.audits), len(tx.audits), err)
+	}
+	s.mu.Lock()
+	for _, p := range tx.order {
+		if tx.writes[p.kind][p.id] != p {
+			continue
+		}
+		if p.rec == nil {
+			s.tables[p.kind].remove(p.id)
+		} else {
+			s.tables[p.kind].put(p.id, p.rec)
+		}
+	}
+	s.mu.Unlock()
+	s.feed.publish(tx.changes)
+	return nil
+}
+
+// auditSubjects are the uuids an audit event is indexed under: its resource and each related uuid, once each.
+func auditSubjects(ev model.AuditEvent) []string {
+	var out []string
+	for _, u := range append([]string{ev.ResourceUUID}, ev.Related...) {
+		if u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// BulkPut writes many objects at once (a restore, a benchmark's inventory) with a Badger WriteBatch, which
+// splits them into as many transactions as it needs: unlike Update, it is not atomic as a whole. Subscribers get
+// one Change{Kind: KindAll}.
+func (s *Store) BulkPut(ctx context.Context, objs []any) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	tx := &Txn{s: s, writes: map[string]map[string]*pending{}}
+	for _, o := range objs {
+		tx.Put(o)
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for i, p := range tx.order {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if tx.writes[p.kind][p.id] != p {
+			continue
+		}
+		obj, err := json.Marshal(p.rec.obj)
+		if err != nil {
+			return fmt.Errorf("encode %s %s: %w", p.kind, p.id, err)
+		}
+		val, err := json.Marshal(envelope{Seq: p.rec.seq, Obj: obj})
+		if err != nil {
+			return fmt.Errorf("encode %s %s: %w", p.kind, p.id, err)
+		}
+		if err := wb.Set(objectKey(p.kind, p.id), val); err != nil {
+			return fmt.Errorf("bulk write %s %s: %w", p.kind, p.id, err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("bulk write of %d objects: %w", len(objs), err)
+	}
+	s.mu.Lock()
+	for _, p := range tx.order {
+		if tx.writes[p.kind][p.id] == p {
+			s.tables[p.kind].put(p.id, p.rec)
+		}
+	}
+	s.mu.Unlock()
+	s.feed.publish([]Change{{Kind: KindAll}})
+	return nil
+}
