@@ -1,0 +1,466 @@
+package ofwire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"portmirror/flows"
+)
+
+// FlowModCommand is the command of a flow_mod.
+type FlowModCommand uint8
+
+// Flow_mod commands.
+const (
+	FlowAdd          FlowModCommand = 0
+	FlowModify       FlowModCommand = 1
+	FlowModifyStrict FlowModCommand = 2
+	FlowDelete       FlowModCommand = 3
+	FlowDeleteStrict FlowModCommand = 4
+)
+
+func (c FlowModCommand) String() string {
+	switch c {
+	case FlowAdd:
+		return "ADD"
+	case FlowModify:
+		return "MODIFY"
+	case FlowModifyStrict:
+		return "MODIFY_STRICT"
+	case FlowDelete:
+		return "DELETE"
+	case FlowDeleteStrict:
+		return "DELETE_STRICT"
+	}
+	return fmt.Sprintf("COMMAND_%d", uint8(c))
+}
+
+// ActUnknown marks an action or instruction read from a switch that flows.Action cannot express (POP_PBB,
+// experimenter and Nicira actions, goto_table, write_actions, ...). Its Value holds the OpenFlow action type, or
+// the instruction type plus InstructionFlag. No desired flow carries it, so a flow holding one always differs
+// from the desired one and gets replaced.
+const ActUnknown flows.ActionType = 0
+
+// InstructionFlag is added to an instruction type in the Value of an ActUnknown action.
+const InstructionFlag = 1 << 32
+
+// OXM classes and fields the controller reads and writes.
+const (
+	oxmClassNXM1  uint16 = 0x0001
+	oxmClassBasic uint16 = 0x8000
+
+	oxmInPort   uint8 = 0  // basic, 4 bytes
+	oxmEthDst   uint8 = 3  // basic, 6 bytes, maskable
+	oxmTunnelID uint8 = 38 // basic, 8 bytes, maskable
+	nxmTunID    uint8 = 16 // NXM1 NXM_NX_TUN_ID, 8 bytes, maskable
+	nxmTunDst   uint8 = 32 // NXM1 NXM_NX_TUN_IPV4_DST, 4 bytes, maskable
+)
+
+// Action and instruction types.
+const (
+	actOutput      uint16 = 0
+	actSetField    uint16 = 25
+	actPopPBB      uint16 = 27
+	instrApply     uint16 = 4
+	flowModFixed          = 48 // header and fixed part of ofp_flow_mod
+	flowStatsFixed        = 48 // fixed part of ofp_flow_stats
+)
+
+func oxmHeader(class uint16, field uint8, hasMask bool, length int) uint32 {
+	h := uint32(class)<<16 | uint32(field)<<9 | uint32(length)
+	if hasMask {
+		h |= 1 << 8
+	}
+	return h
+}
+
+// appendMatch appends an ofp_match (OXM) for m, padded to 8 bytes.
+func appendMatch(dst []byte, m flows.Match) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 1, 0, 0) // type OXM, length set below
+	if m.InPort != 0 {
+		dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, oxmInPort, false, 4))
+		dst = binary.BigEndian.AppendUint32(dst, m.InPort)
+	}
+	if m.EthDstMask != (flows.MAC{}) {
+		if m.EthDstMask == (flows.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}) {
+			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, oxmEthDst, false, 6))
+			dst = append(dst, m.EthDst[:]...)
+		} else {
+			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, oxmEthDst, true, 12))
+			for i := range m.EthDst {
+				dst = append(dst, m.EthDst[i]&m.EthDstMask[i])
+			}
+			dst = append(dst, m.EthDstMask[:]...)
+		}
+	}
+	if m.HasTunID {
+		dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, oxmTunnelID, false, 8))
+		dst = binary.BigEndian.AppendUint64(dst, m.TunID)
+	}
+	binary.BigEndian.PutUint16(dst[start+2:], uint16(len(dst)-start))
+	for len(dst)-start < pad8(len(dst)-start) {
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
+// appendActions appends the apply-actions instruction for acts (nothing for an empty list: a drop flow).
+func appendActions(dst []byte, acts []flows.Action) ([]byte, error) {
+	if len(acts) == 0 {
+		return dst, nil
+	}
+	start := len(dst)
+	dst = append(dst, 0, byte(instrApply), 0, 0, 0, 0, 0, 0)
+	for i, a := range acts {
+		switch a.Type {
+		case flows.ActOutput, flows.ActNormal:
+			port := a.Port
+			if a.Type == flows.ActNormal {
+				port = PortNormal
+			}
+			dst = append(dst, 0, byte(actOutput), 0, 16)
+			dst = binary.BigEndian.AppendUint32(dst, port)
+			dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0) // max_len 0, pad 6
+		case flows.ActSetTunID:
+			dst = append(dst, 0, byte(actSetField), 0, 16)
+			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, oxmTunnelID, false, 8))
+			dst = binary.BigEndian.AppendUint64(dst, a.Value)
+		case flows.ActSetTunDst:
+			if !a.IP.Is4() {
+				return dst[:start], fmt.Errorf("action %d: set_field tun_dst needs an IPv4 address, got %q", i, a.IP)
+			}
+			ip := a.IP.As4()
+			dst = append(dst, 0, byte(actSetField), 0, 16)
+			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassNXM1, nxmTunDst, false, 4))
+			dst = append(dst, ip[:]...)
+			dst = append(dst, 0, 0, 0, 0)
+		default:
+			return dst[:start], fmt.Errorf("action %d: type %d cannot be encoded", i, a.Type)
+		}
+	}
+	binary.BigEndian.PutUint16(dst[start+2:], uint16(len(dst)-start))
+	return dst, nil
+}
+
+// AppendFlowMod appends a flow_mod for f: ADD, MODIFY_STRICT or DELETE_STRICT (MODIFY and DELETE use f's match
+// non-strictly). Flags are 0 (no flow-removed messages), buffer_id NO_BUFFER, out_port and out_group ANY, no
+// timeouts. Deletes carry no instructions. On error dst is returned unchanged.
+func AppendFlowMod(dst []byte, xid uint32, cmd FlowModCommand, f flows.Flow) ([]byte, error) {
+	if cmd > FlowDeleteStrict {
+		return dst, fmt.Errorf("flow_mod command %d is not one of ADD..DELETE_STRICT", cmd)
+	}
+	start := len(dst)
+	dst = appendHeader(dst, TypeFlowMod, xid)
+	dst = binary.BigEndian.AppendUint64(dst, f.Cookie)
+	var cookieMask uint64
+	if cmd != FlowAdd {
+		cookieMask = ^uint64(0) // modify and delete touch only the flow carrying exactly this cookie
+	}
+	dst = binary.BigEndian.AppendUint64(dst, cookieMask)
+	dst = append(dst, f.Table, byte(cmd), 0, 0, 0, 0) // idle, hard timeouts 0
+	dst = binary.BigEndian.AppendUint16(dst, f.Priority)
+	dst = binary.BigEndian.AppendUint32(dst, NoBuffer)
+	dst = binary.BigEndian.AppendUint32(dst, PortAny)
+	dst = binary.BigEndian.AppendUint32(dst, GroupAny)
+	dst = append(dst, 0, 0, 0, 0) // flags, pad
+	dst = appendMatch(dst, f.Match)
+	if cmd != FlowDelete && cmd != FlowDeleteStrict {
+		var err error
+		if dst, err = appendActions(dst, f.Actions); err != nil {
+			return dst[:start], fmt.Errorf("flow table=%d priority=%d: %w", f.Table, f.Priority, err)
+		}
+	}
+	return finish(dst, start)
+}
+
+// AppendDeleteStrictRaw appends a DELETE_STRICT flow_mod whose match is given as raw OXM TLVs (as a flow-stats
+// entry carried them), for removing a flow whose match flows.Match cannot express.
+func AppendDeleteStrictRaw(dst []byte, xid uint32, table uint8, priority uint16, cookie uint64, rawOXM []byte) ([]byte, error) {
+	start := len(dst)
+	dst = appendHeader(dst, TypeFlowMod, xid)
+	dst = binary.BigEndian.AppendUint64(dst, cookie)
+	dst = binary.BigEndian.AppendUint64(dst, ^uint64(0))
+	dst = append(dst, table, byte(FlowDeleteStrict), 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint16(dst, priority)
+	dst = binary.BigEndian.AppendUint32(dst, NoBuffer)
+	dst = binary.BigEndian.AppendUint32(dst, PortAny)
+	dst = binary.BigEndian.AppendUint32(dst, GroupAny)
+	dst = append(dst, 0, 0, 0, 0)
+	mstart := len(dst)
+	dst = append(dst, 0, 1, 0, 0)
+	dst = append(dst, rawOXM...)
+	binary.BigEndian.PutUint16(dst[mstart+2:], uint16(min(len(dst)-mstart, 0xffff)))
+	for len(dst)-mstart < pad8(len(dst)-mstart) {
+		dst = append(dst, 0)
+	}
+	return finish(dst, start)
+}
+
+// AppendDeleteByCookie appends a non-strict DELETE of every flow, in every table, whose cookie matches cookie
+// under mask.
+func AppendDeleteByCookie(dst []byte, xid uint32, cookie, mask uint64) []byte {
+	start := len(dst)
+	dst = appendHeader(dst, TypeFlowMod, xid)
+	dst = binary.BigEndian.AppendUint64(dst, cookie&mask)
+	dst = binary.BigEndian.AppendUint64(dst, mask)
+	dst = append(dst, TableAll, byte(FlowDelete), 0, 0, 0, 0, 0, 0) // timeouts, priority
+	dst = binary.BigEndian.AppendUint32(dst, NoBuffer)
+	dst = binary.BigEndian.AppendUint32(dst, PortAny)
+	dst = binary.BigEndian.AppendUint32(dst, GroupAny)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = append(dst, 0, 1, 0, 4, 0, 0, 0, 0)
+	dst, _ = finish(dst, start)
+	return dst
+}
+
+// FlowStat is one entry of a flow-stats reply.
+type FlowStat struct {
+	Flow        flows.Flow
+	DurationSec uint32
+	IdleTimeout uint16
+	HardTimeout uint16
+	Flags       uint16
+	Packets     uint64
+	Bytes       uint64
+	// RawMatch is the entry's OXM TLVs as the switch sent them (without the ofp_match header or padding).
+	RawMatch []byte
+	// Foreign is empty when Flow.Match is the entry's whole match; otherwise it names the match fields that
+	// flows.Match cannot express (the entry's match is then RawMatch, and Flow.Match only a part of it).
+	Foreign string
+}
+
+// DecodeFlowStats decodes the body of a FLOW multipart reply (the entries after the multipart header). Unknown
+// actions and instructions become ActUnknown actions; unknown match fields are named in Foreign; bytes that break
+// the encoding are an error wrapping ErrMalformed.
+func DecodeFlowStats(b []byte) ([]FlowStat, error) {
+	var out []FlowStat
+	for off := 0; off < len(b); {
+		rest := b[off:]
+		if len(rest) < flowStatsFixed+8 {
+			return out, malformed("flow-stats entry %d: %d bytes left, an entry has at least %d", len(out), len(rest), flowStatsFixed+8)
+		}
+		n := int(binary.BigEndian.Uint16(rest))
+		if n < flowStatsFixed+8 || n > len(rest) {
+			return out, malformed("flow-stats entry %d: length %d with %d bytes left (minimum %d)", len(out), n, len(rest), flowStatsFixed+8)
+		}
+		st, err := decodeFlowStat(rest[:n])
+		if err != nil {
+			return out, fmt.Errorf("flow-stats entry %d: %w", len(out), err)
+		}
+		out = append(out, st)
+		off += n
+	}
+	return out, nil
+}
+
+func decodeFlowStat(e []byte) (FlowStat, error) {
+	var st FlowStat
+	st.Flow.Table = e[2]
+	st.DurationSec = binary.BigEndian.Uint32(e[4:])
+	st.Flow.Priority = binary.BigEndian.Uint16(e[12:])
+	st.IdleTimeout = binary.BigEndian.Uint16(e[14:])
+	st.HardTimeout = binary.BigEndian.Uint16(e[16:])
+	st.Flags = binary.BigEndian.Uint16(e[18:])
+	st.Flow.Cookie = binary.BigEndian.Uint64(e[24:])
+	st.Packets = binary.BigEndian.Uint64(e[32:])
+	st.Bytes = binary.BigEndian.Uint64(e[40:])
+	mb := e[flowStatsFixed:]
+	mtype, mlen := binary.BigEndian.Uint16(mb), int(binary.BigEndian.Uint16(mb[2:]))
+	if mtype != 1 {
+		return st, malformed("match type %d, want 1 (OXM)", mtype)
+	}
+	if mlen < 4 || pad8(mlen) > len(mb) {
+		return st, malformed("match length %d with %d bytes in the entry", mlen, len(mb))
+	}
+	st.RawMatch = mb[4:mlen:mlen]
+	m, foreign, err := decodeMatch(st.RawMatch)
+	if err != nil {
+		return st, err
+	}
+	st.Flow.Match, st.Foreign = m, foreign
+	acts, err := decodeInstructions(mb[pad8(mlen):])
+	if err != nil {
+		return st, err
+	}
+	st.Flow.Actions = acts
+	return st, nil
+}
+
+// oxm is one decoded OXM TLV.
+type oxm struct {
+	class   uint16
+	field   uint8
+	hasMask bool
+	value   []byte // with the mask, if any, in its second half
+}
+
+func (o oxm) String() string {
+	switch {
+	case o.class == oxmClassBasic && o.field == oxmInPort:
+		return "in_port"
+	case o.class == oxmClassBasic && o.field == oxmEthDst:
+		return "eth_dst"
+	case o.class == oxmClassBasic && o.field == oxmTunnelID, o.class == oxmClassNXM1 && o.field == nxmTunID:
+		return "tun_id"
+	case o.class == oxmClassNXM1 && o.field == nxmTunDst:
+		return "tun_dst"
+	}
+	return fmt.Sprintf("oxm(class=0x%04x,field=%d)", o.class, o.field)
+}
+
+// nextOXM decodes the TLV at the start of b and returns the bytes after it.
+func nextOXM(b []byte) (oxm, []byte, error) {
+	if len(b) < 4 {
+		return oxm{}, nil, malformed("OXM header cut at %d bytes", len(b))
+	}
+	h := binary.BigEndian.Uint32(b)
+	o := oxm{class: uint16(h >> 16), field: uint8(h>>9) & 0x7f, hasMask: h&(1<<8) != 0}
+	n := int(h & 0xff)
+	if 4+n > len(b) {
+		return o, nil, malformed("OXM %s of %d bytes with %d left", o, n, len(b)-4)
+	}
+	if o.class == 0xffff && n < 4 {
+		return o, nil, malformed("experimenter OXM of %d bytes has no experimenter id", n)
+	}
+	if o.hasMask && n%2 != 0 {
+		return o, nil, malformed("masked OXM %s has odd length %d", o, n)
+	}
+	o.value = b[4 : 4+n]
+	return o, b[4+n:], nil
+}
+
+// decodeMatch decodes OXM TLVs into a flows.Match. Fields flows.Match cannot express are named in foreign.
+func decodeMatch(b []byte) (m flows.Match, foreign string, err error) {
+	var seen []string
+	var other []string
+	for len(b) > 0 {
+		var o oxm
+		if o, b, err = nextOXM(b); err != nil {
+			return m, "", err
+		}
+		name := o.String()
+		for _, s := range seen {
+			if s == name {
+				return m, "", malformed("match field %s appears twice", name)
+			}
+		}
+		seen = append(seen, name)
+		v := o.value
+		switch name {
+		case "in_port":
+			if o.hasMask || len(v) != 4 {
+				return m, "", malformed("in_port of %d bytes (masked %v)", len(v), o.hasMask)
+			}
+			m.InPort = binary.BigEndian.Uint32(v)
+			if m.InPort == 0 {
+				other = append(other, "in_port=0")
+			}
+		case "eth_dst":
+			switch {
+			case !o.hasMask && len(v) == 6:
+				copy(m.EthDst[:], v)
+				m.EthDstMask = flows.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+			case o.hasMask && len(v) == 12:
+				copy(m.EthDstMask[:], v[6:])
+				for i := range m.EthDst {
+					m.EthDst[i] = v[i] & v[6+i]
+				}
+			default:
+				return m, "", malformed("eth_dst of %d bytes (masked %v)", len(v), o.hasMask)
+			}
+		case "tun_id":
+			switch {
+			case !o.hasMask && len(v) == 8:
+				m.TunID, m.HasTunID = binary.BigEndian.Uint64(v), true
+			case o.hasMask && len(v) == 16:
+				if binary.BigEndian.Uint64(v[8:]) != ^uint64(0) {
+					other = append(other, "tun_id with a partial mask")
+					continue
+				}
+				m.TunID, m.HasTunID = binary.BigEndian.Uint64(v), true
+			default:
+				return m, "", malformed("tun_id of %d bytes (masked %v)", len(v), o.hasMask)
+			}
+		case "tun_dst":
+			if !(len(v) == 4 && !o.hasMask) && !(len(v) == 8 && o.hasMask) {
+				return m, "", malformed("tun_dst of %d bytes (masked %v)", len(v), o.hasMask)
+			}
+			other = append(other, "tun_dst="+netip.AddrFrom4([4]byte(v[:4])).String())
+		default:
+			other = append(other, name)
+		}
+	}
+	return m, strings.Join(other, ","), nil
+}
+
+// decodeInstructions decodes an instruction list; the actions of the one apply-actions instruction become the
+// flow's actions, anything else an ActUnknown.
+func decodeInstructions(b []byte) ([]flows.Action, error) {
+	var acts []flows.Action
+	applied := false
+	for len(b) > 0 {
+		if len(b) < 8 {
+			return acts, malformed("instruction cut at %d bytes", len(b))
+		}
+		t, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
+		if n < 8 || n > len(b) || n%8 != 0 {
+			return acts, malformed("instruction type %d of length %d with %d bytes left", t, n, len(b))
+		}
+		if t == instrApply && !applied {
+			applied = true
+			a, err := decodeActions(b[8:n])
+			if err != nil {
+				return acts, err
+			}
+			acts = append(acts, a...)
+		} else {
+			acts = append(acts, flows.Action{Type: ActUnknown, Value: InstructionFlag + uint64(t)})
+		}
+		b = b[n:]
+	}
+	return acts, nil
+}
+
+// decodeActions decodes an action list.
+func decodeActions(b []byte) ([]flows.Action, error) {
+	var acts []flows.Action
+	for len(b) > 0 {
+		if len(b) < 8 {
+			return acts, malformed("action cut at %d bytes", len(b))
+		}
+		t, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
+		if n < 8 || n > len(b) || n%8 != 0 {
+			return acts, malformed("action type %d of length %d with %d bytes left", t, n, len(b))
+		}
+		a := flows.Action{Type: ActUnknown, Value: uint64(t)}
+		switch t {
+		case actOutput:
+			if n != 16 {
+				return acts, malformed("output action of length %d, want 16", n)
+			}
+			port := binary.BigEndian.Uint32(b[4:])
+			if port == PortNormal {
+				a = flows.Action{Type: flows.ActNormal}
+			} else {
+				a = flows.Action{Type: flows.ActOutput, Port: port}
+			}
+		case actSetField:
+			o, _, err := nextOXM(b[4:n])
+			if err != nil {
+				return acts, fmt.Errorf("set_field: %w", err)
+			}
+			switch {
+			case o.String() == "tun_id" && !o.hasMask && len(o.value) == 8:
+				a = flows.Action{Type: flows.ActSetTunID, Value: binary.BigEndian.Uint64(o.value)}
+			case o.String() == "tun_dst" && !o.hasMask && len(o.value) == 4:
+				a = flows.Action{Type: flows.ActSetTunDst, IP: netip.AddrFrom4([4]byte(o.value))}
+			}
+		}
+		acts = append(acts, a)
+		b = b[n:]
+	}
+	return acts, nil
+}
