@@ -14,25 +14,36 @@ type Change struct {
 // feed fans committed changes out to subscribers without ever blocking the writer.
 type feed struct {
 	mu   sync.Mutex
-	subs map[*subscriber]struct{}
+	subs map[*subscriber]struct{} // nil once closed
 }
 
+// subscriber holds up to buf changes in its queue; its goroutine hands them to the subscriber's channel one by
+// one. When the queue is full a change is dropped and overflow is set; once the queue has drained, the goroutine
+// delivers one KindAll. Because the goroutine takes the KindAll and clears overflow under mu, every dropped
+// change was committed before the subscriber can receive that KindAll.
 type subscriber struct {
-	ch       chan Change
-	overflow bool          // under feed.mu: a change was dropped, a KindAll is owed
-	poke     chan struct{} // cap 1: wakes the deliverer
-	done     chan struct{}
-	stopped  chan struct{}
+	out  chan Change
+	buf  int
+	poke chan struct{} // cap 1: wakes the goroutine
+
+	mu       sync.Mutex
+	queue    []Change
+	overflow bool
+
+	done    chan struct{}
+	stopped chan struct{}
 }
 
 func (f *feed) init() { f.subs = map[*subscriber]struct{}{} }
 
-// Subscribe returns a channel of the changes committed from now on, with room for buf of them, and a function
-// that ends the subscription and closes the channel. A subscriber that falls behind loses changes and then
-// receives one Change{Kind: KindAll} as soon as it has room again.
+// Subscribe returns a channel of the changes committed from now on, holding up to buf of them for a slow reader,
+// and a function that ends the subscription and closes the channel (Close ends every subscription too). A
+// subscriber that falls behind loses changes and then receives one Change{Kind: KindAll} as soon as it has read
+// what was queued before.
 func (s *Store) Subscribe(buf int) (<-chan Change, func()) {
 	sub := &subscriber{
-		ch:      make(chan Change, max(buf, 1)),
+		out:     make(chan Change),
+		buf:     max(buf, 1),
 		poke:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -40,35 +51,45 @@ func (s *Store) Subscribe(buf int) (<-chan Change, func()) {
 	s.feed.mu.Lock()
 	if s.feed.subs == nil { // closed
 		s.feed.mu.Unlock()
-		close(sub.ch)
-		return sub.ch, func() {}
+		close(sub.out)
+		return sub.out, func() {}
 	}
 	s.feed.subs[sub] = struct{}{}
 	s.feed.mu.Unlock()
-	go s.feed.deliverOverflow(sub)
-	var once sync.Once
-	return sub.ch, func() { once.Do(func() { s.feed.cancel(sub) }) }
+	go sub.run()
+	return sub.out, func() { s.feed.cancel(sub) }
 }
 
-// deliverOverflow is the subscriber's goroutine: it owes a KindAll after an overflow and blocks until there is
-// room for it (or the subscription ends). It is stopped by cancel.
-func (f *feed) deliverOverflow(sub *subscriber) {
+// run is the subscriber's goroutine, owned by the subscription: cancel and Close stop it.
+func (sub *subscriber) run() {
 	defer close(sub.stopped)
+	defer close(sub.out)
 	for {
-		select {
-		case <-sub.done:
-			return
-		case <-sub.poke:
+		sub.mu.Lock()
+		var c Change
+		have := true
+		switch {
+		case len(sub.queue) > 0:
+			c = sub.queue[0]
+			sub.queue[0] = Change{}
+			sub.queue = sub.queue[1:]
+		case sub.overflow:
+			c = Change{Kind: KindAll}
+			sub.overflow = false
+		default:
+			have = false
 		}
-		f.mu.Lock()
-		owed := sub.overflow
-		sub.overflow = false
-		f.mu.Unlock()
-		if !owed {
-			continue
+		sub.mu.Unlock()
+		if !have {
+			select {
+			case <-sub.poke:
+				continue
+			case <-sub.done:
+				return
+			}
 		}
 		select {
-		case sub.ch <- Change{Kind: KindAll}:
+		case sub.out <- c:
 		case <-sub.done:
 			return
 		}
@@ -79,21 +100,22 @@ func (f *feed) publish(changes []Change) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for sub := range f.subs {
-		if sub.overflow {
-			continue // a KindAll is on its way and covers these
-		}
+		sub.mu.Lock()
 		for _, c := range changes {
-			select {
-			case sub.ch <- c:
-				continue
-			default:
+			if sub.overflow {
+				break // the KindAll to come covers the rest
 			}
-			sub.overflow = true
-			select {
-			case sub.poke <- struct{}{}:
-			default:
+			if len(sub.queue) >= sub.buf {
+				sub.overflow = true
+				sub.queue = nil // a KindAll supersedes what is queued
+				break
 			}
-			break
+			sub.queue = append(sub.queue, c)
+		}
+		sub.mu.Unlock()
+		select {
+		case sub.poke <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -103,12 +125,10 @@ func (f *feed) cancel(sub *subscriber) {
 	_, ok := f.subs[sub]
 	delete(f.subs, sub)
 	f.mu.Unlock()
-	if !ok {
-		return // closeAll got it
+	if ok {
+		close(sub.done)
+		<-sub.stopped
 	}
-	close(sub.done)
-	<-sub.stopped
-	close(sub.ch)
 }
 
 func (f *feed) closeAll() {
@@ -119,6 +139,5 @@ func (f *feed) closeAll() {
 	for sub := range subs {
 		close(sub.done)
 		<-sub.stopped
-		close(sub.ch)
 	}
 }
