@@ -1,0 +1,350 @@
+package flows
+
+import (
+	"bytes"
+	"cmp"
+	"maps"
+	"slices"
+)
+
+// The priorities of the flows in table 0, highest first. Flows of one priority never overlap, so the frame's
+// flow is always the single most specific one:
+//
+//	600 in_port=<destination port>                      drop: a destination NIC is a capture port
+//	500 in_port=<tunnel port>,tun_id=<key>              output:<destination port>, for each destination here
+//	400 in_port=<tunnel port>                           drop: nothing else leaves the flow network
+//	300 in_port=<source port>,dl_dst=<mac or multicast> NORMAL, copies: where an egress source meets an ingress
+//	                                                    one, or an ingress source's own port (no self copies)
+//	200 in_port=<egress source port>                    NORMAL, its egress copies
+//	100 dl_dst=<ingress source MAC or multicast>        NORMAL, the ingress copies of that address
+//	  0 (everything)                                    NORMAL
+//
+// A 300 flow is emitted only where the frame's copies differ from what the 200 or 100 flow would give it.
+const (
+	PriorityBaseline      uint16 = 0
+	PriorityIngress       uint16 = 100
+	PriorityEgress        uint16 = 200
+	PriorityCombined      uint16 = 300
+	PriorityTunnelDrop    uint16 = 400
+	PriorityTunnelDeliver uint16 = 500
+	PriorityCapture       uint16 = 600
+)
+
+// The low 48 bits of a cookie tell the kind of flow: a function of the flow's priority alone, so a flow's cookie
+// follows from its key and never needs changing in place.
+const (
+	KindBaseline uint64 = iota + 1
+	KindIngress
+	KindEgress
+	KindCombined
+	KindTunnelDrop
+	KindTunnelDeliver
+	KindCapture
+)
+
+func cookie(kind uint64) uint64 { return CookieOurs | kind }
+
+// Bridge returns the flows one bridge should hold, sorted canonically (see CompareFlows): the baseline NORMAL
+// flow, and whatever the plan's sessions need there. Every bridge gets the baseline, even one the plan does not
+// mention.
+func (p *Plan) Bridge(datapathID string) []Flow {
+	out := []Flow{{Priority: PriorityBaseline, Cookie: cookie(KindBaseline), Actions: []Action{{Type: ActNormal}}}}
+	b := p.bridges[datapathID]
+	if b == nil {
+		return out
+	}
+	out = p.destinationFlows(b, out)
+	out = p.sourceFlows(b, out)
+	slices.SortFunc(out, CompareFlows)
+	return out
+}
+
+// destinationFlows: capture ports, tunnel delivery by key, and the tunnel ports' drop.
+func (p *Plan) destinationFlows(b *bridgePlan, out []Flow) []Flow {
+	type deliverKey struct{ tun, key uint32 }
+	var capture []uint32
+	deliver := make(map[deliverKey][]uint32)
+	for _, n := range b.dests {
+		r := &p.res[n]
+		capture = append(capture, r.dstPort)
+		if r.deliverPort != 0 {
+			k := deliverKey{r.deliverPort, r.sess.TunnelKey}
+			deliver[k] = append(deliver[k], r.dstPort)
+		}
+	}
+	slices.Sort(capture)
+	for _, port := range slices.Compact(capture) {
+		out = append(out, Flow{Priority: PriorityCapture, Cookie: cookie(KindCapture), Match: Match{InPort: port}})
+	}
+	for _, tun := range b.tunnels {
+		out = append(out, Flow{Priority: PriorityTunnelDrop, Cookie: cookie(KindTunnelDrop), Match: Match{InPort: tun}})
+	}
+	for k, ports := range deliver {
+		slices.Sort(ports)
+		ports = slices.Compact(ports)
+		acts := make([]Action, len(ports))
+		for i, port := range ports {
+			acts[i] = Action{Type: ActOutput, Port: port}
+		}
+		out = append(out, Flow{Priority: PriorityTunnelDeliver, Cookie: cookie(KindTunnelDeliver),
+			Match: Match{InPort: k.tun, TunID: uint64(k.key), HasTunID: true}, Actions: acts})
+	}
+	return out
+}
+
+// ingressEntry is one ingress source on the bridge: frames to mac from any port but port get ids.
+type ingressEntry struct {
+	port uint32
+	mac  MAC
+	ids  idset
+}
+
+// sourceFlows: the flows that forward business traffic with NORMAL and add the copies.
+func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) []Flow {
+	if len(b.sources) == 0 {
+		return out
+	}
+	// One target per destination NIC, so a frame reaches each destination once however many sessions select it.
+	best := make(map[string]target)
+	for _, n := range b.sources {
+		r := &p.res[n]
+		if cur, ok := best[r.sess.DestinationNIC]; !ok || compareTarget(r.copy, cur) < 0 {
+			best[r.sess.DestinationNIC] = r.copy
+		}
+	}
+	targets := slices.SortedFunc(maps.Values(best), compareTarget)
+	targets = slices.CompactFunc(targets, func(a, b target) bool { return compareTarget(a, b) == 0 })
+	id := func(t target) int32 {
+		i, _ := slices.BinarySearchFunc(targets, t, compareTarget)
+		return int32(i)
+	}
+	copyActs := make([][]Action, len(targets))
+	for i, t := range targets {
+		if t.remote {
+			copyActs[i] = []Action{{Type: ActSetTunID, Value: uint64(t.key)}, {Type: ActSetTunDst, IP: t.ip},
+				{Type: ActOutput, Port: t.port}}
+		} else {
+			copyActs[i] = []Action{{Type: ActOutput, Port: t.port}}
+		}
+	}
+	actions := func(ids idset) []Action {
+		n := 1
+		for _, i := range ids {
+			n += len(copyActs[i])
+		}
+		acts := make([]Action, 1, n)
+		acts[0] = Action{Type: ActNormal}
+		for _, i := range ids {
+			acts = append(acts, copyActs[i]...)
+		}
+		return acts
+	}
+
+	egress := make(map[uint32]idset)
+	type entryKey struct {
+		port uint32
+		mac  MAC
+	}
+	entryIdx := make(map[entryKey]int)
+	var entries []ingressEntry
+	for _, n := range b.sources {
+		r := &p.res[n]
+		i := id(best[r.sess.DestinationNIC])
+		if r.egress {
+			egress[r.srcPort] = egress[r.srcPort].with(i)
+		}
+		if r.ingress {
+			k := entryKey{r.srcPort, r.srcMAC}
+			e, ok := entryIdx[k]
+			if !ok {
+				e = len(entries)
+				entryIdx[k] = e
+				entries = append(entries, ingressEntry{port: r.srcPort, mac: r.srcMAC})
+			}
+			entries[e].ids = entries[e].ids.with(i)
+		}
+	}
+	slices.SortFunc(entries, func(a, b ingressEntry) int {
+		if c := bytes.Compare(a.mac[:], b.mac[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.port, b.port)
+	})
+
+	// 100: dl_dst=<mac> and dl_dst=multicast, from any port.
+	byMAC := make(map[MAC][]int) // entries with that MAC
+	var macs []MAC
+	entriesAt := make(map[uint32][]int)
+	var all idset
+	count := make([]int, len(targets)) // how many entries copy to each target
+	for e := range entries {
+		m := entries[e].mac
+		if _, seen := byMAC[m]; !seen {
+			macs = append(macs, m)
+		}
+		byMAC[m] = append(byMAC[m], e)
+		entriesAt[entries[e].port] = append(entriesAt[entries[e].port], e)
+		all = all.union(entries[e].ids)
+		for _, i := range entries[e].ids {
+			count[i]++
+		}
+	}
+	perMAC := make(map[MAC]idset, len(macs))
+	for _, m := range macs {
+		var ids idset
+		for _, e := range byMAC[m] {
+			ids = ids.union(entries[e].ids)
+		}
+		perMAC[m] = ids
+		out = append(out, Flow{Priority: PriorityIngress, Cookie: cookie(KindIngress),
+			Match: Match{EthDst: m, EthDstMask: exactMask()}, Actions: actions(ids)})
+	}
+	mcMAC, mcMask := MatchMulticast()
+	if len(all) > 0 {
+		out = append(out, Flow{Priority: PriorityIngress, Cookie: cookie(KindIngress),
+			Match: Match{EthDst: mcMAC, EthDstMask: mcMask}, Actions: actions(all)})
+	}
+
+	// 200: in_port=<egress source port>.
+	egressPorts := slices.Sorted(maps.Keys(egress))
+	for _, port := range egressPorts {
+		out = append(out, Flow{Priority: PriorityEgress, Cookie: cookie(KindEgress), Match: Match{InPort: port},
+			Actions: actions(egress[port])})
+	}
+
+	// 300: in_port=<port>,dl_dst=<class> wherever the lower flows would give the wrong copies: an egress source's
+	// frames to an ingress-mirrored address, and an ingress source's own frames (never copied as its ingress).
+	special := slices.Sorted(maps.Keys(entriesAt))
+	special = append(special, egressPorts...)
+	slices.Sort(special)
+	special = slices.Compact(special)
+	for _, port := range special {
+		eg, hasEgress := egress[port]
+		classes := macs
+		if !hasEgress {
+			classes = classes[:0:0]
+			for _, e := range entriesAt[port] {
+				classes = append(classes, entries[e].mac)
+			}
+			slices.SortFunc(classes, func(a, b MAC) int { return bytes.Compare(a[:], b[:]) })
+			classes = slices.Compact(classes)
+		}
+		for _, m := range classes {
+			want := eg
+			for _, e := range byMAC[m] {
+				if entries[e].port != port {
+					want = want.union(entries[e].ids)
+				}
+			}
+			lower := perMAC[m]
+			if hasEgress {
+				lower = eg
+			}
+			if !want.equal(lower) {
+				out = append(out, Flow{Priority: PriorityCombined, Cookie: cookie(KindCombined),
+					Match: Match{InPort: port, EthDst: m, EthDstMask: exactMask()}, Actions: actions(want)})
+			}
+		}
+		if len(all) == 0 {
+			continue
+		}
+		mc := all
+		if own := entriesAt[port]; len(own) > 0 {
+			// Leave out what only this port's own ingress entries copy.
+			mine := make(map[int32]int)
+			for _, e := range own {
+				for _, i := range entries[e].ids {
+					mine[i]++
+				}
+			}
+			mc = make(idset, 0, len(all))
+			for _, i := range all {
+				if count[i] > mine[i] {
+					mc = append(mc, i)
+				}
+			}
+		}
+		want := eg.union(mc)
+		lower := all
+		if hasEgress {
+			lower = eg
+		}
+		if !want.equal(lower) {
+			out = append(out, Flow{Priority: PriorityCombined, Cookie: cookie(KindCombined),
+				Match: Match{InPort: port, EthDst: mcMAC, EthDstMask: mcMask}, Actions: actions(want)})
+		}
+	}
+	return out
+}
+
+// idset is a sorted set of target ids.
+type idset []int32
+
+// with returns s with i added (s may be modified).
+func (s idset) with(i int32) idset {
+	j, found := slices.BinarySearch(s, i)
+	if found {
+		return s
+	}
+	return slices.Insert(s, j, i)
+}
+
+// union returns s ∪ t without modifying either (it returns one of them when the other adds nothing).
+func (s idset) union(t idset) idset {
+	if len(t) == 0 {
+		return s
+	}
+	if len(s) == 0 {
+		return t
+	}
+	out := make(idset, 0, len(s)+len(t))
+	i, j := 0, 0
+	for i < len(s) && j < len(t) {
+		switch {
+		case s[i] < t[j]:
+			out = append(out, s[i])
+			i++
+		case s[i] > t[j]:
+			out = append(out, t[j])
+			j++
+		default:
+			out = append(out, s[i])
+			i++
+			j++
+		}
+	}
+	out = append(out, s[i:]...)
+	return append(out, t[j:]...)
+}
+
+func (s idset) equal(t idset) bool { return slices.Equal(s, t) }
+
+// CompareFlows orders flows canonically: by table, priority from high to low, then match (in_port, tun_id,
+// dl_dst mask, dl_dst).
+func CompareFlows(a, b Flow) int { return CompareKeys(a.Key(), b.Key()) }
+
+// CompareKeys orders flow keys as CompareFlows does.
+func CompareKeys(a, b Key) int {
+	if c := cmp.Compare(a.Table, b.Table); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Match.InPort, b.Match.InPort); c != 0 {
+		return c
+	}
+	if a.Match.HasTunID != b.Match.HasTunID {
+		if !a.Match.HasTunID {
+			return -1
+		}
+		return 1
+	}
+	if c := cmp.Compare(a.Match.TunID, b.Match.TunID); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(a.Match.EthDstMask[:], b.Match.EthDstMask[:]); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.Match.EthDst[:], b.Match.EthDst[:])
+}
