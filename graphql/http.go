@@ -1,0 +1,405 @@
+// Package graphql serves the management API of API.md: the GraphQL schema and its resolvers over the service,
+// its own HTTP layer (POST /graphql, GraphiQL on GET /graphql from embedded assets, /healthz, /metrics), bearer
+// token authentication with admin and viewer roles, and a bound on the cost of one document.
+package graphql
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	gql "github.com/graphql-go/graphql"
+	"github.com/graphql-go/graphql/gqlerrors"
+	"github.com/graphql-go/graphql/language/parser"
+	"github.com/graphql-go/graphql/language/source"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"portmirror/service"
+)
+
+// Backend is what the API needs of the service: its operations, and recording a mutation refused before it
+// reached the service (a viewer's mutation).
+type Backend interface {
+	service.Operations
+	AuditRefused(ctx context.Context, operation, resourceType, resourceUUID string, err error, detail any) error
+}
+
+// HealthCheck is one condition of GET /healthz; Check returns nil when it holds, or the reason it does not.
+type HealthCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Options configure a Handler. Backend is required; zero values elsewhere take the defaults.
+type Options struct {
+	Backend Backend
+	Tokens  []Token // none: the API serves loopback clients only, as the actor "local"
+	Health  []HealthCheck
+	Logger  *slog.Logger
+	// Registry receives the API's metrics and the Go and process collectors; GET /metrics serves it. Nil: a new
+	// one (see Handler.Registry).
+	Registry     *prometheus.Registry
+	MaxBodyBytes int64 // a POST body larger than this is refused with 413; default 1 MiB
+	MaxDepth     int   // a document nested deeper is refused; default 12
+	MaxFields    int   // a document selecting more fields (fragments expanded) is refused; default 5000
+}
+
+// Default limits.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultMaxDepth     = 12
+	DefaultMaxFields    = 5000
+)
+
+// Handler is the HTTP API. It is safe for concurrent use.
+type Handler struct {
+	backend   Backend
+	schema    gql.Schema
+	auth      *authenticator
+	health    []HealthCheck
+	logger    *slog.Logger
+	registry  *prometheus.Registry
+	metrics   *metrics
+	maxBody   int64
+	maxDepth  int
+	maxFields int
+	mux       *http.ServeMux
+}
+
+// New builds the API handler.
+func New(opts Options) (*Handler, error) {
+	if opts.Backend == nil {
+		return nil, errors.New("graphql: Options.Backend is required")
+	}
+	if err := ValidateTokens(opts.Tokens); err != nil {
+		return nil, fmt.Errorf("graphql: %w", err)
+	}
+	schema, err := NewSchema(opts.Backend)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		backend:   opts.Backend,
+		schema:    schema,
+		auth:      newAuthenticator(opts.Tokens),
+		health:    opts.Health,
+		logger:    opts.Logger,
+		registry:  opts.Registry,
+		maxBody:   opts.MaxBodyBytes,
+		maxDepth:  opts.MaxDepth,
+		maxFields: opts.MaxFields,
+	}
+	if h.logger == nil {
+		h.logger = slog.New(slog.DiscardHandler)
+	}
+	if h.registry == nil {
+		h.registry = prometheus.NewRegistry()
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBodyBytes
+	}
+	if h.maxDepth <= 0 {
+		h.maxDepth = DefaultMaxDepth
+	}
+	if h.maxFields <= 0 {
+		h.maxFields = DefaultMaxFields
+	}
+	if h.metrics, err = newMetrics(h.registry); err != nil {
+		return nil, fmt.Errorf("graphql: registering metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/graphql", h.serveGraphQL)
+	mux.HandleFunc(assetsPath, serveAsset)
+	mux.HandleFunc("/healthz", h.serveHealth)
+	mux.Handle("/metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/graphql", http.StatusFound)
+	})
+	h.mux = mux
+	return h, nil
+}
+
+// Registry is where the API's metrics are registered; the daemon registers its other collectors on it.
+func (h *Handler) Registry() *prometheus.Registry { return h.registry }
+
+// Schema is the executable schema (for tools that print or check it).
+func (h *Handler) Schema() gql.Schema { return h.schema }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// request is the body of POST /graphql.
+type request struct {
+	Query         string         `json:"query"`
+	Variables     map[string]any `json:"variables"`
+	OperationName string         `json:"operationName"`
+}
+
+// response is what POST /graphql answers; graphql-go's Result has the same shape.
+type response struct {
+	Data   any                        `json:"data"`
+	Errors []gqlerrors.FormattedError `json:"errors,omitempty"`
+}
+
+func (h *Handler) serveGraphQL(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost:
+		h.servePost(w, r)
+	case http.MethodGet, http.MethodHead:
+		if r.URL.Query().Has("query") {
+			w.Header().Set("Allow", "POST")
+			h.writeErrors(w, http.StatusMethodNotAllowed, requestError(service.CodeValidation, service.RuleInvalidArgument,
+				"queries and mutations are sent with POST /graphql and a JSON body {query, variables, operationName}; GET /graphql only serves GraphiQL"))
+			return
+		}
+		serveGraphiQL(w, r)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		h.writeErrors(w, http.StatusMethodNotAllowed, requestError(service.CodeValidation, service.RuleInvalidArgument,
+			r.Method+" is not allowed on /graphql: POST a query, or GET the GraphiQL page"))
+	}
+}
+
+// outcome is what one POST ended as, for metrics and the log.
+type outcome struct {
+	operation string // the first root field, or what stopped the request before execution
+	code      string
+	actor     string
+}
+
+func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	out := outcome{operation: "invalid", code: "OK"}
+	ri := &requestInfo{id: newRequestID(), logger: h.logger}
+	defer func() {
+		d := time.Since(start)
+		h.metrics.requests.WithLabelValues(out.operation, out.code).Inc()
+		h.metrics.duration.WithLabelValues(out.operation).Observe(d.Seconds())
+		h.logger.LogAttrs(r.Context(), slog.LevelDebug, "graphql request", slog.String("request_id", ri.id),
+			slog.String("remote", r.RemoteAddr), slog.String("actor", out.actor), slog.String("operation", out.operation),
+			slog.String("code", out.code), slog.Duration("duration", d))
+	}()
+	fail := func(status int, e gqlerrors.FormattedError) {
+		out.code, _ = e.Extensions["code"].(string)
+		h.writeErrors(w, status, e)
+	}
+
+	who, aerr := h.auth.authenticate(r)
+	if aerr != nil {
+		out.operation = "unauthenticated"
+		if aerr.status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="portmirror"`)
+		}
+		fail(aerr.status, requestError(service.Code(aerr.code), "", aerr.msg))
+		return
+	}
+	out.actor = who.actor
+
+	// application/json only: a browser cannot send it cross-site without a CORS preflight, which this server
+	// never grants, so a web page cannot drive the API through a user's browser.
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		fail(http.StatusUnsupportedMediaType, requestError(service.CodeValidation, service.RuleInvalidArgument,
+			"the request body must be JSON {query, variables, operationName} with Content-Type: application/json"))
+		return
+	}
+	req, status, e := h.readRequest(w, r)
+	if status != 0 {
+		fail(status, e)
+		return
+	}
+
+	src := source.NewSource(&source.Source{Body: []byte(req.Query), Name: "GraphQL request"})
+	astDoc, err := parser.Parse(parser.ParseParams{Source: src})
+	if err != nil {
+		res := &gql.Result{Errors: gqlerrors.FormatErrors(err)}
+		completeErrors(r.Context(), res)
+		out.code = firstCode(res.Errors)
+		h.writeResult(w, http.StatusOK, res)
+		return
+	}
+	doc := newDocument(astDoc, req.OperationName)
+	if err := doc.measure(h.maxDepth, h.maxFields); err != nil {
+		fail(http.StatusOK, requestError(service.CodeValidation, service.RuleInvalidArgument, err.Error()))
+		return
+	}
+	if vr := gql.ValidateDocument(&h.schema, astDoc, nil); !vr.IsValid {
+		res := &gql.Result{Errors: vr.Errors}
+		completeErrors(r.Context(), res)
+		out.code = firstCode(res.Errors)
+		h.writeResult(w, http.StatusOK, res)
+		return
+	}
+	if fields := doc.rootFields(); len(fields) > 0 && fields[0].Name != nil {
+		out.operation = fields[0].Name.Value
+	}
+
+	// The request's own context is not passed on: graphql-go returns as soon as its context is done but leaves
+	// the execution running on its own goroutine. Without cancellation, every execution ends before its request
+	// does, which is what lets a graceful shutdown wait for the mutations in flight.
+	ctx := context.WithoutCancel(r.Context())
+	ctx = service.WithActor(ctx, who.actor)
+	ctx = withRequestInfo(ctx, ri)
+
+	if doc.isMutation() && who.role != RoleAdmin {
+		h.refuseMutations(ctx, doc, req.Variables, who)
+		fail(http.StatusForbidden, requestError(service.CodeForbidden, "",
+			fmt.Sprintf("token %q has the role %s, which may only query; mutations need an admin token", who.actor, who.role)))
+		return
+	}
+
+	res := gql.Execute(gql.ExecuteParams{
+		Schema:        h.schema,
+		AST:           astDoc,
+		OperationName: req.OperationName,
+		Args:          req.Variables,
+		Context:       ctx,
+	})
+	completeErrors(ctx, res)
+	out.code = firstCode(res.Errors)
+	h.writeResult(w, http.StatusOK, res)
+}
+
+// readRequest reads and decodes the body; a non-zero status is a refusal with its error.
+func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (request, int, gqlerrors.FormattedError) {
+	var req request
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return req, http.StatusRequestEntityTooLarge, requestError(service.CodeValidation, service.RuleInvalidArgument,
+				fmt.Sprintf("the request body is larger than %d bytes: send smaller documents (e.g. fewer sessions per call)", h.maxBody))
+		}
+		return req, http.StatusBadRequest, requestError(service.CodeValidation, service.RuleInvalidArgument,
+			"reading the request body: "+err.Error())
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if err := dec.Decode(&req); err != nil {
+		return req, http.StatusBadRequest, requestError(service.CodeValidation, service.RuleInvalidArgument,
+			"the request body is not JSON of the form {\"query\": ..., \"variables\": {...}, \"operationName\": ...}: "+err.Error())
+	}
+	if dec.More() {
+		return req, http.StatusBadRequest, requestError(service.CodeValidation, service.RuleInvalidArgument,
+			"the request body has data after its JSON object: send one request per POST")
+	}
+	if strings.TrimSpace(req.Query) == "" {
+		return req, http.StatusBadRequest, requestError(service.CodeValidation, service.RuleInvalidArgument,
+			"the request has no query: send {\"query\": \"...\"}")
+	}
+	return req, 0, gqlerrors.FormattedError{}
+}
+
+// refuseMutations records one refused audit event per mutation field of a document that a viewer sent.
+func (h *Handler) refuseMutations(ctx context.Context, doc *document, vars map[string]any, who principal) {
+	for _, f := range doc.rootFields() {
+		if f.Name == nil || strings.HasPrefix(f.Name.Value, "__") {
+			continue
+		}
+		op := f.Name.Value
+		args := argumentValues(f, vars)
+		resType, resUUID := h.mutationResource(ctx, op, args)
+		refusal := &service.Error{Code: service.CodeForbidden,
+			Message: fmt.Sprintf("%s refused: token %q has the role %s, which may only query", op, who.actor, who.role)}
+		if err := h.backend.AuditRefused(ctx, op, resType, resUUID, refusal, args); err != nil {
+			ri := requestInfoFrom(ctx)
+			h.logger.LogAttrs(ctx, slog.LevelError, "recording a refused mutation in the audit log failed",
+				slog.String("request_id", ri.id), slog.String("operation", op), slog.Any("error", err))
+		}
+	}
+}
+
+// mutationResource is the resource type and uuid an audit event of mutation op names, from its arguments.
+func (h *Handler) mutationResource(ctx context.Context, op string, args map[string]any) (string, string) {
+	input := argObject(args, "input")
+	switch op {
+	case "createCluster":
+		return "Cluster", argString(input, "uuid")
+	case "registerHost":
+		return "Host", argString(input, "uuid")
+	case "deleteHost":
+		return "Host", argString(args, "uuid")
+	case "createVmInstance":
+		return "VmInstance", argString(input, "uuid")
+	case "migrateVmInstance", "deleteVmInstance":
+		return "VmInstance", argString(args, "uuid")
+	case "setVmNicQos":
+		return "VmNic", argString(args, "nicUuid")
+	case "createFlowNetwork":
+		return "FlowNetwork", argString(input, "uuid")
+	case "attachFlowNetworkToCluster", "detachFlowNetworkFromCluster", "setFlowEndpoint":
+		return "FlowNetwork", argString(args, "flowNetworkUuid")
+	case "deleteFlowNetwork":
+		return "FlowNetwork", argString(args, "uuid")
+	case "createPortMirror":
+		return "PortMirror", ""
+	case "updatePortMirror", "enablePortMirror", "disablePortMirror", "deletePortMirror":
+		return "PortMirror", argString(args, "uuid")
+	case "addPortMirrorSession":
+		return "PortMirrorSession", argString(args, "portMirrorUuid")
+	case "deletePortMirrorSession":
+		// the event is about the session's port mirror
+		if s, err := h.backend.Session(ctx, argString(args, "uuid")); err == nil {
+			return "PortMirrorSession", s.PortMirrorUUID
+		}
+		return "PortMirrorSession", ""
+	}
+	return "", ""
+}
+
+func (h *Handler) writeErrors(w http.ResponseWriter, status int, errs ...gqlerrors.FormattedError) {
+	h.writeJSON(w, status, response{Errors: errs})
+}
+
+func (h *Handler) writeResult(w http.ResponseWriter, status int, res *gql.Result) {
+	h.writeJSON(w, status, response{Data: res.Data, Errors: res.Errors})
+}
+
+func (h *Handler) writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		h.logger.Error("encoding a GraphQL response failed", "error", err)
+		status = http.StatusInternalServerError
+		body = []byte(`{"errors":[{"message":"encoding the response failed; see the portmirrord log","extensions":{"code":"INTERNAL"}}]}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// serveHealth runs every health check: 200 when all hold, 503 with the reasons otherwise.
+func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	type check struct {
+		Name   string `json:"name"`
+		OK     bool   `json:"ok"`
+		Reason string `json:"reason,omitempty"`
+	}
+	body := struct {
+		Status string  `json:"status"`
+		Checks []check `json:"checks"`
+	}{Status: "ok", Checks: []check{}}
+	status := http.StatusOK
+	for _, hc := range h.health {
+		c := check{Name: hc.Name, OK: true}
+		if err := hc.Check(ctx); err != nil {
+			c.OK, c.Reason = false, err.Error()
+			body.Status, status = "unavailable", http.StatusServiceUnavailable
+		}
+		body.Checks = append(body.Checks, c)
+	}
+	h.writeJSON(w, status, body)
+}
