@@ -1,0 +1,41 @@
+package flows
+
+import "slices"
+
+// Diff returns what turns the installed flows into the desired ones, each list sorted canonically:
+// add the desired flows whose key is not installed; modify (strict) those whose key is installed with other
+// actions or another cookie; delete (strict) the installed flows whose key is not desired. Identical flows need
+// nothing, so diffing a bridge against what it already holds yields three empty lists. When a list holds two
+// flows with one key, the first wins.
+func Diff(desired, installed []Flow) (add, modify, del []Flow) {
+	have := make(map[Key]int, len(installed))
+	for i, f := range installed {
+		if _, dup := have[f.Key()]; !dup {
+			have[f.Key()] = i
+		}
+	}
+	want := make(map[Key]struct{}, len(desired))
+	for _, f := range desired {
+		k := f.Key()
+		if _, dup := want[k]; dup {
+			continue
+		}
+		want[k] = struct{}{}
+		i, ok := have[k]
+		switch {
+		case !ok:
+			add = append(add, f)
+		case installed[i].Cookie != f.Cookie || !slices.Equal(installed[i].Actions, f.Actions):
+			modify = append(modify, f)
+		}
+	}
+	for k, i := range have {
+		if _, ok := want[k]; !ok {
+			del = append(del, installed[i])
+		}
+	}
+	slices.SortFunc(add, CompareFlows)
+	slices.SortFunc(modify, CompareFlows)
+	slices.SortFunc(del, CompareFlows)
+	return add, modify, del
+}
