@@ -45,7 +45,9 @@ func (h *Hypervisor) pidfile(p string) string { return filepath.Join(h.Dir, p+".
 func (h *Hypervisor) ctl(p string) string     { return filepath.Join(h.Dir, p+".ctl") }
 
 // Mgmt returns the OpenFlow management socket of a bridge, the target ovs-ofctl uses.
-func (h *Hypervisor) Mgmt(bridge string) string { return "unix:" + filepath.Join(h.Dir, bridge+".mgmt") }
+func (h *Hypervisor) Mgmt(bridge string) string {
+	return "unix:" + filepath.Join(h.Dir, bridge+".mgmt")
+}
 
 // startOVSDB creates conf.db and starts ovsdb-server inside the namespace.
 func (h *Hypervisor) startOVSDB(ctx context.Context) error {

@@ -95,15 +95,15 @@ func NewTopology(t testing.TB, opts TopologyOptions) *Topology {
 	for i := range 2 {
 		n := i + 1
 		h := &Hypervisor{
-			Name:            fmt.Sprintf("hv%d", n),
-			Netns:           fmt.Sprintf("pm%s-hv%d", sfx, n),
-			Dir:             filepath.Join(dir, fmt.Sprintf("hv%d", n)),
-			Bridge:          "br-int",
-			EndpointIP:      fmt.Sprintf("%s%d", flowNetPrefix, n),
-			EndpointMAC:     fmt.Sprintf("02:00:c6:12:64:%02x", n),
-			ControlIP:       fmt.Sprintf("198.19.%d.%d", third, n+1),
-			BusinessPort:    "bl0",
-			topo:            tp,
+			Name:         fmt.Sprintf("hv%d", n),
+			Netns:        fmt.Sprintf("pm%s-hv%d", sfx, n),
+			Dir:          filepath.Join(dir, fmt.Sprintf("hv%d", n)),
+			Bridge:       "br-int",
+			EndpointIP:   fmt.Sprintf("%s%d", flowNetPrefix, n),
+			EndpointMAC:  fmt.Sprintf("02:00:c6:12:64:%02x", n),
+			ControlIP:    fmt.Sprintf("198.19.%d.%d", third, n+1),
+			BusinessPort: "bl0",
+			topo:         tp,
 		}
 		h.DBSock = filepath.Join(h.Dir, "db.sock")
 		h.OVSDBAddress = "unix:" + h.DBSock
