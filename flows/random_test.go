@@ -1,0 +1,432 @@
+package flows
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"portmirror/model"
+)
+
+// world is a random fleet: the compiler's Input plus the facts the oracle reads.
+type world struct {
+	in      Input
+	bridges []string // every datapath id, connected or not
+	nics    []string // NIC uuids in creation order
+	fns     []string
+}
+
+func (w *world) connected(dp string) bool { _, ok := w.in.Bridges[dp]; return ok }
+
+func (w *world) portExists(dp string, port uint32) bool {
+	return w.connected(dp) && slices.Contains(w.in.Bridges[dp].Ports, port)
+}
+
+// placed reports whether a NIC is at an existing port of a connected bridge.
+func (w *world) placed(uuid string) bool {
+	n, ok := w.in.NICs[uuid]
+	return ok && n.Bound() && w.portExists(n.DatapathID, n.Port)
+}
+
+// tunnel returns the flow network's tunnel port on a bridge when it exists there, else 0.
+func (w *world) tunnel(fn, dp string) uint32 {
+	ep := w.in.Endpoints[EndpointKey{fn, dp}]
+	if ep.TunnelPort != 0 && w.portExists(dp, ep.TunnelPort) {
+		return ep.TunnelPort
+	}
+	return 0
+}
+
+func randomWorld(r *rand.Rand) *world {
+	w := &world{in: Input{NICs: map[string]NIC{}, Endpoints: map[EndpointKey]Endpoint{}, Bridges: map[string]Bridge{}}}
+	nb := 1 + r.IntN(4)
+	ports := map[string][]uint32{}
+	for b := range nb {
+		dp := fmt.Sprintf("%016x", b+1)
+		w.bridges = append(w.bridges, dp)
+		ports[dp] = []uint32{50} // an uplink: business traffic from elsewhere
+	}
+	for f := range 1 + r.IntN(2) {
+		fn := fmt.Sprintf("f%07d-0000-4000-8000-000000000000", f)
+		w.fns = append(w.fns, fn)
+		for b, dp := range w.bridges {
+			var ep Endpoint
+			if r.IntN(10) > 0 {
+				ep.IP = netip.AddrFrom4([4]byte{198, 18, byte(f), byte(b + 1)})
+			}
+			if r.IntN(10) > 0 {
+				ep.TunnelPort = uint32(100 + f)
+				if r.IntN(12) > 0 { // now and then OVSDB knows it but the switch has not reported it
+					ports[dp] = append(ports[dp], ep.TunnelPort)
+				}
+			}
+			if ep != (Endpoint{}) {
+				w.in.Endpoints[EndpointKey{fn, dp}] = ep
+			}
+		}
+	}
+	nn := 3 + r.IntN(9)
+	for i := range nn {
+		uuid := fmt.Sprintf("nic-%02d", i)
+		w.nics = append(w.nics, uuid)
+		n := NIC{MAC: fmt.Sprintf("02:00:00:00:00:%02x", i+1)}
+		if r.IntN(12) > 0 {
+			n.DatapathID = w.bridges[r.IntN(nb)]
+			n.Port = uint32(i + 1)
+			if r.IntN(20) > 0 {
+				ports[n.DatapathID] = append(ports[n.DatapathID], n.Port)
+			}
+		}
+		w.in.NICs[uuid] = n
+	}
+	for _, dp := range w.bridges {
+		if nb == 1 || r.IntN(10) > 0 {
+			w.in.Bridges[dp] = Bridge{Ports: ports[dp]}
+		}
+	}
+	// Sessions that respect MIRROR_LOOP: no NIC is both a source and a destination.
+	role := map[string]byte{}
+	keys := map[[2]string]uint32{} // (flow network, destination) -> key
+	nextKey := uint32(1 + r.IntN(1000))
+	dirs := []model.Direction{model.Ingress, model.Egress, model.Bidirection}
+	for i := range 1 + r.IntN(10) {
+		src, dst := w.nics[r.IntN(nn)], w.nics[r.IntN(nn)]
+		if src == dst || role[src] == 'd' || role[dst] == 's' {
+			continue
+		}
+		role[src], role[dst] = 's', 'd'
+		fn := w.fns[r.IntN(len(w.fns))]
+		k, ok := keys[[2]string{fn, dst}]
+		if !ok {
+			k = nextKey
+			nextKey++
+			keys[[2]string{fn, dst}] = k
+		}
+		w.in.Sessions = append(w.in.Sessions, Session{UUID: fmt.Sprintf("s%02d", i), Type: dirs[r.IntN(3)],
+			SourceNIC: src, DestinationNIC: dst, TunnelKey: k, FlowNetwork: fn, Encapsulation: model.GRE})
+	}
+	return w
+}
+
+// frame is what enters a bridge: business traffic (no tunnel metadata) or a copy arriving on a tunnel port.
+type frame struct {
+	inPort uint32
+	dlDst  MAC
+	tunID  uint64
+}
+
+func matches(m Match, fr frame) bool {
+	if m.InPort != 0 && m.InPort != fr.inPort {
+		return false
+	}
+	if m.HasTunID && m.TunID != fr.tunID {
+		return false
+	}
+	for i := range 6 {
+		if fr.dlDst[i]&m.EthDstMask[i] != m.EthDst[i]&m.EthDstMask[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// emitted is one output of the evaluated flow: a port with the tunnel metadata set at that point.
+type emitted struct {
+	port  uint32
+	tunID uint64
+	tunIP netip.Addr
+}
+
+// evaluate applies the table to a frame: the single highest-priority matching flow, or an error when none or
+// several of equal priority match.
+func evaluate(table []Flow, fr frame) (normal bool, outs []emitted, err error) {
+	var best []Flow
+	for _, f := range table {
+		if !matches(f.Match, fr) {
+			continue
+		}
+		switch {
+		case len(best) == 0 || f.Priority > best[0].Priority:
+			best = []Flow{f}
+		case f.Priority == best[0].Priority:
+			best = append(best, f)
+		}
+	}
+	if len(best) != 1 {
+		return false, nil, fmt.Errorf("%d flows of top priority match %+v: %v", len(best), fr, best)
+	}
+	var tunID uint64
+	var tunIP netip.Addr
+	for i, a := range best[0].Actions {
+		switch a.Type {
+		case ActNormal:
+			if i != 0 {
+				return false, nil, fmt.Errorf("NORMAL is not first in %s", best[0])
+			}
+			normal = true
+		case ActSetTunID:
+			tunID = a.Value
+		case ActSetTunDst:
+			tunIP = a.IP
+		case ActOutput:
+			outs = append(outs, emitted{a.Port, tunID, tunIP})
+			tunID, tunIP = 0, netip.Addr{} // the oracle insists every tunnel copy sets both fields itself
+		}
+	}
+	return normal, outs, nil
+}
+
+// expectedCopies is the oracle: the destination NICs that a business frame entering dp at inPort gets a copy to,
+// from API.md's rule, restricted to sessions whose copy can leave this bridge now.
+func (w *world) expectedCopies(dp string, fr frame) []string {
+	var want []string
+	for _, s := range w.in.Sessions {
+		src := w.in.NICs[s.SourceNIC]
+		if src.DatapathID != dp || !w.placed(s.SourceNIC) || !w.placed(s.DestinationNIC) {
+			continue
+		}
+		mac, _ := ParseMAC(src.MAC)
+		selected := s.Type.CopiesEgress() && fr.inPort == src.Port ||
+			s.Type.CopiesIngress() && fr.inPort != src.Port && (fr.dlDst == mac || fr.dlDst.IsMulticast())
+		if !selected {
+			continue
+		}
+		dst := w.in.NICs[s.DestinationNIC]
+		if dst.DatapathID != dp {
+			if w.tunnel(s.FlowNetwork, dp) == 0 || !w.in.Endpoints[EndpointKey{s.FlowNetwork, dst.DatapathID}].IP.IsValid() {
+				continue
+			}
+		}
+		if !slices.Contains(want, s.DestinationNIC) {
+			want = append(want, s.DestinationNIC)
+		}
+	}
+	slices.Sort(want)
+	return want
+}
+
+// isDestination reports whether a NIC is the destination of any session.
+func (w *world) isDestination(uuid string) bool {
+	return slices.ContainsFunc(w.in.Sessions, func(s Session) bool { return s.DestinationNIC == uuid })
+}
+
+func TestRandomAgainstOracle(t *testing.T) {
+	seeds := 3000
+	if testing.Short() {
+		seeds = 300
+	}
+	for seed := range seeds {
+		r := rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15))
+		w := randomWorld(r)
+		if err := w.check(r); err != nil {
+			t.Fatalf("seed %d: %v\ninput: %+v\ntables:\n%s", seed, err, w.in, dump(&w.in))
+		}
+	}
+}
+
+func (w *world) check(r *rand.Rand) error {
+	plan := Analyze(&w.in)
+	tables := map[string][]Flow{}
+	for _, dp := range w.bridges {
+		tables[dp] = plan.Bridge(dp)
+		// Deterministic, and independent of the order of the sessions.
+		shuffled := w.in
+		shuffled.Sessions = slices.Clone(w.in.Sessions)
+		r.Shuffle(len(shuffled.Sessions), func(i, j int) {
+			shuffled.Sessions[i], shuffled.Sessions[j] = shuffled.Sessions[j], shuffled.Sessions[i]
+		})
+		if a, b := fmt.Sprint(tables[dp]), fmt.Sprint(CompileBridge(&shuffled, dp)); a != b {
+			return fmt.Errorf("bridge %s: the table depends on the order of sessions:\n%s\n%s", dp, a, b)
+		}
+		for _, f := range tables[dp] {
+			if f.Cookie&CookieMask != CookieOurs {
+				return fmt.Errorf("bridge %s: flow without our cookie: %s", dp, f)
+			}
+			back, err := ParseFlow(f.String())
+			if err != nil || back.String() != f.String() {
+				return fmt.Errorf("flow %s does not parse back: %v", f, err)
+			}
+		}
+	}
+	// A session is ready exactly when both ends are in place and, between bridges, both have the flow network.
+	for _, s := range w.in.Sessions {
+		rep, ok := plan.Report(s.UUID)
+		if !ok {
+			return fmt.Errorf("no report for session %s", s.UUID)
+		}
+		src, dst := w.in.NICs[s.SourceNIC], w.in.NICs[s.DestinationNIC]
+		ready := w.placed(s.SourceNIC) && w.placed(s.DestinationNIC)
+		if ready && src.DatapathID != dst.DatapathID {
+			for _, dp := range []string{src.DatapathID, dst.DatapathID} {
+				ready = ready && w.tunnel(s.FlowNetwork, dp) != 0 && w.in.Endpoints[EndpointKey{s.FlowNetwork, dp}].IP.IsValid()
+			}
+		}
+		if rep.Ready() != ready {
+			return fmt.Errorf("session %s: ready=%v (%q), want %v", s.UUID, rep.Ready(), rep.Reason(), ready)
+		}
+		var bridges []string
+		for _, n := range []NIC{src, dst} {
+			if n.Bound() && !slices.Contains(bridges, n.DatapathID) {
+				bridges = append(bridges, n.DatapathID)
+			}
+		}
+		slices.Sort(bridges)
+		if !slices.Equal(rep.Bridges, bridges) {
+			return fmt.Errorf("session %s: bridges %v, want %v", s.UUID, rep.Bridges, bridges)
+		}
+		for _, dp := range bridges {
+			if !slices.Contains(plan.SessionsOn(dp), s.UUID) {
+				return fmt.Errorf("session %s: not listed on bridge %s", s.UUID, dp)
+			}
+		}
+	}
+
+	// What each (flow network, tunnel key, endpoint IP) means: the one NIC it delivers to.
+	type wireKey struct {
+		fn  string
+		key uint64
+		ip  netip.Addr
+	}
+	wire := map[wireKey]string{}
+	for _, s := range w.in.Sessions {
+		dst := w.in.NICs[s.DestinationNIC]
+		if ip := w.in.Endpoints[EndpointKey{s.FlowNetwork, dst.DatapathID}].IP; dst.Bound() && ip.IsValid() {
+			wire[wireKey{s.FlowNetwork, uint64(s.TunnelKey), ip}] = s.DestinationNIC
+		}
+	}
+	tunnelFN := func(dp string, port uint32) string {
+		for _, fn := range w.fns {
+			if w.tunnel(fn, dp) == port {
+				return fn
+			}
+		}
+		return ""
+	}
+
+	var macs []MAC
+	for _, uuid := range w.nics {
+		m, _ := ParseMAC(w.in.NICs[uuid].MAC)
+		macs = append(macs, m)
+	}
+	macs = append(macs, MAC{0x02, 0xff, 0, 0, 0, 1}, MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, MAC{0x01, 0, 0x5e, 0, 0, 1})
+
+	for _, dp := range w.bridges {
+		if !w.connected(dp) {
+			continue
+		}
+		for _, port := range w.in.Bridges[dp].Ports {
+			var nicHere string
+			for _, uuid := range w.nics {
+				if n := w.in.NICs[uuid]; n.DatapathID == dp && n.Port == port {
+					nicHere = uuid
+				}
+			}
+			if fn := tunnelFN(dp, port); fn != "" {
+				if err := w.checkTunnelPort(tables, dp, port, fn); err != nil {
+					return err
+				}
+				continue
+			}
+			for _, mac := range macs {
+				fr := frame{inPort: port, dlDst: mac}
+				normal, outs, err := evaluate(tables[dp], fr)
+				if err != nil {
+					return fmt.Errorf("bridge %s: %w", dp, err)
+				}
+				if nicHere != "" && w.isDestination(nicHere) {
+					if normal || len(outs) > 0 {
+						return fmt.Errorf("bridge %s: frame %+v from capture port of %s is not dropped", dp, fr, nicHere)
+					}
+					continue
+				}
+				if !normal {
+					return fmt.Errorf("bridge %s: business frame %+v is not forwarded with NORMAL", dp, fr)
+				}
+				var got []string
+				for _, o := range outs {
+					if o.port == port {
+						return fmt.Errorf("bridge %s: frame %+v is copied back to the port that sent it", dp, fr)
+					}
+					var to string
+					if fn := tunnelFN(dp, o.port); fn != "" {
+						to = wire[wireKey{fn, o.tunID, o.tunIP}]
+						if to == "" {
+							return fmt.Errorf("bridge %s: copy of %+v to tunnel %d with key %d to %s reaches no destination",
+								dp, fr, o.port, o.tunID, o.tunIP)
+						}
+						if err := w.checkArrival(tables, fn, o, to); err != nil {
+							return fmt.Errorf("bridge %s: copy of %+v: %w", dp, fr, err)
+						}
+					} else {
+						for _, uuid := range w.nics {
+							if n := w.in.NICs[uuid]; n.DatapathID == dp && n.Port == o.port && w.isDestination(uuid) {
+								to = uuid
+							}
+						}
+						if to == "" {
+							return fmt.Errorf("bridge %s: copy of %+v to port %d, which is no destination", dp, fr, o.port)
+						}
+					}
+					got = append(got, to)
+				}
+				slices.Sort(got)
+				if want := w.expectedCopies(dp, fr); !slices.Equal(got, want) {
+					return fmt.Errorf("bridge %s: frame %+v: copies to %v, want %v", dp, fr, got, want)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkArrival follows a tunnel copy to the bridge that owns its endpoint IP: there it must go to the destination
+// NIC's port and nowhere else, when that bridge is connected and has its tunnel port and the NIC's port.
+func (w *world) checkArrival(tables map[string][]Flow, fn string, o emitted, to string) error {
+	dst := w.in.NICs[to]
+	tun := w.tunnel(fn, dst.DatapathID)
+	if tun == 0 || !w.placed(to) {
+		return nil // lost on the way, and the session's report says why
+	}
+	normal, outs, err := evaluate(tables[dst.DatapathID], frame{inPort: tun, tunID: o.tunID, dlDst: MAC{0x02, 0xee}})
+	if err != nil {
+		return fmt.Errorf("at %s: %w", dst.DatapathID, err)
+	}
+	if normal || len(outs) != 1 || outs[0].port != dst.Port {
+		return fmt.Errorf("at %s key %d: normal=%v outputs %v, want only port %d of %s", dst.DatapathID, o.tunID,
+			normal, outs, dst.Port, to)
+	}
+	return nil
+}
+
+// checkTunnelPort: what arrives on a tunnel port goes only to the destination port its key names, or is dropped.
+func (w *world) checkTunnelPort(tables map[string][]Flow, dp string, port uint32, fn string) error {
+	keys := []uint64{0, 0xfffffff0}
+	for _, s := range w.in.Sessions {
+		keys = append(keys, uint64(s.TunnelKey))
+	}
+	for _, key := range keys {
+		normal, outs, err := evaluate(tables[dp], frame{inPort: port, tunID: key, dlDst: MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+		if err != nil {
+			return fmt.Errorf("bridge %s tunnel port %d: %w", dp, port, err)
+		}
+		if normal {
+			return fmt.Errorf("bridge %s: frame from tunnel port %d with key %d goes to NORMAL", dp, port, key)
+		}
+		for _, o := range outs {
+			ok := false
+			for _, s := range w.in.Sessions {
+				dst := w.in.NICs[s.DestinationNIC]
+				if s.FlowNetwork == fn && uint64(s.TunnelKey) == key && dst.DatapathID == dp && dst.Port == o.port {
+					ok = true
+				}
+			}
+			if !ok {
+				return fmt.Errorf("bridge %s: key %d on tunnel port %d goes to port %d, which no session of flow network %s with that key names",
+					dp, key, port, o.port, fn)
+			}
+		}
+	}
+	return nil
+}
