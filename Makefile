@@ -1,0 +1,40 @@
+# portmirror: `make run` starts the daemon on its defaults, `make test` runs every test.
+
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BIN         := bin
+
+.PHONY: run test build lint bench demo clean
+
+## run: start portmirrord on its defaults (data in ./data, API and GraphiQL on http://127.0.0.1:8080/graphql);
+##      pass flags with ARGS, e.g. make run ARGS="--config portmirrord.yaml"
+run:
+	$(GO) run ./cmd/portmirrord $(ARGS)
+
+## test: every test of the module, with the race detector
+test:
+	$(GO) test -race -count=1 -timeout 9m ./...
+
+## build: the binaries into ./bin
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## lint: gofmt, go vet and staticcheck must all be clean
+lint:
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## bench: the benchmarks (the program cmd/portmirror-bench, once it exists)
+bench:
+	@if [ -d cmd/portmirror-bench ]; then $(GO) run ./cmd/portmirror-bench $(ARGS); \
+	else echo "make bench: the benchmarks are not written yet (they will be the program cmd/portmirror-bench)"; fi
+
+## demo: a simulated fleet against a running controller (the program cmd/portmirror-sim, once it exists)
+demo:
+	@if [ -d cmd/portmirror-sim ]; then $(GO) run ./cmd/portmirror-sim $(ARGS); \
+	else echo "make demo: the demo is not written yet (it will be the program cmd/portmirror-sim)"; fi
+
+clean:
+	rm -rf $(BIN)

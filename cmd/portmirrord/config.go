@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"portmirror/graphql"
+)
+
+// Config is everything the daemon reads from its flags and its config file.
+type Config struct {
+	DataDir           string        `yaml:"data_dir"`
+	APIListen         string        `yaml:"api_listen"`
+	OpenFlowListen    string        `yaml:"openflow_listen"`
+	OpenFlowAdvertise string        `yaml:"openflow_advertise"`
+	LogLevel          string        `yaml:"log_level"`
+	LogFormat         string        `yaml:"log_format"`
+	Tokens            []TokenConfig `yaml:"tokens"`
+
+	// ConfigFile is the file the rest was read from ("" for none); WorldReadable is set when that file, which
+	// holds tokens, can be read by every user of the machine.
+	ConfigFile    string `yaml:"-"`
+	WorldReadable bool   `yaml:"-"`
+}
+
+// TokenConfig is one API token of the config file.
+type TokenConfig struct {
+	Name  string `yaml:"name"`
+	Token string `yaml:"token"`
+	Role  string `yaml:"role"`
+}
+
+// defaults are the embedded defaults of API.md.
+func defaults() Config {
+	return Config{
+		DataDir:        "./data",
+		APIListen:      "127.0.0.1:8080",
+		OpenFlowListen: ":6653",
+		LogLevel:       "info",
+		LogFormat:      "text",
+	}
+}
+
+// errUsage is a command line or config file the daemon cannot run with (exit status 2).
+type errUsage struct{ err error }
+
+func (e errUsage) Error() string { return e.err.Error() }
+func (e errUsage) Unwrap() error { return e.err }
+
+// parseConfig reads the flags and the config file they name. A flag given on the command line wins over the
+// file; the file wins over the defaults. flag.ErrHelp is returned for -h.
+func parseConfig(args []string, usageOut io.Writer) (Config, error) {
+	cfg := defaults()
+	fs := flag.NewFlagSet("portmirrord", flag.ContinueOnError)
+	fs.SetOutput(usageOut)
+	var flags Config
+	fs.StringVar(&flags.DataDir, "data-dir", cfg.DataDir, "the Badger `directory`; created on first start")
+	fs.StringVar(&flags.APIListen, "api-listen", cfg.APIListen, "`address` of GraphQL (/graphql), /healthz and /metrics")
+	fs.StringVar(&flags.OpenFlowListen, "openflow-listen", cfg.OpenFlowListen, "`address` where OVS bridges connect")
+	fs.StringVar(&flags.OpenFlowAdvertise, "openflow-advertise", cfg.OpenFlowAdvertise,
+		"controller `target` set on bridges managed through OVSDB, e.g. tcp:192.0.2.1:6653; empty leaves their setting as it is")
+	fs.StringVar(&flags.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&flags.LogFormat, "log-format", cfg.LogFormat, "text or json (to stderr)")
+	configFile := fs.String("config", "", "YAML `file` with tokens and any of the other settings (keys data_dir, api_listen, openflow_listen, openflow_advertise, log_level, log_format, tokens)")
+	fs.Usage = func() {
+		fmt.Fprintf(usageOut, "Usage: portmirrord [flags]\n\nThe port mirroring controller: GraphQL API, OpenFlow 1.3 controller.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
+		return Config{}, errUsage{err}
+	}
+	if fs.NArg() > 0 {
+		return Config{}, errUsage{fmt.Errorf("unexpected arguments %q: portmirrord takes flags only", fs.Args())}
+	}
+
+	if *configFile != "" {
+		if err := readConfigFile(*configFile, &cfg); err != nil {
+			return Config{}, errUsage{err}
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "data-dir":
+			cfg.DataDir = flags.DataDir
+		case "api-listen":
+			cfg.APIListen = flags.APIListen
+		case "openflow-listen":
+			cfg.OpenFlowListen = flags.OpenFlowListen
+		case "openflow-advertise":
+			cfg.OpenFlowAdvertise = flags.OpenFlowAdvertise
+		case "log-level":
+			cfg.LogLevel = flags.LogLevel
+		case "log-format":
+			cfg.LogFormat = flags.LogFormat
+		}
+	})
+	if err := cfg.validate(); err != nil {
+		return Config{}, errUsage{err}
+	}
+	return cfg, nil
+}
+
+func readConfigFile(path string, cfg *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	cfg.ConfigFile = path
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o004 != 0 && len(cfg.Tokens) > 0 {
+		cfg.WorldReadable = true
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	fileNote := ""
+	if c.ConfigFile != "" {
+		fileNote = " (config file " + c.ConfigFile + ")"
+	}
+	bad := func(flagName, key, format string, a ...any) error {
+		return fmt.Errorf("flag --%s / key %s%s: %s", flagName, key, fileNote, fmt.Sprintf(format, a...))
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		return bad("data-dir", "data_dir", "the data directory is empty")
+	}
+	if _, _, err := net.SplitHostPort(c.APIListen); err != nil {
+		return bad("api-listen", "api_listen", "%q is not HOST:PORT: %v", c.APIListen, err)
+	}
+	if _, _, err := net.SplitHostPort(c.OpenFlowListen); err != nil {
+		return bad("openflow-listen", "openflow_listen", "%q is not HOST:PORT: %v", c.OpenFlowListen, err)
+	}
+	if c.OpenFlowAdvertise != "" {
+		proto, addr, ok := strings.Cut(c.OpenFlowAdvertise, ":")
+		host, port, err := net.SplitHostPort(addr)
+		if !ok || (proto != "tcp" && proto != "ssl") || err != nil || host == "" || port == "" {
+			return bad("openflow-advertise", "openflow_advertise", "%q is not an OVS controller target like tcp:192.0.2.1:6653", c.OpenFlowAdvertise)
+		}
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return bad("log-level", "log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return bad("log-format", "log_format", "%q is not text or json", c.LogFormat)
+	}
+	if err := graphql.ValidateTokens(c.apiTokens()); err != nil {
+		return fmt.Errorf("key tokens%s: %w", fileNote, err)
+	}
+	return nil
+}
+
+func (c *Config) apiTokens() []graphql.Token {
+	out := make([]graphql.Token, 0, len(c.Tokens))
+	for _, t := range c.Tokens {
+		out = append(out, graphql.Token{Name: t.Name, Secret: t.Token, Role: graphql.Role(t.Role)})
+	}
+	return out
+}
+
+func (c *Config) logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"portmirror/graphql"
+	"portmirror/service"
+	"portmirror/store"
+)
+
+// shutdownGrace bounds how long a stop waits for the API requests in flight.
+const shutdownGrace = 15 * time.Second
+
+// run wires the daemon and serves until ctx is done: store → service → (OpenFlow controller) → HTTP API. On
+// return the API has stopped accepting requests, the requests in flight have finished (within shutdownGrace),
+// and the store is closed, so every acknowledged mutation is on disk.
+func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
+	log.Info("portmirrord starting", "data_dir", cfg.DataDir, "api_listen", cfg.APIListen,
+		"openflow_listen", cfg.OpenFlowListen, "openflow_advertise", cfg.OpenFlowAdvertise, "tokens", len(cfg.Tokens))
+	if cfg.WorldReadable {
+		log.Warn("the config file holds API tokens and every user of this machine can read it: chmod 600 it",
+			"config", cfg.ConfigFile)
+	}
+	if len(cfg.Tokens) == 0 {
+		log.Warn("no API token configured: the API serves loopback clients only, as the actor \"local\"")
+	}
+
+	st, err := store.Open(ctx, store.Options{Dir: cfg.DataDir, Logger: log.With("component", "store")})
+	if err != nil {
+		return fmt.Errorf("opening the store in %s: %w", cfg.DataDir, err)
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing the store: %w", cerr))
+			return
+		}
+		log.Info("store closed", "data_dir", cfg.DataDir)
+	}()
+
+	svc := service.New(st, service.Options{Logger: log.With("component", "service")})
+
+	// ---- OpenFlow controller -------------------------------------------------------------------------------
+	// The controller is wired in here: build it with svc (its store feed) and cfg.OpenFlowListen /
+	// cfg.OpenFlowAdvertise, call svc.SetLive(ctrl) so queries see connections, ports and session status, run it
+	// on a goroutine owned by this function (stopped by ctx, waited for after the HTTP server has drained, before
+	// the store closes), and replace openflowHealth with its listener's health.
+	openflowHealth := func(context.Context) error {
+		return fmt.Errorf("no OpenFlow listener on %s: this build of portmirrord does not run the controller", cfg.OpenFlowListen)
+	}
+	// --------------------------------------------------------------------------------------------------------
+
+	api, err := graphql.New(graphql.Options{
+		Backend: svc,
+		Tokens:  cfg.apiTokens(),
+		Logger:  log.With("component", "api"),
+		Health: []graphql.HealthCheck{
+			{Name: "store", Check: func(ctx context.Context) error {
+				_, err := st.Audits(ctx, store.AuditQuery{First: 1})
+				return err
+			}},
+			{Name: "openflow", Check: openflowHealth},
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.APIListen)
+	if err != nil {
+		return fmt.Errorf("API listener (--api-listen): %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("portmirrord ready", "api", "http://"+ln.Addr().String()+"/graphql", "api_addr", ln.Addr().String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: draining API requests", "grace", shutdownGrace)
+	case serveErr = <-served:
+		serveErr = fmt.Errorf("API server: %w", serveErr)
+	}
+
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("API requests still running after the grace period; closing their connections", "error", err)
+		_ = srv.Close()
+	}
+	if serveErr == nil {
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr = fmt.Errorf("API server: %w", err)
+		}
+	}
+	// The controller stops here, after the API and before the store closes (deferred above).
+	return serveErr
+}
