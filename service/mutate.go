@@ -1,0 +1,172 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"portmirror/model"
+	"portmirror/store"
+)
+
+// audit is the audit event a mutation builds while it runs.
+type audit struct {
+	operation    string
+	resourceType string
+	resourceUUID string
+	related      []string
+	detail       map[string]any
+}
+
+func (a *audit) set(k string, v any) { a.detail[k] = v }
+
+func (a *audit) relate(uuids ...string) {
+	for _, u := range uuids {
+		if u != "" && u != a.resourceUUID {
+			a.related = append(a.related, u)
+		}
+	}
+}
+
+// mutate runs one mutation: fn checks the rules and writes through tx. On success the audit event is committed
+// in the same transaction; on refusal (or failure) nothing fn wrote is kept and one event with success=false is
+// written on its own. The returned error is always an *Error.
+func (s *Service) mutate(ctx context.Context, operation, resourceType, resourceUUID string, input any,
+	fn func(tx *store.Txn, a *audit) error) error {
+	a := &audit{operation: operation, resourceType: resourceType, resourceUUID: resourceUUID,
+		detail: map[string]any{"input": input}}
+	var refusal error
+	err := s.st.Update(ctx, func(tx *store.Txn) error {
+		if err := fn(tx, a); err != nil {
+			refusal = err
+			return err
+		}
+		tx.Audit(s.event(ctx, a, nil))
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if refusal == nil || !errors.As(refusal, &e) {
+		// The store failed (or fn had a fault): report it as INTERNAL.
+		e = &Error{Code: CodeInternal, Message: fmt.Sprintf("%s failed to write the store; check the data directory and the log", operation), Err: err}
+		s.log.Error("mutation failed", "operation", operation, "resourceUuid", a.resourceUUID, "err", err)
+	}
+	a.detail["refused"] = e.Message
+	if _, aerr := s.st.AppendAudit(context.WithoutCancel(ctx), s.event(ctx, a, e)); aerr != nil {
+		s.log.Error("audit of refused mutation not written", "operation", operation, "err", aerr)
+	}
+	return e
+}
+
+func (s *Service) event(ctx context.Context, a *audit, refusal *Error) model.AuditEvent {
+	ev := model.AuditEvent{
+		Time:         s.now().UTC(),
+		Actor:        ActorFrom(ctx),
+		Operation:    a.operation,
+		ResourceType: a.resourceType,
+		ResourceUUID: a.resourceUUID,
+		Success:      refusal == nil,
+		Detail:       detailJSON(a.detail),
+		Related:      a.related,
+	}
+	if refusal != nil {
+		ev.Error = refusal.Message
+	}
+	return ev
+}
+
+// Typed reads inside a transaction that turn a missing object into NOT_FOUND.
+
+func getCluster(r store.Reader, uuid string) (model.Cluster, error) {
+	v, ok := store.Get[model.Cluster](r, uuid)
+	if !ok {
+		return v, notFound("cluster", uuid)
+	}
+	return v, nil
+}
+
+func getHost(r store.Reader, uuid string) (model.Host, error) {
+	v, ok := store.Get[model.Host](r, uuid)
+	if !ok {
+		return v, notFound("host", uuid)
+	}
+	return v, nil
+}
+
+func getVM(r store.Reader, uuid string) (model.VmInstance, error) {
+	v, ok := store.Get[model.VmInstance](r, uuid)
+	if !ok {
+		return v, notFound("VM instance", uuid)
+	}
+	return v, nil
+}
+
+func getNic(r store.Reader, uuid string) (model.VmNic, error) {
+	v, ok := store.Get[model.VmNic](r, uuid)
+	if !ok {
+		return v, notFound("VM NIC", uuid)
+	}
+	return v, nil
+}
+
+func getFN(r store.Reader, uuid string) (model.FlowNetwork, error) {
+	v, ok := store.Get[model.FlowNetwork](r, uuid)
+	if !ok {
+		return v, notFound("flow network", uuid)
+	}
+	return v, nil
+}
+
+func getPM(r store.Reader, uuid string) (model.PortMirror, error) {
+	v, ok := store.Get[model.PortMirror](r, uuid)
+	if !ok {
+		return v, notFound("port mirror", uuid)
+	}
+	return v, nil
+}
+
+func getSession(r store.Reader, uuid string) (model.Session, error) {
+	v, ok := store.Get[model.Session](r, uuid)
+	if !ok {
+		return v, notFound("port mirror session", uuid)
+	}
+	return v, nil
+}
+
+// descNic names a NIC by its MAC, uuid and VM.
+func descNic(r store.Reader, n model.VmNic) string {
+	vm, _ := store.Get[model.VmInstance](r, n.VmUUID)
+	return fmt.Sprintf("NIC %s (%s) of VM %q", n.MAC, n.UUID, vm.Name)
+}
+
+// sessionsOfNic lists the sessions (of any port mirror) whose source or destination is the NIC.
+func sessionsOfNic(r store.Reader, nicUUID string) []model.Session {
+	out := store.Lookup[model.Session](r, store.IdxSource, nicUUID)
+	for _, s := range store.Lookup[model.Session](r, store.IdxDestination, nicUUID) {
+		if s.SourceNicUUID != nicUUID {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// nicHost returns the host a NIC's VM runs on.
+func nicHost(r store.Reader, n model.VmNic) (model.Host, model.VmInstance, error) {
+	vm, err := getVM(r, n.VmUUID)
+	if err != nil {
+		return model.Host{}, vm, err
+	}
+	h, err := getHost(r, vm.HostUUID)
+	return h, vm, err
+}
+
+// pmOfFN returns the port mirror occupying a flow network.
+func pmOfFN(r store.Reader, fnUUID string) (model.PortMirror, bool) {
+	pms := store.Lookup[model.PortMirror](r, store.IdxFlowNetwork, fnUUID)
+	if len(pms) == 0 {
+		return model.PortMirror{}, false
+	}
+	return pms[0], true
+}

@@ -1,0 +1,284 @@
+package service
+
+import (
+	"context"
+	"fmt"
+
+	"portmirror/model"
+	"portmirror/store"
+)
+
+// sessionIn is a session input as the audit detail records it.
+type sessionIn struct {
+	Name               string          `json:"name"`
+	Type               model.Direction `json:"type"`
+	SourceNicUUID      string          `json:"sourceNicUuid"`
+	DestinationNicUUID string          `json:"destinationNicUuid"`
+}
+
+func sessionInputs(in []SessionInput) []sessionIn {
+	out := make([]sessionIn, len(in))
+	for i, s := range in {
+		out[i] = sessionIn(s)
+	}
+	return out
+}
+
+// newSession checks every rule for a new session of pm (on fn) and writes it with its tunnel key. pmWhat names
+// the port mirror in messages. Sessions written earlier in the same transaction count for every rule.
+func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, fn model.FlowNetwork, keys *keyAlloc, in SessionInput) (model.Session, error) {
+	what := fmt.Sprintf("session %q of %s", in.Name, pmWhat)
+	if err := checkName(what, in.Name); err != nil {
+		return model.Session{}, err
+	}
+	if !in.Type.Valid() {
+		return model.Session{}, invalid("%s: type %q is not INGRESS, EGRESS or BIDIRECTION", what, in.Type)
+	}
+	src, err := getNic(tx, ref(in.SourceNicUUID))
+	if err != nil {
+		return model.Session{}, err
+	}
+	dst, err := getNic(tx, ref(in.DestinationNicUUID))
+	if err != nil {
+		return model.Session{}, err
+	}
+	if src.UUID == dst.UUID {
+		return model.Session{}, refuse(CodeValidation, RuleSameNic, "%s: source and destination are the same %s", what, descNic(tx, src))
+	}
+	if dst.IsDefault {
+		return model.Session{}, refuse(CodeValidation, RuleDestinationIsDefault, "%s: destination %s is its VM's default NIC; use a dedicated capture NIC", what, descNic(tx, dst))
+	}
+	for _, n := range []struct {
+		role string
+		nic  model.VmNic
+	}{{"source", src}, {"destination", dst}} {
+		if n.nic.QoS.IsSet() {
+			return model.Session{}, refuse(CodeValidation, RuleNicHasQoS, "%s: %s %s has QoS set; clear it first", what, n.role, descNic(tx, n.nic))
+		}
+	}
+	for _, n := range []struct {
+		role string
+		nic  model.VmNic
+	}{{"source", src}, {"destination", dst}} {
+		h, _, err := nicHost(tx, n.nic)
+		if err != nil {
+			return model.Session{}, err
+		}
+		if !fn.AttachedTo(h.ClusterUUID) {
+			c, _ := store.Get[model.Cluster](tx, h.ClusterUUID)
+			return model.Session{}, refuse(CodeValidation, RuleClusterNotAttached, "%s: %s %s is on %s of %s, which is not attached to %s",
+				what, n.role, descNic(tx, n.nic), descHost(h), descCluster(c), descFN(fn))
+		}
+	}
+	if ss := store.Lookup[model.Session](tx, store.IdxSource, dst.UUID); len(ss) > 0 {
+		return model.Session{}, refuse(CodeValidation, RuleMirrorLoop, "%s: destination %s is the source of %s; a NIC cannot be both",
+			what, descNic(tx, dst), s.sessionWhere(tx, ss[0]))
+	}
+	if ss := store.Lookup[model.Session](tx, store.IdxDestination, src.UUID); len(ss) > 0 {
+		return model.Session{}, refuse(CodeValidation, RuleMirrorLoop, "%s: source %s is the destination of %s; a NIC cannot be both",
+			what, descNic(tx, src), s.sessionWhere(tx, ss[0]))
+	}
+	for _, o := range store.Lookup[model.Session](tx, store.IdxSource, src.UUID) {
+		if o.PortMirrorUUID == pm.UUID && o.DestinationNicUUID == dst.UUID && o.Type == in.Type {
+			return model.Session{}, refuse(CodeConflict, RuleDuplicateSession, "%s: %s already copies %s traffic of %s to %s",
+				what, descSession(o), in.Type, descNic(tx, src), descNic(tx, dst))
+		}
+	}
+	key, ok := keys.key(dst.UUID)
+	if !ok {
+		return model.Session{}, invalid("%s: %s has no free tunnel key left", what, descFN(fn))
+	}
+	ses := model.Session{UUID: newUUID(), Name: in.Name, Type: in.Type, PortMirrorUUID: pm.UUID,
+		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC()}
+	tx.Put(ses)
+	return ses, nil
+}
+
+// sessionWhere names a session and its port mirror.
+func (s *Service) sessionWhere(r store.Reader, ss model.Session) string {
+	pm, _ := store.Get[model.PortMirror](r, ss.PortMirrorUUID)
+	return descSession(ss) + " of " + descPM(pm)
+}
+
+// CreatePortMirror creates a port mirror on a free flow network, enabled when asked, with its sessions: all or
+// nothing.
+func (s *Service) CreatePortMirror(ctx context.Context, in PortMirrorInput) (model.PortMirror, error) {
+	input := map[string]any{"name": in.Name, "description": in.Description, "flowNetworkUuid": in.FlowNetworkUUID,
+		"enable": in.Enable, "sessions": sessionInputs(in.Sessions)}
+	var out model.PortMirror
+	err := s.mutate(ctx, "createPortMirror", "PortMirror", "", input, func(tx *store.Txn, a *audit) error {
+		what := fmt.Sprintf("port mirror %q", in.Name)
+		if err := checkName(what, in.Name); err != nil {
+			return err
+		}
+		if err := checkDescription(what, in.Description); err != nil {
+			return err
+		}
+		fn, err := getFN(tx, ref(in.FlowNetworkUUID))
+		if err != nil {
+			return err
+		}
+		a.relate(fn.UUID)
+		if other, ok := pmOfFN(tx, fn.UUID); ok {
+			return refuse(CodeConflict, RuleFlowNetworkInUse, "%s: %s is already occupied by %s; one port mirror per flow network",
+				what, descFN(fn), descPM(other))
+		}
+		now := s.now().UTC()
+		pm := model.PortMirror{UUID: newUUID(), Name: in.Name, Description: in.Description, FlowNetworkUUID: fn.UUID,
+			State: model.Disabled, CreatedAt: now, UpdatedAt: now}
+		if in.Enable {
+			pm.State = model.Enabled
+		}
+		tx.Put(pm)
+		keys := newKeyAlloc(tx, fn, pm.UUID)
+		var sessions []model.Session
+		for _, si := range in.Sessions {
+			ses, err := s.newSession(tx, pm, what, fn, keys, si)
+			if err != nil {
+				return err
+			}
+			sessions = append(sessions, ses)
+			a.related = append(a.related, ses.UUID)
+		}
+		a.resourceUUID = pm.UUID
+		a.set("portMirror", pm)
+		a.set("sessions", sessions)
+		out = pm
+		return nil
+	})
+	return out, err
+}
+
+// UpdatePortMirror changes a port mirror's name and/or description (nil: unchanged; description "" clears it).
+func (s *Service) UpdatePortMirror(ctx context.Context, uuid string, name, description *string) (model.PortMirror, error) {
+	uuid = ref(uuid)
+	var out model.PortMirror
+	err := s.mutate(ctx, "updatePortMirror", "PortMirror", uuid, map[string]any{"uuid": uuid, "name": name, "description": description},
+		func(tx *store.Txn, a *audit) error {
+			pm, err := getPM(tx, uuid)
+			if err != nil {
+				return err
+			}
+			before := pm
+			if name != nil {
+				if err := checkName(descPM(pm), *name); err != nil {
+					return err
+				}
+				pm.Name = *name
+			}
+			if description != nil {
+				if err := checkDescription(descPM(pm), *description); err != nil {
+					return err
+				}
+				pm.Description = *description
+			}
+			if pm != before {
+				pm.UpdatedAt = s.now().UTC()
+				tx.Put(pm)
+			}
+			a.set("before", map[string]string{"name": before.Name, "description": before.Description})
+			a.set("after", map[string]string{"name": pm.Name, "description": pm.Description})
+			out = pm
+			return nil
+		})
+	return out, err
+}
+
+// EnablePortMirror enables a port mirror (idempotent).
+func (s *Service) EnablePortMirror(ctx context.Context, uuid string) (model.PortMirror, error) {
+	return s.setState(ctx, "enablePortMirror", uuid, model.Enabled)
+}
+
+// DisablePortMirror disables a port mirror (idempotent): its flows are removed, its sessions kept.
+func (s *Service) DisablePortMirror(ctx context.Context, uuid string) (model.PortMirror, error) {
+	return s.setState(ctx, "disablePortMirror", uuid, model.Disabled)
+}
+
+func (s *Service) setState(ctx context.Context, operation, uuid string, state model.PortMirrorState) (model.PortMirror, error) {
+	uuid = ref(uuid)
+	var out model.PortMirror
+	err := s.mutate(ctx, operation, "PortMirror", uuid, map[string]string{"uuid": uuid}, func(tx *store.Txn, a *audit) error {
+		pm, err := getPM(tx, uuid)
+		if err != nil {
+			return err
+		}
+		a.set("before", pm.State)
+		a.set("after", state)
+		if pm.State != state {
+			pm.State = state
+			pm.UpdatedAt = s.now().UTC()
+			tx.Put(pm)
+		}
+		out = pm
+		return nil
+	})
+	return out, err
+}
+
+// DeletePortMirror removes a port mirror and its sessions, freeing its flow network.
+func (s *Service) DeletePortMirror(ctx context.Context, uuid string) error {
+	uuid = ref(uuid)
+	return s.mutate(ctx, "deletePortMirror", "PortMirror", uuid, map[string]string{"uuid": uuid}, func(tx *store.Txn, a *audit) error {
+		pm, err := getPM(tx, uuid)
+		if err != nil {
+			return err
+		}
+		sessions := store.Lookup[model.Session](tx, store.IdxPortMirror, uuid)
+		for _, ss := range sessions {
+			tx.Delete(store.KindSession, ss.UUID)
+			a.related = append(a.related, ss.UUID)
+		}
+		tx.Delete(store.KindPortMirror, uuid)
+		a.relate(pm.FlowNetworkUUID)
+		a.set("deleted", map[string]any{"portMirror": pm, "sessions": sessions})
+		return nil
+	})
+}
+
+// AddPortMirrorSession adds one session to a port mirror.
+func (s *Service) AddPortMirrorSession(ctx context.Context, portMirrorUUID string, in SessionInput) (model.Session, error) {
+	portMirrorUUID = ref(portMirrorUUID)
+	var out model.Session
+	err := s.mutate(ctx, "addPortMirrorSession", "PortMirror", portMirrorUUID,
+		map[string]any{"portMirrorUuid": portMirrorUUID, "session": sessionIn(in)}, func(tx *store.Txn, a *audit) error {
+			pm, err := getPM(tx, portMirrorUUID)
+			if err != nil {
+				return err
+			}
+			fn, err := getFN(tx, pm.FlowNetworkUUID)
+			if err != nil {
+				return err
+			}
+			ses, err := s.newSession(tx, pm, descPM(pm), fn, newKeyAlloc(tx, fn, pm.UUID), in)
+			if err != nil {
+				return err
+			}
+			pm.UpdatedAt = s.now().UTC()
+			tx.Put(pm)
+			a.relate(ses.UUID)
+			a.set("session", ses)
+			out = ses
+			return nil
+		})
+	return out, err
+}
+
+// DeletePortMirrorSession removes one session.
+func (s *Service) DeletePortMirrorSession(ctx context.Context, uuid string) error {
+	uuid = ref(uuid)
+	return s.mutate(ctx, "deletePortMirrorSession", "PortMirror", "", map[string]string{"uuid": uuid}, func(tx *store.Txn, a *audit) error {
+		a.relate(uuid)
+		ses, err := getSession(tx, uuid)
+		if err != nil {
+			return err
+		}
+		a.resourceUUID = ses.PortMirrorUUID
+		tx.Delete(store.KindSession, uuid)
+		if pm, ok := store.Get[model.PortMirror](tx, ses.PortMirrorUUID); ok {
+			pm.UpdatedAt = s.now().UTC()
+			tx.Put(pm)
+		}
+		a.set("deleted", ses)
+		return nil
+	})
+}
