@@ -1,0 +1,219 @@
+package ovsdbhost
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/digitalocean/go-openvswitch/ovsdb"
+
+	"portmirror/topology"
+)
+
+type ovsdbOp = ovsdb.TransactOp
+
+func asTx(err error, tx **TxError) bool { return errors.As(err, tx) }
+
+func ifaceByName(ifs []topology.Interface, name string) (topology.Interface, bool) {
+	for _, i := range ifs {
+		if i.Name == name {
+			return i, true
+		}
+	}
+	return topology.Interface{}, false
+}
+
+func TestManagerBridgeSettingsAndInterfaces(t *testing.T) {
+	e := startOVSDB(t, false)
+	e.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev")
+	e.vsctl("add-port", "br-int", "vnet0", "--", "set", "interface", "vnet0",
+		"external_ids:iface-id=nic-1", "external_ids:attached-mac=02:AA:00:00:00:01")
+	e.vsctl("add-port", "br-int", "vnet1")
+	e.vsctl("set-controller", "br-int", "tcp:127.0.0.1:9") // someone else's controller
+
+	m := startManager(t, HostConfig{Address: e.addr(), Bridge: "br-int", ControllerTarget: "tcp:127.0.0.1:6653"})
+	waitApplied(t, m, 0)
+
+	if got := e.get("bridge", "br-int", "fail_mode"); got != "secure" {
+		t.Errorf("fail_mode = %q", got)
+	}
+	if got := e.get("bridge", "br-int", "protocols"); got != "[OpenFlow13]" {
+		t.Errorf("protocols = %q", got)
+	}
+	ctls := strings.Fields(e.vsctl("get-controller", "br-int"))
+	slices.Sort(ctls)
+	if !slices.Equal(ctls, []string{"tcp:127.0.0.1:6653", "tcp:127.0.0.1:9"}) {
+		t.Errorf("controllers = %v, want ours added and the other kept", ctls)
+	}
+
+	ifs := m.Interfaces()
+	if len(ifs) != 3 {
+		t.Fatalf("interfaces = %+v, want br-int, vnet0, vnet1", ifs)
+	}
+	v0, _ := ifaceByName(ifs, "vnet0")
+	if v0.IfaceID != "nic-1" || v0.AttachedMAC != "02:aa:00:00:00:01" || v0.OFPort != -1 {
+		t.Errorf("vnet0 = %+v", v0)
+	}
+	if br, _ := ifaceByName(ifs, "br-int"); br.Type != "internal" {
+		t.Errorf("br-int interface = %+v", br)
+	}
+
+	// No vswitchd: no datapath id until one appears; the manager polls for it without being asked.
+	if d := m.DatapathID(); d != "" {
+		t.Errorf("datapath id = %q before vswitchd set one", d)
+	}
+	drain(m.Changed())
+	e.vsctl("set", "bridge", "br-int", "datapath_id=00000000000000AB")
+	eventually(t, 5*time.Second, func() (bool, string) {
+		return m.DatapathID() == "00000000000000ab", "datapath id " + m.DatapathID()
+	})
+	expectSignal(t, m.Changed())
+
+	// A new interface is seen on Refresh (the controller calls it on a port-status event).
+	e.vsctl("add-port", "br-int", "vnet2", "--", "set", "interface", "vnet2", "external_ids:iface-id=nic-2")
+	m.Refresh()
+	eventually(t, 5*time.Second, func() (bool, string) {
+		i, ok := ifaceByName(m.Interfaces(), "vnet2")
+		return ok && i.IfaceID == "nic-2", fmt.Sprintf("interfaces %+v", m.Interfaces())
+	})
+	expectSignal(t, m.Changed())
+
+	// Another controller target replaces ours only.
+	m2 := startManager(t, HostConfig{HostUUID: "host-1b", Address: e.addr(), Bridge: "br-int", ControllerTarget: "tcp:127.0.0.1:7000"})
+	waitApplied(t, m2, 0)
+	eventually(t, 5*time.Second, func() (bool, string) {
+		ctls := strings.Fields(e.vsctl("get-controller", "br-int"))
+		slices.Sort(ctls)
+		return slices.Equal(ctls, []string{"tcp:127.0.0.1:7000", "tcp:127.0.0.1:9"}), fmt.Sprint("controllers ", ctls)
+	})
+	if n := strings.Count(e.vsctl("list", "controller"), "_uuid"); n != 2 {
+		t.Errorf("%d Controller rows, want 2 (ours replaced, not added)", n)
+	}
+}
+
+func drain(c <-chan struct{}) {
+	select {
+	case <-c:
+	default:
+	}
+}
+
+func expectSignal(t *testing.T, c <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(5 * time.Second):
+		t.Error("no change signal")
+	}
+}
+
+func TestManagerLeavesControllersAloneWithoutTarget(t *testing.T) {
+	e := startOVSDB(t, false)
+	e.vsctl("add-br", "br-int")
+	e.vsctl("set-controller", "br-int", "tcp:127.0.0.1:9")
+	m := startManager(t, HostConfig{Address: e.addr()})
+	waitApplied(t, m, 0)
+	if got := e.vsctl("get-controller", "br-int"); got != "tcp:127.0.0.1:9" {
+		t.Errorf("controllers = %q", got)
+	}
+	if got := e.get("bridge", "br-int", "fail_mode"); got != "secure" {
+		t.Errorf("fail_mode = %q", got)
+	}
+}
+
+func TestManagerCreatesMissingBridge(t *testing.T) {
+	e := startOVSDB(t, false)
+	e.vsctl("add-br", "br-ex", "--", "set", "bridge", "br-ex", "datapath_type=netdev")
+	m := startManager(t, HostConfig{Address: e.addr(), Bridge: "br-int", ControllerTarget: "tcp:127.0.0.1:6653"})
+	waitApplied(t, m, 0)
+	if got := e.get("bridge", "br-int", "datapath_type"); got != "netdev" {
+		t.Errorf("datapath_type = %q, want inherited netdev", got)
+	}
+	if got := e.get("interface", "br-int", "type"); got != "internal" {
+		t.Errorf("br-int interface type = %q", got)
+	}
+	if got := e.get("bridge", "br-int", "fail_mode"); got != "secure" {
+		t.Errorf("fail_mode = %q", got)
+	}
+	if got := e.vsctl("get-controller", "br-int"); got != "tcp:127.0.0.1:6653" {
+		t.Errorf("controller = %q", got)
+	}
+	if got := e.vsctl("list-br"); got != "br-ex\nbr-int" {
+		t.Errorf("bridges = %q", got)
+	}
+	if got := e.vsctl("get-controller", "br-ex"); got != "" {
+		t.Errorf("br-ex controller changed: %q", got)
+	}
+}
+
+func TestManagerCreatesBridgeWithGivenDatapathType(t *testing.T) {
+	e := startOVSDB(t, false)
+	m := startManager(t, HostConfig{Address: e.addr(), Bridge: "br-mon", DatapathType: "dummy"})
+	waitApplied(t, m, 0)
+	if got := e.get("bridge", "br-mon", "datapath_type"); got != "dummy" {
+		t.Errorf("datapath_type = %q", got)
+	}
+}
+
+func TestManagerOverTCP(t *testing.T) {
+	e := startOVSDB(t, true)
+	e.vsctl("add-br", "br-int")
+	e.vsctl("add-port", "br-int", "tap9", "--", "set", "interface", "tap9", "external_ids:iface-id=nic-9")
+	m := startManager(t, HostConfig{Address: e.addr()})
+	waitApplied(t, m, 0)
+	if i, ok := ifaceByName(m.Interfaces(), "tap9"); !ok || i.IfaceID != "nic-9" {
+		t.Errorf("interfaces over %s: %+v", e.addr(), m.Interfaces())
+	}
+}
+
+func TestNewManagerRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  HostConfig
+		want string
+	}{
+		{HostConfig{Address: "unix:/x"}, "host uuid is empty"},
+		{HostConfig{HostUUID: "h", Address: "/var/run/db.sock"}, "want unix:PATH or tcp:IP:PORT"},
+		{HostConfig{HostUUID: "h", Address: "tcp:127.0.0.1"}, "want tcp:IP:PORT"},
+		{HostConfig{HostUUID: "h", Address: "unix:"}, "want unix:PATH"},
+	} {
+		_, err := NewManager(tc.cfg, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewManager(%+v) = %v, want error containing %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+func TestTxErrorsAreReported(t *testing.T) {
+	// A transaction the server refuses must come back as an error naming the operation, not be swallowed.
+	e := startOVSDB(t, false)
+	c, err := dial(t.Context(), e.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	_, err = c.transact(t.Context(), []ovsdbOp{
+		opSelect{Table: "Bridge"},
+		opInsert{Table: "Port", Row: map[string]any{"name": "x", "tag": 5000}},
+	}, []string{"read", "insert a port with a bad tag"})
+	var tx *TxError
+	if !asTx(err, &tx) || tx.Op != 1 || !strings.Contains(err.Error(), "insert a port with a bad tag") {
+		t.Fatalf("err = %v, want a TxError for op 1", err)
+	}
+	// A commit error (referential integrity: a Port without interfaces is invalid) is reported too.
+	_, err = c.transact(t.Context(), []ovsdbOp{opInsert{Table: "Port", Row: map[string]any{"name": "y"}}}, []string{"insert an empty port"})
+	if !asTx(err, &tx) {
+		t.Fatalf("err = %v, want a TxError", err)
+	}
+	res, err := c.transact(t.Context(), []ovsdbOp{opSelect{Table: "Open_vSwitch", Columns: []string{"_uuid"}}}, []string{"read"})
+	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
+		t.Fatalf("select after errors: %v %+v", err, res)
+	}
+	b, _ := json.Marshal(res[0].Rows[0])
+	if !strings.Contains(string(b), "uuid") {
+		t.Errorf("row %s", b)
+	}
+}
