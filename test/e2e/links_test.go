@@ -104,6 +104,32 @@ func TestDaemon(t *testing.T) {
 		t.Errorf("createCluster with an empty name: %v, want code VALIDATION", err)
 	}
 
+	// The whole topology registers the way the scenarios will do it.
+	a := tp.AddVM(t, tp.HV1, "a")
+	m := tp.AddMonitorVM(t, tp.HV2, "m")
+	inv := RegisterInventory(t, c, tp, InventoryOptions{Encapsulation: "VXLAN"})
+	var hosts struct {
+		Hosts []struct {
+			UUID, OvsdbAddress string
+			FlowEndpoints      []struct{ IP string }
+			VmInstances        []struct {
+				UUID string
+				Nics []struct{ UUID, Mac string }
+			}
+		}
+	}
+	c.Must(t, `{ hosts { uuid ovsdbAddress flowEndpoints { ip } vmInstances { uuid nics { uuid mac } } } }`, nil, &hosts)
+	for _, h := range hosts.Hosts {
+		hv, vm := tp.HV1, a
+		if h.UUID == inv.HostUUID(tp.HV2) {
+			hv, vm = tp.HV2, m
+		}
+		if h.OvsdbAddress != hv.OVSDBAddress || len(h.FlowEndpoints) != 1 || h.FlowEndpoints[0].IP != hv.EndpointIP ||
+			len(h.VmInstances) != 1 || h.VmInstances[0].UUID != vm.UUID || len(h.VmInstances[0].Nics) != len(vm.NICs) {
+			t.Errorf("host %s registered as %+v", hv.Name, h)
+		}
+	}
+
 	d.Restart(t) // SIGKILL, then start on the same data dir
 	var got struct{ Clusters []struct{ UUID, Name string } }
 	c.Must(t, `{ clusters { uuid name } }`, nil, &got)
