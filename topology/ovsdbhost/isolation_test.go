@@ -1,0 +1,182 @@
+package ovsdbhost
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"portmirror/model"
+)
+
+func TestIsolationSavesAndRestoresVLANSettings(t *testing.T) {
+	e := startOVSDB(t, false)
+	e.vsctl("add-br", "br-int")
+	e.vsctl("add-port", "br-int", "vnet1", "tag=10")
+	e.vsctl("add-port", "br-int", "vnet2")
+	e.vsctl("add-port", "br-int", "vnet3", "vlan_mode=trunk", "trunks=1,2")
+	e.vsctl("add-port", "br-int", "vnet4", "tag=7")
+	m := startManager(t, HostConfig{Address: e.addr()})
+
+	gen, err := m.SetDesired(nil, []string{"vnet1", "vnet2", "vnet3", "absent0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, m, gen)
+	for _, p := range []string{"vnet1", "vnet2", "vnet3"} {
+		if got := e.get("port", p, "tag") + " " + e.get("port", p, "vlan_mode"); got != "4095 access" {
+			t.Errorf("%s tag/vlan_mode = %q, want 4095 access", p, got)
+		}
+		if got := e.get("port", p, "external_ids:"+KeyIsolated); got != "true" {
+			t.Errorf("%s not marked isolated: %q", p, got)
+		}
+	}
+	if got := e.get("port", "vnet4", "tag"); got != "7" {
+		t.Errorf("vnet4 (not asked) tag = %q", got)
+	}
+
+	// Someone changes an isolated port's tag: it is isolated again, and the tag saved first is kept.
+	e.vsctl("set", "port", "vnet1", "tag=5")
+	m.Refresh()
+	eventually(t, 5*time.Second, func() (bool, string) {
+		got := e.get("port", "vnet1", "tag")
+		return got == "4095", "vnet1 tag " + got
+	})
+
+	gen, err = m.SetDesired(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, m, gen)
+	for _, tc := range []struct{ port, tag, mode, trunks string }{
+		{"vnet1", "10", "[]", "[]"},
+		{"vnet2", "[]", "[]", "[]"},
+		{"vnet3", "[]", "trunk", "[1, 2]"},
+		{"vnet4", "7", "[]", "[]"},
+	} {
+		got := [3]string{e.get("port", tc.port, "tag"), e.get("port", tc.port, "vlan_mode"), e.get("port", tc.port, "trunks")}
+		if got != [3]string{tc.tag, tc.mode, tc.trunks} {
+			t.Errorf("%s restored to tag/vlan_mode/trunks %v, want %s %s %s", tc.port, got, tc.tag, tc.mode, tc.trunks)
+		}
+		if ext := e.get("port", tc.port, "external_ids"); strings.Contains(ext, "portmirror") {
+			t.Errorf("%s keeps our marks: %s", tc.port, ext)
+		}
+	}
+}
+
+// datapathActions runs ofproto/trace for a broadcast from inPort and returns the datapath actions.
+func datapathActions(t *testing.T, e *ovsEnv, inPort string) []string {
+	t.Helper()
+	out := e.appctl("ofproto/trace", "br-int", "in_port="+inPort+",dl_src=02:00:00:00:00:aa,dl_dst=ff:ff:ff:ff:ff:ff")
+	i := strings.LastIndex(out, "Datapath actions: ")
+	if i < 0 {
+		t.Fatalf("no datapath actions in trace:\n%s", out)
+	}
+	line := strings.SplitN(out[i+len("Datapath actions: "):], "\n", 2)[0]
+	// Split on commas at parenthesis depth 0.
+	var acts []string
+	depth, start := 0, 0
+	for j, c := range line {
+		switch c {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth == 0 {
+				acts = append(acts, strings.TrimSpace(line[start:j]))
+				start = j + 1
+			}
+		}
+	}
+	return append(acts, strings.TrimSpace(line[start:]))
+}
+
+var dpifPortRE = regexp.MustCompile(`(?m)^\s+(\S+) (\d+)/(\d+):`)
+
+// odpPorts maps port names to datapath port numbers (ovs-appctl dpif/show).
+func odpPorts(t *testing.T, e *ovsEnv) map[string]string {
+	out := e.appctl("dpif/show")
+	m := map[string]string{}
+	for _, s := range dpifPortRE.FindAllStringSubmatch(out, -1) {
+		m[s[1]] = s[3]
+	}
+	return m
+}
+
+// TestIsolationOnVswitchd runs a real ovs-vswitchd (dummy datapath): the manager reads the datapath id and
+// ofports, creates a working tunnel port, and an isolated port gets no flooded broadcast while an explicit
+// output: still reaches it.
+func TestIsolationOnVswitchd(t *testing.T) {
+	e := startOVSDB(t, false)
+	e.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=dummy")
+	for _, p := range []string{"p1", "p2", "p3"} {
+		e.vsctl("add-port", "br-int", p, "--", "set", "interface", p, "type=dummy", "external_ids:iface-id=nic-"+p)
+	}
+	e.startVswitchd()
+	m := startManager(t, HostConfig{Address: e.addr()})
+	gen, err := m.SetDesired([]TunnelSpec{{FlowNetworkUUID: fn1, LocalIP: "198.18.0.1"}}, []string{"p3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, m, gen)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		return m.DatapathID() != "", "no datapath id"
+	})
+	if want := e.get("bridge", "br-int", "datapath_id"); m.DatapathID() != want {
+		t.Errorf("datapath id %q, vswitchd says %q", m.DatapathID(), want)
+	}
+	if _, ok := model.NormalizeDatapathID(m.DatapathID()); !ok || len(m.DatapathID()) != 16 {
+		t.Errorf("datapath id %q is not 16 hex digits", m.DatapathID())
+	}
+	tun := model.TunnelPortName(fn1)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		m.Refresh()
+		for _, name := range []string{"p1", "p2", "p3", tun} {
+			i, ok := ifaceByName(m.Interfaces(), name)
+			if !ok || i.OFPort <= 0 || i.OFPort == 65534 {
+				return false, fmt.Sprintf("%s: %+v", name, m.Interfaces())
+			}
+		}
+		return true, ""
+	})
+	if i, _ := ifaceByName(m.Interfaces(), "p1"); i.IfaceID != "nic-p1" || i.AdminState != "up" || i.LinkState != "up" {
+		t.Errorf("p1 = %+v", i)
+	}
+
+	// A baseline NORMAL flow, and a mirror-like flow that copies what p1 sends to p3.
+	e.run("ovs-ofctl", "-O", "OpenFlow13", "add-flow", "br-int", "priority=0,actions=NORMAL")
+	e.run("ovs-ofctl", "-O", "OpenFlow13", "add-flow", "br-int", "priority=100,in_port=p1,actions=NORMAL,output:p3")
+	odp := odpPorts(t, e)
+	p1, p2, p3 := odp["p1"], odp["p2"], odp["p3"]
+	if p1 == "" || p2 == "" || p3 == "" {
+		t.Fatalf("datapath ports %v", odp)
+	}
+
+	acts := datapathActions(t, e, "p2")
+	t.Logf("datapath ports %v; broadcast from p2 with p3 isolated: %v", odp, acts)
+	if !slices.Contains(acts, p1) || slices.Contains(acts, p3) {
+		t.Errorf("broadcast from p2 with p3 isolated: datapath actions %v, want %s (p1) and not %s (p3)", acts, p1, p3)
+	}
+	acts = datapathActions(t, e, "p1")
+	t.Logf("broadcast from p1 (flow NORMAL,output:p3): %v", acts)
+	if !slices.Contains(acts, p2) || !slices.Contains(acts, p3) {
+		t.Errorf("broadcast from p1 with output:p3: datapath actions %v, want %s (p2, flooded) and %s (p3, explicit)", acts, p2, p3)
+	}
+	if slices.ContainsFunc(acts, func(a string) bool { return strings.Contains(a, "push_vlan") }) {
+		t.Errorf("explicit output to the isolated port pushes a VLAN: %v", acts)
+	}
+
+	// Restored: p3 gets flooded frames again.
+	gen, err = m.SetDesired([]TunnelSpec{{FlowNetworkUUID: fn1, LocalIP: "198.18.0.1"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, m, gen)
+	eventually(t, 5*time.Second, func() (bool, string) {
+		acts := datapathActions(t, e, "p2")
+		return slices.Contains(acts, p3), fmt.Sprint("broadcast from p2 after restore: ", acts)
+	})
+}
