@@ -307,7 +307,7 @@ func (h *Handler) refuseMutations(ctx context.Context, doc *document, vars map[s
 		resType, resUUID := h.mutationResource(ctx, op, args)
 		refusal := &service.Error{Code: service.CodeForbidden,
 			Message: fmt.Sprintf("%s refused: token %q has the role %s, which may only query", op, who.actor, who.role)}
-		if err := h.backend.AuditRefused(ctx, op, resType, resUUID, refusal, args); err != nil {
+		if err := h.backend.AuditRefused(ctx, op, resType, resUUID, refusal, map[string]any{"input": args}); err != nil {
 			ri := requestInfoFrom(ctx)
 			h.logger.LogAttrs(ctx, slog.LevelError, "recording a refused mutation in the audit log failed",
 				slog.String("request_id", ri.id), slog.String("operation", op), slog.Any("error", err))
@@ -342,13 +342,13 @@ func (h *Handler) mutationResource(ctx context.Context, op string, args map[stri
 	case "updatePortMirror", "enablePortMirror", "disablePortMirror", "deletePortMirror":
 		return "PortMirror", argString(args, "uuid")
 	case "addPortMirrorSession":
-		return "PortMirrorSession", argString(args, "portMirrorUuid")
+		// an operation on a session is an event about its port mirror (API.md), as the service records it
+		return "PortMirror", argString(args, "portMirrorUuid")
 	case "deletePortMirrorSession":
-		// the event is about the session's port mirror
 		if s, err := h.backend.Session(ctx, argString(args, "uuid")); err == nil {
-			return "PortMirrorSession", s.PortMirrorUUID
+			return "PortMirror", s.PortMirrorUUID
 		}
-		return "PortMirrorSession", ""
+		return "PortMirror", ""
 	}
 	return "", ""
 }
