@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,31 @@ func (c *GraphQLClient) Must(t testing.TB, query string, vars map[string]any, ou
 	t.Helper()
 	if err := c.Do(t.Context(), query, vars, out); err != nil {
 		t.Fatalf("%v\nquery: %s\nvariables: %v", err, query, vars)
+	}
+}
+
+// Eventually polls query until cond holds for the decoded data, and fails the test
+// after timeout with cond's last reason. out (a pointer) is zeroed before each
+// decode; cond reads it. GraphQL errors count as "not yet" and are reported on
+// timeout.
+func (c *GraphQLClient) Eventually(t testing.TB, timeout time.Duration, query string, vars map[string]any, out any, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		reflect.ValueOf(out).Elem().SetZero()
+		err := c.Do(t.Context(), query, vars, out)
+		why := ""
+		if err == nil {
+			var ok bool
+			if ok, why = cond(); ok {
+				return
+			}
+		} else {
+			why = err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true after %v: %s\nquery: %s\nvariables: %v", timeout, why, query, vars)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -24,6 +24,11 @@ func TestTopologyPing(t *testing.T) {
 	b.Ping(t, m.DefaultNIC().IP, 3)
 	m.Ping(t, a.DefaultNIC().IP, 3)
 	t.Logf("12 pings in %v", time.Since(start).Round(time.Millisecond))
+	for _, h := range tp.Hypervisors() {
+		if got := h.DatapathID(t, h.Bridge); got != h.DPID {
+			t.Errorf("%s: br-int datapath id %s, want %s", h.Name, got, h.DPID)
+		}
+	}
 
 	// The VMs' ports are bound the way the controller expects.
 	for _, n := range []*NIC{a.DefaultNIC(), b.DefaultNIC(), m.NICs[1]} {

@@ -26,6 +26,7 @@ type Hypervisor struct {
 	OVSDBTCPAddress string // "tcp:<ControlIP>:6640": the same database over TCP, reachable from the root namespace
 
 	Bridge       string // "br-int"
+	DPID         string // br-int's datapath id, fixed per hypervisor: "00000000000000e1", "00000000000000e2"
 	EndpointIP   string // this host's tunnel endpoint on the flow network, e.g. "198.18.100.1"
 	EndpointMAC  string // MAC of br-flow's internal port (fixed, so peers can pre-set the tunnel neighbour)
 	ControlIP    string // this host's address on the controller link (where the daemon's OpenFlow listener is reachable)

@@ -99,6 +99,7 @@ func NewTopology(t testing.TB, opts TopologyOptions) *Topology {
 			Netns:        fmt.Sprintf("pm%s-hv%d", sfx, n),
 			Dir:          filepath.Join(dir, fmt.Sprintf("hv%d", n)),
 			Bridge:       "br-int",
+			DPID:         fmt.Sprintf("00000000000000e%d", n),
 			EndpointIP:   fmt.Sprintf("%s%d", flowNetPrefix, n),
 			EndpointMAC:  fmt.Sprintf("02:00:c6:12:64:%02x", n),
 			ControlIP:    fmt.Sprintf("198.19.%d.%d", third, n+1),
@@ -138,7 +139,7 @@ func NewTopology(t testing.TB, opts TopologyOptions) *Topology {
 		}
 		if _, err := h.Vsctl(ctx,
 			"add-br", "br-int", "--", "set", "Bridge", "br-int", "datapath_type=netdev", "fail_mode="+failMode,
-			"other_config:disable-in-band=true",
+			"other_config:disable-in-band=true", "other_config:datapath-id="+h.DPID,
 			"--", "add-port", "br-int", h.BusinessPort,
 			"--", "add-br", "br-flow", "--", "set", "Bridge", "br-flow", "datapath_type=netdev",
 			"other_config:hwaddr="+h.EndpointMAC, "other_config:disable-in-band=true",

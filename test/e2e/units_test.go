@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -144,6 +145,14 @@ func TestGraphQLClient(t *testing.T) {
 		if ErrorCode(err) != tc.code || ErrorRule(err) != tc.rule {
 			t.Errorf("%s: err %v: code %q rule %q, want %q %q", tc.query, err, ErrorCode(err), ErrorRule(err), tc.code, tc.rule)
 		}
+	}
+	calls := 0
+	c.Eventually(t, 5*time.Second, "ok", nil, &out, func() (bool, string) {
+		calls++
+		return calls == 3 && len(out.Clusters) == 1, fmt.Sprintf("call %d", calls)
+	})
+	if calls != 3 {
+		t.Errorf("Eventually stopped after %d calls, want 3", calls)
 	}
 	err := c.Do(t.Context(), "other", nil, nil)
 	if err == nil || ErrorCode(err) != "" || !strings.Contains(err.Error(), "bad gateway") || !strings.Contains(err.Error(), "502") {
