@@ -48,14 +48,18 @@ func cookie(kind uint64) uint64 { return CookieOurs | kind }
 // flow, and whatever the plan's sessions need there. Every bridge gets the baseline, even one the plan does not
 // mention.
 func (p *Plan) Bridge(datapathID string) []Flow {
-	out := []Flow{{Priority: PriorityBaseline, Cookie: cookie(KindBaseline), Actions: []Action{{Type: ActNormal}}}}
+	baseline := Flow{Priority: PriorityBaseline, Cookie: cookie(KindBaseline), Actions: []Action{{Type: ActNormal}}}
 	b := p.bridges[datapathID]
 	if b == nil {
-		return out
+		return []Flow{baseline}
 	}
-	out = p.destinationFlows(b, out)
+	out := p.destinationFlows(b, nil)
 	out = p.sourceFlows(b, out)
-	slices.SortFunc(out, CompareFlows)
+	out = append(out, baseline)
+	// The flows are built in canonical order; sorting is the safety net.
+	if !slices.IsSortedFunc(out, CompareFlows) {
+		slices.SortFunc(out, CompareFlows)
+	}
 	return out
 }
 
@@ -76,10 +80,11 @@ func (p *Plan) destinationFlows(b *bridgePlan, out []Flow) []Flow {
 	for _, port := range slices.Compact(capture) {
 		out = append(out, Flow{Priority: PriorityCapture, Cookie: cookie(KindCapture), Match: Match{InPort: port}})
 	}
-	for _, tun := range b.tunnels {
-		out = append(out, Flow{Priority: PriorityTunnelDrop, Cookie: cookie(KindTunnelDrop), Match: Match{InPort: tun}})
-	}
-	for k, ports := range deliver {
+	keys := slices.SortedFunc(maps.Keys(deliver), func(a, b deliverKey) int {
+		return cmp.Or(cmp.Compare(a.tun, b.tun), cmp.Compare(a.key, b.key))
+	})
+	for _, k := range keys {
+		ports := deliver[k]
 		slices.Sort(ports)
 		ports = slices.Compact(ports)
 		acts := make([]Action, len(ports))
@@ -88,6 +93,9 @@ func (p *Plan) destinationFlows(b *bridgePlan, out []Flow) []Flow {
 		}
 		out = append(out, Flow{Priority: PriorityTunnelDeliver, Cookie: cookie(KindTunnelDeliver),
 			Match: Match{InPort: k.tun, TunID: uint64(k.key), HasTunID: true}, Actions: acts})
+	}
+	for _, tun := range b.tunnels {
+		out = append(out, Flow{Priority: PriorityTunnelDrop, Cookie: cookie(KindTunnelDrop), Match: Match{InPort: tun}})
 	}
 	return out
 }
@@ -127,19 +135,14 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) []Flow {
 			copyActs[i] = []Action{{Type: ActOutput, Port: t.port}}
 		}
 	}
-	actions := func(ids idset) []Action {
-		n := 1
-		for _, i := range ids {
-			n += len(copyActs[i])
-		}
-		acts := make([]Action, 1, n)
-		acts[0] = Action{Type: ActNormal}
-		for _, i := range ids {
-			acts = append(acts, copyActs[i]...)
-		}
-		return acts
+	// Flows are emitted with their copy sets; the action lists are filled at the end from one allocation (each
+	// capped to its length, so appending to one copies it instead of overwriting its neighbour).
+	start := len(out)
+	var sets []idset
+	emit := func(prio uint16, kind uint64, m Match, ids idset) {
+		out = append(out, Flow{Priority: prio, Cookie: cookie(kind), Match: m})
+		sets = append(sets, ids)
 	}
-
 	egress := make(map[uint32]idset)
 	type entryKey struct {
 		port uint32
@@ -189,6 +192,7 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) []Flow {
 			count[i]++
 		}
 	}
+	mcMAC, mcMask := MatchMulticast()
 	perMAC := make(map[MAC]idset, len(macs))
 	for _, m := range macs {
 		var ids idset
@@ -196,21 +200,8 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) []Flow {
 			ids = ids.union(entries[e].ids)
 		}
 		perMAC[m] = ids
-		out = append(out, Flow{Priority: PriorityIngress, Cookie: cookie(KindIngress),
-			Match: Match{EthDst: m, EthDstMask: exactMask()}, Actions: actions(ids)})
 	}
-	mcMAC, mcMask := MatchMulticast()
-	if len(all) > 0 {
-		out = append(out, Flow{Priority: PriorityIngress, Cookie: cookie(KindIngress),
-			Match: Match{EthDst: mcMAC, EthDstMask: mcMask}, Actions: actions(all)})
-	}
-
-	// 200: in_port=<egress source port>.
 	egressPorts := slices.Sorted(maps.Keys(egress))
-	for _, port := range egressPorts {
-		out = append(out, Flow{Priority: PriorityEgress, Cookie: cookie(KindEgress), Match: Match{InPort: port},
-			Actions: actions(egress[port])})
-	}
 
 	// 300: in_port=<port>,dl_dst=<class> wherever the lower flows would give the wrong copies: an egress source's
 	// frames to an ingress-mirrored address, and an ingress source's own frames (never copied as its ingress).
@@ -229,6 +220,32 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) []Flow {
 			slices.SortFunc(classes, func(a, b MAC) int { return bytes.Compare(a[:], b[:]) })
 			classes = slices.Compact(classes)
 		}
+		if len(all) > 0 {
+			mc := all
+			if own := entriesAt[port]; len(own) > 0 {
+				// Leave out what only this port's own ingress entries copy.
+				mine := make(map[int32]int)
+				for _, e := range own {
+					for _, i := range entries[e].ids {
+						mine[i]++
+					}
+				}
+				mc = make(idset, 0, len(all))
+				for _, i := range all {
+					if count[i] > mine[i] {
+						mc = append(mc, i)
+					}
+				}
+			}
+			want := eg.union(mc)
+			lower := all
+			if hasEgress {
+				lower = eg
+			}
+			if !want.equal(lower) {
+				emit(PriorityCombined, KindCombined, Match{InPort: port, EthDst: mcMAC, EthDstMask: mcMask}, want)
+			}
+		}
 		for _, m := range classes {
 			want := eg
 			for _, e := range byMAC[m] {
@@ -241,38 +258,39 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) []Flow {
 				lower = eg
 			}
 			if !want.equal(lower) {
-				out = append(out, Flow{Priority: PriorityCombined, Cookie: cookie(KindCombined),
-					Match: Match{InPort: port, EthDst: m, EthDstMask: exactMask()}, Actions: actions(want)})
+				emit(PriorityCombined, KindCombined, Match{InPort: port, EthDst: m, EthDstMask: exactMask()}, want)
 			}
 		}
-		if len(all) == 0 {
-			continue
+	}
+
+	// 200: in_port=<egress source port>.
+	for _, port := range egressPorts {
+		emit(PriorityEgress, KindEgress, Match{InPort: port}, egress[port])
+	}
+
+	// 100: dl_dst=<multicast> and dl_dst=<mac> from any port.
+	if len(all) > 0 {
+		emit(PriorityIngress, KindIngress, Match{EthDst: mcMAC, EthDstMask: mcMask}, all)
+	}
+	for _, m := range macs {
+		emit(PriorityIngress, KindIngress, Match{EthDst: m, EthDstMask: exactMask()}, perMAC[m])
+	}
+
+	n := 0
+	for _, ids := range sets {
+		n++
+		for _, i := range ids {
+			n += len(copyActs[i])
 		}
-		mc := all
-		if own := entriesAt[port]; len(own) > 0 {
-			// Leave out what only this port's own ingress entries copy.
-			mine := make(map[int32]int)
-			for _, e := range own {
-				for _, i := range entries[e].ids {
-					mine[i]++
-				}
-			}
-			mc = make(idset, 0, len(all))
-			for _, i := range all {
-				if count[i] > mine[i] {
-					mc = append(mc, i)
-				}
-			}
+	}
+	arena := make([]Action, 0, n)
+	for k, ids := range sets {
+		from := len(arena)
+		arena = append(arena, Action{Type: ActNormal})
+		for _, i := range ids {
+			arena = append(arena, copyActs[i]...)
 		}
-		want := eg.union(mc)
-		lower := all
-		if hasEgress {
-			lower = eg
-		}
-		if !want.equal(lower) {
-			out = append(out, Flow{Priority: PriorityCombined, Cookie: cookie(KindCombined),
-				Match: Match{InPort: port, EthDst: mcMAC, EthDstMask: mcMask}, Actions: actions(want)})
-		}
+		out[start+k].Actions = arena[from:len(arena):len(arena)]
 	}
 	return out
 }
