@@ -1,0 +1,298 @@
+// Package controller is the OpenFlow side of portmirror: the server every bridge dials, the per-switch connection
+// (handshake, keepalive, requests matched to replies by xid, multipart reassembly, flow_mod errors delivered to the
+// batch that caused them) and, in its own files, the reconciler.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"portmirror/model"
+)
+
+// PortReason says why a port-status message was sent.
+type PortReason uint8
+
+// Port-status reasons (OFPPR_*).
+const (
+	PortAdded    PortReason = 0
+	PortDeleted  PortReason = 1
+	PortModified PortReason = 2
+)
+
+func (r PortReason) String() string {
+	switch r {
+	case PortAdded:
+		return "ADD"
+	case PortDeleted:
+		return "DELETE"
+	case PortModified:
+		return "MODIFY"
+	}
+	return fmt.Sprintf("REASON_%d", uint8(r))
+}
+
+// Handler receives switch events. Events are delivered one at a time, in order, from one goroutine owned by the
+// server, never from a connection's reader: a handler may call the Switch's methods (DumpFlows, Apply) directly.
+// For a datapath that reconnects, SwitchDisconnected of the old connection comes before SwitchConnected of the new.
+type Handler interface {
+	SwitchConnected(sw *Switch)
+	SwitchDisconnected(sw *Switch)
+	PortStatus(sw *Switch, reason PortReason, port model.SwitchPort)
+}
+
+// Config configures a Server. Zero durations take the defaults.
+type Config struct {
+	Addr             string        // listen address, e.g. ":6653"; default "127.0.0.1:6653"
+	Handler          Handler       // may be nil
+	Logger           *slog.Logger  // default slog.Default()
+	EchoInterval     time.Duration // an echo request is sent this often; default 5s
+	DeadAfter        time.Duration // a switch silent this long is closed; default 3 × EchoInterval
+	HandshakeTimeout time.Duration // hello, features and port-desc must complete within; default 10s
+	RequestTimeout   time.Duration // a request (dump, barrier) without reply is abandoned after; default 60s
+	WriteTimeout     time.Duration // one write blocked this long closes the connection; default 15s
+}
+
+func (c *Config) defaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:6653"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.EchoInterval <= 0 {
+		c.EchoInterval = 5 * time.Second
+	}
+	if c.DeadAfter <= 0 {
+		c.DeadAfter = 3 * c.EchoInterval
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 60 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 15 * time.Second
+	}
+}
+
+// Server accepts OpenFlow connections and keeps one Switch per datapath id.
+type Server struct {
+	cfg Config
+	ln  net.Listener
+	log *slog.Logger
+
+	mu       sync.Mutex
+	conns    map[*Switch]struct{} // every live connection, handshaking ones included
+	switches map[string]*Switch   // by datapath id, after the handshake
+	closed   bool
+
+	events eventQueue
+}
+
+// Listen opens the listener; Serve runs the server.
+func Listen(cfg Config) (*Server, error) {
+	cfg.defaults()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("openflow listener on %s: %w", cfg.Addr, err)
+	}
+	return &Server{
+		cfg: cfg, ln: ln, log: cfg.Logger,
+		conns: map[*Switch]struct{}{}, switches: map[string]*Switch{},
+		events: newEventQueue(cfg.Logger),
+	}, nil
+}
+
+// Addr is the listener's address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts connections until ctx is cancelled, then closes the listener and every connection, delivers the
+// remaining events, waits for every goroutine it started, and returns nil. Serve may be called once.
+func (s *Server) Serve(ctx context.Context) error {
+	var wg sync.WaitGroup
+	evDone := make(chan struct{})
+	go func() {
+		defer close(evDone)
+		s.events.run(s.cfg.Handler)
+	}()
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		s.mu.Lock()
+		s.closed = true
+		conns := make([]*Switch, 0, len(s.conns))
+		for sw := range s.conns {
+			conns = append(conns, sw)
+		}
+		s.mu.Unlock()
+		s.ln.Close()
+		for _, sw := range conns {
+			sw.close(errServerStopped)
+		}
+	}()
+	var acceptErr error
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if ctx.Err() == nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					continue
+				}
+				acceptErr = fmt.Errorf("openflow accept on %s: %w", s.ln.Addr(), err)
+			}
+			break
+		}
+		sw := newSwitch(s, c)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s.conns[sw] = struct{}{}
+		s.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sw.run()
+		}()
+	}
+	close(stop)
+	wg.Wait()
+	s.events.close()
+	<-evDone
+	return acceptErr
+}
+
+var (
+	errServerStopped = errors.New("controller stopped")
+	errReplaced      = errors.New("replaced by a new connection from the same datapath")
+)
+
+// Switch returns the connected switch of a datapath id (16 lower-case hex digits), or nil.
+func (s *Server) Switch(datapathID string) *Switch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.switches[datapathID]
+}
+
+// Switches returns every connected switch.
+func (s *Server) Switches() []*Switch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Switch, 0, len(s.switches))
+	for _, sw := range s.switches {
+		out = append(out, sw)
+	}
+	return out
+}
+
+// register makes sw the switch of its datapath, closing and waiting out an older connection of the same datapath,
+// then queues SwitchConnected. It reports false when the server is stopping.
+func (s *Server) register(sw *Switch) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	old := s.switches[sw.dpid]
+	s.switches[sw.dpid] = sw
+	s.mu.Unlock()
+	if old != nil {
+		s.log.Info("openflow switch reconnected, closing the old connection", "dpid", sw.dpid,
+			"old_remote", old.remote, "remote", sw.remote)
+		old.close(errReplaced)
+		<-old.finished // its SwitchDisconnected is queued before our SwitchConnected
+	}
+	sw.registered = true
+	s.events.push(func(h Handler) { h.SwitchConnected(sw) })
+	return true
+}
+
+// unregister removes a finished connection and queues SwitchDisconnected if it had been connected.
+func (s *Server) unregister(sw *Switch) {
+	s.mu.Lock()
+	delete(s.conns, sw)
+	if s.switches[sw.dpid] == sw {
+		delete(s.switches, sw.dpid)
+	}
+	s.mu.Unlock()
+	if sw.registered {
+		s.events.push(func(h Handler) { h.SwitchDisconnected(sw) })
+	}
+}
+
+// eventQueue is an unbounded FIFO of handler calls, run by one goroutine.
+type eventQueue struct {
+	log    *slog.Logger
+	mu     sync.Mutex
+	queue  []func(Handler)
+	closed bool
+	wake   chan struct{}
+}
+
+func newEventQueue(log *slog.Logger) eventQueue {
+	return eventQueue{log: log, wake: make(chan struct{}, 1)}
+}
+
+// call runs one handler call; a panic in the handler is logged, not fatal to the server.
+func (q *eventQueue) call(f func(Handler), h Handler) {
+	defer func() {
+		if p := recover(); p != nil {
+			q.log.Error("openflow event handler panicked", "panic", p)
+		}
+	}()
+	f(h)
+}
+
+func (q *eventQueue) push(f func(Handler)) {
+	q.mu.Lock()
+	q.queue = append(q.queue, f)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run delivers events until the queue is closed and empty.
+func (q *eventQueue) run(h Handler) {
+	for {
+		q.mu.Lock()
+		batch, closed := q.queue, q.closed
+		q.queue = nil
+		q.mu.Unlock()
+		for _, f := range batch {
+			if h != nil {
+				q.call(f, h)
+			}
+		}
+		if len(batch) == 0 {
+			if closed {
+				return
+			}
+			<-q.wake
+		}
+	}
+}

@@ -1,0 +1,341 @@
+package controller
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+
+	"sync"
+	"time"
+
+	"portmirror/model"
+	"portmirror/ofwire"
+)
+
+// Switch is one OpenFlow connection to a bridge, after a completed handshake. Its methods are safe for concurrent
+// use. After the connection closes, requests fail with an error wrapping ErrDisconnected.
+type Switch struct {
+	srv    *Server
+	conn   net.Conn
+	remote string
+	log    *slog.Logger
+
+	// Set by the handshake, read-only afterwards.
+	dpid        string
+	features    ofwire.Features
+	connectedAt time.Time
+	registered  bool
+
+	mu      sync.Mutex
+	ports   map[uint32]model.SwitchPort
+	pending map[uint32]*request
+	batches []*batch
+	nextXid uint32
+	err     error // why the connection closed, once it has
+
+	wmu     sync.Mutex
+	bw      *bufio.Writer
+	scratch []byte
+
+	closeOnce sync.Once
+	done      chan struct{} // closed when the connection is closed
+	finished  chan struct{} // closed when run has returned everything it owns
+}
+
+// ErrDisconnected is wrapped by the errors of requests on a closed connection.
+var ErrDisconnected = errors.New("switch disconnected")
+
+func newSwitch(s *Server, c net.Conn) *Switch {
+	return &Switch{
+		srv: s, conn: c, remote: c.RemoteAddr().String(), log: s.log,
+		ports: map[uint32]model.SwitchPort{}, pending: map[uint32]*request{}, nextXid: 1,
+		bw:   bufio.NewWriterSize(c, 64<<10),
+		done: make(chan struct{}), finished: make(chan struct{}),
+	}
+}
+
+// DatapathID is the switch's datapath id as 16 lower-case hex digits.
+func (sw *Switch) DatapathID() string { return sw.dpid }
+
+// RemoteAddr is the switch's address as seen by the listener.
+func (sw *Switch) RemoteAddr() string { return sw.remote }
+
+// ConnectedAt is when the handshake completed.
+func (sw *Switch) ConnectedAt() time.Time { return sw.connectedAt }
+
+// Done is closed when the connection has closed.
+func (sw *Switch) Done() <-chan struct{} { return sw.done }
+
+// Err says why the connection closed, or nil while it is open.
+func (sw *Switch) Err() error {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.err
+}
+
+// Ports returns the switch's ports sorted by number, as port-desc and port-status messages reported them.
+func (sw *Switch) Ports() []model.SwitchPort {
+	sw.mu.Lock()
+	out := make([]model.SwitchPort, 0, len(sw.ports))
+	for _, p := range sw.ports {
+		out = append(out, p)
+	}
+	sw.mu.Unlock()
+	slices.SortFunc(out, func(a, b model.SwitchPort) int { return int64cmp(int64(a.PortNo), int64(b.PortNo)) })
+	return out
+}
+
+func int64cmp(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (sw *Switch) modelPort(p ofwire.Port) model.SwitchPort {
+	return model.SwitchPort{DatapathID: sw.dpid, PortNo: p.PortNo, Name: p.Name, Up: p.Up()}
+}
+
+// close closes the connection once; err says why.
+func (sw *Switch) close(err error) {
+	sw.closeOnce.Do(func() {
+		sw.mu.Lock()
+		sw.err = err
+		sw.mu.Unlock()
+		sw.conn.Close()
+		close(sw.done)
+	})
+}
+
+// run owns the connection: handshake, then the read loop, with the echo sender beside it. It returns after
+// everything it started has stopped.
+func (sw *Switch) run() {
+	defer close(sw.finished)
+	defer sw.srv.unregister(sw)
+	var err error
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in the connection reader: %v", p)
+		}
+		sw.close(err)
+		sw.failAll(fmt.Errorf("%w: %w", ErrDisconnected, sw.Err()))
+		sw.logClose(sw.Err())
+	}()
+	br := bufio.NewReaderSize(sw.conn, 64<<10)
+	if err = sw.handshake(br); err != nil {
+		err = fmt.Errorf("handshake: %w", err)
+		return
+	}
+	if !sw.srv.register(sw) {
+		err = errServerStopped
+		return
+	}
+	sw.log.Info("openflow switch connected", "dpid", sw.dpid, "remote", sw.remote, "ports", len(sw.ports))
+	var echoes sync.WaitGroup
+	echoes.Add(1)
+	go func() {
+		defer echoes.Done()
+		sw.echoLoop()
+	}()
+	err = sw.readLoop(br)
+	sw.close(err)
+	echoes.Wait()
+}
+
+func (sw *Switch) logClose(err error) {
+	attrs := []any{"remote", sw.remote, "dpid", sw.dpid, "err", err}
+	switch {
+	case errors.Is(err, errServerStopped), errors.Is(err, errReplaced), errors.Is(err, io.EOF):
+		sw.log.Info("openflow connection closed", attrs...)
+	default:
+		sw.log.Warn("openflow connection closed", attrs...)
+	}
+}
+
+// handshake exchanges hellos, then asks for features and port descriptions, all within HandshakeTimeout.
+func (sw *Switch) handshake(br *bufio.Reader) error {
+	deadline := time.Now().Add(sw.srv.cfg.HandshakeTimeout)
+	if err := sw.conn.SetReadDeadline(deadline); err != nil {
+		return err
+	}
+	if err := sw.writeMsg(func(b []byte) []byte { return ofwire.AppendHello(b, 0) }); err != nil {
+		return fmt.Errorf("sending hello: %w", err)
+	}
+	m, err := ofwire.ReadMessage(br, 0)
+	if err != nil {
+		return fmt.Errorf("waiting for hello: %w", readErr(err, sw.srv.cfg.HandshakeTimeout))
+	}
+	switch m.Type {
+	case ofwire.TypeHello:
+	case ofwire.TypeError:
+		e, derr := ofwire.DecodeError(m.Body)
+		if derr != nil {
+			return derr
+		}
+		return fmt.Errorf("switch sent %w instead of hello", e)
+	default:
+		return fmt.Errorf("%w: %s (version %d) before hello", ofwire.ErrMalformed, m.Type, m.Version)
+	}
+	versions, err := ofwire.DecodeHello(m.Header, m.Body)
+	if err != nil {
+		return err
+	}
+	if !versions.Has(ofwire.Version) {
+		text := fmt.Sprintf("this controller speaks only OpenFlow 1.3 (wire version 4); peer offers %b", versions)
+		_ = sw.writeMsg(func(b []byte) []byte {
+			// An error to a peer of another version carries our version; the peer can still read the type.
+			return ofwire.AppendError(b, m.Xid, ofwire.ErrTypeHelloFailed, ofwire.ErrCodeHelloIncompatible, []byte(text))
+		})
+		return fmt.Errorf("peer does not support OpenFlow 1.3 (hello version %d, bitmap %b)", m.Version, versions)
+	}
+	const featuresXid, portDescXid = 1, 2
+	sw.nextXid = 3
+	if err := sw.writeMsg(func(b []byte) []byte {
+		b = ofwire.AppendEmpty(b, ofwire.TypeFeaturesRequest, featuresXid)
+		return ofwire.AppendPortDescRequest(b, portDescXid)
+	}); err != nil {
+		return fmt.Errorf("sending features request: %w", err)
+	}
+	haveFeatures, havePorts := false, false
+	var ports []ofwire.Port
+	for !haveFeatures || !havePorts {
+		m, err := ofwire.ReadMessage(br, ofwire.Version)
+		if err != nil {
+			return readErr(err, sw.srv.cfg.HandshakeTimeout)
+		}
+		switch {
+		case m.Type == ofwire.TypeEchoRequest:
+			if err := sw.writeMsg(func(b []byte) []byte { return ofwire.AppendEcho(b, ofwire.TypeEchoReply, m.Xid, m.Body) }); err != nil {
+				return err
+			}
+		case m.Type == ofwire.TypeError && (m.Xid == featuresXid || m.Xid == portDescXid):
+			e, err := ofwire.DecodeError(m.Body)
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("switch refused the handshake request xid %d: %w", m.Xid, e)
+		case m.Type == ofwire.TypeFeaturesReply && m.Xid == featuresXid:
+			f, err := ofwire.DecodeFeaturesReply(m.Body)
+			if err != nil {
+				return err
+			}
+			if f.AuxiliaryID != 0 {
+				return fmt.Errorf("auxiliary connection %d of datapath %016x is not supported", f.AuxiliaryID, f.DatapathID)
+			}
+			sw.features, haveFeatures = f, true
+			sw.dpid = fmt.Sprintf("%016x", f.DatapathID)
+		case m.Type == ofwire.TypeMultipartReply && m.Xid == portDescXid:
+			mp, err := ofwire.DecodeMultipartReply(m.Body)
+			if err != nil {
+				return err
+			}
+			if mp.Type != ofwire.MultipartPortDesc {
+				return fmt.Errorf("%w: multipart reply of type %d to the port-desc request", ofwire.ErrMalformed, mp.Type)
+			}
+			p, err := ofwire.DecodePortDesc(mp.Body)
+			if err != nil {
+				return err
+			}
+			ports = append(ports, p...)
+			havePorts = !mp.More()
+		}
+	}
+	for _, p := range ports {
+		sw.ports[p.PortNo] = sw.modelPort(p)
+	}
+	sw.connectedAt = time.Now()
+	return nil
+}
+
+func readErr(err error, after time.Duration) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("peer silent for %s: %w", after, err)
+	}
+	return err
+}
+
+// echoLoop sends an echo request every EchoInterval until the connection closes.
+func (sw *Switch) echoLoop() {
+	t := time.NewTicker(sw.srv.cfg.EchoInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-sw.done:
+			return
+		case <-t.C:
+			xid := sw.allocXids(1)
+			if err := sw.writeMsg(func(b []byte) []byte { return ofwire.AppendEcho(b, ofwire.TypeEchoRequest, xid, nil) }); err != nil {
+				sw.close(fmt.Errorf("sending echo request: %w", err))
+				return
+			}
+		}
+	}
+}
+
+// readLoop reads and dispatches messages until the connection fails or a message is malformed.
+func (sw *Switch) readLoop(br *bufio.Reader) error {
+	dead := sw.srv.cfg.DeadAfter
+	for {
+		if err := sw.conn.SetReadDeadline(time.Now().Add(dead)); err != nil {
+			return err
+		}
+		m, err := ofwire.ReadMessage(br, ofwire.Version)
+		if err != nil {
+			select {
+			case <-sw.done:
+				return sw.Err()
+			default:
+			}
+			return readErr(err, dead)
+		}
+		if err := sw.dispatch(m); err != nil {
+			return fmt.Errorf("%s xid %d: %w", m.Type, m.Xid, err)
+		}
+	}
+}
+
+func (sw *Switch) dispatch(m ofwire.Message) error {
+	switch m.Type {
+	case ofwire.TypeEchoRequest:
+		return sw.writeMsg(func(b []byte) []byte { return ofwire.AppendEcho(b, ofwire.TypeEchoReply, m.Xid, m.Body) })
+	case ofwire.TypeError:
+		e, err := ofwire.DecodeError(m.Body)
+		if err != nil {
+			return err
+		}
+		sw.deliverError(m.Xid, e)
+	case ofwire.TypePortStatus:
+		ps, err := ofwire.DecodePortStatus(m.Body)
+		if err != nil {
+			return err
+		}
+		port := sw.modelPort(ps.Port)
+		sw.mu.Lock()
+		if ps.Reason == ofwire.PortDeleted {
+			delete(sw.ports, port.PortNo)
+		} else {
+			sw.ports[port.PortNo] = port
+		}
+		sw.mu.Unlock()
+		reason := PortReason(ps.Reason)
+		sw.srv.events.push(func(h Handler) { h.PortStatus(sw, reason, port) })
+	case ofwire.TypeMultipartReply:
+		mp, err := ofwire.DecodeMultipartReply(m.Body)
+		if err != nil {
+			return err
+		}
+		return sw.deliverPart(m.Xid, mp)
+	case ofwire.TypeBarrierReply, ofwire.TypeFeaturesReply, ofwire.TypeGetConfigReply, ofwire.TypeRoleReply:
+		sw.deliver(m.Xid, m, nil)
+	}
+	// Echo replies only refresh the deadline; packet-in, flow-removed, experimenter and the rest are ignored.
+	return nil
+}
