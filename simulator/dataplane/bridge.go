@@ -1,0 +1,476 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+)
+
+// NumTables is how many flow tables an OVS bridge has (0..254).
+const NumTables = 255
+
+// TunnelConfig makes a port a flow-based tunnel port: type=gre|vxlan, options:remote_ip=flow, options:key=flow,
+// options:local_ip=LocalIP.
+type TunnelConfig struct {
+	Type    string // "gre" or "vxlan"
+	LocalIP netip.Addr
+}
+
+// KeyBits is how many bits of tun_id the encapsulation carries (GRE 32, VXLAN 24).
+func (t TunnelConfig) KeyBits() int {
+	if t.Type == "vxlan" {
+		return 24
+	}
+	return 32
+}
+
+// Port is a bridge port as OVSDB and OpenFlow describe it.
+type Port struct {
+	No      uint32
+	Name    string
+	MAC     MAC
+	Up      bool          // link up; a down port receives nothing
+	Tag     uint16        // access VLAN (OVSDB Port.tag) when Tagged
+	Tagged  bool          // access port; otherwise a trunk carrying every VLAN
+	NoFlood bool          // OFPPC_NO_FLOOD
+	Tunnel  *TunnelConfig // flow-based tunnel port
+}
+
+// Bridge is one OVS bridge's data plane: ports, flow tables, groups and the MAC learning table. It is safe for
+// concurrent use. fail_mode is secure: a table miss drops.
+type Bridge struct {
+	mu     sync.Mutex
+	name   string
+	ports  map[uint32]*Port
+	order  []uint32 // port numbers, sorted
+	tables map[uint8][]*Flow
+	groups map[uint32]*Group
+	macs   map[macKey]uint32
+}
+
+type macKey struct {
+	vlan uint16
+	mac  MAC
+}
+
+// NewBridge returns an empty bridge with its LOCAL port (named like the bridge).
+func NewBridge(name string, localMAC MAC) *Bridge {
+	b := &Bridge{name: name, ports: map[uint32]*Port{}, tables: map[uint8][]*Flow{}, groups: map[uint32]*Group{}, macs: map[macKey]uint32{}}
+	b.addPortLocked(Port{No: PortLocal, Name: name, MAC: localMAC, Up: true})
+	return b
+}
+
+// Name is the bridge's name.
+func (b *Bridge) Name() string { return b.name }
+
+func (b *Bridge) addPortLocked(p Port) {
+	pp := p
+	b.ports[p.No] = &pp
+	if i, found := slices.BinarySearch(b.order, p.No); !found {
+		b.order = slices.Insert(b.order, i, p.No)
+	}
+}
+
+// AddPort adds a port; it refuses a number or name already in use, or a number outside 1..0xfeff.
+func (b *Bridge) AddPort(p Port) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.No == 0 || p.No >= PortMax {
+		return fmt.Errorf("bridge %s: port %q: number %d is not in 1..%d", b.name, p.Name, p.No, PortMax-1)
+	}
+	if _, ok := b.ports[p.No]; ok {
+		return fmt.Errorf("bridge %s: port %q: number %d is already in use", b.name, p.Name, p.No)
+	}
+	for _, q := range b.ports {
+		if q.Name == p.Name {
+			return fmt.Errorf("bridge %s: port name %q is already in use (port %d)", b.name, p.Name, q.No)
+		}
+	}
+	if p.Tunnel != nil && (p.Tunnel.Type != "gre" && p.Tunnel.Type != "vxlan" || !p.Tunnel.LocalIP.Is4()) {
+		return fmt.Errorf("bridge %s: port %q: tunnel needs type gre or vxlan and an IPv4 local_ip", b.name, p.Name)
+	}
+	b.addPortLocked(p)
+	return nil
+}
+
+// RemovePort removes a port and forgets the MACs learned on it.
+func (b *Bridge) RemovePort(no uint32) (Port, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.ports[no]
+	if !ok || no == PortLocal {
+		return Port{}, fmt.Errorf("bridge %s: no port %d to remove", b.name, no)
+	}
+	delete(b.ports, no)
+	if i, found := slices.BinarySearch(b.order, no); found {
+		b.order = slices.Delete(b.order, i, i+1)
+	}
+	b.flushPortLocked(no)
+	return *p, nil
+}
+
+// SetPortUp sets a port's link state; taking it down forgets the MACs learned on it.
+func (b *Bridge) SetPortUp(no uint32, up bool) (Port, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.ports[no]
+	if !ok {
+		return Port{}, fmt.Errorf("bridge %s: no port %d", b.name, no)
+	}
+	p.Up = up
+	if !up {
+		b.flushPortLocked(no)
+	}
+	return *p, nil
+}
+
+// SetPortTag makes a port an access port of VLAN tag (tagged) or a trunk (!tagged).
+func (b *Bridge) SetPortTag(no uint32, tag uint16, tagged bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.ports[no]
+	if !ok {
+		return fmt.Errorf("bridge %s: no port %d", b.name, no)
+	}
+	if tag > 4095 {
+		return fmt.Errorf("bridge %s: port %q: tag %d is not in 0..4095", b.name, p.Name, tag)
+	}
+	p.Tag, p.Tagged = tag, tagged
+	b.flushPortLocked(no)
+	return nil
+}
+
+func (b *Bridge) flushPortLocked(no uint32) {
+	for k, v := range b.macs {
+		if v == no {
+			delete(b.macs, k)
+		}
+	}
+}
+
+// Ports returns the ports sorted by number, LOCAL last.
+func (b *Bridge) Ports() []Port {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]Port, 0, len(b.order))
+	for _, no := range b.order {
+		out = append(out, *b.ports[no])
+	}
+	return out
+}
+
+// Port returns one port.
+func (b *Bridge) Port(no uint32) (Port, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.ports[no]
+	if !ok {
+		return Port{}, false
+	}
+	return *p, true
+}
+
+// PortByName returns the port with that name.
+func (b *Bridge) PortByName(name string) (Port, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.ports {
+		if p.Name == name {
+			return *p, true
+		}
+	}
+	return Port{}, false
+}
+
+// Reset empties the flow tables, the groups and the MAC table (a restarted ovs-vswitchd without a saved state).
+func (b *Bridge) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tables = map[uint8][]*Flow{}
+	b.groups = map[uint32]*Group{}
+	b.macs = map[macKey]uint32{}
+}
+
+// FlushMACs empties the MAC learning table.
+func (b *Bridge) FlushMACs() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	clear(b.macs)
+}
+
+// LearnedPort returns where NORMAL sends mac in vlan.
+func (b *Bridge) LearnedPort(vlan uint16, mac MAC) (uint32, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.macs[macKey{vlan, mac}]
+	return p, ok
+}
+
+// validateActions checks an action list as OVS does when a flow or group is installed.
+func (b *Bridge) validateActions(m Match, acts []Action) error {
+	for _, a := range acts {
+		switch a.Type {
+		case ActOutput:
+			switch {
+			case a.Port == 0 || a.Port == PortAny || (a.Port >= PortMax && a.Port < PortInPort):
+				return &OFError{ErrTypeBadAction, BadActionOutPort, fmt.Sprintf("output to port %s is not valid", PortString(a.Port))}
+			}
+		case ActGroup:
+			if _, ok := b.groups[a.Group]; !ok {
+				return &OFError{ErrTypeBadAction, BadActionOutGroup, fmt.Sprintf("group %d does not exist", a.Group)}
+			}
+		case ActSetField:
+			if !a.Set.Field.Known() || a.Set.Field == FieldInPort {
+				return &OFError{ErrTypeBadAction, BadActionSetType, fmt.Sprintf("set_field of %v is not supported", a.Set.Field)}
+			}
+			// A set_field needs the same prerequisites in the match as a match on that field would.
+			var probe Match
+			probe.fields = append(slices.Clone(m.fields), FieldMatch{Field: a.Set.Field})
+			if _, dup := m.Get(a.Set.Field); dup {
+				probe = m
+			}
+			if err := probe.Validate(); err != nil {
+				return &OFError{ErrTypeBadAction, BadActionInconsistent, fmt.Sprintf("set_field of %v: %v", a.Set.Field, err.(*OFError).Reason)}
+			}
+		case ActPushVLAN:
+			if a.EthType != 0x8100 && a.EthType != 0x88a8 {
+				return &OFError{ErrTypeBadAction, BadActionArgument, fmt.Sprintf("push_vlan ethertype %#04x is not 0x8100 or 0x88a8", a.EthType)}
+			}
+		case ActPopVLAN:
+		default:
+			return &OFError{ErrTypeBadAction, BadActionType, fmt.Sprintf("action type %d is not supported", a.Type)}
+		}
+	}
+	return nil
+}
+
+func (b *Bridge) validateFlow(f *Flow) error {
+	if f.Table >= NumTables {
+		return &OFError{ErrTypeFlowModFailed, FlowModBadTableID, fmt.Sprintf("table %d does not exist (0..%d)", f.Table, NumTables-1)}
+	}
+	if err := f.Match.Validate(); err != nil {
+		return err
+	}
+	if f.HasGoto && (f.GotoTable <= f.Table || f.GotoTable >= NumTables) {
+		return &OFError{ErrTypeBadInstruction, BadInstTableID, fmt.Sprintf("goto_table:%d from table %d: must go to a later table", f.GotoTable, f.Table)}
+	}
+	return b.validateActions(f.Match, f.Actions)
+}
+
+// AddFlow installs a flow (OFPFC_ADD). An identical (table, priority, match) flow is replaced; with
+// checkOverlap, a flow of the same priority that could match the same frames refuses it (OFPFMFC_OVERLAP).
+func (b *Bridge) AddFlow(f Flow, checkOverlap bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.addFlowLocked(f, checkOverlap)
+}
+
+func (b *Bridge) addFlowLocked(f Flow, checkOverlap bool) error {
+	if err := b.validateFlow(&f); err != nil {
+		return err
+	}
+	f.Actions = slices.Clone(f.Actions)
+	t := b.tables[f.Table]
+	for i, g := range t {
+		if g.Priority != f.Priority {
+			continue
+		}
+		if checkOverlap && g.Match.Overlaps(f.Match) {
+			return &OFError{ErrTypeFlowModFailed, FlowModOverlap, fmt.Sprintf("flow overlaps %s", g)}
+		}
+		if g.Match.Equal(f.Match) {
+			f.Packets, f.Bytes = 0, 0
+			t[i] = &f
+			return nil
+		}
+	}
+	// Keep each table sorted by priority, highest first; among equals, oldest first.
+	i := 0
+	for i < len(t) && t[i].Priority >= f.Priority {
+		i++
+	}
+	b.tables[f.Table] = slices.Insert(t, i, &f)
+	return nil
+}
+
+// FlowFilter selects flows for modify, delete and stats, with OpenFlow's semantics.
+type FlowFilter struct {
+	Table      uint8 // 0xff: all tables
+	Match      Match
+	Strict     bool   // Priority and Match must equal the flow's; otherwise Match must cover the flow's
+	Priority   uint16 // with Strict
+	Cookie     uint64
+	CookieMask uint64
+	OutPort    uint32 // PortAny: no filter
+	OutGroup   uint32 // GroupAny: no filter
+}
+
+// AllFlows is the filter that selects every flow.
+func AllFlows() FlowFilter { return FlowFilter{Table: 0xff, OutPort: PortAny, OutGroup: GroupAny} }
+
+func (b *Bridge) selects(ff *FlowFilter, f *Flow) bool {
+	if ff.Table != 0xff && ff.Table != f.Table {
+		return false
+	}
+	if f.Cookie&ff.CookieMask != ff.Cookie&ff.CookieMask {
+		return false
+	}
+	if ff.Strict {
+		if f.Priority != ff.Priority || !f.Match.Equal(ff.Match) {
+			return false
+		}
+	} else if !ff.Match.Covers(f.Match) {
+		return false
+	}
+	if ff.OutPort != PortAny && !f.outputsTo(ff.OutPort, b.groups) {
+		return false
+	}
+	if ff.OutGroup != GroupAny && !f.usesGroup(ff.OutGroup) {
+		return false
+	}
+	return true
+}
+
+// ModifyFlows replaces the actions (and goto) of the selected flows (OFPFC_MODIFY[_STRICT]); out_port is
+// ignored as OpenFlow says. Like OVS, when nothing is selected and the cookie mask is zero, it adds the flow.
+// It returns how many flows changed.
+func (b *Bridge) ModifyFlows(ff FlowFilter, f Flow) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ff.Table == 0xff && !ff.Strict {
+		// OVS accepts table 255 for modify: every table.
+	} else if ff.Table >= NumTables {
+		return 0, &OFError{ErrTypeFlowModFailed, FlowModBadTableID, fmt.Sprintf("table %d does not exist", ff.Table)}
+	}
+	probe := f
+	if probe.Table == 0xff {
+		probe.Table = 0
+	}
+	if err := b.validateFlow(&probe); err != nil {
+		return 0, err
+	}
+	ff.OutPort, ff.OutGroup = PortAny, GroupAny
+	n := 0
+	for _, t := range b.tables {
+		for _, g := range t {
+			if b.selects(&ff, g) {
+				if f.HasGoto && f.GotoTable <= g.Table {
+					return n, &OFError{ErrTypeBadInstruction, BadInstTableID, fmt.Sprintf("goto_table:%d from table %d", f.GotoTable, g.Table)}
+				}
+				g.Actions, g.HasGoto, g.GotoTable = slices.Clone(f.Actions), f.HasGoto, f.GotoTable
+				n++
+			}
+		}
+	}
+	if n == 0 && ff.CookieMask == 0 && f.Table != 0xff {
+		return 0, b.addFlowLocked(f, false)
+	}
+	return n, nil
+}
+
+// DeleteFlows removes the selected flows (OFPFC_DELETE[_STRICT]) and returns them.
+func (b *Bridge) DeleteFlows(ff FlowFilter) ([]Flow, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ff.Table != 0xff && ff.Table >= NumTables {
+		return nil, &OFError{ErrTypeFlowModFailed, FlowModBadTableID, fmt.Sprintf("table %d does not exist", ff.Table)}
+	}
+	var out []Flow
+	for id, t := range b.tables {
+		kept := t[:0]
+		for _, g := range t {
+			if b.selects(&ff, g) {
+				out = append(out, *g)
+			} else {
+				kept = append(kept, g)
+			}
+		}
+		clear(t[len(kept):])
+		b.tables[id] = kept
+	}
+	return out, nil
+}
+
+// Flows returns copies of the selected flows, by table, then priority (highest first).
+func (b *Bridge) Flows(ff FlowFilter) []Flow {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ids := make([]int, 0, len(b.tables))
+	for id := range b.tables {
+		ids = append(ids, int(id))
+	}
+	slices.Sort(ids)
+	var out []Flow
+	for _, id := range ids {
+		for _, g := range b.tables[uint8(id)] {
+			if b.selects(&ff, g) {
+				c := *g
+				c.Actions = slices.Clone(g.Actions)
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// FlowCount is the number of installed flows.
+func (b *Bridge) FlowCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, t := range b.tables {
+		n += len(t)
+	}
+	return n
+}
+
+// Group commands (OFPGC_*).
+const (
+	GroupAdd    uint16 = 0
+	GroupModify uint16 = 1
+	GroupDelete uint16 = 2
+)
+
+// ModGroup applies a group-mod. Only type ALL is supported; deleting a group deletes the flows that use it,
+// as OVS does; GroupAny deletes every group.
+func (b *Bridge) ModGroup(cmd uint16, g Group) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch cmd {
+	case GroupAdd, GroupModify:
+		if g.ID > GroupMax {
+			return &OFError{ErrTypeGroupModFailed, GroupModInvalidGroup, fmt.Sprintf("group id %#x is reserved", g.ID)}
+		}
+		if g.Type != GroupTypeAll {
+			return &OFError{ErrTypeGroupModFailed, GroupModBadType, fmt.Sprintf("group %d: type %d is not supported (only ALL)", g.ID, g.Type)}
+		}
+		_, exists := b.groups[g.ID]
+		if cmd == GroupAdd && exists {
+			return &OFError{ErrTypeGroupModFailed, GroupModExists, fmt.Sprintf("group %d exists", g.ID)}
+		}
+		if cmd == GroupModify && !exists {
+			return &OFError{ErrTypeGroupModFailed, GroupModUnknownGroup, fmt.Sprintf("group %d does not exist", g.ID)}
+		}
+		for _, bk := range g.Buckets {
+			if err := b.validateActions(Match{}, bk); err != nil {
+				return err
+			}
+		}
+		c := g
+		c.Buckets = slices.Clone(g.Buckets)
+		b.groups[g.ID] = &c
+	case GroupDelete:
+		for id := range b.groups {
+			if g.ID == GroupAny || g.ID == id {
+				delete(b.groups, id)
+				for tid, t := range b.tables {
+					b.tables[tid] = slices.DeleteFunc(t, func(f *Flow) bool { return f.usesGroup(id) })
+				}
+			}
+		}
+	default:
+		return &OFError{ErrTypeGroupModFailed, GroupModBadCommand, fmt.Sprintf("group command %d is not known", cmd)}
+	}
+	return nil
+}

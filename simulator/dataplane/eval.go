@@ -1,0 +1,309 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Emit is one frame leaving the bridge: the port, the frame as it leaves (VLAN tag as the port sends it) and,
+// for a tunnel port, the tunnel metadata it is encapsulated with (Frame.Tunnel; Src is the port's local_ip).
+type Emit struct {
+	Port     uint32
+	PortName string
+	Frame    Frame
+}
+
+// Result is what the bridge did with one frame.
+type Result struct {
+	Emits []Emit
+	Trace []string // ofproto/trace-like explanation
+}
+
+// TraceString joins the trace lines.
+func (r Result) TraceString() string { return strings.Join(r.Trace, "\n") }
+
+const maxDepth = 64 // resubmit/group nesting guard
+
+type xlate struct {
+	b      *Bridge
+	commit bool // learn MACs and count packets (a real packet), not just explain (a trace)
+	in     uint32
+	res    Result
+}
+
+func (x *xlate) say(depth int, format string, args ...any) {
+	x.res.Trace = append(x.res.Trace, strings.Repeat("    ", depth)+fmt.Sprintf(format, args...))
+}
+
+// Process runs a frame that arrived on fr.InPort through the pipeline, as the datapath would: MACs are learned
+// and flow counters move.
+func (b *Bridge) Process(fr Frame) Result { return b.run(fr, true) }
+
+// Trace explains what the bridge would do with the frame, changing nothing (like ofproto/trace).
+func (b *Bridge) Trace(fr Frame) Result { return b.run(fr, false) }
+
+func (b *Bridge) run(fr Frame, commit bool) Result {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	x := &xlate{b: b, commit: commit, in: fr.InPort}
+	fr = fr.Clone()
+	x.say(0, "Flow: in_port=%s,%s", PortString(fr.InPort), frameSummary(&fr))
+	p, ok := b.ports[fr.InPort]
+	switch {
+	case !ok:
+		x.say(0, "no input port %d on bridge %s: dropped", fr.InPort, b.name)
+		return x.res
+	case !p.Up:
+		x.say(0, "input port %s is down: dropped", p.Name)
+		return x.res
+	}
+	x.say(0, "bridge(%q)", b.name)
+	x.pipeline(&fr, 0, 1)
+	return x.res
+}
+
+func frameSummary(fr *Frame) string {
+	s := fmt.Sprintf("dl_src=%v,dl_dst=%v", fr.EthSrc, fr.EthDst)
+	if fr.HasVLAN {
+		s += fmt.Sprintf(",dl_vlan=%d,dl_vlan_pcp=%d", fr.VID, fr.PCP)
+	}
+	s += fmt.Sprintf(",dl_type=0x%04x", fr.EthType)
+	if fr.IPSrc.IsValid() {
+		s += fmt.Sprintf(",nw_src=%v,nw_dst=%v", fr.IPSrc, fr.IPDst)
+	}
+	if fr.Tunnel.ID != 0 || fr.Tunnel.IsSet() {
+		s += "," + fr.Tunnel.String()
+	}
+	return s
+}
+
+func (x *xlate) pipeline(fr *Frame, table uint8, depth int) {
+	for {
+		var hit *Flow
+		for _, f := range x.b.tables[table] {
+			if f.Match.Matches(fr) {
+				hit = f
+				break
+			}
+		}
+		if hit == nil {
+			x.say(depth, "%d. No match: drop (fail_mode=secure)", table)
+			return
+		}
+		m := hit.Match.String()
+		if m != "" {
+			m += ", "
+		}
+		x.say(depth, "%d. %spriority %d%s", table, m, hit.Priority, cookieNote(hit.Cookie))
+		if x.commit {
+			hit.Packets++
+			hit.Bytes += uint64(len(fr.Raw))
+		}
+		x.actions(fr, hit.Actions, depth+1)
+		if !hit.HasGoto {
+			return
+		}
+		x.say(depth+1, "goto_table:%d", hit.GotoTable)
+		table = hit.GotoTable
+	}
+}
+
+func cookieNote(c uint64) string {
+	if c == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", cookie %#x", c)
+}
+
+func (x *xlate) actions(fr *Frame, acts []Action, depth int) {
+	if len(acts) == 0 {
+		x.say(depth, "drop")
+	}
+	for _, a := range acts {
+		x.say(depth, "%s", a.String())
+		switch a.Type {
+		case ActOutput:
+			x.output(fr, a.Port, depth)
+		case ActGroup:
+			g, ok := x.b.groups[a.Group]
+			if !ok || depth > maxDepth {
+				x.say(depth+1, "-> group %d missing: dropped", a.Group)
+				continue
+			}
+			for i, bk := range g.Buckets {
+				x.say(depth+1, "bucket %d", i)
+				c := fr.Clone()
+				x.actions(&c, bk, depth+2)
+			}
+		case ActSetField:
+			applySetField(fr, a.Set)
+		case ActPushVLAN:
+			if !fr.HasVLAN {
+				fr.SetVLAN(0, 0)
+			}
+		case ActPopVLAN:
+			fr.StripVLAN()
+		}
+	}
+}
+
+func applySetField(fr *Frame, fm FieldMatch) {
+	v := fm.Uint()
+	switch fm.Field {
+	case FieldTunnelID:
+		fr.Tunnel.ID = v
+	case FieldTunDst:
+		fr.Tunnel.Dst = netip.AddrFrom4([4]byte(fm.val()))
+	case FieldTunSrc:
+		fr.Tunnel.Src = netip.AddrFrom4([4]byte(fm.val()))
+	case FieldEthDst:
+		fr.setEth(true, MAC(fm.val()))
+	case FieldEthSrc:
+		fr.setEth(false, MAC(fm.val()))
+	case FieldVlanVID:
+		if fr.HasVLAN {
+			fr.SetVLAN(uint16(v)&0x0fff, fr.PCP)
+		}
+	case FieldVlanPCP:
+		if fr.HasVLAN {
+			fr.SetVLAN(fr.VID, uint8(v)&7)
+		}
+	default:
+		// Other header rewrites change only the parsed view; Raw keeps the original L3/L4 bytes.
+		switch fm.Field {
+		case FieldIPv4Src, FieldIPv6Src, FieldARPSPA:
+			fr.IPSrc, _ = netip.AddrFromSlice(fm.val())
+		case FieldIPv4Dst, FieldIPv6Dst, FieldARPTPA:
+			fr.IPDst, _ = netip.AddrFromSlice(fm.val())
+		case FieldTCPSrc, FieldUDPSrc:
+			fr.L4Src = uint16(v)
+		case FieldTCPDst, FieldUDPDst:
+			fr.L4Dst = uint16(v)
+		case FieldIPProto:
+			fr.IPProto = uint8(v)
+		case FieldEthType:
+			fr.EthType = uint16(v)
+		}
+	}
+}
+
+// output sends the frame to an OpenFlow port (reserved ones included).
+func (x *xlate) output(fr *Frame, port uint32, depth int) {
+	switch port {
+	case PortNormal:
+		x.normal(fr, depth+1)
+	case PortInPort:
+		x.emit(fr, x.in, depth+1, true)
+	case PortAll, PortFlood:
+		for _, no := range x.b.order {
+			if no == x.in {
+				continue
+			}
+			if port == PortFlood && x.b.ports[no].NoFlood {
+				continue
+			}
+			x.emit(fr, no, depth+1, false)
+		}
+	case PortController:
+		x.say(depth+1, "-> to controller: not modelled, dropped")
+	case PortTable:
+		x.say(depth+1, "-> output to TABLE is only valid in packet-out: dropped")
+	default:
+		if port == x.in {
+			x.say(depth+1, "-> skipping output to input port")
+			return
+		}
+		x.emit(fr, port, depth+1, false)
+	}
+}
+
+// emit puts a copy of the frame on the wire of one port.
+func (x *xlate) emit(fr *Frame, no uint32, depth int, allowIn bool) {
+	p, ok := x.b.ports[no]
+	if !ok {
+		x.say(depth, "-> output to nonexistent port %d: dropped", no)
+		return
+	}
+	if !p.Up {
+		x.say(depth, "-> port %s is down: dropped", p.Name)
+		return
+	}
+	out := fr.Clone()
+	out.InPort = 0
+	if p.Tunnel != nil {
+		if !fr.Tunnel.IsSet() {
+			x.say(depth, "-> output to tunnel port %s without tun_dst: dropped", p.Name)
+			return
+		}
+		out.Tunnel.Src = p.Tunnel.LocalIP
+		if p.Tunnel.LocalIP == fr.Tunnel.Dst {
+			x.say(depth, "-> not tunneling to our own address %v: dropped", fr.Tunnel.Dst)
+			return
+		}
+		x.say(depth, "-> output to tunnel port %s: tun_id=%#x, %v -> %v (%s)", p.Name, fr.Tunnel.ID, p.Tunnel.LocalIP, fr.Tunnel.Dst, p.Tunnel.Type)
+	} else {
+		out.Tunnel = Tunnel{}
+		x.say(depth, "-> output to port %s (%d)", p.Name, p.No)
+	}
+	x.res.Emits = append(x.res.Emits, Emit{Port: no, PortName: p.Name, Frame: out})
+}
+
+// normal is OVS's NORMAL action: an 802.1Q learning switch over the bridge's ports.
+func (x *xlate) normal(fr *Frame, depth int) {
+	in := x.b.ports[x.in]
+	if fr.EthDst.isReserved() {
+		x.say(depth, "-> drop frame to reserved multicast %v (forward_bpdu=false)", fr.EthDst)
+		return
+	}
+	var vlan uint16
+	if in.Tagged {
+		if fr.HasVLAN && fr.VID != 0 {
+			x.say(depth, "-> dropping VLAN %d tagged packet received on port %s configured as VLAN %d access port", fr.VID, in.Name, in.Tag)
+			return
+		}
+		vlan = in.Tag
+	} else if fr.HasVLAN {
+		vlan = fr.VID
+	}
+	if x.commit && !fr.EthSrc.IsMulticast() {
+		k := macKey{vlan, fr.EthSrc}
+		if old, ok := x.b.macs[k]; !ok || old != x.in {
+			x.b.macs[k] = x.in
+			x.say(depth, "-> learned %v on port %s in VLAN %d", fr.EthSrc, in.Name, vlan)
+		}
+	}
+	if !fr.EthDst.IsMulticast() {
+		if no, ok := x.b.macs[macKey{vlan, fr.EthDst}]; ok {
+			if no == x.in {
+				x.say(depth, "-> learned port is input port, dropping")
+				return
+			}
+			x.say(depth, "-> forwarding to learned port")
+			x.normalOut(fr, no, vlan, depth)
+			return
+		}
+		x.say(depth, "-> no learned MAC for destination, flooding")
+	} else {
+		x.say(depth, "-> multicast or broadcast destination, flooding")
+	}
+	for _, no := range x.b.order {
+		p := x.b.ports[no]
+		if no == x.in || p.NoFlood || (p.Tagged && p.Tag != vlan) {
+			continue
+		}
+		x.normalOut(fr, no, vlan, depth)
+	}
+}
+
+// normalOut emits the frame on a port as NORMAL does: untagged on an access port, tagged with the VLAN on a trunk.
+func (x *xlate) normalOut(fr *Frame, no uint32, vlan uint16, depth int) {
+	p := x.b.ports[no]
+	c := fr.Clone()
+	if p.Tagged || vlan == 0 {
+		c.StripVLAN()
+	} else {
+		c.SetVLAN(vlan, fr.PCP)
+	}
+	x.emit(&c, no, depth, false)
+}
