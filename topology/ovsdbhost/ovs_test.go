@@ -165,11 +165,6 @@ func (e *ovsEnv) stopServer() {
 	e.pid = 0
 }
 
-func (e *ovsEnv) killServer() {
-	stopPid(e.t, e.pid, syscall.SIGKILL)
-	e.pid = 0
-}
-
 func (e *ovsEnv) startVswitchd() {
 	e.t.Helper()
 	needOVS(e.t, "ovs-vswitchd", "ovs-appctl", "ovs-ofctl")
@@ -249,14 +244,5 @@ func waitApplied(t *testing.T, m *Manager, gen uint64) {
 	eventually(t, 10*time.Second, func() (bool, string) {
 		s := m.Status()
 		return s.Applied >= gen && !s.LastSync.IsZero(), fmt.Sprintf("status %+v, want applied %d", s, gen)
-	})
-}
-
-// waitSyncedAfter waits for a clean pass that ended after t0.
-func waitSyncedAfter(t *testing.T, m *Manager, t0 time.Time) {
-	t.Helper()
-	eventually(t, 10*time.Second, func() (bool, string) {
-		s := m.Status()
-		return s.LastSync.After(t0) && s.LastError == "", fmt.Sprintf("status %+v", s)
 	})
 }
