@@ -11,59 +11,84 @@ import (
 // `--bundle replace-flows`, e.g.
 //
 //	cookie=0x504d000000000004, table=0, priority=300, in_port=3,dl_dst=aa:bb:cc:dd:ee:ff actions=NORMAL,output:9
-func (f Flow) String() string {
-	var b strings.Builder
-	b.Grow(96 + 40*len(f.Actions))
-	fmt.Fprintf(&b, "cookie=%#x, table=%d, priority=%d", f.Cookie, f.Table, f.Priority)
-	if m := f.Match.String(); m != "" {
-		b.WriteString(", ")
-		b.WriteString(m)
+func (f Flow) String() string { return string(f.AppendText(make([]byte, 0, 96+48*len(f.Actions)))) }
+
+// AppendText appends the flow as String formats it.
+func (f Flow) AppendText(b []byte) []byte {
+	b = append(b, "cookie=0x"...)
+	b = strconv.AppendUint(b, f.Cookie, 16)
+	b = append(b, ", table="...)
+	b = strconv.AppendUint(b, uint64(f.Table), 10)
+	b = append(b, ", priority="...)
+	b = strconv.AppendUint(b, uint64(f.Priority), 10)
+	if f.Match != (Match{}) {
+		b = append(b, ", "...)
+		b = f.Match.appendText(b)
 	}
-	b.WriteString(" actions=")
+	b = append(b, " actions="...)
 	if len(f.Actions) == 0 {
-		b.WriteString("drop")
+		b = append(b, "drop"...)
 	}
 	for i, a := range f.Actions {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteString(a.String())
+		b = a.appendText(b)
 	}
-	return b.String()
+	return b
 }
 
 // String formats the match as comma-separated ovs-ofctl fields; empty for the match-everything zero value.
-func (m Match) String() string {
-	var parts []string
+func (m Match) String() string { return string(m.appendText(nil)) }
+
+func (m Match) appendText(b []byte) []byte {
+	start := len(b)
+	sep := func() {
+		if len(b) > start {
+			b = append(b, ',')
+		}
+	}
 	if m.InPort != 0 {
-		parts = append(parts, "in_port="+strconv.FormatUint(uint64(m.InPort), 10))
+		b = append(b, "in_port="...)
+		b = strconv.AppendUint(b, uint64(m.InPort), 10)
 	}
 	if m.HasTunID {
-		parts = append(parts, "tun_id="+"0x"+strconv.FormatUint(m.TunID, 16))
+		sep()
+		b = append(b, "tun_id=0x"...)
+		b = strconv.AppendUint(b, m.TunID, 16)
 	}
-	switch m.EthDstMask {
-	case MAC{}:
-	case exactMask():
-		parts = append(parts, "dl_dst="+m.EthDst.String())
-	default:
-		parts = append(parts, "dl_dst="+m.EthDst.String()+"/"+m.EthDstMask.String())
+	if m.EthDstMask != (MAC{}) {
+		sep()
+		b = append(b, "dl_dst="...)
+		b = m.EthDst.appendText(b)
+		if m.EthDstMask != exactMask() {
+			b = append(b, '/')
+			b = m.EthDstMask.appendText(b)
+		}
 	}
-	return strings.Join(parts, ",")
+	return b
 }
 
 // String formats the action in ovs-ofctl syntax.
-func (a Action) String() string {
+func (a Action) String() string { return string(a.appendText(nil)) }
+
+func (a Action) appendText(b []byte) []byte {
 	switch a.Type {
 	case ActOutput:
-		return "output:" + strconv.FormatUint(uint64(a.Port), 10)
+		b = append(b, "output:"...)
+		return strconv.AppendUint(b, uint64(a.Port), 10)
 	case ActNormal:
-		return "NORMAL"
+		return append(b, "NORMAL"...)
 	case ActSetTunID:
-		return "set_field:0x" + strconv.FormatUint(a.Value, 16) + "->tun_id"
+		b = append(b, "set_field:0x"...)
+		b = strconv.AppendUint(b, a.Value, 16)
+		return append(b, "->tun_id"...)
 	case ActSetTunDst:
-		return "set_field:" + a.IP.String() + "->tun_dst"
+		b = append(b, "set_field:"...)
+		b = a.IP.AppendTo(b)
+		return append(b, "->tun_dst"...)
 	}
-	return fmt.Sprintf("unknown_action_%d", a.Type)
+	return fmt.Appendf(b, "unknown_action_%d", a.Type)
 }
 
 // ParseFlow parses the subset of ovs-ofctl flow syntax that String prints, and also the lines of

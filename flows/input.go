@@ -94,16 +94,17 @@ func unhex(c byte) (byte, bool) {
 }
 
 // String formats the address as lower-case, colon-separated hex.
-func (m MAC) String() string {
+func (m MAC) String() string { return string(m.appendText(make([]byte, 0, 17))) }
+
+func (m MAC) appendText(b []byte) []byte {
 	const digits = "0123456789abcdef"
-	b := make([]byte, 0, 17)
 	for i, x := range m {
 		if i > 0 {
 			b = append(b, ':')
 		}
 		b = append(b, digits[x>>4], digits[x&0xf])
 	}
-	return string(b)
+	return b
 }
 
 // IsMulticast reports whether the group bit is set (broadcast included).
