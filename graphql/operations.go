@@ -2,7 +2,6 @@ package graphql
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	gql "github.com/graphql-go/graphql"
@@ -291,23 +290,20 @@ func sessionInput(m map[string]any) service.SessionInput {
 	return si
 }
 
-// qosInput reads a NicQosInput; nil (absent or null) is no QoS. A negative limit is refused.
+// qosInput reads a NicQosInput; nil (absent or null) is no QoS. The service checks the values.
 func qosInput(v any) (*model.NicQoS, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, nil
 	}
 	q := &model.NicQoS{}
-	for name, dst := range map[string]**int64{"inboundBandwidthBps": &q.InboundBandwidthBps, "outboundBandwidthBps": &q.OutboundBandwidthBps} {
-		n, ok := m[name].(int)
-		if !ok {
-			continue
-		}
-		if n < 0 {
-			return nil, invalidArgument(fmt.Sprintf("qos.%s is %d: a bandwidth limit cannot be negative", name, n))
-		}
+	if n, ok := m["inboundBandwidthBps"].(int); ok {
 		x := int64(n)
-		*dst = &x
+		q.InboundBandwidthBps = &x
+	}
+	if n, ok := m["outboundBandwidthBps"].(int); ok {
+		x := int64(n)
+		q.OutboundBandwidthBps = &x
 	}
 	return q, nil
 }
