@@ -186,3 +186,42 @@ func latencySummary(d []time.Duration) string {
 	slices.Sort(s)
 	return fmt.Sprintf("min %v median %v max %v", s[0].Round(time.Microsecond), s[len(s)/2].Round(time.Microsecond), s[len(s)-1].Round(time.Microsecond))
 }
+
+// TestCopyActionOrder pins down the OVS behaviour the flow compiler relies on: with
+// NORMAL before the copy actions, a frame NORMAL floods (here a broadcast) is copied
+// once; with the copy first, the flood also goes out of the flow-based tunnel port
+// with the tunnel metadata still set, and every copy arrives twice.
+func TestCopyActionOrder(t *testing.T) {
+	for _, tc := range []struct {
+		order       string
+		normalFirst bool
+		perFrame    int
+	}{{"normal-first", true, 1}, {"copy-first", false, 2}} {
+		t.Run(tc.order, func(t *testing.T) {
+			t.Parallel()
+			tp := NewTopology(t, TopologyOptions{})
+			a := tp.AddVM(t, tp.HV1, "a")
+			m := tp.AddVM(t, tp.HV2, "m", NICSpec{}, NICSpec{Capture: true, Isolate: true})
+			t1 := tp.HV1.AddTunnelPort(t, "pm-gre", "gre")
+			t2 := tp.HV2.AddTunnelPort(t, "pm-gre", "gre")
+			cp := fmt.Sprintf("set_field:5->tun_id,set_field:%s->tun_dst,output:%d", tp.HV2.EndpointIP, t1)
+			acts := "NORMAL," + cp
+			if !tc.normalFirst {
+				acts = cp + ",NORMAL"
+			}
+			tp.HV1.AddFlow(t, "br-int", fmt.Sprintf("priority=100,in_port=%d,actions=%s", a.DefaultNIC().OFPort(t), acts))
+			tp.HV2.AddFlow(t, "br-int", fmt.Sprintf("priority=100,in_port=%d,tun_id=5,actions=output:%d", t2, m.NICs[1].OFPort(t)))
+
+			c := StartCapture(t, m.NICs[1])
+			const n = 3
+			for range n {
+				a.SendFrame(t, a.DefaultNIC(), GratuitousARP(a.DefaultNIC().MAC, a.DefaultNIC().IP))
+			}
+			want := n * tc.perFrame
+			c.WaitFor(t, 5*time.Second, fmt.Sprintf("%d copies", want), func(fs []Frame) bool { return len(fs) >= want })
+			if fs := c.Stop(t); len(fs) != want {
+				t.Fatalf("%d broadcasts from a: %d copies, want %d:\n%s", n, len(fs), want, FramesString(fs))
+			}
+		})
+	}
+}
