@@ -351,3 +351,13 @@ func tailFile(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// RefreshTunnelNeighbour sets OVS's tunnel neighbour entry for the other
+// hypervisor's endpoint again (after tnl/neigh/flush, or anything else that empties
+// the cache): without it the first encapsulated frame is dropped while OVS ARPs.
+func (h *Hypervisor) RefreshTunnelNeighbour(t testing.TB) {
+	t.Helper()
+	if err := h.setTunnelNeighbour(t.Context(), h.topo.peer(h)); err != nil {
+		t.Fatal(err)
+	}
+}
