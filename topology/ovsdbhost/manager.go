@@ -110,6 +110,7 @@ type Manager struct {
 	gen      uint64
 	ifaces   []topology.Interface
 	dpid     string
+	haveRead bool // a read has been published
 	status   Status
 
 	wake    chan struct{}
@@ -212,7 +213,8 @@ func (m *Manager) Refresh() {
 	}
 }
 
-// Changed receives a value (coalesced) whenever the datapath id or the interfaces read changed.
+// Changed receives a value (coalesced) after the first read and whenever the datapath id or the interfaces read
+// changed. It has one receiver: either the caller or Feed.
 func (m *Manager) Changed() <-chan struct{} { return m.changed }
 
 // Interfaces returns the bridge's interfaces as last read, sorted by name.
@@ -227,6 +229,30 @@ func (m *Manager) DatapathID() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.dpid
+}
+
+// Feed copies the manager's datapath id and interfaces into v (View.SetHostOVSDB) after the first read and after
+// every change, until ctx ends; then it clears them from v (View.ClearHostOVSDB). Run it on a goroutine of its
+// own, alongside Run.
+func (m *Manager) Feed(ctx context.Context, v *topology.View) {
+	defer v.ClearHostOVSDB(m.cfg.HostUUID)
+	push := func() {
+		m.mu.Lock()
+		ok, dpid, ifaces := m.haveRead, m.dpid, slices.Clone(m.ifaces)
+		m.mu.Unlock()
+		if ok {
+			v.SetHostOVSDB(m.cfg.HostUUID, dpid, ifaces)
+		}
+	}
+	push()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.changed:
+			push()
+		}
+	}
 }
 
 // Status returns the manager's status.
@@ -439,7 +465,10 @@ func (m *Manager) publish(st *state) {
 	m.mu.Lock()
 	changed := dpid != m.dpid || !slices.Equal(ifaces, m.ifaces)
 	m.dpid, m.ifaces = dpid, ifaces
+	first := !m.haveRead
+	m.haveRead = true
 	m.mu.Unlock()
+	changed = changed || first
 	if changed {
 		select {
 		case m.changed <- struct{}{}:

@@ -1,6 +1,7 @@
 package ovsdbhost
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/digitalocean/go-openvswitch/ovsdb"
 
+	"portmirror/model"
 	"portmirror/topology"
 )
 
@@ -216,4 +218,43 @@ func TestTxErrorsAreReported(t *testing.T) {
 	if !strings.Contains(string(b), "uuid") {
 		t.Errorf("row %s", b)
 	}
+}
+
+// TestFeedBindsThroughTheView: OVSDB's iface-id reaches the view, which binds the NIC once the bridge's switch
+// is connected with that port, and the binding follows an attached-mac change.
+func TestFeedBindsThroughTheView(t *testing.T) {
+	e := startOVSDB(t, false)
+	e.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_id=0000000000000042")
+	v := topology.NewView()
+	v.SetInventory(topology.Inventory{
+		Hosts: []model.Host{{UUID: "host-1", Bridge: "br-int", OVSDBAddress: e.addr()}},
+		VMs:   []model.VmInstance{{UUID: "vm-1", HostUUID: "host-1"}},
+		Nics:  []model.VmNic{{UUID: "nic-1", VmUUID: "vm-1", MAC: "02:00:00:00:00:01"}},
+	})
+	m := startManager(t, HostConfig{HostUUID: "host-1", Address: e.addr()})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { m.Feed(ctx, v); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	eventually(t, 5*time.Second, func() (bool, string) {
+		return v.HostDatapathID("host-1") == "0000000000000042", "host datapath id " + v.HostDatapathID("host-1")
+	})
+	v.SwitchConnected("42", "127.0.0.1:1", time.Now(), []model.SwitchPort{{PortNo: 7, Name: "vnet0", Up: true}})
+	if b, _ := v.Binding("nic-1"); b.Bound || !strings.Contains(b.Reason, "iface-id=nic-1") {
+		t.Fatalf("before the interface exists: %+v", b)
+	}
+	e.vsctl("add-port", "br-int", "vnet0", "--", "set", "interface", "vnet0",
+		"external_ids:iface-id=nic-1", "external_ids:attached-mac=02:00:00:00:00:01")
+	m.Refresh()
+	eventually(t, 5*time.Second, func() (bool, string) {
+		b, _ := v.Binding("nic-1")
+		return b.Bound && b.PortNo == 7, fmt.Sprintf("binding %+v", b)
+	})
+	e.vsctl("set", "interface", "vnet0", "external_ids:attached-mac=02:00:00:00:00:99")
+	m.Refresh()
+	eventually(t, 5*time.Second, func() (bool, string) {
+		b, _ := v.Binding("nic-1")
+		return !b.Bound && strings.Contains(b.Reason, "attached-mac"), fmt.Sprintf("binding %+v", b)
+	})
 }
