@@ -239,10 +239,8 @@ func (s *Service) CreateVmInstance(ctx context.Context, in VmInstanceInput) (mod
 			return err
 		}
 		tx.Put(vm)
-		var nicIDs []string
 		for _, n := range nics {
 			tx.Put(n)
-			nicIDs = append(nicIDs, n.UUID)
 		}
 		a.resourceUUID = uuid
 		a.relate(vm.HostUUID)
