@@ -119,7 +119,7 @@ type View struct {
 	mu       sync.RWMutex
 	hosts    map[string]*hostState
 	switches map[string]*switchState
-	nics     map[string]*nicState
+	nics     map[string]nicState
 	nicsOf   map[string][]string // host uuid -> nic uuids of its VMs
 	dpHost   map[string]string   // datapath id -> host uuid
 	hostDP   map[string]string   // host uuid -> effective datapath id
@@ -134,7 +134,7 @@ func NewView() *View {
 	return &View{
 		hosts:    map[string]*hostState{},
 		switches: map[string]*switchState{},
-		nics:     map[string]*nicState{},
+		nics:     map[string]nicState{},
 		nicsOf:   map[string][]string{},
 		dpHost:   map[string]string{},
 		hostDP:   map[string]string{},
@@ -207,11 +207,11 @@ func (v *View) SetInventory(inv Inventory) {
 	for _, vm := range inv.VMs {
 		vmHost[vm.UUID] = vm.HostUUID
 	}
-	nics := make(map[string]*nicState, len(inv.Nics))
+	nics := make(map[string]nicState, len(inv.Nics))
 	nicsOf := make(map[string][]string, len(inv.Hosts))
 	for _, n := range inv.Nics {
 		h := vmHost[n.VmUUID]
-		nics[n.UUID] = &nicState{nic: n, hostUUID: h}
+		nics[n.UUID] = nicState{nic: n, hostUUID: h}
 		nicsOf[h] = append(nicsOf[h], n.UUID)
 	}
 	v.nics = nics
@@ -460,7 +460,7 @@ func (v *View) setBinding(id string, b Binding, remove bool) {
 	v.dirty.Nics[id] = struct{}{}
 }
 
-func (v *View) compute(ns *nicState) Binding {
+func (v *View) compute(ns nicState) Binding {
 	n := ns.nic
 	b := Binding{NicUUID: n.UUID, HostUUID: ns.hostUUID}
 	if ns.hostUUID == "" {
