@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"portmirror/controller"
 	"portmirror/graphql"
 	"portmirror/service"
 	"portmirror/store"
@@ -45,15 +46,38 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 
 	svc := service.New(st, service.Options{Logger: log.With("component", "service")})
 
-	// ---- OpenFlow controller -------------------------------------------------------------------------------
-	// The controller is wired in here: build it with svc (its store feed) and cfg.OpenFlowListen /
-	// cfg.OpenFlowAdvertise, call svc.SetLive(ctrl) so queries see connections, ports and session status, run it
-	// on a goroutine owned by this function (stopped by ctx, waited for after the HTTP server has drained, before
-	// the store closes), and replace openflowHealth with its listener's health.
-	openflowHealth := func(context.Context) error {
-		return fmt.Errorf("no OpenFlow listener on %s: this build of portmirrord does not run the controller", cfg.OpenFlowListen)
+	// The OpenFlow controller: it listens now, serves on a goroutine owned here, and stops after the API has
+	// drained and before the store closes. Installed flows stay on the switches when it stops.
+	ctrl, err := controller.New(controller.Options{
+		Service:   svc,
+		Logger:    log.With("component", "controller"),
+		Listen:    cfg.OpenFlowListen,
+		Advertise: cfg.OpenFlowAdvertise,
+	})
+	if err != nil {
+		return fmt.Errorf("OpenFlow listener (--openflow-listen): %w", err)
 	}
-	// --------------------------------------------------------------------------------------------------------
+	svc.SetLive(ctrl)
+	ctrlCtx, stopCtrl := context.WithCancel(context.WithoutCancel(ctx))
+	ctrlDone := make(chan error, 1)
+	go func() { ctrlDone <- ctrl.Run(ctrlCtx) }()
+	defer func() {
+		stopCtrl()
+		if cerr := <-ctrlDone; cerr != nil {
+			err = errors.Join(err, fmt.Errorf("controller: %w", cerr))
+		}
+		log.Info("controller stopped")
+	}()
+	log.Info("OpenFlow listener up", "addr", ctrl.Addr().String())
+	openflowHealth := func(context.Context) error {
+		select {
+		case cerr := <-ctrlDone:
+			ctrlDone <- cerr
+			return fmt.Errorf("the OpenFlow controller stopped: %v", cerr)
+		default:
+			return nil
+		}
+	}
 
 	api, err := graphql.New(graphql.Options{
 		Backend: svc,
@@ -106,6 +130,6 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 			serveErr = fmt.Errorf("API server: %w", err)
 		}
 	}
-	// The controller stops here, after the API and before the store closes (deferred above).
+	// The controller stops next (deferred), after the API and before the store closes.
 	return serveErr
 }
