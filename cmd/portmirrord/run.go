@@ -59,21 +59,25 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	}
 	svc.SetLive(ctrl)
 	ctrlCtx, stopCtrl := context.WithCancel(context.WithoutCancel(ctx))
-	ctrlDone := make(chan error, 1)
-	go func() { ctrlDone <- ctrl.Run(ctrlCtx) }()
+	var ctrlErr error
+	ctrlDone := make(chan struct{}) // closed once Run returned; ctrlErr is set before
+	go func() {
+		defer close(ctrlDone)
+		ctrlErr = ctrl.Run(ctrlCtx)
+	}()
 	defer func() {
 		stopCtrl()
-		if cerr := <-ctrlDone; cerr != nil {
-			err = errors.Join(err, fmt.Errorf("controller: %w", cerr))
+		<-ctrlDone
+		if ctrlErr != nil {
+			err = errors.Join(err, fmt.Errorf("controller: %w", ctrlErr))
 		}
 		log.Info("controller stopped")
 	}()
 	log.Info("OpenFlow listener up", "addr", ctrl.Addr().String())
 	openflowHealth := func(context.Context) error {
 		select {
-		case cerr := <-ctrlDone:
-			ctrlDone <- cerr
-			return fmt.Errorf("the OpenFlow controller stopped: %v", cerr)
+		case <-ctrlDone:
+			return fmt.Errorf("the OpenFlow controller stopped: %v", ctrlErr)
 		default:
 			return nil
 		}

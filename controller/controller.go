@@ -1,0 +1,226 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"portmirror/model"
+	"portmirror/service"
+	"portmirror/store"
+	"portmirror/topology"
+)
+
+// Options configure a Controller.
+type Options struct {
+	Service   *service.Service
+	Logger    *slog.Logger
+	Listen    string // OpenFlow listen address, e.g. ":6653"
+	Advertise string // controller target set on OVSDB-managed bridges, e.g. "tcp:192.0.2.1:6653"; "" leaves them
+	// Server tunes the OpenFlow connections; its Addr, Handler and Logger are set by the controller.
+	Server Config
+	// RetryMin and RetryMax bound the backoff of a bridge whose programming failed; defaults 100ms and 10s.
+	RetryMin, RetryMax time.Duration
+	// Workers bounds how many bridges are programmed at once; default 64.
+	Workers int
+}
+
+// Controller turns the stored port mirrors into flows on every connected bridge, level-triggered: a change marks
+// bridges dirty, and each dirty bridge is converged to exactly the flows the stored state and the live topology
+// imply. It implements service.Live.
+type Controller struct {
+	opts Options
+	svc  *service.Service
+	log  *slog.Logger
+	view *topology.View
+	srv  *Server
+
+	kick chan struct{} // capacity 1: a reconciliation pass is wanted
+	sem  chan struct{} // bounds concurrent bridge programming
+
+	mu       sync.Mutex
+	bridges  map[string]*bridge // by datapath id
+	plan     *planState         // the latest pass's analysis, for session status
+	hosts    map[string]*hostManager
+	runCtx   context.Context
+	inventry bool // the inventory must be reloaded into the view before the next pass
+
+	wg sync.WaitGroup // bridge workers and host managers
+}
+
+// New opens the OpenFlow listener. Run starts everything else.
+func New(opts Options) (*Controller, error) {
+	if opts.Service == nil {
+		return nil, fmt.Errorf("controller: no service")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = 100 * time.Millisecond
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 10 * time.Second
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 64
+	}
+	c := &Controller{
+		opts:     opts,
+		svc:      opts.Service,
+		log:      opts.Logger,
+		view:     topology.NewView(),
+		kick:     make(chan struct{}, 1),
+		sem:      make(chan struct{}, opts.Workers),
+		bridges:  map[string]*bridge{},
+		hosts:    map[string]*hostManager{},
+		inventry: true,
+	}
+	cfg := opts.Server
+	cfg.Addr = opts.Listen
+	cfg.Handler = c
+	cfg.Logger = opts.Logger
+	srv, err := Listen(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.srv = srv
+	return c, nil
+}
+
+// Addr is the OpenFlow listener's address.
+func (c *Controller) Addr() net.Addr { return c.srv.Addr() }
+
+// View is the live topology view (for tests and the daemon's metrics).
+func (c *Controller) View() *topology.View { return c.view }
+
+// Run serves OpenFlow and reconciles until ctx ends, then stops every goroutine it started. Installed flows stay
+// on the switches.
+func (c *Controller) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.mu.Lock()
+	c.runCtx = ctx
+	c.mu.Unlock()
+
+	feed, unsubscribe := c.svc.Subscribe(4096)
+	defer unsubscribe()
+
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- c.srv.Serve(ctx) }()
+
+	c.trigger()
+	err := c.loop(ctx, feed)
+	cancel()
+	serveErr := <-srvDone
+	c.wg.Wait()
+	if err == nil {
+		err = serveErr
+	}
+	return err
+}
+
+func (c *Controller) trigger() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop waits for causes and runs reconciliation passes; bursts coalesce because each pass takes everything
+// that accumulated.
+func (c *Controller) loop(ctx context.Context, feed <-chan store.Change) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ch, ok := <-feed:
+			if !ok {
+				return fmt.Errorf("controller: the store's change feed closed")
+			}
+			c.noteChange(ch)
+			// take whatever else is queued, so one pass serves the burst
+			for drained := false; !drained; {
+				select {
+				case ch, ok = <-feed:
+					if !ok {
+						return fmt.Errorf("controller: the store's change feed closed")
+					}
+					c.noteChange(ch)
+				default:
+					drained = true
+				}
+			}
+		case <-c.view.Changed():
+		case <-c.kick:
+		}
+		if err := c.pass(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.log.Error("reconciliation pass failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(c.opts.RetryMin):
+				c.trigger()
+			}
+		}
+	}
+}
+
+// noteChange records what a store change means for the next pass.
+func (c *Controller) noteChange(ch store.Change) {
+	switch ch.Kind {
+	case store.KindHost, store.KindVmInstance, store.KindVmNic, store.KindCluster, store.KindAll:
+		c.mu.Lock()
+		c.inventry = true
+		c.mu.Unlock()
+	}
+}
+
+// SwitchConnected implements Handler.
+func (c *Controller) SwitchConnected(sw *Switch) {
+	c.log.Info("switch connected", "datapath", sw.DatapathID(), "remote", sw.RemoteAddr())
+	c.mu.Lock()
+	b := c.bridgeLocked(sw.DatapathID())
+	b.mu.Lock()
+	b.sw = sw
+	b.installed = nil // unknown until read back
+	b.known = false
+	b.confirmed = nil
+	b.mu.Unlock()
+	c.mu.Unlock()
+	c.view.SwitchConnected(sw.DatapathID(), sw.RemoteAddr(), sw.ConnectedAt(), sw.Ports())
+	c.view.MarkDirty(sw.DatapathID())
+	c.refreshHostOf(sw.DatapathID())
+}
+
+// SwitchDisconnected implements Handler.
+func (c *Controller) SwitchDisconnected(sw *Switch) {
+	c.log.Info("switch disconnected", "datapath", sw.DatapathID(), "remote", sw.RemoteAddr(), "err", sw.Err())
+	c.mu.Lock()
+	if b := c.bridges[sw.DatapathID()]; b != nil {
+		b.mu.Lock()
+		if b.sw == sw {
+			b.sw = nil
+			b.known = false
+			b.installed = nil
+			b.confirmed = nil
+		}
+		b.mu.Unlock()
+	}
+	c.mu.Unlock()
+	if c.srv.Switch(sw.DatapathID()) == nil {
+		c.view.SwitchDisconnected(sw.DatapathID())
+	}
+}
+
+// PortStatus implements Handler.
+func (c *Controller) PortStatus(sw *Switch, reason PortReason, port model.SwitchPort) {
+	c.view.PortStatus(sw.DatapathID(), port, reason == PortDeleted)
+	c.refreshHostOf(sw.DatapathID())
+}

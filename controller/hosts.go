@@ -1,0 +1,152 @@
+package controller
+
+import (
+	"context"
+	"slices"
+
+	"portmirror/flows"
+	"portmirror/model"
+	"portmirror/topology/ovsdbhost"
+)
+
+// hostManager is one OVSDB-managed host: its manager, the goroutine that runs it, and what was last asked of it.
+type hostManager struct {
+	host   model.Host
+	m      *ovsdbhost.Manager
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	sent     bool // tunnels and isolated have been handed to the manager
+	tunnels  []ovsdbhost.TunnelSpec
+	isolated []string
+}
+
+// syncHosts starts a manager for every host registered with an OVSDB address and stops those no longer wanted
+// (host deleted, address or bridge changed).
+func (c *Controller) syncHosts(ctx context.Context, hosts []model.Host) {
+	wanted := map[string]model.Host{}
+	for _, h := range hosts {
+		if h.OVSDBAddress != "" {
+			wanted[h.UUID] = h
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, hm := range c.hosts {
+		h, ok := wanted[id]
+		if ok && h.OVSDBAddress == hm.host.OVSDBAddress && h.Bridge == hm.host.Bridge {
+			continue
+		}
+		hm.cancel()
+		<-hm.done
+		delete(c.hosts, id)
+		c.view.ClearHostOVSDB(id)
+	}
+	for id, h := range wanted {
+		if _, ok := c.hosts[id]; ok {
+			continue
+		}
+		m, err := ovsdbhost.NewManager(ovsdbhost.HostConfig{
+			HostUUID: h.UUID, Address: h.OVSDBAddress, Bridge: h.Bridge, ControllerTarget: c.opts.Advertise,
+		}, c.log.With("host", h.Name, "host_uuid", h.UUID))
+		if err != nil {
+			c.log.Error("cannot manage host through OVSDB", "host", h.Name, "host_uuid", h.UUID, "err", err)
+			continue
+		}
+		hctx, cancel := context.WithCancel(ctx)
+		hm := &hostManager{host: h, m: m, cancel: cancel, done: make(chan struct{})}
+		c.hosts[id] = hm
+		c.wg.Add(2)
+		go func() {
+			defer c.wg.Done()
+			defer close(hm.done)
+			if err := m.Run(hctx); err != nil {
+				c.log.Error("OVSDB manager stopped", "host", h.Name, "err", err)
+			}
+		}()
+		go func() {
+			defer c.wg.Done()
+			for {
+				select {
+				case <-hctx.Done():
+					return
+				case <-m.Changed():
+					c.view.SetHostOVSDB(h.UUID, m.DatapathID(), m.Interfaces())
+				}
+			}
+		}()
+	}
+}
+
+// updateHostDesired tells every OVSDB manager which tunnel ports its bridge needs (one per flow network the host
+// has an endpoint on) and which ports to isolate from NORMAL (the destination NICs bound there).
+func (c *Controller) updateHostDesired(ctx context.Context, in *flows.Input) {
+	c.mu.Lock()
+	hms := make([]*hostManager, 0, len(c.hosts))
+	for _, hm := range c.hosts {
+		hms = append(hms, hm)
+	}
+	c.mu.Unlock()
+	if len(hms) == 0 {
+		return
+	}
+	destinations := map[string]struct{}{}
+	for _, s := range in.Sessions {
+		destinations[s.DestinationNIC] = struct{}{}
+	}
+	for _, hm := range hms {
+		var tunnels []ovsdbhost.TunnelSpec
+		if eps, err := c.svc.FlowEndpointsOfHost(ctx, hm.host.UUID); err == nil {
+			for _, ep := range eps {
+				fn, err := c.svc.FlowNetwork(ctx, ep.FlowNetworkUUID)
+				if err != nil {
+					continue
+				}
+				tunnels = append(tunnels, ovsdbhost.TunnelSpec{
+					FlowNetworkUUID: fn.UUID, Encapsulation: fn.Encapsulation, LocalIP: ep.IP,
+				})
+			}
+		}
+		slices.SortFunc(tunnels, func(a, b ovsdbhost.TunnelSpec) int {
+			if a.FlowNetworkUUID < b.FlowNetworkUUID {
+				return -1
+			}
+			if a.FlowNetworkUUID > b.FlowNetworkUUID {
+				return 1
+			}
+			return 0
+		})
+		var isolated []string
+		dp := c.view.HostDatapathID(hm.host.UUID)
+		if dp != "" {
+			for nic, b := range c.view.BindingsOnDatapath(dp) {
+				if _, ok := destinations[nic]; ok && b.Bound && b.PortName != "" {
+					isolated = append(isolated, b.PortName)
+				}
+			}
+		}
+		slices.Sort(isolated)
+		if hm.sent && slices.Equal(tunnels, hm.tunnels) && slices.Equal(isolated, hm.isolated) {
+			continue
+		}
+		if _, err := hm.m.SetDesired(tunnels, isolated); err != nil {
+			c.log.Error("OVSDB desired state refused", "host", hm.host.Name, "err", err)
+			continue
+		}
+		hm.sent, hm.tunnels, hm.isolated = true, tunnels, isolated
+	}
+}
+
+// refreshHostOf asks the OVSDB manager of the host owning a datapath to re-read its interfaces.
+func (c *Controller) refreshHostOf(dpid string) {
+	host := c.view.HostOfDatapath(dpid)
+	if host == "" {
+		return
+	}
+	c.mu.Lock()
+	hm := c.hosts[host]
+	c.mu.Unlock()
+	if hm != nil {
+		hm.m.Refresh()
+	}
+}

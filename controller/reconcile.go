@@ -1,0 +1,440 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"portmirror/flows"
+	"portmirror/model"
+	"portmirror/topology"
+)
+
+// bridge is what the controller knows of one datapath: its connection, the flows of ours it holds, and the
+// desired state its worker converges it to.
+type bridge struct {
+	dpid string
+
+	mu        sync.Mutex
+	sw        *Switch
+	known     bool         // installed reflects the switch (read back since the connection came up)
+	installed []flows.Flow // our flows on the switch, when known
+	want      *work        // the latest desired state
+	running   bool         // a worker goroutine owns the bridge
+	confirmed map[string]uint64
+	refused   string // the switch's last refusal, "" when the last apply was clean
+	failures  int
+}
+
+// work is a desired state for one bridge: its flows and the fingerprints of the sessions they realise, which become
+// confirmed once the switch acknowledged the flows with a barrier.
+type work struct {
+	flows    []flows.Flow
+	sessions map[string]uint64
+}
+
+// planState is what the last pass concluded, for session status.
+type planState struct {
+	plan *flows.Plan
+	fp   map[string]uint64 // session uuid -> fingerprint of everything its flows depend on
+}
+
+func (c *Controller) bridgeLocked(dpid string) *bridge {
+	b := c.bridges[dpid]
+	if b == nil {
+		b = &bridge{dpid: dpid}
+		c.bridges[dpid] = b
+	}
+	return b
+}
+
+// pass is one reconciliation pass: read the stored state and the live view, analyse every session, and hand each
+// bridge whose desired flows may have changed to its worker.
+func (c *Controller) pass(ctx context.Context) error {
+	c.mu.Lock()
+	reload := c.inventry
+	c.inventry = false
+	c.mu.Unlock()
+	if reload {
+		inv, err := topology.LoadInventory(ctx, c.svc)
+		if err != nil {
+			c.mu.Lock()
+			c.inventry = true
+			c.mu.Unlock()
+			return fmt.Errorf("load inventory: %w", err)
+		}
+		c.view.SetInventory(inv)
+		c.syncHosts(ctx, inv.Hosts)
+	}
+	dirty := c.view.TakeDirty()
+
+	in, err := c.buildInput(ctx)
+	if err != nil {
+		for dp := range dirty.Datapaths {
+			c.view.MarkDirty(dp)
+		}
+		return err
+	}
+	plan := flows.Analyze(in)
+	fps := fingerprints(in, plan)
+
+	c.mu.Lock()
+	prev := c.plan
+	c.plan = &planState{plan: plan, fp: fps}
+	c.mu.Unlock()
+
+	// Bridges to recompute: those the view marked, and both the old and the new bridges of every session whose
+	// fingerprint changed (added, removed, or anything it depends on changed).
+	targets := dirty.Datapaths
+	if targets == nil {
+		targets = map[string]struct{}{}
+	}
+	for _, r := range plan.Reports() {
+		if prev == nil || prev.fp[r.SessionUUID] != fps[r.SessionUUID] {
+			for _, dp := range r.Bridges {
+				targets[dp] = struct{}{}
+			}
+			if prev != nil {
+				if old, ok := prev.plan.Report(r.SessionUUID); ok {
+					for _, dp := range old.Bridges {
+						targets[dp] = struct{}{}
+					}
+				}
+			}
+		}
+	}
+	if prev != nil {
+		for _, r := range prev.plan.Reports() {
+			if _, still := fps[r.SessionUUID]; !still {
+				for _, dp := range r.Bridges {
+					targets[dp] = struct{}{}
+				}
+			}
+		}
+	}
+	c.updateHostDesired(ctx, in)
+
+	for dp := range targets {
+		if _, connected := in.Bridges[dp]; !connected {
+			continue
+		}
+		w := &work{flows: plan.Bridge(dp), sessions: map[string]uint64{}}
+		for _, s := range plan.SessionsOn(dp) {
+			w.sessions[s] = fps[s]
+		}
+		c.submit(ctx, dp, w)
+	}
+	return nil
+}
+
+// buildInput gathers the compiler's input from the service and the view.
+func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
+	in := &flows.Input{
+		NICs:      map[string]flows.NIC{},
+		Endpoints: map[flows.EndpointKey]flows.Endpoint{},
+		Bridges:   map[string]flows.Bridge{},
+	}
+	for _, sw := range c.view.Switches() {
+		if !sw.Connected {
+			continue
+		}
+		ports := make([]uint32, 0, len(sw.Ports))
+		for _, p := range sw.Ports {
+			ports = append(ports, p.PortNo)
+		}
+		in.Bridges[sw.DatapathID] = flows.Bridge{Ports: ports}
+	}
+	mirrors, err := c.svc.PortMirrors(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list port mirrors: %w", err)
+	}
+	enabled := map[string]model.PortMirror{}
+	for _, pm := range mirrors {
+		if pm.State == model.Enabled {
+			enabled[pm.UUID] = pm
+		}
+	}
+	if len(enabled) == 0 {
+		return in, nil
+	}
+	sessions, err := c.svc.AllSessions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	fns := map[string]model.FlowNetwork{}
+	addNIC := func(uuid string) error {
+		if _, ok := in.NICs[uuid]; ok {
+			return nil
+		}
+		nic, err := c.svc.VmNic(ctx, uuid)
+		if err != nil {
+			return fmt.Errorf("NIC %s: %w", uuid, err)
+		}
+		n := flows.NIC{MAC: nic.MAC}
+		if b, ok := c.view.Binding(uuid); ok && b.Bound {
+			n.DatapathID, n.Port = b.DatapathID, b.PortNo
+		}
+		in.NICs[uuid] = n
+		return nil
+	}
+	for _, s := range sessions {
+		pm, ok := enabled[s.PortMirrorUUID]
+		if !ok {
+			continue
+		}
+		fn, ok := fns[pm.FlowNetworkUUID]
+		if !ok {
+			fn, err = c.svc.FlowNetwork(ctx, pm.FlowNetworkUUID)
+			if err != nil {
+				return nil, fmt.Errorf("flow network of port mirror %s: %w", pm.UUID, err)
+			}
+			fns[fn.UUID] = fn
+		}
+		if err := addNIC(s.SourceNicUUID); err != nil {
+			return nil, err
+		}
+		if err := addNIC(s.DestinationNicUUID); err != nil {
+			return nil, err
+		}
+		in.Sessions = append(in.Sessions, flows.Session{
+			UUID: s.UUID, Type: s.Type,
+			SourceNIC: s.SourceNicUUID, DestinationNIC: s.DestinationNicUUID,
+			TunnelKey: s.TunnelKey, FlowNetwork: fn.UUID, Encapsulation: fn.Encapsulation,
+		})
+	}
+	for _, fn := range fns {
+		eps, err := c.svc.FlowEndpoints(ctx, fn.UUID)
+		if err != nil {
+			return nil, fmt.Errorf("endpoints of flow network %s: %w", fn.UUID, err)
+		}
+		tunnel := model.TunnelPortName(fn.UUID)
+		for _, ep := range eps {
+			dp := c.view.HostDatapathID(ep.HostUUID)
+			if dp == "" {
+				continue
+			}
+			e := flows.Endpoint{}
+			if ip, err := netip.ParseAddr(ep.IP); err == nil {
+				e.IP = ip
+			}
+			if p, ok := c.view.PortByName(dp, tunnel); ok {
+				e.TunnelPort = p.PortNo
+			}
+			in.Endpoints[flows.EndpointKey{FlowNetwork: fn.UUID, DatapathID: dp}] = e
+		}
+	}
+	return in, nil
+}
+
+// fingerprints hash, per session, everything its flows depend on: the session, both NICs' bindings, the endpoints
+// of both bridges, and the analysis's verdict.
+func fingerprints(in *flows.Input, plan *flows.Plan) map[string]uint64 {
+	out := make(map[string]uint64, len(in.Sessions))
+	h := fnv.New64a()
+	for _, s := range in.Sessions {
+		h.Reset()
+		src, dst := in.NICs[s.SourceNIC], in.NICs[s.DestinationNIC]
+		fmt.Fprintf(h, "%v|%v|%v", s, src, dst)
+		for _, dp := range []string{src.DatapathID, dst.DatapathID} {
+			fmt.Fprintf(h, "|%v", in.Endpoints[flows.EndpointKey{FlowNetwork: s.FlowNetwork, DatapathID: dp}])
+		}
+		if r, ok := plan.Report(s.UUID); ok {
+			fmt.Fprintf(h, "|%v|%v", r.Bridges, r.Reasons)
+		}
+		out[s.UUID] = h.Sum64()
+	}
+	return out
+}
+
+// submit hands a desired state to a bridge's worker, starting one when none runs.
+func (c *Controller) submit(ctx context.Context, dpid string, w *work) {
+	c.mu.Lock()
+	b := c.bridgeLocked(dpid)
+	c.mu.Unlock()
+	b.mu.Lock()
+	b.want = w
+	start := !b.running
+	b.running = true
+	b.mu.Unlock()
+	if start {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.converge(ctx, b)
+		}()
+	}
+}
+
+// converge programs one bridge until it holds the latest desired state, retrying with backoff. It returns when
+// the bridge is converged, its switch is gone (a reconnect submits again), or ctx ends.
+func (c *Controller) converge(ctx context.Context, b *bridge) {
+	for {
+		b.mu.Lock()
+		w, sw := b.want, b.sw
+		if w == nil || sw == nil {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		b.want = nil
+		b.mu.Unlock()
+
+		err := c.applyBridge(ctx, b, sw, w)
+		if err == nil {
+			b.mu.Lock()
+			b.failures = 0
+			b.mu.Unlock()
+			continue
+		}
+		if ctx.Err() != nil {
+			b.mu.Lock()
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Lock()
+		b.failures++
+		delay := c.opts.RetryMin << min(b.failures-1, 10)
+		if delay > c.opts.RetryMax {
+			delay = c.opts.RetryMax
+		}
+		if b.want == nil {
+			b.want = w // retry the same state unless a newer one came
+		}
+		b.known = false // read back before the retry
+		b.mu.Unlock()
+		c.log.Warn("programming bridge failed; will retry", "datapath", b.dpid, "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			b.mu.Lock()
+			b.running = false
+			b.mu.Unlock()
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+// applyBridge converges one bridge to w: read back our flows when they are not known, send the difference in one
+// pipelined run confirmed by one barrier, and record the sessions as confirmed.
+func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *work) error {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.sem }()
+
+	b.mu.Lock()
+	known, installed := b.known, b.installed
+	b.mu.Unlock()
+	if !known {
+		got, err := sw.DumpFlows(ctx, flows.CookieOurs, flows.CookieMask)
+		if err != nil {
+			return fmt.Errorf("read back flows of %s: %w", b.dpid, err)
+		}
+		installed = got
+	}
+	add, mod, del := flows.Diff(w.flows, installed)
+	var refused []FlowError
+	if len(add)+len(mod)+len(del) > 0 {
+		var err error
+		refused, err = sw.Apply(ctx, add, mod, del)
+		if err != nil {
+			return fmt.Errorf("program %s (%d adds, %d modifies, %d deletes): %w", b.dpid, len(add), len(mod), len(del), err)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sw != sw {
+		return errors.New("switch reconnected while programming")
+	}
+	if len(refused) > 0 {
+		msgs := make([]string, 0, len(refused))
+		for _, r := range refused {
+			msgs = append(msgs, r.Error())
+		}
+		slices.Sort(msgs)
+		b.refused = strings.Join(msgs, "; ")
+		b.known = false
+		b.confirmed = w.sessions
+		c.log.Warn("switch refused flows", "datapath", b.dpid, "count", len(refused), "first", msgs[0])
+		return nil // the sessions show ERROR; a later change or reconnect tries again
+	}
+	b.refused = ""
+	b.installed = w.flows
+	b.known = true
+	b.confirmed = w.sessions
+	return nil
+}
+
+// SessionStatus implements service.Live.
+func (c *Controller) SessionStatus(sessionUUID string) (model.SessionStatus, string) {
+	c.mu.Lock()
+	ps := c.plan
+	c.mu.Unlock()
+	if ps == nil {
+		return model.StatusPending, "the controller has not reconciled yet"
+	}
+	r, ok := ps.plan.Report(sessionUUID)
+	if !ok {
+		return model.StatusPending, "the controller has not reconciled this session yet"
+	}
+	if !r.Ready() {
+		return model.StatusPending, r.Reason()
+	}
+	fp := ps.fp[sessionUUID]
+	for _, dp := range r.Bridges {
+		c.mu.Lock()
+		b := c.bridges[dp]
+		c.mu.Unlock()
+		if b == nil {
+			return model.StatusPending, fmt.Sprintf("switch %s is not connected", dp)
+		}
+		b.mu.Lock()
+		connected, confirmed, refused := b.sw != nil, b.confirmed[sessionUUID], b.refused
+		b.mu.Unlock()
+		switch {
+		case !connected:
+			return model.StatusPending, fmt.Sprintf("switch %s is not connected", dp)
+		case confirmed != fp:
+			return model.StatusPending, fmt.Sprintf("waiting for switch %s to confirm the session's flows", dp)
+		case refused != "":
+			return model.StatusError, refused
+		}
+	}
+	return model.StatusActive, ""
+}
+
+// Switches implements service.Live.
+func (c *Controller) Switches() []model.Switch {
+	out := c.view.Switches()
+	for i := range out {
+		c.mu.Lock()
+		b := c.bridges[out[i].DatapathID]
+		c.mu.Unlock()
+		if b != nil {
+			b.mu.Lock()
+			if b.known {
+				out[i].FlowCount = len(b.installed)
+			}
+			b.mu.Unlock()
+		}
+	}
+	return out
+}
+
+// NicPort implements service.Live.
+func (c *Controller) NicPort(nicUUID string) *model.SwitchPort { return c.view.NicPort(nicUUID) }
+
+// HostConnected implements service.Live.
+func (c *Controller) HostConnected(hostUUID string) bool { return c.view.HostConnected(hostUUID) }
+
+// HostDatapathID implements service.Live.
+func (c *Controller) HostDatapathID(hostUUID string) string { return c.view.HostDatapathID(hostUUID) }
