@@ -28,6 +28,7 @@ var kinds = [...]string{KindCluster, KindHost, KindVmInstance, KindVmNic, KindFl
 // The secondary indexes of the in-memory view: (kind, index name) → values of the object's fields.
 const (
 	IdxCluster     = "cluster"     // Host by ClusterUUID
+	IdxDatapath    = "datapath"    // Host by DatapathID
 	IdxHost        = "host"        // VmInstance by HostUUID, FlowEndpoint by HostUUID
 	IdxVm          = "vm"          // VmNic by VmUUID
 	IdxL3          = "l3"          // VmNic by L3NetworkUUID
@@ -112,6 +113,7 @@ func indexesOf(v any) []indexEntry {
 	switch o := v.(type) {
 	case model.Host:
 		add(IdxCluster, o.ClusterUUID)
+		add(IdxDatapath, o.DatapathID)
 	case model.VmInstance:
 		add(IdxHost, o.HostUUID)
 	case model.VmNic:
