@@ -39,8 +39,7 @@ type FlowError struct {
 }
 
 func (e FlowError) Error() string {
-	return fmt.Sprintf("switch %s refused %s of flow table=%d priority=%d cookie=%#x match=%+v: %v",
-		e.DatapathID, e.Command, e.Flow.Table, e.Flow.Priority, e.Flow.Cookie, e.Flow.Match, e.Err)
+	return fmt.Sprintf("switch %s refused %s of flow %q: %v", e.DatapathID, e.Command, e.Flow.String(), e.Err)
 }
 
 // allocXids reserves n consecutive transaction ids and returns the first.
