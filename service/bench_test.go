@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
