@@ -162,9 +162,11 @@ func (b *builder) objects() {
 
 	b.port = gql.NewObject(gql.ObjectConfig{Name: "SwitchPort", Fields: gql.Fields{
 		"datapathId": plain(nn(str), "", func(p model.SwitchPort) any { return p.DatapathID }),
-		"portNo":     plain(nn(integer), "", func(p model.SwitchPort) any { return int64(p.PortNo) }),
-		"name":       plain(nn(str), "", func(p model.SwitchPort) any { return p.Name }),
-		"up":         plain(nn(boolean), "", func(p model.SwitchPort) any { return p.Up }),
+		"portNo": plain(nn(integer), "the OpenFlow port number; reserved numbers above 2^31 (OFPP_LOCAL 0xfffffffe, the bridge's "+
+			"own port) do not fit GraphQL's 32-bit Int and are given as their 32-bit two's complement (LOCAL is -2)",
+			func(p model.SwitchPort) any { return int64(int32(p.PortNo)) }),
+		"name": plain(nn(str), "", func(p model.SwitchPort) any { return p.Name }),
+		"up":   plain(nn(boolean), "", func(p model.SwitchPort) any { return p.Up }),
 	}})
 	b.qos = gql.NewObject(gql.ObjectConfig{Name: "NicQos", Fields: gql.Fields{
 		"inboundBandwidthBps":  plain(integer, "", func(q model.NicQoS) any { return optInt(q.InboundBandwidthBps) }),

@@ -45,6 +45,7 @@ type daemon struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	addr   string // the API's host:port
+	ofAddr string // the OpenFlow listener's host:port
 	mu     sync.Mutex
 	log    bytes.Buffer
 	exited chan error
@@ -80,9 +81,17 @@ func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
 			var rec struct {
 				Msg     string `json:"msg"`
 				APIAddr string `json:"api_addr"`
+				Addr    string `json:"addr"`
 			}
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "portmirrord ready" {
-				ready <- rec.APIAddr
+			if json.Unmarshal(line, &rec) == nil {
+				switch rec.Msg {
+				case "OpenFlow listener up":
+					d.mu.Lock()
+					d.ofAddr = rec.Addr
+					d.mu.Unlock()
+				case "portmirrord ready":
+					ready <- rec.APIAddr
+				}
 			}
 		}
 		d.exited <- d.cmd.Wait()
@@ -150,6 +159,18 @@ func (d *daemon) gql(query string, vars map[string]any) map[string]any {
 		d.t.Fatalf("%s: %d %s", query, resp.StatusCode, raw)
 	}
 	return r.Data
+}
+
+// get fetches a path of the API server.
+func (d *daemon) get(path string) (int, string) {
+	d.t.Helper()
+	resp, err := http.Get("http://" + d.addr + path)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func uuidN(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012x", n) }
