@@ -42,6 +42,8 @@ type Switch struct {
 	bw      *bufio.Writer
 	scratch []byte
 
+	echoReplies chan ofwire.Message // echo requests to answer, from the reader to the echo goroutine
+
 	closeOnce sync.Once
 	done      chan struct{} // closed when the connection is closed
 	finished  chan struct{} // closed when run has returned everything it owns
@@ -54,8 +56,9 @@ func newSwitch(s *Server, c net.Conn) *Switch {
 	return &Switch{
 		srv: s, conn: c, remote: c.RemoteAddr().String(), log: s.log,
 		ports: map[uint32]model.SwitchPort{}, pending: map[uint32]*request{}, nextXid: 1,
-		bw:   bufio.NewWriterSize(c, 64<<10),
-		done: make(chan struct{}), finished: make(chan struct{}),
+		bw:          bufio.NewWriterSize(c, 64<<10),
+		echoReplies: make(chan ofwire.Message, 16),
+		done:        make(chan struct{}), finished: make(chan struct{}),
 	}
 }
 
@@ -262,7 +265,8 @@ func readErr(err error, after time.Duration) error {
 	return err
 }
 
-// echoLoop sends an echo request every EchoInterval until the connection closes.
+// echoLoop sends an echo request every EchoInterval, and the replies to the switch's echo requests, until the
+// connection closes.
 func (sw *Switch) echoLoop() {
 	t := time.NewTicker(sw.srv.cfg.EchoInterval)
 	defer t.Stop()
@@ -270,6 +274,11 @@ func (sw *Switch) echoLoop() {
 		select {
 		case <-sw.done:
 			return
+		case m := <-sw.echoReplies:
+			if err := sw.writeMsg(func(b []byte) []byte { return ofwire.AppendEcho(b, ofwire.TypeEchoReply, m.Xid, m.Body) }); err != nil {
+				sw.close(fmt.Errorf("sending echo reply: %w", err))
+				return
+			}
 		case <-t.C:
 			xid := sw.allocXids(1)
 			if err := sw.writeMsg(func(b []byte) []byte { return ofwire.AppendEcho(b, ofwire.TypeEchoRequest, xid, nil) }); err != nil {
@@ -305,7 +314,13 @@ func (sw *Switch) readLoop(br *bufio.Reader) error {
 func (sw *Switch) dispatch(m ofwire.Message) error {
 	switch m.Type {
 	case ofwire.TypeEchoRequest:
-		return sw.writeMsg(func(b []byte) []byte { return ofwire.AppendEcho(b, ofwire.TypeEchoReply, m.Xid, m.Body) })
+		// The reply is written by the echo goroutine: the reader never waits for the write lock, which a long
+		// Apply may hold while the switch waits for us to read its replies.
+		select {
+		case sw.echoReplies <- m:
+		default:
+			sw.log.Warn("dropping an echo reply: too many queued", "dpid", sw.dpid, "remote", sw.remote, "xid", m.Xid)
+		}
 	case ofwire.TypeError:
 		e, err := ofwire.DecodeError(m.Body)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -667,5 +668,41 @@ func TestDumpFlowsWithPopPBBAndForeignMatch(t *testing.T) {
 	defer mu.Unlock()
 	if len(deleted) != 1 || deleted[0].Body[17] != byte(ofwire.FlowDeleteStrict) || !bytes.Contains(deleted[0].Body, []byte{0x80, 0, 10, 2, 8, 0}) {
 		t.Fatalf("foreign flow not deleted strictly: %+v", deleted)
+	}
+}
+
+// TestReaderNotBlockedByStuckWriter: while a long Apply is stuck because the switch does not read, the reader
+// still takes in the switch's messages (an echo request, then a port status), so a switch whose replies back up
+// cannot deadlock with us.
+func TestReaderNotBlockedByStuckWriter(t *testing.T) {
+	s := startServer(t, Config{WriteTimeout: time.Minute, EchoInterval: time.Hour, DeadAfter: time.Hour})
+	f, sw := connect(t, s, 9)
+	many := make([]flows.Flow, 300000) // ~30 MB of flow_mods: more than the socket buffers hold
+	for i := range many {
+		many[i] = flows.Flow{Priority: 1, Cookie: flows.CookieOurs | uint64(i), Match: flows.Match{InPort: uint32(i + 1)}, Actions: []flows.Action{{Type: flows.ActNormal}}}
+	}
+	applied := make(chan error, 1)
+	go func() {
+		_, err := sw.Apply(context.Background(), many, nil, nil)
+		applied <- err
+	}()
+	// Echo requests over a second: Apply fills the socket buffers within a few tens of milliseconds, so later
+	// ones arrive while the writer is stuck (a reader that answered inline would then block for good).
+	for i := range 100 {
+		f.send(msg(ofwire.TypeEchoRequest, uint32(i), nil))
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.send(msg(ofwire.TypePortStatus, 0, append([]byte{0, 0, 0, 0, 0, 0, 0, 0}, portBytes(ofwire.Port{PortNo: 8, Name: "late"})...)))
+	waitFor(t, "port status while the writer is stuck", 5*time.Second, func() bool {
+		return slices.ContainsFunc(s.rec.snapshot(), func(e event) bool { return e.kind == "port" && e.port.Name == "late" })
+	})
+	select {
+	case err := <-applied:
+		t.Fatalf("Apply finished against a switch that reads nothing: %v", err)
+	default:
+	}
+	f.c.Close()
+	if err := <-applied; !errors.Is(err, ErrDisconnected) && !strings.Contains(err.Error(), "writing") {
+		t.Fatalf("Apply after the switch went away: %v", err)
 	}
 }
