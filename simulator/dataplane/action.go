@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // OpenFlow port numbers.
@@ -131,6 +132,7 @@ type Flow struct {
 	Flags       uint16
 	Packets     uint64
 	Bytes       uint64
+	Installed   time.Time // when the flow was added (set by AddFlow when zero)
 }
 
 // String formats the flow in ovs-ofctl add-flow syntax.

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 )
 
 // NumTables is how many flow tables an OVS bridge has (0..254).
@@ -271,6 +272,9 @@ func (b *Bridge) addFlowLocked(f Flow, checkOverlap bool) error {
 		return err
 	}
 	f.Actions = slices.Clone(f.Actions)
+	if f.Installed.IsZero() {
+		f.Installed = time.Now()
+	}
 	t := b.tables[f.Table]
 	for i, g := range t {
 		if g.Priority != f.Priority {
@@ -473,4 +477,18 @@ func (b *Bridge) ModGroup(cmd uint16, g Group) error {
 		return &OFError{ErrTypeGroupModFailed, GroupModBadCommand, fmt.Sprintf("group command %d is not known", cmd)}
 	}
 	return nil
+}
+
+// Groups returns copies of the groups, by id.
+func (b *Bridge) Groups() []Group {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]Group, 0, len(b.groups))
+	for _, g := range b.groups {
+		c := *g
+		c.Buckets = slices.Clone(g.Buckets)
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Group) int { return int(a.ID) - int(b.ID) })
+	return out
 }

@@ -252,6 +252,10 @@ func (x *xlate) emit(fr *Frame, no uint32, depth int, allowIn bool) {
 // normal is OVS's NORMAL action: an 802.1Q learning switch over the bridge's ports.
 func (x *xlate) normal(fr *Frame, depth int) {
 	in := x.b.ports[x.in]
+	if in == nil {
+		x.say(depth, "-> NORMAL for a frame with no input port: dropped")
+		return
+	}
 	if fr.EthDst.isReserved() {
 		x.say(depth, "-> drop frame to reserved multicast %v (forward_bpdu=false)", fr.EthDst)
 		return
@@ -306,4 +310,22 @@ func (x *xlate) normalOut(fr *Frame, no uint32, vlan uint16, depth int) {
 		c.SetVLAN(vlan, fr.PCP)
 	}
 	x.emit(&c, no, depth, false)
+}
+
+// Execute applies an action list to a frame that enters on fr.InPort (a packet-out): no table lookup. The
+// input port may be LOCAL or CONTROLLER; an unknown one is refused.
+func (b *Bridge) Execute(fr Frame, acts []Action) (Result, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.validateActions(Match{}, acts); err != nil {
+		return Result{}, err
+	}
+	x := &xlate{b: b, commit: true, in: fr.InPort}
+	fr = fr.Clone()
+	x.say(0, "packet-out: in_port=%s,%s", PortString(fr.InPort), frameSummary(&fr))
+	if _, ok := b.ports[fr.InPort]; !ok && fr.InPort != PortController {
+		return Result{}, &OFError{ErrTypeBadRequest, BadRequestBadPort, fmt.Sprintf("packet-out in_port %s does not exist", PortString(fr.InPort))}
+	}
+	x.actions(&fr, acts, 1)
+	return x.res, nil
 }
