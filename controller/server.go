@@ -141,18 +141,27 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}()
 	var acceptErr error
+	backoff := 5 * time.Millisecond
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
-			if ctx.Err() == nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					continue
-				}
-				acceptErr = fmt.Errorf("openflow accept on %s: %w", s.ln.Addr(), err)
+			if ctx.Err() != nil {
+				break
 			}
-			break
+			if errors.Is(err, net.ErrClosed) {
+				acceptErr = fmt.Errorf("openflow listener on %s closed: %w", s.ln.Addr(), err)
+				break
+			}
+			// Out of file descriptors and the like: wait and retry rather than give up the listener.
+			s.log.Warn("openflow accept failed, retrying", "addr", s.ln.Addr().String(), "err", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
 		}
+		backoff = 5 * time.Millisecond
 		sw := newSwitch(s, c)
 		s.mu.Lock()
 		if s.closed {

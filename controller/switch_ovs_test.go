@@ -344,8 +344,15 @@ func TestOVSPipelineThroughput(t *testing.T) {
 	o.ofctl("add-flows", "br0", path)
 	d2 := time.Since(start)
 	t.Logf("ovs-ofctl add-flows: %d flows in %s: %.0f flows/s", n, d2, float64(n)/d2.Seconds())
+	start = time.Now()
 	got, err := sw.DumpFlows(context.Background(), flows.CookieOurs, flows.CookieMask)
 	if err != nil || len(got) != 2*n {
 		t.Fatalf("read back %d flows (%v), want %d", len(got), err, 2*n)
 	}
+	t.Logf("DumpFlows: %d flows in %s", len(got), time.Since(start))
+	start = time.Now()
+	if err := sw.DeleteByCookie(context.Background(), flows.CookieOurs, flows.CookieMask); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("DeleteByCookie: %d flows in %s", len(got), time.Since(start))
 }
