@@ -214,7 +214,7 @@ func (b *Bridge) validateActions(m Match, acts []Action) error {
 		switch a.Type {
 		case ActOutput:
 			switch {
-			case a.Port == 0 || a.Port == PortAny || (a.Port >= PortMax && a.Port < PortInPort):
+			case a.Port == PortAny || (a.Port > PortMax && a.Port < PortInPort):
 				return &OFError{ErrTypeBadAction, BadActionOutPort, fmt.Sprintf("output to port %s is not valid", PortString(a.Port))}
 			}
 		case ActGroup:
