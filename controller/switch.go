@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,9 @@ func newSwitch(s *Server, c net.Conn) *Switch {
 // DatapathID is the switch's datapath id as 16 lower-case hex digits.
 func (sw *Switch) DatapathID() string { return sw.dpid }
 
+// Features is the switch's FEATURES_REPLY (tables, buffers, capabilities).
+func (sw *Switch) Features() ofwire.Features { return sw.features }
+
 // RemoteAddr is the switch's address as seen by the listener.
 func (sw *Switch) RemoteAddr() string { return sw.remote }
 
@@ -89,18 +93,8 @@ func (sw *Switch) Ports() []model.SwitchPort {
 		out = append(out, p)
 	}
 	sw.mu.Unlock()
-	slices.SortFunc(out, func(a, b model.SwitchPort) int { return int64cmp(int64(a.PortNo), int64(b.PortNo)) })
+	slices.SortFunc(out, func(a, b model.SwitchPort) int { return cmp.Compare(a.PortNo, b.PortNo) })
 	return out
-}
-
-func int64cmp(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (sw *Switch) modelPort(p ofwire.Port) model.SwitchPort {

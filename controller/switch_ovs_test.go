@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -193,7 +194,7 @@ func ovsValidFlow(r *rand.Rand, i int) flows.Flow {
 }
 
 func sortFlows(fl []flows.Flow) {
-	slices.SortFunc(fl, func(a, b flows.Flow) int { return int64cmp(int64(a.Cookie), int64(b.Cookie)) })
+	slices.SortFunc(fl, func(a, b flows.Flow) int { return cmp.Compare(a.Cookie, b.Cookie) })
 }
 
 func TestOVSFlowsInstalledAndReadBack(t *testing.T) {

@@ -283,7 +283,7 @@ func (f *fakeSwitch) serveRequests(onMsg func(m ofwire.Message)) (stop func()) {
 func TestHandshakePortsAndEvents(t *testing.T) {
 	s := startServer(t, Config{})
 	f, sw := connect(t, s, 0xab)
-	if sw.DatapathID() != "00000000000000ab" {
+	if sw.DatapathID() != "00000000000000ab" || sw.Features().NTables != 254 {
 		t.Fatalf("dpid %q", sw.DatapathID())
 	}
 	want := []model.SwitchPort{
