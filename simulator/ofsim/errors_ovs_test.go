@@ -94,7 +94,9 @@ func errCases() []errCase {
 			return rawFlowMod(x, 0, fmAdd, 10, rawMatch(oxm(0x8000, 3, []byte{2, 0, 0, 0, 0, 1}, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0})), apply(actOutput(2)))
 		}, "BAD_MATCH/BAD_WILDCARDS"},
 		{"output to port 0 (accepted by OVS)", func(x uint32) []byte { return rawFlowMod(x, 0, fmAdd, 13, rawMatch(), apply(actOutput(0))) }, ""},
-		{"output to ANY", func(x uint32) []byte { return rawFlowMod(x, 0, fmAdd, 10, rawMatch(), apply(actOutput(ofwire.PortAny))) }, "BAD_ACTION/BAD_OUT_PORT"},
+		{"output to ANY", func(x uint32) []byte {
+			return rawFlowMod(x, 0, fmAdd, 10, rawMatch(), apply(actOutput(ofwire.PortAny)))
+		}, "BAD_ACTION/BAD_OUT_PORT"},
 		{"output to reserved 0xfffffff0", func(x uint32) []byte { return rawFlowMod(x, 0, fmAdd, 10, rawMatch(), apply(actOutput(0xfffffff0))) }, "BAD_ACTION/BAD_OUT_PORT"},
 		{"flow stats of table 255 with a bad match", func(x uint32) []byte {
 			b := appendHeader(nil, ofwire.TypeMultipartRequest, x)
