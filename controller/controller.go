@@ -46,7 +46,8 @@ type Controller struct {
 	plan     *planState         // the latest pass's analysis, for session status
 	hosts    map[string]*hostManager
 	runCtx   context.Context
-	inventry bool // the inventory must be reloaded into the view before the next pass
+	inventry bool              // the inventory must be reloaded into the view before the next pass
+	guards   map[string]string // datapath id -> the tunnel guards last handed to its worker (fmt of the port list)
 
 	wg sync.WaitGroup // bridge workers and host managers
 }
@@ -78,6 +79,7 @@ func New(opts Options) (*Controller, error) {
 		bridges:  map[string]*bridge{},
 		hosts:    map[string]*hostManager{},
 		inventry: true,
+		guards:   map[string]string{},
 	}
 	cfg := opts.Server
 	cfg.Addr = opts.Listen

@@ -120,11 +120,27 @@ func (c *Controller) pass(ctx context.Context) error {
 	}
 	c.updateHostDesired(ctx, in)
 
+	guards, err := c.tunnelGuards(ctx, in)
+	if err != nil {
+		for dp := range targets {
+			c.view.MarkDirty(dp)
+		}
+		return err
+	}
+	c.mu.Lock()
+	for dp := range in.Bridges {
+		if g := fmt.Sprint(guards[dp]); g != c.guards[dp] {
+			targets[dp] = struct{}{}
+			c.guards[dp] = g
+		}
+	}
+	c.mu.Unlock()
+
 	for dp := range targets {
 		if _, connected := in.Bridges[dp]; !connected {
 			continue
 		}
-		w := &work{flows: plan.Bridge(dp), sessions: map[string]uint64{}}
+		w := &work{flows: withTunnelGuards(plan.Bridge(dp), guards[dp]), sessions: map[string]uint64{}}
 		for _, s := range plan.SessionsOn(dp) {
 			w.sessions[s] = fps[s]
 		}
@@ -438,3 +454,56 @@ func (c *Controller) HostConnected(hostUUID string) bool { return c.view.HostCon
 
 // HostDatapathID implements service.Live.
 func (c *Controller) HostDatapathID(hostUUID string) string { return c.view.HostDatapathID(hostUUID) }
+
+// tunnelGuards returns, per connected bridge, the OpenFlow numbers of the flow networks' tunnel ports it holds
+// (sorted). Every such port gets the tunnel-drop flow whether or not a session uses it, see withTunnelGuards.
+func (c *Controller) tunnelGuards(ctx context.Context, in *flows.Input) (map[string][]uint32, error) {
+	fns, err := c.svc.FlowNetworks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list flow networks: %w", err)
+	}
+	out := map[string][]uint32{}
+	for dp := range in.Bridges {
+		for _, fn := range fns {
+			if p, ok := c.view.PortByName(dp, model.TunnelPortName(fn.UUID)); ok {
+				out[dp] = append(out[dp], p.PortNo)
+			}
+		}
+		slices.Sort(out[dp])
+	}
+	return out, nil
+}
+
+// withTunnelGuards adds to a bridge's desired flows the tunnel-drop flow of each of its flow-network tunnel ports
+// that the compiled flows lack. Without it a bridge holding no session of a flow network sends what arrives on that
+// network's tunnel port to the baseline NORMAL: a copy that reaches a bridge before its delivery flows (bridges are
+// programmed concurrently), or after they were removed, would be forwarded to business ports and teach NORMAL the
+// copied frame's source MAC on the tunnel port, where later business frames to that MAC are lost.
+func withTunnelGuards(desired []flows.Flow, tunnelPorts []uint32) []flows.Flow {
+	if len(tunnelPorts) == 0 {
+		return desired
+	}
+	has := map[flows.Key]bool{}
+	for _, f := range desired {
+		has[f.Key()] = true
+	}
+	out := desired
+	added := false
+	for _, port := range tunnelPorts {
+		g := flows.Flow{Priority: flows.PriorityTunnelDrop, Cookie: flows.CookieOurs | flows.KindTunnelDrop,
+			Match: flows.Match{InPort: port}}
+		if has[g.Key()] {
+			continue
+		}
+		if !added {
+			out = slices.Clone(desired)
+			added = true
+		}
+		out = append(out, g)
+		has[g.Key()] = true
+	}
+	if added {
+		slices.SortFunc(out, flows.CompareFlows)
+	}
+	return out
+}
