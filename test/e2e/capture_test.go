@@ -153,7 +153,8 @@ func (c *Capture) stop() error {
 		<-c.exited
 		return fmt.Errorf("tcpdump in VM %s ignored SIGINT, killed:\n%s", c.NIC.VM.Name, c.Stderr())
 	}
-	if !strings.Contains(c.Stderr(), "packets captured") {
+	// "1 packet captured", "0 packets captured", ...
+	if se := c.Stderr(); !strings.Contains(se, "packets captured") && !strings.Contains(se, "packet captured") {
 		return fmt.Errorf("tcpdump in VM %s ended abnormally (%v):\n%s", c.NIC.VM.Name, c.waitErr, c.Stderr())
 	}
 	return nil
