@@ -200,12 +200,13 @@ func (s *Switch) writer(c *conn) {
 			}
 		case <-c.sig:
 			c.mu.Lock()
+			if len(c.q) == 0 {
+				c.mu.Unlock()
+				continue
+			}
 			out := c.q
 			c.q = spare[:0]
 			c.mu.Unlock()
-			if len(out) == 0 {
-				continue
-			}
 			c.wmu.Lock()
 			_ = c.nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 			_, err := c.nc.Write(out)
@@ -229,17 +230,11 @@ func (s *Switch) serve(ctx context.Context, nc net.Conn) (negotiated bool, err e
 	c := &conn{nc: nc, sig: make(chan struct{}, 1), done: make(chan struct{})}
 	c.lastRecv.Store(time.Now().UnixNano())
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() { defer wg.Done(); s.writer(c) }()
-	go func() {
-		defer wg.Done()
-		select {
-		case <-ctx.Done():
-		case <-c.done:
-		}
-		c.close()
-	}()
+	stop := context.AfterFunc(ctx, c.close)
 	defer func() {
+		stop()
 		s.mu.Lock()
 		if s.cur == c {
 			s.cur = nil

@@ -210,7 +210,7 @@ func TestBarrierOrdering(t *testing.T) {
 	var b []byte
 	for i := range 20 {
 		if i%3 == 0 {
-			b = append(b, flowModMsg(t, uint32(100+i), "priority=1,in_port=1,actions=output:0", fmOpts{cmd: fmAdd})...)
+			b = append(b, flowModMsg(t, uint32(100+i), "priority=1,in_port=1,actions=output:ANY", fmOpts{cmd: fmAdd})...)
 		} else {
 			b = append(b, flowModMsg(t, uint32(100+i), fmt.Sprintf("priority=%d,in_port=1,actions=output:2", i), fmOpts{cmd: fmAdd})...)
 		}
