@@ -24,6 +24,7 @@ func TestMirrorLifecycle(t *testing.T) {
 	w := NewWorld(t, tp, InventoryOptions{Encapsulation: "GRE"})
 	an, bn, dst := a.DefaultNIC(), b.DefaultNIC(), m.NICs[1]
 	ownTag := fmt.Sprint(dst.Tag)
+	aPort := an.OFPort(t)
 	const n = 5
 	both := PingCount{Requests: n, Replies: n}
 
@@ -78,10 +79,54 @@ func TestMirrorLifecycle(t *testing.T) {
 	}
 	ExpectCopies(t, "lifecycle/controller-restarted", a, bn.IP, n, Want{dst, both})
 
+	// While the controller is down someone deletes one of its flows and leaves a
+	// stale one with its cookie, next to a flow of someone else's: the restarted
+	// controller reads back what is there, restores the first, removes the second
+	// and leaves the foreign flow alone.
+	w.D.Kill(t)
+	ours := before[tp.HV1.Name]
+	victim := ""
+	for _, f := range ours {
+		if strings.Contains(f, "priority=100") {
+			victim = f
+		}
+	}
+	if victim == "" {
+		t.Fatalf("hv1 has no ingress flow to delete:\n%s", strings.Join(ours, "\n"))
+	}
+	if _, err := tp.HV1.Ofctl(t.Context(), "del-flows", tp.HV1.Bridge, "--strict", strings.TrimSuffix(strings.SplitN(victim, " actions=", 2)[0][strings.Index(victim, "priority="):], ",")); err != nil {
+		t.Fatal(err)
+	}
+	tp.HV1.AddFlow(t, tp.HV1.Bridge, "cookie=0x504d000000000003,priority=200,in_port=999,actions=NORMAL")
+	tp.HV1.AddFlow(t, tp.HV1.Bridge, "cookie=0x1234,priority=50,in_port=998,actions=drop")
+	if got := Flows(t, tp.HV1); slices.Contains(got, victim) || len(got) != len(ours)+1 {
+		t.Fatalf("tampering did not take:\n%s", strings.Join(got, "\n"))
+	}
+	tr = time.Now()
+	w.D.Start(t)
+	w.WaitConnected(t)
+	wantHV1 := append(slices.Clone(ours), "cookie=0x1234, table=0, priority=50,in_port=998 actions=drop")
+	slices.Sort(wantHV1)
+	waitFlows(t, tp.HV1, wantHV1)
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	t.Logf("RECOVERY lifecycle/controller-restart-tampered converged %v after start", time.Since(tr).Round(time.Millisecond))
+	if _, err := tp.HV1.Ofctl(t.Context(), "del-flows", tp.HV1.Bridge, "cookie=0x1234/-1"); err != nil {
+		t.Fatal(err)
+	}
+	ExpectCopies(t, "lifecycle/controller-restarted-tampered", a, bn.IP, n, Want{dst, both})
+
+	// Restart of hv2's ovs-vswitchd (the destination side).
+	tp.HV2.RestartVswitchd(t)
+	c = StartCapture(t, dst)
+	FirstCopy(t, "lifecycle/vswitchd-restart-hv2", time.Now(), a, bn.IP, c)
+	waitFlows(t, tp.HV2, before[tp.HV2.Name])
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	ExpectCopies(t, "lifecycle/vswitchd-restarted-hv2", a, bn.IP, n, Want{dst, both})
+
 	// Restart of hv1's ovs-vswitchd: its flows are gone; the controller reprograms it.
 	tp.HV1.RestartVswitchd(t)
 	c = StartCapture(t, dst)
-	FirstCopy(t, "lifecycle/vswitchd-restart", time.Now(), a, bn.IP, c)
+	FirstCopy(t, "lifecycle/vswitchd-restart-hv1", time.Now(), a, bn.IP, c)
 	waitFlows(t, tp.HV1, before[tp.HV1.Name])
 	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
 	ExpectCopies(t, "lifecycle/vswitchd-restarted", a, bn.IP, n, Want{dst, both})
@@ -97,6 +142,24 @@ func TestMirrorLifecycle(t *testing.T) {
 	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
 	w.WaitBaselineOnly(t, tp.HV1)
 	ExpectCopies(t, "lifecycle/migrated", a, bn.IP, n, Want{dst, both})
+
+	// And back to hv1: the copies cross the flow network again, from hv1 only.
+	a.Migrate(t, tp.HV1)
+	c = StartCapture(t, dst)
+	t0 = time.Now()
+	w.GC.Must(t, `mutation($vm: ID!, $h: ID!) { migrateVmInstance(uuid: $vm, hostUuid: $h) { uuid } }`,
+		map[string]any{"vm": a.UUID, "h": w.Inv.HostUUID(tp.HV1)}, nil)
+	FirstCopy(t, "lifecycle/migrate-back", t0, a, bn.IP, c)
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	// hv2 holds what it held before; hv1 too, but a's port is a new one now.
+	waitFlows(t, tp.HV2, before[tp.HV2.Name])
+	var wantHV1Back []string
+	for _, f := range before[tp.HV1.Name] {
+		wantHV1Back = append(wantHV1Back, strings.Replace(f, fmt.Sprintf("in_port=%d ", aPort), fmt.Sprintf("in_port=%d ", an.OFPort(t)), 1))
+	}
+	slices.Sort(wantHV1Back)
+	waitFlows(t, tp.HV1, wantHV1Back)
+	ExpectCopies(t, "lifecycle/migrated-back", a, bn.IP, n, Want{dst, both})
 
 	// A refused mutation changes nothing and is audited.
 	err := w.GC.Do(t.Context(), `mutation($pm: ID!, $in: SessionInput!) { addPortMirrorSession(portMirrorUuid: $pm, input: $in) { uuid } }`,
