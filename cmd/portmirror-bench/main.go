@@ -1,0 +1,52 @@
+// Command portmirror-bench measures portmirror (bulk programming of a real OVS bridge against ovs-ofctl, a raw
+// client and os-ken; session latency, reconnect storms and scale on simulated bridges; memory; the API) and writes
+// BENCHMARKS.md and bench/results.json. `make bench` runs it from the repository root; BENCH_QUICK=1 runs every part
+// at a tenth of its size.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"portmirror/bench"
+)
+
+func main() {
+	quick := flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "run every part at a tenth of its size (also BENCH_QUICK=1)")
+	only := flag.String("only", "", "comma-separated parts to run ("+strings.Join(bench.Parts, ",")+"); default all")
+	md := flag.String("markdown", "BENCHMARKS.md", "where to write the report for people")
+	js := flag.String("json", "bench/results.json", "where to write every figure by name")
+	flag.Parse()
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg := bench.Config{Quick: *quick, Markdown: *md, JSON: *js, Logger: log}
+	if *only != "" {
+		cfg.Only = strings.Split(*only, ",")
+	}
+	res, err := bench.Run(ctx, cfg)
+	if res != nil {
+		for _, f := range res.Figures {
+			goal := ""
+			if f.Goal != "" {
+				ok := "missed"
+				if f.Met != nil && *f.Met {
+					ok = "met"
+				}
+				goal = fmt.Sprintf("  (goal %s: %s)", f.Goal, ok)
+			}
+			fmt.Printf("%-48s %14.3f %s%s\n", f.Name, f.Value, f.Unit, goal)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "portmirror-bench:", err)
+		os.Exit(1)
+	}
+}
