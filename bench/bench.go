@@ -13,7 +13,7 @@ import (
 )
 
 // Parts are the measurements, in the order they run.
-var Parts = []string{"bulk", "daemon", "api", "status", "storm", "scale"}
+var Parts = []string{"bulk", "daemon", "status", "storm", "scale"}
 
 // Config says what to run and where to write.
 type Config struct {
@@ -31,6 +31,9 @@ type bencher struct {
 	log   *slog.Logger
 	quiet *slog.Logger // for the product's own logs
 	res   *Results
+
+	fleetDaemon *daemon // while partDaemon runs
+	fleet       *fleet
 }
 
 // Run measures every selected part and writes the report. A part that fails is recorded in Results.Failures and
@@ -49,7 +52,6 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	steps := map[string]func(context.Context){
 		"bulk":   b.partBulk,
 		"daemon": b.partDaemon,
-		"api":    b.partAPI,
 		"status": b.partStatus,
 		"storm":  b.partStorm,
 		"scale":  b.partScale,
