@@ -46,22 +46,8 @@ func populateFleet(ctx context.Context, dir string, hosts, apiCalls int, quiet *
 	ctx = service.WithActor(ctx, "bench")
 	f := &fleet{hosts: hosts, clusters: 10}
 	per := hosts / f.clusters
-	now := time.Now().UTC()
-	var objs []any
-	for c := range f.clusters {
-		objs = append(objs, model.Cluster{UUID: uuidN(0x10, c), Name: fmt.Sprintf("cluster%d", c), CreatedAt: now})
-	}
-	for h := range hosts {
-		objs = append(objs, model.Host{UUID: fleetHostUUID(h), Name: fmt.Sprintf("hv%d", h), ClusterUUID: uuidN(0x10, h/per),
-			Bridge: model.DefaultBridge, DatapathID: fmt.Sprintf("%016x", fleetDPID(h)), CreatedAt: now})
-		objs = append(objs, model.VmInstance{UUID: uuidN(0x40, h), Name: fmt.Sprintf("vm%d", h), HostUUID: fleetHostUUID(h), CreatedAt: now})
-		for j := range nicsPerHost {
-			objs = append(objs, model.VmNic{UUID: fleetNICUUID(h, j), VmUUID: uuidN(0x40, h), Index: j, MAC: fleetNICMAC(h, j),
-				IsDefault: j == 0, PortName: fmt.Sprintf("nic%d", j)})
-		}
-	}
-	if err := st.BulkPut(ctx, objs); err != nil {
-		return nil, fmt.Errorf("bulk inventory: %w", err)
+	if err := putInventory(ctx, st, hosts, f.clusters); err != nil {
+		return nil, err
 	}
 	for c := range f.clusters {
 		fn, err := svc.CreateFlowNetwork(ctx, service.FlowNetworkInput{UUID: uuidN(0x30, c), Name: fmt.Sprintf("mirror-net%d", c),
@@ -120,4 +106,28 @@ func populateFleet(ctx context.Context, dir string, hosts, apiCalls int, quiet *
 		f.apiFN = append(f.apiFN, fn.UUID)
 	}
 	return f, nil
+}
+
+// putInventory writes clusters clusters and hosts hosts (in contiguous blocks per cluster), one VM per host with
+// nicsPerHost NICs (NIC 0 the default), in bulk.
+func putInventory(ctx context.Context, st *store.Store, hosts, clusters int) error {
+	per := hosts / clusters
+	now := time.Now().UTC()
+	var objs []any
+	for c := range clusters {
+		objs = append(objs, model.Cluster{UUID: uuidN(0x10, c), Name: fmt.Sprintf("cluster%d", c), CreatedAt: now})
+	}
+	for h := range hosts {
+		objs = append(objs, model.Host{UUID: fleetHostUUID(h), Name: fmt.Sprintf("hv%d", h), ClusterUUID: uuidN(0x10, h/per),
+			Bridge: model.DefaultBridge, DatapathID: fmt.Sprintf("%016x", fleetDPID(h)), CreatedAt: now})
+		objs = append(objs, model.VmInstance{UUID: uuidN(0x40, h), Name: fmt.Sprintf("vm%d", h), HostUUID: fleetHostUUID(h), CreatedAt: now})
+		for j := range nicsPerHost {
+			objs = append(objs, model.VmNic{UUID: fleetNICUUID(h, j), VmUUID: uuidN(0x40, h), Index: j, MAC: fleetNICMAC(h, j),
+				IsDefault: j == 0, PortName: fmt.Sprintf("nic%d", j)})
+		}
+	}
+	if err := st.BulkPut(ctx, objs); err != nil {
+		return fmt.Errorf("bulk inventory: %w", err)
+	}
+	return nil
 }
