@@ -111,6 +111,22 @@ func (f *Fabric) AddTunnelPort(host string, p dataplane.Port) error {
 	return f.addEndpointLocked(h, p)
 }
 
+// RegisterTunnelPort registers as an endpoint a tunnel port already added to the host's bridge (e.g. through
+// ofsim.Switch.AddPort, so that the controller hears of it).
+func (f *Fabric) RegisterTunnelPort(host string, no uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h, ok := f.hosts[host]
+	if !ok {
+		return fmt.Errorf("fabric: no host %q", host)
+	}
+	p, ok := h.Bridge.Port(no)
+	if !ok || p.Tunnel == nil {
+		return fmt.Errorf("fabric: host %q port %d is not a tunnel port", host, no)
+	}
+	return f.addEndpointLocked(h, p)
+}
+
 // Host returns a host by name.
 func (f *Fabric) Host(name string) (*Host, bool) {
 	f.mu.Lock()
