@@ -53,11 +53,19 @@ type Switch struct {
 // ErrDisconnected is wrapped by the errors of requests on a closed connection.
 var ErrDisconnected = errors.New("switch disconnected")
 
+// Per-connection buffer sizes. They are paid for every connected bridge (10k bridges × 128 KiB was 1.25 GiB), so
+// they stay small: a long run of flow_mods flushes every writeBufferSize bytes, and a large reply (flow stats) is
+// read straight into its message body, past the read buffer.
+const (
+	writeBufferSize = 16 << 10
+	readBufferSize  = 4 << 10
+)
+
 func newSwitch(s *Server, c net.Conn) *Switch {
 	return &Switch{
 		srv: s, conn: c, remote: c.RemoteAddr().String(), log: s.log,
 		ports: map[uint32]model.SwitchPort{}, pending: map[uint32]*request{}, nextXid: 1,
-		bw:          bufio.NewWriterSize(c, 64<<10),
+		bw:          bufio.NewWriterSize(c, writeBufferSize),
 		echoReplies: make(chan ofwire.Message, 16),
 		done:        make(chan struct{}), finished: make(chan struct{}),
 	}
@@ -126,7 +134,7 @@ func (sw *Switch) run() {
 		sw.failAll(fmt.Errorf("%w: %w", ErrDisconnected, sw.Err()))
 		sw.logClose(sw.Err())
 	}()
-	br := bufio.NewReaderSize(sw.conn, 64<<10)
+	br := bufio.NewReaderSize(sw.conn, readBufferSize)
 	if err = sw.handshake(br); err != nil {
 		err = fmt.Errorf("handshake: %w", err)
 		return
