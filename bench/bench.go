@@ -13,7 +13,7 @@ import (
 )
 
 // Parts are the measurements, in the order they run.
-var Parts = []string{"bulk", "daemon", "status", "storm", "scale"}
+var Parts = []string{"bulk", "daemon", "status", "storm"}
 
 // Config says what to run and where to write.
 type Config struct {
@@ -54,7 +54,6 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		"daemon": b.partDaemon,
 		"status": b.partStatus,
 		"storm":  b.partStorm,
-		"scale":  b.partScale,
 	}
 	for _, p := range Parts {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, p) {

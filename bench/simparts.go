@@ -104,7 +104,9 @@ func (b *bencher) startRig(ctx context.Context, dir string, hosts, perHost int, 
 	return r, nil
 }
 
-func (r *simRig) sessions(ctx context.Context) ([]model.Session, error) { return r.svc.Sessions(ctx, r.pm) }
+func (r *simRig) sessions(ctx context.Context) ([]model.Session, error) {
+	return r.svc.Sessions(ctx, r.pm)
+}
 
 // partStatus is part 3: session → ACTIVE latency on simulated bridges.
 func (b *bencher) partStatus(ctx context.Context) {

@@ -1,0 +1,84 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQuickSmoke runs every part at a tenth of its size (BENCH_QUICK) and checks that the report and the results
+// file are written and hold the figures a reader looks for. Parts that need Open vSwitch are reported as skipped
+// (with the reason) where it is not installed; every other part must succeed.
+func TestQuickSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the quick benchmark takes tens of seconds")
+	}
+	dir := t.TempDir()
+	md, js := filepath.Join(dir, "BENCHMARKS.md"), filepath.Join(dir, "results.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	res, err := Run(ctx, Config{Quick: true, Markdown: md, JSON: js, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := ovsMissing(); m != "" {
+		t.Logf("Open vSwitch is not installed (%s missing): the bulk parts were skipped", m)
+	}
+	want := []string{"memory.daemon_idle_rss_mib", "api.list_sessions_p50_ms", "api.create_port_mirror_10_sessions_p50_ms",
+		"status.active_p99_ms", "storm.local.flow_mods_sent", "storm.remote.reconcile_seconds", "scale.bridges_connected"}
+	if ovsMissing() == "" {
+		want = append(want, "bulk.portmirror_vs_raw", "bulk.portmirror_vs_ofctl_bundle")
+	}
+	for _, name := range want {
+		f, ok := res.Figure(name)
+		if !ok {
+			t.Errorf("no figure %s", name)
+			continue
+		}
+		if f.Command == "" || !strings.Contains(f.Command, "BENCH_QUICK=1") {
+			t.Errorf("figure %s: command %q does not reproduce a quick run", name, f.Command)
+		}
+	}
+	// Figures that are counts, not timings, hold exactly.
+	if f, _ := res.Figure("storm.local.flow_mods_sent"); f.Value != 0 {
+		t.Errorf("a reconnect storm with nothing changed sent %v flow_mods", f.Value)
+	}
+	if f, _ := res.Figure("scale.bridges_connected"); f.Value != 1000 {
+		t.Errorf("%v of 1000 simulated bridges connected", f.Value)
+	}
+
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Results
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("results.json: %v", err)
+	}
+	if len(back.Figures) != len(res.Figures) || back.Machine.NProc == 0 {
+		t.Errorf("results.json holds %d figures (want %d), nproc %d", len(back.Figures), len(res.Figures), back.Machine.NProc)
+	}
+	text, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"quick mode", "## Machine", "## Goals", "Reproduce: `BENCH_QUICK=1 go run ./cmd/portmirror-bench -only",
+		"3. Session → ACTIVE latency", "4. Reconnect storm", "6. API over HTTP"} {
+		if !strings.Contains(string(text), s) {
+			t.Errorf("BENCHMARKS.md lacks %q", s)
+		}
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

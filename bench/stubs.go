@@ -1,5 +1,0 @@
-package bench
-
-import "context"
-
-func (b *bencher) partScale(ctx context.Context)  {}
