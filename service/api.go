@@ -41,6 +41,9 @@ const (
 	RuleDuplicateSession     Rule = "DUPLICATE_SESSION"
 	RuleInUse                Rule = "IN_USE"
 	RuleInvalidArgument      Rule = "INVALID_ARGUMENT"
+	// RuleAlreadyExists is not in API.md's table: a CONFLICT on a client-given uuid, datapath id or endpoint IP
+	// that is taken.
+	RuleAlreadyExists Rule = "ALREADY_EXISTS"
 )
 
 // Error is a refusal or fault that the API reports with a code, an optional rule and a message a person can act on.

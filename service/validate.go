@@ -21,9 +21,6 @@ const (
 	maxTunnelKey = 1<<31 - 1
 )
 
-// ALREADY_EXISTS is the rule of a CONFLICT on a client-given uuid, datapath id or endpoint IP that is taken.
-const RuleAlreadyExists Rule = "ALREADY_EXISTS"
-
 func invalid(format string, a ...any) *Error {
 	return &Error{Code: CodeValidation, Rule: RuleInvalidArgument,
 		Message: fmt.Sprintf(format, a...) + " (rule " + string(RuleInvalidArgument) + ")"}
