@@ -47,7 +47,7 @@ type Controller struct {
 	hosts    map[string]*hostManager
 	runCtx   context.Context
 	inventry bool              // the inventory must be reloaded into the view before the next pass
-	guards   map[string]string // datapath id -> the tunnel guards last handed to its worker (fmt of the port list)
+	tunnels  map[string]string // datapath id -> its flow-network tunnel ports at the last pass (fmt of the list)
 
 	wg sync.WaitGroup // bridge workers and host managers
 }
@@ -79,7 +79,7 @@ func New(opts Options) (*Controller, error) {
 		bridges:  map[string]*bridge{},
 		hosts:    map[string]*hostManager{},
 		inventry: true,
-		guards:   map[string]string{},
+		tunnels:  map[string]string{},
 	}
 	cfg := opts.Server
 	cfg.Addr = opts.Listen

@@ -120,18 +120,13 @@ func (c *Controller) pass(ctx context.Context) error {
 	}
 	c.updateHostDesired(ctx, in)
 
-	guards, err := c.tunnelGuards(ctx, in)
-	if err != nil {
-		for dp := range targets {
-			c.view.MarkDirty(dp)
-		}
-		return err
-	}
+	// A bridge whose set of flow-network tunnel ports changed needs its tunnel-drop flows changed, sessions or not.
+	tunnels := tunnelPorts(in)
 	c.mu.Lock()
 	for dp := range in.Bridges {
-		if g := fmt.Sprint(guards[dp]); g != c.guards[dp] {
+		if t := tunnels[dp]; t != c.tunnels[dp] {
 			targets[dp] = struct{}{}
-			c.guards[dp] = g
+			c.tunnels[dp] = t
 		}
 	}
 	c.mu.Unlock()
@@ -140,7 +135,7 @@ func (c *Controller) pass(ctx context.Context) error {
 		if _, connected := in.Bridges[dp]; !connected {
 			continue
 		}
-		w := &work{flows: withTunnelGuards(plan.Bridge(dp), guards[dp]), sessions: map[string]uint64{}}
+		w := &work{flows: plan.Bridge(dp), sessions: map[string]uint64{}}
 		for _, s := range plan.SessionsOn(dp) {
 			w.sessions[s] = fps[s]
 		}
@@ -176,14 +171,23 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 			enabled[pm.UUID] = pm
 		}
 	}
-	if len(enabled) == 0 {
-		return in, nil
-	}
-	sessions, err := c.svc.AllSessions(ctx)
+	// Every flow network's endpoints, used by a session or not: each tunnel port of ours gets its drop flow,
+	// so that nothing arriving on a flow network ever reaches NORMAL (a copy that arrives before its delivery
+	// flow, or after its removal, would otherwise teach NORMAL a MAC on the tunnel port).
+	networks, err := c.svc.FlowNetworks(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
+		return nil, fmt.Errorf("list flow networks: %w", err)
 	}
-	fns := map[string]model.FlowNetwork{}
+	fns := make(map[string]model.FlowNetwork, len(networks))
+	for _, fn := range networks {
+		fns[fn.UUID] = fn
+	}
+	var sessions []model.Session
+	if len(enabled) > 0 {
+		if sessions, err = c.svc.AllSessions(ctx); err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+	}
 	addNIC := func(uuid string) error {
 		if _, ok := in.NICs[uuid]; ok {
 			return nil
@@ -206,11 +210,7 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 		}
 		fn, ok := fns[pm.FlowNetworkUUID]
 		if !ok {
-			fn, err = c.svc.FlowNetwork(ctx, pm.FlowNetworkUUID)
-			if err != nil {
-				return nil, fmt.Errorf("flow network of port mirror %s: %w", pm.UUID, err)
-			}
-			fns[fn.UUID] = fn
+			return nil, fmt.Errorf("flow network %s of port mirror %s is not stored", pm.FlowNetworkUUID, pm.UUID)
 		}
 		if err := addNIC(s.SourceNicUUID); err != nil {
 			return nil, err
@@ -455,55 +455,18 @@ func (c *Controller) HostConnected(hostUUID string) bool { return c.view.HostCon
 // HostDatapathID implements service.Live.
 func (c *Controller) HostDatapathID(hostUUID string) string { return c.view.HostDatapathID(hostUUID) }
 
-// tunnelGuards returns, per connected bridge, the OpenFlow numbers of the flow networks' tunnel ports it holds
-// (sorted). Every such port gets the tunnel-drop flow whether or not a session uses it, see withTunnelGuards.
-func (c *Controller) tunnelGuards(ctx context.Context, in *flows.Input) (map[string][]uint32, error) {
-	fns, err := c.svc.FlowNetworks(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list flow networks: %w", err)
-	}
-	out := map[string][]uint32{}
-	for dp := range in.Bridges {
-		for _, fn := range fns {
-			if p, ok := c.view.PortByName(dp, model.TunnelPortName(fn.UUID)); ok {
-				out[dp] = append(out[dp], p.PortNo)
-			}
+// tunnelPorts returns, per bridge, the tunnel ports the input gives it (a comparable signature).
+func tunnelPorts(in *flows.Input) map[string]string {
+	per := map[string][]uint32{}
+	for k, ep := range in.Endpoints {
+		if ep.TunnelPort != 0 {
+			per[k.DatapathID] = append(per[k.DatapathID], ep.TunnelPort)
 		}
-		slices.Sort(out[dp])
 	}
-	return out, nil
-}
-
-// withTunnelGuards adds to a bridge's desired flows the tunnel-drop flow of each of its flow-network tunnel ports
-// that the compiled flows lack. Without it a bridge holding no session of a flow network sends what arrives on that
-// network's tunnel port to the baseline NORMAL: a copy that reaches a bridge before its delivery flows (bridges are
-// programmed concurrently), or after they were removed, would be forwarded to business ports and teach NORMAL the
-// copied frame's source MAC on the tunnel port, where later business frames to that MAC are lost.
-func withTunnelGuards(desired []flows.Flow, tunnelPorts []uint32) []flows.Flow {
-	if len(tunnelPorts) == 0 {
-		return desired
-	}
-	has := map[flows.Key]bool{}
-	for _, f := range desired {
-		has[f.Key()] = true
-	}
-	out := desired
-	added := false
-	for _, port := range tunnelPorts {
-		g := flows.Flow{Priority: flows.PriorityTunnelDrop, Cookie: flows.CookieOurs | flows.KindTunnelDrop,
-			Match: flows.Match{InPort: port}}
-		if has[g.Key()] {
-			continue
-		}
-		if !added {
-			out = slices.Clone(desired)
-			added = true
-		}
-		out = append(out, g)
-		has[g.Key()] = true
-	}
-	if added {
-		slices.SortFunc(out, flows.CompareFlows)
+	out := make(map[string]string, len(per))
+	for dp, ports := range per {
+		slices.Sort(ports)
+		out[dp] = fmt.Sprint(ports)
 	}
 	return out
 }
