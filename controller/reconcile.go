@@ -132,7 +132,7 @@ func (c *Controller) pass(ctx context.Context) error {
 	c.mu.Unlock()
 
 	for dp := range targets {
-		if _, connected := in.Bridges[dp]; !connected {
+		if !c.view.Connected(dp) {
 			continue
 		}
 		w := &work{flows: plan.Bridge(dp), sessions: map[string]uint64{}}
@@ -151,10 +151,10 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 		Endpoints: map[flows.EndpointKey]flows.Endpoint{},
 		Bridges:   map[string]flows.Bridge{},
 	}
+	// Every bridge that ever connected, with its last known ports: a disconnected one keeps its flows (fail_mode
+	// secure), so what other bridges send towards it must not change while it is away. Only connected bridges are
+	// programmed, and a session touching a disconnected one is PENDING (SessionStatus).
 	for _, sw := range c.view.Switches() {
-		if !sw.Connected {
-			continue
-		}
 		ports := make([]uint32, 0, len(sw.Ports))
 		for _, p := range sw.Ports {
 			ports = append(ports, p.PortNo)
@@ -197,8 +197,12 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 			return fmt.Errorf("NIC %s: %w", uuid, err)
 		}
 		n := flows.NIC{MAC: nic.MAC}
-		if b, ok := c.view.Binding(uuid); ok && b.Bound {
-			n.DatapathID, n.Port = b.DatapathID, b.PortNo
+		if b, ok := c.view.Binding(uuid); ok {
+			// the datapath alone locates a NIC whose bridge has not connected yet: remote copies to it go on
+			n.DatapathID = b.DatapathID
+			if b.Bound {
+				n.Port = b.PortNo
+			}
 		}
 		in.NICs[uuid] = n
 		return nil

@@ -219,6 +219,8 @@ func resolveSession(in *Input, s *Session, src NIC, srcKnown bool, dst NIC, dstK
 		switch {
 		case !known:
 			why("%s NIC %s is unknown", role, uuid)
+		case n.DatapathID != "" && !bridgeKnown(in, n.DatapathID):
+			why("switch %s of %s NIC %s is not connected", n.DatapathID, role, uuid)
 		case !n.Bound():
 			why("%s NIC %s is not bound to any switch port", role, uuid)
 		case !bridgeKnown(in, n.DatapathID):
@@ -270,7 +272,12 @@ func resolveSession(in *Input, s *Session, src NIC, srcKnown bool, dst NIC, dstK
 	if dstOK {
 		r.dstDP, r.dstPort = dst.DatapathID, dst.Port
 	}
-	if !srcOK || !dstOK {
+	// A destination on a bridge that has not connected yet (its datapath is known from the host, its port is
+	// not) is still reachable through the flow network: its bridge keeps the flows it had (fail_mode secure), e.g.
+	// while a restarted controller waits for it. The source side keeps sending; the session stays not ready.
+	dstLocated := dstKnown && dst.DatapathID != "" && dst.Port == 0 && !bridgeKnown(in, dst.DatapathID)
+	remoteToLocated := srcOK && dstLocated && src.DatapathID != dst.DatapathID
+	if !remoteToLocated && (!srcOK || !dstOK) {
 		// The copy needs both ends. The destination's capture and delivery flows still go in, so that copies
 		// from sources elsewhere arrive as soon as the rest is in place.
 		if dstOK && !(srcKnown && src.DatapathID == dst.DatapathID) {

@@ -501,9 +501,12 @@ func (v *View) compute(ns nicState) Binding {
 		b.Reason = fmt.Sprintf("NIC %s: the datapath id of bridge %s of host %s is not known yet", n.UUID, bridge, ns.hostUUID)
 		return b
 	}
+	// A switch that disconnected keeps its last known ports: with fail_mode=secure its flows, and so its NICs,
+	// keep working while the controller is away, and the flows of other bridges that reach them must stay.
+	// Whether the switch is connected now is the session status's business, not the binding's.
 	sw, ok := v.switches[b.DatapathID]
-	if !ok || !sw.connected {
-		b.Reason = fmt.Sprintf("NIC %s: bridge %s of host %s (datapath %s) is not connected", n.UUID, bridge, ns.hostUUID, b.DatapathID)
+	if !ok {
+		b.Reason = fmt.Sprintf("NIC %s: bridge %s of host %s (datapath %s) has never connected", n.UUID, bridge, ns.hostUUID, b.DatapathID)
 		return b
 	}
 	no, ok := sw.byName[portName]

@@ -112,15 +112,17 @@ func TestBindings(t *testing.T) {
 		{
 			name:  "host not connected",
 			setup: func(v *View) {},
-			nic:   "n2", wantDP: dp1, wantReason: []string{"NIC n2", "host h1", "not connected"},
+			nic:   "n2", wantDP: dp1, wantReason: []string{"NIC n2", "host h1", "never connected"},
 		},
 		{
-			name: "switch disconnected",
+			// fail_mode=secure: the bridge keeps forwarding while the controller is away, so the NIC stays bound
+			// to its last known port and other bridges' flows towards it stay in place
+			name: "switch disconnected keeps its last known ports",
 			setup: func(v *View) {
-				v.SwitchConnected(dp1, "", now, ports(dp1, "tap2"))
+				v.SwitchConnected(dp1, "", now, ports(dp1, "x", "tap2"))
 				v.SwitchDisconnected(dp1)
 			},
-			nic: "n2", wantDP: dp1, wantReason: []string{"not connected"},
+			nic: "n2", wantBound: true, wantDP: dp1, wantPort: 2,
 		},
 		{
 			name:  "no iface-id and no port name",
