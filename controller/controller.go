@@ -46,8 +46,8 @@ type Controller struct {
 	plan     *planState         // the latest pass's analysis, for session status
 	hosts    map[string]*hostManager
 	runCtx   context.Context
-	inventry bool              // the inventory must be reloaded into the view before the next pass
-	tunnels  map[string]string // datapath id -> its flow-network tunnel ports at the last pass (fmt of the list)
+	inventry bool                // the inventory must be reloaded into the view before the next pass
+	tunnels  map[string][]uint32 // datapath id -> its flow-network tunnel ports at the last pass
 
 	wg sync.WaitGroup // bridge workers and host managers
 }
@@ -79,7 +79,7 @@ func New(opts Options) (*Controller, error) {
 		bridges:  map[string]*bridge{},
 		hosts:    map[string]*hostManager{},
 		inventry: true,
-		tunnels:  map[string]string{},
+		tunnels:  map[string][]uint32{},
 	}
 	cfg := opts.Server
 	cfg.Addr = opts.Listen

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -124,7 +125,7 @@ func (c *Controller) pass(ctx context.Context) error {
 	tunnels := tunnelPorts(in)
 	c.mu.Lock()
 	for dp := range in.Bridges {
-		if t := tunnels[dp]; t != c.tunnels[dp] {
+		if t := tunnels[dp]; !slices.Equal(t, c.tunnels[dp]) {
 			targets[dp] = struct{}{}
 			c.tunnels[dp] = t
 		}
@@ -154,12 +155,9 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 	// Every bridge that ever connected, with its last known ports: a disconnected one keeps its flows (fail_mode
 	// secure), so what other bridges send towards it must not change while it is away. Only connected bridges are
 	// programmed, and a session touching a disconnected one is PENDING (SessionStatus).
-	for _, sw := range c.view.Switches() {
-		ports := make([]uint32, 0, len(sw.Ports))
-		for _, p := range sw.Ports {
-			ports = append(ports, p.PortNo)
-		}
-		in.Bridges[sw.DatapathID] = flows.Bridge{Ports: ports}
+	bridges := c.view.Bridges(model.TunnelPortPrefix)
+	for dp, b := range bridges {
+		in.Bridges[dp] = flows.Bridge{Ports: b.Numbers}
 	}
 	mirrors, err := c.svc.PortMirrors(ctx)
 	if err != nil {
@@ -243,9 +241,7 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 			if ip, err := netip.ParseAddr(ep.IP); err == nil {
 				e.IP = ip
 			}
-			if p, ok := c.view.PortByName(dp, tunnel); ok {
-				e.TunnelPort = p.PortNo
-			}
+			e.TunnelPort = bridges[dp].ByName[tunnel]
 			in.Endpoints[flows.EndpointKey{FlowNetwork: fn.UUID, DatapathID: dp}] = e
 		}
 	}
@@ -257,16 +253,38 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 func fingerprints(in *flows.Input, plan *flows.Plan) map[string]uint64 {
 	out := make(map[string]uint64, len(in.Sessions))
 	h := fnv.New64a()
+	var buf []byte
+	str := func(s string) { buf = append(append(buf, s...), 0) }
+	num := func(n uint64) { buf = append(strconv.AppendUint(buf, n, 16), 0) }
 	for _, s := range in.Sessions {
-		h.Reset()
-		src, dst := in.NICs[s.SourceNIC], in.NICs[s.DestinationNIC]
-		fmt.Fprintf(h, "%v|%v|%v", s, src, dst)
-		for _, dp := range []string{src.DatapathID, dst.DatapathID} {
-			fmt.Fprintf(h, "|%v", in.Endpoints[flows.EndpointKey{FlowNetwork: s.FlowNetwork, DatapathID: dp}])
+		buf = buf[:0]
+		str(s.UUID)
+		str(string(s.Type))
+		str(s.SourceNIC)
+		str(s.DestinationNIC)
+		num(uint64(s.TunnelKey))
+		str(s.FlowNetwork)
+		str(string(s.Encapsulation))
+		for _, nic := range []string{s.SourceNIC, s.DestinationNIC} {
+			n := in.NICs[nic]
+			str(n.MAC)
+			str(n.DatapathID)
+			num(uint64(n.Port))
+			ep := in.Endpoints[flows.EndpointKey{FlowNetwork: s.FlowNetwork, DatapathID: n.DatapathID}]
+			buf = ep.IP.AppendTo(buf)
+			num(uint64(ep.TunnelPort))
 		}
 		if r, ok := plan.Report(s.UUID); ok {
-			fmt.Fprintf(h, "|%v|%v", r.Bridges, r.Reasons)
+			for _, dp := range r.Bridges {
+				str(dp)
+			}
+			str("|")
+			for _, why := range r.Reasons {
+				str(why)
+			}
 		}
+		h.Reset()
+		h.Write(buf)
 		out[s.UUID] = h.Sum64()
 	}
 	return out
@@ -459,18 +477,16 @@ func (c *Controller) HostConnected(hostUUID string) bool { return c.view.HostCon
 // HostDatapathID implements service.Live.
 func (c *Controller) HostDatapathID(hostUUID string) string { return c.view.HostDatapathID(hostUUID) }
 
-// tunnelPorts returns, per bridge, the tunnel ports the input gives it (a comparable signature).
-func tunnelPorts(in *flows.Input) map[string]string {
-	per := map[string][]uint32{}
+// tunnelPorts returns, per bridge, the tunnel ports the input gives it, sorted.
+func tunnelPorts(in *flows.Input) map[string][]uint32 {
+	out := map[string][]uint32{}
 	for k, ep := range in.Endpoints {
 		if ep.TunnelPort != 0 {
-			per[k.DatapathID] = append(per[k.DatapathID], ep.TunnelPort)
+			out[k.DatapathID] = append(out[k.DatapathID], ep.TunnelPort)
 		}
 	}
-	out := make(map[string]string, len(per))
-	for dp, ports := range per {
+	for _, ports := range out {
 		slices.Sort(ports)
-		out[dp] = fmt.Sprint(ports)
 	}
 	return out
 }

@@ -58,7 +58,7 @@ type Endpoint struct {
 
 // Bridge is a connected switch.
 type Bridge struct {
-	Ports []uint32 // the OpenFlow port numbers the switch reports (port-desc and port-status)
+	Ports []uint32 // the OpenFlow port numbers the switch reports (port-desc and port-status); sorted is fastest
 }
 
 // ParseMAC parses a colon-separated Ethernet address such as "aa:bb:cc:dd:ee:ff" (upper or lower case).

@@ -129,22 +129,15 @@ func (p *Plan) SessionsOn(datapathID string) []string {
 // analyze resolves the sessions; when only is set, just those touching that bridge.
 func analyze(in *Input, only string) *Plan {
 	p := &Plan{index: make(map[string]int), bridges: make(map[string]*bridgePlan)}
-	portSets := make(map[string]map[uint32]struct{})
 	hasPort := func(dp string, port uint32) bool {
-		set, ok := portSets[dp]
-		if !ok {
-			br, connected := in.Bridges[dp]
-			if !connected {
-				return false
-			}
-			set = make(map[uint32]struct{}, len(br.Ports))
-			for _, n := range br.Ports {
-				set[n] = struct{}{}
-			}
-			portSets[dp] = set
+		br, connected := in.Bridges[dp]
+		if !connected {
+			return false
 		}
-		_, ok = set[port]
-		return ok
+		if _, found := slices.BinarySearch(br.Ports, port); found {
+			return true
+		}
+		return !slices.IsSorted(br.Ports) && slices.Contains(br.Ports, port)
 	}
 	bridge := func(dp string) *bridgePlan {
 		b := p.bridges[dp]

@@ -201,6 +201,9 @@ type Switch struct {
 	FlowCount     int          `json:"flowCount"`
 }
 
+// TunnelPortPrefix starts the name of every flow-network tunnel port.
+const TunnelPortPrefix = "pm"
+
 // TunnelPortName is the name of the flow-based tunnel port of a flow network on every bridge: "pm" and the first
 // ten hex digits of the flow network's uuid (15 characters at most, as interface names must be).
 func TunnelPortName(flowNetworkUUID string) string {
@@ -208,7 +211,7 @@ func TunnelPortName(flowNetworkUUID string) string {
 	if len(hex) > 10 {
 		hex = hex[:10]
 	}
-	return "pm" + hex
+	return TunnelPortPrefix + hex
 }
 
 // NormalizeDatapathID returns a datapath id as 16 lower-case hex digits, accepting an optional "0x" prefix,

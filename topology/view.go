@@ -655,3 +655,34 @@ func (v *View) Switches() []model.Switch {
 	slices.SortFunc(out, func(a, b model.Switch) int { return strings.Compare(a.DatapathID, b.DatapathID) })
 	return out
 }
+
+// BridgePorts is one switch's ports as the reconciler needs them: numbers, and the numbers of some ports by name.
+type BridgePorts struct {
+	Connected bool
+	Numbers   []uint32          // sorted
+	ByName    map[string]uint32 // the ports whose names start with the prefix given to Bridges
+}
+
+// Bridges returns every switch that ever connected, by datapath id, with its last known ports, naming those whose
+// names start with namePrefix (e.g. the tunnel ports' "pm"). It is the cheap form of Switches for a
+// reconciliation pass: no copies of whole ports, no sorting of switches.
+func (v *View) Bridges(namePrefix string) map[string]BridgePorts {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make(map[string]BridgePorts, len(v.switches))
+	for dp, sw := range v.switches {
+		b := BridgePorts{Connected: sw.connected, Numbers: make([]uint32, 0, len(sw.ports))}
+		for no, p := range sw.ports {
+			b.Numbers = append(b.Numbers, no)
+			if strings.HasPrefix(p.Name, namePrefix) {
+				if b.ByName == nil {
+					b.ByName = map[string]uint32{}
+				}
+				b.ByName[p.Name] = no
+			}
+		}
+		slices.Sort(b.Numbers)
+		out[dp] = b
+	}
+	return out
+}
