@@ -1,0 +1,469 @@
+package controller_test
+
+// Tests of the controller against the simulator: a real controller on 127.0.0.1:0, a service on an in-memory
+// store, and a fleet of simulated bridges (fleet → ofsim → dataplane, joined by the fabric) reaching it over TCP
+// through a meter that counts what each bridge receives.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"portmirror/controller"
+	"portmirror/model"
+	"portmirror/service"
+	"portmirror/simulator/fleet"
+	"portmirror/store"
+)
+
+func quietLogger() *slog.Logger {
+	if os.Getenv("PORTMIRROR_SIM_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// simEnv is a controller, its service and store, and a fleet connected to it through a meter.
+type simEnv struct {
+	t     testing.TB
+	ctx   context.Context
+	st    *store.Store
+	svc   *service.Service
+	ctrl  *controller.Controller
+	stop  func() // stops the current controller and waits for it
+	fleet *fleet.Fleet
+	meter *fleet.Meter
+	ctrlO controller.Options
+}
+
+type envOptions struct {
+	fleet      fleet.Options
+	controller controller.Options // Service, Logger and Listen are set by the harness
+	noRegister bool
+}
+
+func newSimEnv(t testing.TB, topo fleet.Topology, o envOptions) *simEnv {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ctx = service.WithActor(ctx, "sim-test")
+	st, err := store.Open(ctx, store.Options{InMemory: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &simEnv{t: t, ctx: ctx, st: st, svc: service.New(st, service.Options{Logger: quietLogger()}), ctrlO: o.controller}
+	e.startController()
+	f, err := fleet.Build(topo, o.fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fleet = f
+	m, err := fleet.NewMeter(e.ctrl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.meter = m
+	if err := f.Start(ctx, m.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		f.Stop()
+		e.stop()
+		m.Close()
+		st.Close()
+	})
+	if !o.noRegister {
+		if err := f.Register(ctx, e.svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// startController starts a controller on the env's service (a new one after a restart) and points the meter at it.
+func (e *simEnv) startController() {
+	e.t.Helper()
+	o := e.ctrlO
+	o.Service, o.Logger, o.Listen = e.svc, quietLogger(), "127.0.0.1:0"
+	ctrl, err := controller.New(o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.svc.SetLive(ctrl)
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- ctrl.Run(ctx) }()
+	e.ctrl = ctrl
+	e.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("controller: %v", err)
+		}
+	}
+	if e.meter != nil {
+		e.meter.SetUpstream(ctrl.Addr().String())
+	}
+}
+
+// restartController stops the controller and starts a new one on the same store.
+func (e *simEnv) restartController() {
+	e.t.Helper()
+	e.stop()
+	e.startController()
+}
+
+// statuses returns the status of every session of the fleet's port mirrors as the service reports it.
+func (e *simEnv) statuses() (map[string]model.SessionStatus, map[string]string) {
+	all, err := e.svc.AllSessions(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	st, why := map[string]model.SessionStatus{}, map[string]string{}
+	for _, s := range all {
+		st[s.UUID], why[s.UUID] = e.svc.SessionStatus(e.ctx, s)
+	}
+	return st, why
+}
+
+// waitSettled polls until every session of an enabled port mirror is ACTIVE and every other one INACTIVE.
+func (e *simEnv) waitSettled(sessions []fleet.Session, within time.Duration) time.Duration {
+	e.t.Helper()
+	start := time.Now()
+	deadline := start.Add(within)
+	for {
+		st, why := e.statuses()
+		var bad []string
+		for _, s := range sessions {
+			want := model.StatusActive
+			if !s.Enabled {
+				want = model.StatusInactive
+			}
+			if st[s.UUID] != want {
+				bad = append(bad, fmt.Sprintf("%s is %s (%s), want %s", s.Name, st[s.UUID], why[s.UUID], want))
+			}
+		}
+		if len(bad) == 0 {
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("sessions not settled after %v:\n%s", within, strings.Join(bad, "\n"))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// waitBaseline polls until every bridge is connected and holds at least the controller's baseline flow, so that
+// business traffic flows (fail_mode secure: an empty table drops everything).
+func (e *simEnv) waitBaseline(within time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		missing := 0
+		for _, h := range e.fleet.Hosts {
+			if sw := e.fleet.SwitchOf(h); sw == nil || !sw.Connected() || h.Bridge.FlowCount() == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d of %d bridges not connected with a baseline after %v", missing, len(e.fleet.Hosts), within)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// announceAll has every sending NIC send a gratuitous ARP, so that every bridge has learned every MAC.
+func (e *simEnv) announceAll() {
+	e.t.Helper()
+	for _, n := range e.fleet.Senders() {
+		if _, err := e.fleet.Send(e.fleet.Announce(n)); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// trafficReport is what one round of traffic showed.
+type trafficReport struct {
+	frames, expected, delivered int
+	problems                    []string
+}
+
+// checkTraffic sends every sender's frames (unicast to every other sender, a broadcast, a multicast) and compares
+// what every capture NIC received with fleet.Expect; it also checks that business delivery is intact (a unicast
+// reaches its NIC once, a broadcast or multicast every other sending NIC once), that no capture NIC receives
+// anything but copies, and that no frame comes back to the NIC that sent it.
+func (e *simEnv) checkTraffic(sessions []fleet.Session) trafficReport {
+	var r trafficReport
+	f := e.fleet
+	senders := f.Senders()
+	for _, from := range senders {
+		for _, fr := range f.Frames(from) {
+			d, err := f.Send(fr)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			r.frames++
+			want := f.Expect(fr, sessions)
+			got := d.Captured()
+			for _, c := range f.Monitors() {
+				r.expected += want[c]
+				r.delivered += got[c]
+				if got[c] != want[c] {
+					r.problems = append(r.problems, fmt.Sprintf("%s %s from %s (on %s): %d copies at %s (on %s), want %d",
+						fr.Kind, fr.Describe(), from, f.HostOf(from.VM).Name, got[c], c, f.HostOf(c.VM).Name, want[c]))
+				}
+			}
+			business := map[*fleet.NIC]int{}
+			for _, a := range d.Arrivals {
+				if !a.NIC.Capture {
+					business[a.NIC]++
+				} else if !bytes.Equal(a.Raw, fr.Raw) {
+					r.problems = append(r.problems, fmt.Sprintf("%s from %s: the copy at %s differs from the frame sent", fr.Kind, from, a.NIC))
+				}
+			}
+			for _, n := range senders {
+				want := 0
+				switch {
+				case n == from:
+				case fr.Kind == fleet.Unicast:
+					if n == fr.To {
+						want = 1
+					}
+				default:
+					want = 1
+				}
+				if business[n] != want {
+					r.problems = append(r.problems, fmt.Sprintf("%s %s from %s: %d arrived at %s, want %d (business traffic)",
+						fr.Kind, fr.Describe(), from, business[n], n, want))
+				}
+			}
+		}
+	}
+	return r
+}
+
+// eventuallyExact repeats checkTraffic until it finds nothing wrong (the bridges converge asynchronously after a
+// change; a session being ACTIVE does not say that a deleted one's flows are gone yet) or the deadline passes.
+func (e *simEnv) eventuallyExact(what string, sessions []fleet.Session, within time.Duration) trafficReport {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := e.checkTraffic(sessions)
+		if len(r.problems) == 0 {
+			return r
+		}
+		if time.Now().After(deadline) {
+			n := len(r.problems)
+			if n > 20 {
+				r.problems = r.problems[:20]
+			}
+			e.t.Fatalf("%s: %d wrong deliveries (first %d):\n%s\nsessions:\n%s", what, n, len(r.problems),
+				strings.Join(r.problems, "\n"), describeSessions(e.fleet, sessions))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func describeSessions(f *fleet.Fleet, sessions []fleet.Session) string {
+	var b strings.Builder
+	for _, s := range sessions {
+		fmt.Fprintf(&b, "  %s %s %s (on %s) -> %s (on %s) enabled=%v\n", s.Name, s.Direction, s.Source, f.HostOf(s.Source.VM).Name,
+			s.Destination, f.HostOf(s.Destination.VM).Name, s.Enabled)
+	}
+	return b.String()
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// randomTopology is 2 to 5 hosts in one or two clusters, each with 0 to 3 VMs of 1 or 2 NICs and at most two
+// monitors (at least one monitor and three senders in all), one or two flow networks, GRE or VXLAN.
+func randomTopology(rng *rand.Rand, seed uint64) fleet.Topology {
+	for {
+		t := fleet.Topology{Seed: seed, FlowNetworks: 1 + rng.IntN(2), Encapsulation: []model.Encapsulation{model.GRE, model.VXLAN}[rng.IntN(2)]}
+		hosts := 2 + rng.IntN(4)
+		t.Clusters = make([]fleet.ClusterSpec, 1+rng.IntN(2))
+		monitors, senders := 0, 0
+		for h := range hosts {
+			hs := fleet.HostSpec{VMs: rng.IntN(4), NICsPerVM: 1 + rng.IntN(2), Monitors: rng.IntN(3) / 2 * (1 + rng.IntN(2))}
+			monitors += hs.Monitors
+			senders += hs.VMs*hs.NICsPerVM + hs.Monitors
+			c := h % len(t.Clusters)
+			t.Clusters[c].Hosts = append(t.Clusters[c].Hosts, hs)
+		}
+		if monitors > 0 && senders >= 3 {
+			return t
+		}
+	}
+}
+
+// randomSession picks a source among the sending NICs, a destination among the capture NICs and a direction.
+func randomSession(rng *rand.Rand, f *fleet.Fleet, n int) fleet.Session {
+	senders, monitors := f.Senders(), f.Monitors()
+	return fleet.Session{Name: fmt.Sprintf("s%d", n), Source: senders[rng.IntN(len(senders))],
+		Destination: monitors[rng.IntN(len(monitors))],
+		Direction:   []model.Direction{model.Ingress, model.Egress, model.Bidirection}[rng.IntN(3)]}
+}
+
+// TestSimRandomExact: random fleets and sessions of every direction, local and remote, overlapping sources and
+// destinations, over one or two flow networks; once every session is ACTIVE, every sender's unicast, broadcast
+// and multicast frames reach each capture NIC exactly as API.md's rule says (fleet.Expect). Then random mutations
+// (disable, enable, delete and add sessions, migrate VMs) and the same check after each.
+// PORTMIRROR_SIM_SEEDS sets the number of seeds (default 30); PORTMIRROR_SIM_SEED runs one seed.
+func TestSimRandomExact(t *testing.T) {
+	seeds := envInt("PORTMIRROR_SIM_SEEDS", 30)
+	first := uint64(1)
+	if s := envInt("PORTMIRROR_SIM_SEED", 0); s > 0 {
+		first, seeds = uint64(s), 1
+	}
+	var total trafficReport
+	var nSessions, nMutations int
+	for seed := first; seed < first+uint64(seeds); seed++ {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			r, ns, nm := runRandomExact(t, seed)
+			total.frames += r.frames
+			total.expected += r.expected
+			total.delivered += r.delivered
+			nSessions += ns
+			nMutations += nm
+		})
+	}
+	t.Logf("%d seeds: %d sessions, %d mutations, %d frames sent, %d copies expected and delivered",
+		seeds, nSessions, nMutations, total.frames, total.delivered)
+}
+
+func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	topo := randomTopology(rng, seed)
+	e := newSimEnv(t, topo, envOptions{})
+	f := e.fleet
+	e.waitBaseline(10 * time.Second)
+	e.announceAll()
+
+	type pmState struct {
+		uuid    string
+		enabled bool
+	}
+	pms := map[*fleet.FlowNetwork]*pmState{}
+	type sess struct {
+		fleet.Session
+		fn *fleet.FlowNetwork
+	}
+	var all []sess
+	current := func() []fleet.Session {
+		out := make([]fleet.Session, len(all))
+		for i, s := range all {
+			out[i] = s.Session
+			out[i].Enabled = pms[s.fn].enabled
+		}
+		return out
+	}
+	n := 0
+	addSession := func(fn *fleet.FlowNetwork) {
+	pick:
+		for range 20 {
+			s := randomSession(rng, f, n)
+			for _, o := range all {
+				if o.fn == fn && o.Source == s.Source && o.Destination == s.Destination && o.Direction == s.Direction {
+					continue pick
+				}
+			}
+			got, err := e.svc.AddPortMirrorSession(e.ctx, pms[fn].uuid, service.SessionInput{Name: s.Name, Type: s.Direction,
+				SourceNicUUID: s.Source.UUID, DestinationNicUUID: s.Destination.UUID})
+			if err != nil {
+				t.Fatalf("adding %s %s -> %s: %v", s.Direction, s.Source, s.Destination, err)
+			}
+			n++
+			s.UUID = got.UUID
+			all = append(all, sess{s, fn})
+			return
+		}
+	}
+	for _, fn := range f.FlowNetworks {
+		enabled := rng.IntN(5) > 0
+		pm, err := e.svc.CreatePortMirror(e.ctx, service.PortMirrorInput{Name: "pm-" + fn.Name, FlowNetworkUUID: fn.UUID, Enable: enabled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pms[fn] = &pmState{uuid: pm.UUID, enabled: enabled}
+		for range 1 + rng.IntN(10) {
+			addSession(fn)
+		}
+	}
+
+	e.waitSettled(current(), 15*time.Second)
+	total := e.eventuallyExact("initial", current(), 10*time.Second)
+
+	mutations := 4 + rng.IntN(5)
+	for step := range mutations {
+		var what string
+		switch op := rng.IntN(5); {
+		case op == 0: // disable or enable a port mirror
+			fn := f.FlowNetworks[rng.IntN(len(f.FlowNetworks))]
+			on := !pms[fn].enabled
+			var err error
+			if on {
+				_, err = e.svc.EnablePortMirror(e.ctx, pms[fn].uuid)
+			} else {
+				_, err = e.svc.DisablePortMirror(e.ctx, pms[fn].uuid)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			pms[fn].enabled = on
+			what = fmt.Sprintf("%s enabled=%v", fn.Name, on)
+		case op == 1 && len(all) > 0: // delete a session
+			i := rng.IntN(len(all))
+			s := all[i]
+			if err := e.svc.DeletePortMirrorSession(e.ctx, s.UUID); err != nil {
+				t.Fatal(err)
+			}
+			all = slices.Delete(all, i, i+1)
+			what = "delete " + s.Name
+		case op == 2: // add a session
+			fn := f.FlowNetworks[rng.IntN(len(f.FlowNetworks))]
+			addSession(fn)
+			what = "add a session to " + fn.Name
+		default: // migrate a VM
+			vm := f.VMs[rng.IntN(len(f.VMs))]
+			from := f.HostOf(vm)
+			to := f.Hosts[rng.IntN(len(f.Hosts))]
+			if to == from {
+				to = f.Hosts[(to.Index+1)%len(f.Hosts)]
+			}
+			if err := f.Migrate(e.ctx, e.svc, vm, to); err != nil {
+				t.Fatal(err)
+			}
+			what = fmt.Sprintf("migrate %s %s -> %s", vm.Name, from.Name, to.Name)
+		}
+		e.waitSettled(current(), 15*time.Second)
+		r := e.eventuallyExact(fmt.Sprintf("after step %d (%s)", step+1, what), current(), 10*time.Second)
+		total.frames += r.frames
+		total.expected += r.expected
+		total.delivered += r.delivered
+	}
+	return total, n, mutations
+}
+
+// sessionPM is the port mirror of a stored session.
+func sessionPM(e *simEnv, uuid string) string {
+	s, err := e.svc.Session(e.ctx, uuid)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s.PortMirrorUUID
+}
