@@ -244,3 +244,45 @@ func TestMoveVM(t *testing.T) {
 		t.Errorf("unicast to the moved NIC arrived at %+v\n%s", d.Arrivals, d.Trace)
 	}
 }
+
+// TestPlanSessions: planned sessions are distinct, follow the rules (sources are sending NICs, destinations capture
+// NICs), are the same for the same seed, and mix local and remote destinations.
+func TestPlanSessions(t *testing.T) {
+	f, err := Build(Uniform(5, 4, 2, 1), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := f.PlanSessions(50)
+	if len(ss) != 50 {
+		t.Fatalf("planned %d sessions, want 50", len(ss))
+	}
+	seen := map[[3]string]bool{}
+	local, remote := 0, 0
+	for _, s := range ss {
+		k := [3]string{s.Source.UUID, s.Destination.UUID, string(s.Direction)}
+		if seen[k] {
+			t.Errorf("duplicate session %+v", k)
+		}
+		seen[k] = true
+		if s.Source.Capture || !s.Destination.Capture || !s.Direction.Valid() {
+			t.Errorf("session %s breaks the rules: %s -> %s %s", s.Name, s.Source, s.Destination, s.Direction)
+		}
+		if f.HostOf(s.Source.VM) == f.HostOf(s.Destination.VM) {
+			local++
+		} else {
+			remote++
+		}
+	}
+	if local == 0 || remote == 0 {
+		t.Errorf("%d local and %d remote sessions; want both", local, remote)
+	}
+	again, _ := Build(Uniform(5, 4, 2, 1), Options{})
+	for i, s := range again.PlanSessions(50) {
+		if s.Source.UUID != ss[i].Source.UUID || s.Destination.UUID != ss[i].Destination.UUID || s.Direction != ss[i].Direction {
+			t.Fatalf("session %d differs for the same seed", i)
+		}
+	}
+	if got := f.PlanSessions(1000); len(got) != 3*len(f.Senders())*len(f.Monitors()) {
+		t.Errorf("asking for more than exist: %d sessions, want every combination (%d)", len(got), 3*len(f.Senders())*len(f.Monitors()))
+	}
+}

@@ -83,15 +83,18 @@ func (f *Fleet) Migrate(ctx context.Context, api API, vm *VM, to *Host) error {
 	return nil
 }
 
-// PlanSessions picks n distinct sessions deterministically from the seed: a source among the sending NICs, a
-// destination among the capture NICs, a direction, local and remote mixed. Every session obeys the product's
-// rules (capture NICs are never sources). It returns fewer when the fleet has not enough distinct combinations.
+// PlanSessions picks n distinct sessions deterministically from the seed: sources go round the sending NICs in a
+// shuffled order, destinations round the capture NICs, directions round BIDIRECTION, EGRESS and INGRESS, so that a
+// few sessions already mix local and remote copies. Every session obeys the product's rules (capture NICs are
+// never sources). It returns fewer when the fleet has not enough distinct combinations.
 func (f *Fleet) PlanSessions(n int) []Session {
 	rng := rand.New(rand.NewPCG(f.Topology.Seed, uint64(f.ids.tag)))
 	senders, monitors := f.Senders(), f.Monitors()
 	if len(senders) == 0 || len(monitors) == 0 {
 		return nil
 	}
+	rng.Shuffle(len(senders), func(i, j int) { senders[i], senders[j] = senders[j], senders[i] })
+	rng.Shuffle(len(monitors), func(i, j int) { monitors[i], monitors[j] = monitors[j], monitors[i] })
 	dirs := []model.Direction{model.Bidirection, model.Egress, model.Ingress}
 	type key struct {
 		s, d *NIC
@@ -99,10 +102,10 @@ func (f *Fleet) PlanSessions(n int) []Session {
 	}
 	seen := map[key]bool{}
 	var out []Session
-	for tries := 0; len(out) < n && tries < 20*n+100; tries++ {
-		s := senders[rng.IntN(len(senders))]
-		d := monitors[rng.IntN(len(monitors))]
-		dir := dirs[len(out)%len(dirs)]
+	for k := 0; len(out) < n && k < 3*len(senders)*len(monitors); k++ {
+		s := senders[k%len(senders)]
+		d := monitors[(k+k/len(senders))%len(monitors)]
+		dir := dirs[(k+k/(len(senders)*len(monitors)))%len(dirs)]
 		if seen[key{s, d, dir}] {
 			continue
 		}
