@@ -31,10 +31,11 @@ lint:
 bench:
 	$(GO) run ./cmd/portmirror-bench $(ARGS)
 
-## demo: a simulated fleet against a running controller (the program cmd/portmirror-sim, once it exists)
+## demo: start portmirrord on a temporary data dir and free ports, run a small simulated fleet against it
+##       (cmd/portmirror-sim: 3 hosts, 2 sessions), show the mirrored copies and the summary, stop the daemon;
+##       ARGS go to portmirror-sim, e.g. make demo ARGS="--hosts 5 --sessions 6 --frames 500"
 demo:
-	@if [ -d cmd/portmirror-sim ]; then $(GO) run ./cmd/portmirror-sim $(ARGS); \
-	else echo "make demo: the demo is not written yet (it will be the program cmd/portmirror-sim)"; fi
+	@GO="$(GO)" sh cmd/portmirror-sim/demo.sh $(ARGS)
 
 clean:
 	rm -rf $(BIN)
