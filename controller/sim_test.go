@@ -47,7 +47,8 @@ type simEnv struct {
 type envOptions struct {
 	fleet      fleet.Options
 	controller controller.Options // Service, Logger and Listen are set by the harness
-	noRegister bool
+	noRegister bool // the test registers the fleet itself
+	noStart    bool // the test starts the fleet itself (f.Start(e.ctx, e.meter.Addr()))
 }
 
 func newSimEnv(t testing.TB, topo fleet.Topology, o envOptions) *simEnv {
@@ -71,9 +72,6 @@ func newSimEnv(t testing.TB, topo fleet.Topology, o envOptions) *simEnv {
 		t.Fatal(err)
 	}
 	e.meter = m
-	if err := f.Start(ctx, m.Addr()); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		f.Stop()
 		e.stop()
@@ -82,6 +80,11 @@ func newSimEnv(t testing.TB, topo fleet.Topology, o envOptions) *simEnv {
 	})
 	if !o.noRegister {
 		if err := f.Register(ctx, e.svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !o.noStart {
+		if err := f.Start(ctx, m.Addr()); err != nil {
 			t.Fatal(err)
 		}
 	}

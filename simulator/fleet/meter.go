@@ -229,8 +229,8 @@ func (m *Meter) accept() {
 
 // pipe copies OpenFlow messages from src to dst, calling see on each before forwarding it.
 func (m *Meter) pipe(dst, src net.Conn, see func(h [8]byte, body []byte)) {
-	r := bufio.NewReaderSize(src, 16<<10)
-	w := bufio.NewWriterSize(dst, 16<<10)
+	r := bufio.NewReaderSize(src, 4<<10)
+	w := bufio.NewWriterSize(dst, 4<<10)
 	var h [8]byte
 	body := make([]byte, 0, 4<<10)
 	for {
