@@ -255,6 +255,12 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if !doc.isMutation() {
+		if body, err := executeFast(ctx, &h.schema, doc); err == nil {
+			h.writeBody(w, http.StatusOK, body)
+			return
+		}
+	}
 	res := gql.Execute(gql.ExecuteParams{
 		Schema:        h.schema,
 		AST:           astDoc,
@@ -368,10 +374,15 @@ func (h *Handler) writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		body = []byte(`{"errors":[{"message":"encoding the response failed; see the portmirrord log","extensions":{"code":"INTERNAL"}}]}`)
 	}
+	h.writeBody(w, status, append(body, '\n'))
+}
+
+// writeBody writes a JSON response body as it is.
+func (h *Handler) writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
 }
 
 // serveHealth runs every health check: 200 when all hold, 503 with the reasons otherwise.

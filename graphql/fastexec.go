@@ -1,0 +1,357 @@
+package graphql
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	gql "github.com/graphql-go/graphql"
+	"github.com/graphql-go/graphql/language/ast"
+)
+
+// The fast path executes the common queries (plain selections of the schema's object fields) without
+// graphql-go's executor, which builds a map per object, a ResolveInfo and a response path per field and walks
+// the whole result again for thunks: on a listing of 10k sessions with both NICs that is most of the time. It
+// calls the same resolvers and writes the answer straight to JSON, byte for byte what encoding/json writes for
+// graphql-go's result (object keys sorted, the same string escaping).
+//
+// It handles what it can prove it answers identically and gives up otherwise, and the request then runs through
+// graphql-go as before: a mutation, variables, arguments, directives, introspection other than __typename, a
+// response key selected twice, abstract types, a thunk, and any resolver error or null in a non-null field (so
+// every error, with its path and extensions, is still graphql-go's). Queries have no side effects, so running
+// one again after giving up changes nothing.
+
+// errGiveUp stops the fast path; the request runs through graphql-go.
+var errGiveUp = errors.New("graphql: fast path does not apply")
+
+// fastExec is one execution of the fast path.
+type fastExec struct {
+	schema    *gql.Schema
+	ctx       context.Context
+	doc       *document
+	buf       []byte
+	noArgs    map[string]any
+	fragments map[string]ast.Definition
+	collected map[*ast.SelectionSet]*collectedSet // per selection set and object type: fields to run, by key
+}
+
+// collectedSet is a selection set's fields for one object type, sorted by response key.
+type collectedSet struct {
+	typ    *gql.Object
+	fields []collectedField
+}
+
+type collectedField struct {
+	key      string
+	ast      *ast.Field
+	def      *gql.FieldDefinition // nil for __typename
+	args     map[string]any       // the defaults of the field's arguments; nil when it has none
+	typename bool
+	info     gql.ResolveInfo
+}
+
+// executeFast runs the document's query and returns its response body ({"data":...} and a newline), or errGiveUp.
+func executeFast(ctx context.Context, schema *gql.Schema, doc *document) (body []byte, err error) {
+	op := doc.op
+	if op == nil || op.Operation != ast.OperationTypeQuery || len(op.VariableDefinitions) > 0 || len(op.Directives) > 0 {
+		return nil, errGiveUp
+	}
+	// A quiet copy of the request's info: an error makes the request run again through graphql-go, which logs it.
+	ri := requestInfoFrom(ctx)
+	ctx = withRequestInfo(ctx, &requestInfo{id: ri.id, logger: slog.New(slog.DiscardHandler)})
+	e := &fastExec{schema: schema, ctx: ctx, doc: doc, noArgs: map[string]any{}, fragments: map[string]ast.Definition{},
+		collected: map[*ast.SelectionSet]*collectedSet{}, buf: make([]byte, 0, 64<<10)}
+	for name, f := range doc.fragments {
+		e.fragments[name] = f
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			body, err = nil, fmt.Errorf("%w: panic: %v", errGiveUp, r)
+		}
+	}()
+	e.buf = append(e.buf, `{"data":`...)
+	if err := e.object(schema.QueryType(), op.SelectionSet, nil); err != nil {
+		return nil, err
+	}
+	e.buf = append(e.buf, "}\n"...)
+	return e.buf, nil
+}
+
+// collect lists the fields of a selection set for an object type, through fragments, sorted by response key.
+func (e *fastExec) collect(typ *gql.Object, ss *ast.SelectionSet) (*collectedSet, error) {
+	if c, ok := e.collected[ss]; ok && c.typ == typ {
+		return c, nil
+	}
+	c := &collectedSet{typ: typ}
+	visited := map[string]bool{}
+	defs := typ.Fields()
+	var walk func(ss *ast.SelectionSet) error
+	walk = func(ss *ast.SelectionSet) error {
+		if ss == nil {
+			return nil
+		}
+		for _, sel := range ss.Selections {
+			switch s := sel.(type) {
+			case *ast.Field:
+				if len(s.Directives) > 0 || len(s.Arguments) > 0 || s.Name == nil {
+					return errGiveUp
+				}
+				key := s.Name.Value
+				if s.Alias != nil {
+					key = s.Alias.Value
+				}
+				f := collectedField{key: key, ast: s}
+				switch {
+				case s.Name.Value == "__typename":
+					f.typename = true
+				case strings.HasPrefix(s.Name.Value, "__"):
+					return errGiveUp
+				default:
+					f.def = defs[s.Name.Value]
+					if f.def == nil {
+						return errGiveUp
+					}
+					for _, a := range f.def.Args {
+						if a.DefaultValue != nil {
+							if f.args == nil {
+								f.args = map[string]any{}
+							}
+							f.args[a.PrivateName] = a.DefaultValue
+						}
+					}
+					f.info = gql.ResolveInfo{FieldName: s.Name.Value, FieldASTs: []*ast.Field{s}, ReturnType: f.def.Type,
+						ParentType: typ, Schema: *e.schema, Fragments: e.fragments, Operation: e.doc.op}
+				}
+				c.fields = append(c.fields, f)
+			case *ast.InlineFragment:
+				if len(s.Directives) > 0 {
+					return errGiveUp
+				}
+				applies, err := e.applies(typ, s.TypeCondition)
+				if err != nil {
+					return err
+				}
+				if applies {
+					if err := walk(s.SelectionSet); err != nil {
+						return err
+					}
+				}
+			case *ast.FragmentSpread:
+				if len(s.Directives) > 0 || s.Name == nil {
+					return errGiveUp
+				}
+				if visited[s.Name.Value] {
+					continue
+				}
+				visited[s.Name.Value] = true
+				fd := e.doc.fragments[s.Name.Value]
+				if fd == nil {
+					return errGiveUp
+				}
+				applies, err := e.applies(typ, fd.TypeCondition)
+				if err != nil {
+					return err
+				}
+				if applies {
+					if err := walk(fd.SelectionSet); err != nil {
+						return err
+					}
+				}
+			default:
+				return errGiveUp
+			}
+		}
+		return nil
+	}
+	if err := walk(ss); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(c.fields, func(a, b collectedField) int { return strings.Compare(a.key, b.key) })
+	for i := 1; i < len(c.fields); i++ {
+		if c.fields[i].key == c.fields[i-1].key {
+			return nil, errGiveUp // graphql-go merges the selections of a repeated key
+		}
+	}
+	e.collected[ss] = c
+	return c, nil
+}
+
+// applies reports whether a fragment with the type condition applies to an object type; a condition naming an
+// interface or union gives up.
+func (e *fastExec) applies(typ *gql.Object, cond *ast.Named) (bool, error) {
+	if cond == nil || cond.Name == nil {
+		return true, nil
+	}
+	t := e.schema.Type(cond.Name.Value)
+	o, ok := t.(*gql.Object)
+	if !ok {
+		return false, errGiveUp
+	}
+	return o.Name() == typ.Name(), nil
+}
+
+// object writes an object's selected fields as a JSON object.
+func (e *fastExec) object(typ *gql.Object, ss *ast.SelectionSet, source any) error {
+	if typ.IsTypeOf != nil {
+		return errGiveUp
+	}
+	c, err := e.collect(typ, ss)
+	if err != nil {
+		return err
+	}
+	e.buf = append(e.buf, '{')
+	for i := range c.fields {
+		f := &c.fields[i]
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.buf = appendJSONString(e.buf, f.key)
+		e.buf = append(e.buf, ':')
+		if f.typename {
+			e.buf = appendJSONString(e.buf, typ.Name())
+			continue
+		}
+		resolve := f.def.Resolve
+		if resolve == nil {
+			return errGiveUp // graphql-go's default resolver works by reflection; every field of ours has its own
+		}
+		args := e.noArgs
+		if f.args != nil {
+			args = maps.Clone(f.args) // graphql-go gives every call a map of its own
+		}
+		v, err := resolve(gql.ResolveParams{Source: source, Args: args, Info: f.info, Context: e.ctx})
+		if err != nil {
+			return errGiveUp
+		}
+		if err := e.value(f.def.Type, f.ast, v); err != nil {
+			return err
+		}
+	}
+	e.buf = append(e.buf, '}')
+	return nil
+}
+
+// value writes a resolved value of type t, completed as graphql-go completes it.
+func (e *fastExec) value(t gql.Type, fa *ast.Field, v any) error {
+	nonNull := false
+	if nn, ok := t.(*gql.NonNull); ok {
+		nonNull, t = true, nn.OfType
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Func {
+		return errGiveUp // a thunk
+	}
+	if nullish(rv) {
+		if nonNull {
+			return errGiveUp
+		}
+		e.buf = append(e.buf, "null"...)
+		return nil
+	}
+	switch t := t.(type) {
+	case *gql.Scalar:
+		return e.leaf(t.Serialize(v), nonNull)
+	case *gql.Enum:
+		return e.leaf(t.Serialize(v), nonNull)
+	case *gql.List:
+		if rv.Kind() == reflect.Pointer {
+			rv = rv.Elem()
+		}
+		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+			return errGiveUp
+		}
+		e.buf = append(e.buf, '[')
+		for i := range rv.Len() {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			if err := e.value(t.OfType, fa, rv.Index(i).Interface()); err != nil {
+				return err
+			}
+		}
+		e.buf = append(e.buf, ']')
+		return nil
+	case *gql.Object:
+		return e.object(t, fa.SelectionSet, v)
+	}
+	return errGiveUp
+}
+
+// nullish is graphql-go's test for a value it completes as null: nil, a nil pointer, NaN.
+func nullish(rv reflect.Value) bool {
+	if !rv.IsValid() {
+		return true
+	}
+	if rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return true
+		}
+		rv = rv.Elem()
+	}
+	switch rv.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return math.IsNaN(rv.Float())
+	}
+	return false
+}
+
+// leaf writes a serialized scalar or enum value; null-ish is null.
+func (e *fastExec) leaf(v any, nonNull bool) error {
+	if nullish(reflect.ValueOf(v)) {
+		if nonNull {
+			return errGiveUp
+		}
+		e.buf = append(e.buf, "null"...)
+		return nil
+	}
+	var err error
+	switch x := v.(type) {
+	case string:
+		e.buf = appendJSONString(e.buf, x)
+	case bool:
+		e.buf = strconv.AppendBool(e.buf, x)
+	case int:
+		e.buf = strconv.AppendInt(e.buf, int64(x), 10)
+	case int32:
+		e.buf = strconv.AppendInt(e.buf, int64(x), 10)
+	case int64:
+		e.buf = strconv.AppendInt(e.buf, x, 10)
+	default:
+		e.buf, err = appendMarshal(e.buf, v)
+	}
+	if err != nil {
+		return errGiveUp
+	}
+	return nil
+}
+
+func appendMarshal(buf []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return buf, err
+	}
+	return append(buf, b...), nil
+}
+
+// appendJSONString appends s as encoding/json writes it: printable ASCII other than the characters it escapes
+// directly, anything else through encoding/json itself.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always encodes
+			return append(buf, b...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
