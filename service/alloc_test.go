@@ -54,7 +54,12 @@ type mirrorLab struct {
 }
 
 func newMirrorLab(t testing.TB, nSrc, nDst int, cidr string) *mirrorLab {
-	f := newFixture(t)
+	return newMirrorLabIn(t, t.TempDir(), nSrc, nDst, cidr)
+}
+
+// newMirrorLabIn is newMirrorLab on a store in dir, or in memory when dir is "".
+func newMirrorLabIn(t testing.TB, dir string, nSrc, nDst int, cidr string) *mirrorLab {
+	f := newFixtureIn(t, dir)
 	l := &mirrorLab{fx: f}
 	mk := func(name, host string, n int) []string {
 		in := VmInstanceInput{Name: name, HostUUID: host}

@@ -22,9 +22,10 @@ func (c *clock) now() time.Time {
 	return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(c.n.Add(1)) * time.Millisecond)
 }
 
+// openService opens a service on a store in dir, or in memory when dir is "".
 func openService(t testing.TB, dir string) (*Service, *store.Store) {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.Options{Dir: dir, Logger: quiet()})
+	st, err := store.Open(context.Background(), store.Options{Dir: dir, InMemory: dir == "", Logger: quiet()})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -66,7 +67,13 @@ func nicUUID(vm, i int) string {
 
 func newFixture(t testing.TB) *fx {
 	t.Helper()
-	svc, st := openService(t, t.TempDir())
+	return newFixtureIn(t, t.TempDir())
+}
+
+// newFixtureIn is newFixture on a store in dir, or in memory when dir is "".
+func newFixtureIn(t testing.TB, dir string) *fx {
+	t.Helper()
+	svc, st := openService(t, dir)
 	t.Cleanup(func() { st.Close() })
 	f := &fx{t: t, svc: svc, st: st, ctx: WithActor(context.Background(), "tester")}
 	f.c1 = f.must1(svc.CreateCluster(f.ctx, ClusterInput{UUID: uC1, Name: "alpha"})).(model.Cluster).UUID

@@ -48,16 +48,38 @@ func (s *Service) mutate(ctx context.Context, operation, resourceType, resourceU
 		return nil
 	}
 	var e *Error
-	if refusal == nil || !errors.As(refusal, &e) {
+	var tooLarge *store.TooLargeError
+	switch {
+	case refusal == nil && errors.As(err, &tooLarge):
+		e = &Error{Code: CodeValidation, Rule: RuleInvalidArgument, Message: tooLargeMessage(operation, a, tooLarge)}
+	case refusal == nil || !errors.As(refusal, &e):
 		// The store failed (or fn had a fault): report it as INTERNAL.
 		e = &Error{Code: CodeInternal, Message: fmt.Sprintf("%s failed to write the store; check the data directory and the log", operation), Err: err}
 		s.log.Error("mutation failed", "operation", operation, "resourceUuid", a.resourceUUID, "err", err)
 	}
 	a.detail["refused"] = e.Message
+	if len(a.related) > maxDetailList {
+		// what a refused change would have created or touched: enough to find the event, bounded so that it fits
+		a.related = a.related[:maxDetailList]
+	}
 	if _, aerr := s.st.AppendAudit(context.WithoutCancel(ctx), s.event(ctx, a, e)); aerr != nil {
 		s.log.Error("audit of refused mutation not written", "operation", operation, "err", aerr)
 	}
 	return e
+}
+
+// tooLargeMessage explains a change refused because it does not fit in one store transaction.
+func tooLargeMessage(operation string, a *audit, e *store.TooLargeError) string {
+	what := a.resourceType
+	if a.resourceUUID != "" {
+		what += " " + a.resourceUUID
+	}
+	if e.Value > 0 {
+		return fmt.Sprintf("%s on %s: one record of the change is %d bytes, more than the store keeps in one value (%d bytes); nothing was changed: make the change in smaller steps",
+			operation, what, e.Value, e.MaxValue)
+	}
+	return fmt.Sprintf("%s on %s: the change writes %d records, more than the store commits atomically (about %d KiB at once, see docs/api.md \"Limits\"); nothing was changed: make the change in smaller steps",
+		operation, what, e.Writes, e.MaxBytes>>10)
 }
 
 func (s *Service) event(ctx context.Context, a *audit, refusal *Error) model.AuditEvent {

@@ -100,6 +100,10 @@ func (s *Service) sessionWhere(r store.Reader, ss model.Session) string {
 	return descSession(ss) + " of " + descPM(pm)
 }
 
+// MaxSessionsPerCall is how many sessions one createPortMirror may bring: they are written in one store
+// transaction with the port mirror and the audit event. More sessions are added with addPortMirrorSession.
+const MaxSessionsPerCall = 5000
+
 // CreatePortMirror creates a port mirror on a free flow network, enabled when asked, with its sessions: all or
 // nothing.
 func (s *Service) CreatePortMirror(ctx context.Context, in PortMirrorInput) (model.PortMirror, error) {
@@ -113,6 +117,10 @@ func (s *Service) CreatePortMirror(ctx context.Context, in PortMirrorInput) (mod
 		}
 		if err := checkDescription(what, in.Description); err != nil {
 			return err
+		}
+		if len(in.Sessions) > MaxSessionsPerCall {
+			return invalid("%s: %d sessions in one createPortMirror call; at most %d: create it with the first %d and add the others with addPortMirrorSession",
+				what, len(in.Sessions), MaxSessionsPerCall, MaxSessionsPerCall)
 		}
 		fn, err := getFN(tx, ref(in.FlowNetworkUUID))
 		if err != nil {

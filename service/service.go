@@ -3,6 +3,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -83,7 +84,15 @@ func (s *Service) AuditRefused(ctx context.Context, operation, resourceType, res
 	return nil
 }
 
-// detailJSON encodes an audit event's detail; nil is no detail.
+// Bounds of an audit event's detail: a list longer than maxDetailList is summarised (its length, and the uuids
+// or the entries of its first maxDetailList elements), and a detail still larger than maxDetailBytes is replaced by
+// a note of its size. An event must stay well under what the store keeps in one value.
+const (
+	maxDetailList  = 100
+	maxDetailBytes = 64 << 10
+)
+
+// detailJSON encodes an audit event's detail, bounded; nil is no detail.
 func detailJSON(v any) string {
 	if v == nil {
 		return ""
@@ -92,5 +101,53 @@ func detailJSON(v any) string {
 	if err != nil {
 		return fmt.Sprintf("{\"unencodable\":%q}", err.Error())
 	}
-	return string(b)
+	if len(b) <= maxDetailBytes {
+		return string(b)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // keep int64 values exact
+	var generic any
+	if err := dec.Decode(&generic); err == nil {
+		if s, err := json.Marshal(summarise(generic)); err == nil && len(s) <= maxDetailBytes {
+			return string(s)
+		}
+	}
+	s, _ := json.Marshal(map[string]any{"truncated": true, "bytes": len(b)})
+	return string(s)
+}
+
+// summarise replaces every list longer than maxDetailList in decoded JSON by
+// {"truncated": true, "count": n, "firstUuids": [...]} (elements with a uuid) or {..., "first": [...]}.
+func summarise(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = summarise(e)
+		}
+		return x
+	case []any:
+		if len(x) <= maxDetailList {
+			for i := range x {
+				x[i] = summarise(x[i])
+			}
+			return x
+		}
+		head := x[:maxDetailList]
+		uuids := make([]any, 0, len(head))
+		for _, e := range head {
+			if m, ok := e.(map[string]any); ok {
+				if u, ok := m["uuid"].(string); ok {
+					uuids = append(uuids, u)
+				}
+			}
+		}
+		out := map[string]any{"truncated": true, "count": len(x)}
+		if len(uuids) == len(head) {
+			out["firstUuids"] = uuids
+		} else {
+			out["first"] = summarise(head)
+		}
+		return out
+	}
+	return v
 }

@@ -132,15 +132,6 @@ func indexesOf(v any) []indexEntry {
 	return out
 }
 
-func hasIndex(v any, name, value string) bool {
-	for _, e := range indexesOf(v) {
-		if e.name == name && e.value == value {
-			return true
-		}
-	}
-	return false
-}
-
 // clone returns a deep copy of a model object, so that no caller shares memory with the in-memory view.
 func clone(v any) any {
 	switch o := v.(type) {

@@ -44,8 +44,9 @@ type Options struct {
 
 // Store is the Badger database and its in-memory view.
 type Store struct {
-	db  *badger.DB
-	log *slog.Logger
+	db       *badger.DB
+	log      *slog.Logger
+	inMemory bool
 
 	wmu      sync.Mutex // serialises writers; held from the start of a Txn to the end of its apply
 	closed   bool       // under wmu
@@ -98,7 +99,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger store in %q: %w", o.Dir, err)
 	}
-	s := &Store{db: db, log: log, tables: map[string]*table{}}
+	s := &Store{db: db, log: log, inMemory: o.InMemory, tables: map[string]*table{}}
 	for _, k := range kinds {
 		s.tables[k] = newTable()
 	}

@@ -26,10 +26,21 @@ type pending struct {
 // writes applied. A Txn is only valid inside the function given to Update.
 type Txn struct {
 	s       *Store
-	writes  map[string]map[string]*pending // kind → id → last write
-	order   []*pending                     // every write, in order
+	writes  map[string]map[string]*pending       // kind → id → last write
+	pindex  map[pendingIndex]map[string]struct{} // secondary index of the pending objects (last writes)
+	order   []*pending                           // every write, in order
 	audits  []model.AuditEvent
 	changes []Change
+}
+
+// pendingIndex is one secondary index value of a kind.
+type pendingIndex struct {
+	kind string
+	e    indexEntry
+}
+
+func newTxn(s *Store) *Txn {
+	return &Txn{s: s, writes: map[string]map[string]*pending{}, pindex: map[pendingIndex]map[string]struct{}{}}
 }
 
 // Update runs fn in a new Txn under the writer lock and, when fn returns nil, commits what it wrote: to Badger
@@ -44,7 +55,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tx := &Txn{s: s, writes: map[string]map[string]*pending{}}
+	tx := newTxn(s)
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -91,6 +102,22 @@ func (tx *Txn) write(p *pending) {
 		m = map[string]*pending{}
 		tx.writes[p.kind] = m
 	}
+	if old, ok := m[p.id]; ok && old.rec != nil {
+		for _, e := range indexesOf(old.rec.obj) {
+			delete(tx.pindex[pendingIndex{p.kind, e}], p.id)
+		}
+	}
+	if p.rec != nil {
+		for _, e := range indexesOf(p.rec.obj) {
+			k := pendingIndex{p.kind, e}
+			ids := tx.pindex[k]
+			if ids == nil {
+				ids = map[string]struct{}{}
+				tx.pindex[k] = ids
+			}
+			ids[p.id] = struct{}{}
+		}
+	}
 	m[p.id] = p
 	tx.order = append(tx.order, p)
 }
@@ -119,8 +146,25 @@ func (tx *Txn) list(kind string) []*record {
 	return tx.overlay(kind, tx.s.tables[kind].order, func(any) bool { return true })
 }
 
+// lookup is the committed objects that match and have no pending write, and the pending objects that match
+// (through the pending index: a transaction writing thousands of objects looks each one up in constant time).
 func (tx *Txn) lookup(kind, idx, value string) []*record {
-	return tx.overlay(kind, tx.s.lookupLocked(kind, idx, value), func(v any) bool { return hasIndex(v, idx, value) })
+	committed := tx.s.lookupLocked(kind, idx, value)
+	w := tx.writes[kind]
+	if len(w) == 0 {
+		return committed
+	}
+	out := committed[:0]
+	for _, r := range committed {
+		if _, ok := w[idOf(r.obj)]; !ok {
+			out = append(out, r)
+		}
+	}
+	for id := range tx.pindex[pendingIndex{kind, indexEntry{idx, value}}] {
+		out = append(out, w[id].rec)
+	}
+	sortRecords(out)
+	return out
 }
 
 // overlay applies the pending writes of a kind to committed records that match, adding pending objects that match.
@@ -199,6 +243,9 @@ func (s *Store) commit(ctx context.Context, tx *Txn) error {
 			kvs = append(kvs, kv{key: []byte(prefixAuditIdx + u + "/" + ev.ID), val: []byte{}})
 		}
 	}
+	if err := s.fits(len(kvs), func(i int) (int, int) { return len(kvs[i].key), len(kvs[i].val) }); err != nil {
+		return err
+	}
 	var err error
 	for attempt := 0; ; attempt++ {
 		err = s.db.Update(func(btx *badger.Txn) error {
@@ -224,6 +271,10 @@ func (s *Store) commit(ctx context.Context, tx *Txn) error {
 			return fmt.Errorf("commit: %w (after conflict)", ctx.Err())
 		case <-time.After(time.Duration(attempt+1) * time.Millisecond):
 		}
+	}
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		// fits estimates as Badger does; should it ever fall short, the refusal is the same
+		return &TooLargeError{Writes: len(kvs), Bytes: -1, MaxBytes: s.db.MaxBatchSize()}
 	}
 	if err != nil {
 		return fmt.Errorf("commit %d writes and %d audit events: %w", len(kvs)-len(tx.audits), len(tx.audits), err)
@@ -264,7 +315,7 @@ func (s *Store) BulkPut(ctx context.Context, objs []any) error {
 	if s.closed {
 		return ErrClosed
 	}
-	tx := &Txn{s: s, writes: map[string]map[string]*pending{}}
+	tx := newTxn(s)
 	for _, o := range objs {
 		tx.Put(o)
 	}
@@ -300,5 +351,48 @@ func (s *Store) BulkPut(ctx context.Context, objs []any) error {
 	}
 	s.mu.Unlock()
 	s.feed.publish([]Change{{Kind: KindAll}})
+	return nil
+}
+
+// TooLargeError is a transaction that writes more than one Badger transaction holds (a share of the memtable),
+// or a value larger than the store keeps in one piece. Nothing was written.
+type TooLargeError struct {
+	Writes   int   // keys written (objects, audit events and their index entries)
+	Bytes    int64 // estimated size; -1 when Badger refused it without the estimate saying so
+	MaxBytes int64 // what one transaction holds
+	Value    int   // when a single value is too large, its size
+	MaxValue int64 // and the largest value the store takes
+}
+
+func (e *TooLargeError) Error() string {
+	if e.Value > 0 {
+		return fmt.Sprintf("store: a value of %d bytes is larger than the %d bytes one value may have", e.Value, e.MaxValue)
+	}
+	return fmt.Sprintf("store: the transaction writes %d keys (about %d bytes), more than one transaction holds (%d bytes)",
+		e.Writes, e.Bytes, e.MaxBytes)
+}
+
+// fits checks a write set of n keys (the sizes of key and value of each, given by at) against Badger's limits before committing it: the size of one transaction (its estimate
+// of each entry: key, value kept in the LSM tree or a pointer to the value log, metadata and the version) and,
+// in memory where there is no value log, the size of a value.
+func (s *Store) fits(n int, at func(i int) (key, val int)) error {
+	const versionAndMeta = 10 + 2
+	threshold := min(int64(1<<20), s.db.MaxBatchSize()) // badger's ValueThreshold, capped by the batch size
+	var size int64
+	for i := range n {
+		k, v := at(i)
+		size += int64(k) + versionAndMeta
+		switch {
+		case int64(v) < threshold:
+			size += int64(v)
+		case s.inMemory:
+			return &TooLargeError{Writes: n, Value: v, MaxValue: threshold}
+		default:
+			size += 12 // a value pointer
+		}
+	}
+	if size >= s.db.MaxBatchSize() || int64(n) >= s.db.MaxBatchCount() {
+		return &TooLargeError{Writes: n, Bytes: size, MaxBytes: s.db.MaxBatchSize()}
+	}
 	return nil
 }

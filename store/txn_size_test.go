@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"portmirror/model"
+)
+
+// TestTxnLookupRandom holds a transaction's index lookups against a filter of its full listing, over random
+// puts (moving sessions between port mirrors), deletes and re-creations on top of committed sessions.
+func TestTxnLookupRandom(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	pms := []string{"p0", "p1", "p2"}
+	for round := range 20 {
+		mustUpdate(t, s, func(tx *Txn) error {
+			for range 40 {
+				id := fmt.Sprint("s", rng.IntN(30))
+				if rng.IntN(4) == 0 {
+					tx.Delete(KindSession, id)
+				} else {
+					tx.Put(model.Session{UUID: id, PortMirrorUUID: pms[rng.IntN(len(pms))], SourceNicUUID: fmt.Sprint("n", rng.IntN(5))})
+				}
+				all := List[model.Session](tx)
+				for _, pm := range pms {
+					var want []string
+					for _, ss := range all {
+						if ss.PortMirrorUUID == pm {
+							want = append(want, ss.UUID)
+						}
+					}
+					if got := ids(Lookup[model.Session](tx, IdxPortMirror, pm)); !slices.Equal(got, want) {
+						t.Fatalf("round %d: lookup %s = %v, listing says %v", round, pm, got, want)
+					}
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// TestTxnTooLarge: a transaction larger than Badger takes is refused with *TooLargeError before anything is
+// written, and so is (in memory, where Badger has no value log) a value over 1 MiB.
+func TestTxnTooLarge(t *testing.T) {
+	for _, inMemory := range []bool{false, true} {
+		t.Run(fmt.Sprint("inMemory=", inMemory), func(t *testing.T) {
+			dir := ""
+			if !inMemory {
+				dir = t.TempDir()
+			}
+			s, err := Open(context.Background(), Options{Dir: dir, InMemory: inMemory, Logger: quiet()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			err = s.Update(context.Background(), func(tx *Txn) error {
+				for i := range 60000 {
+					tx.Put(model.Cluster{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Name: "c"})
+				}
+				tx.Audit(model.AuditEvent{Operation: "big"})
+				return nil
+			})
+			var tl *TooLargeError
+			if !errors.As(err, &tl) || tl.Writes != 60001 || tl.Bytes < tl.MaxBytes {
+				t.Fatalf("60,000 objects: got %v, want *TooLargeError", err)
+			}
+			if n := Count[model.Cluster](s); n != 0 {
+				t.Fatalf("%d clusters after the refusal", n)
+			}
+			if evs, _ := s.Audits(context.Background(), AuditQuery{First: 10}); len(evs) != 0 {
+				t.Fatalf("audit events after the refusal: %v", evs)
+			}
+			err = s.Update(context.Background(), func(tx *Txn) error {
+				tx.Put(model.Cluster{UUID: "big", Name: strings.Repeat("x", 2<<20)})
+				return nil
+			})
+			if inMemory {
+				if !errors.As(err, &tl) || tl.Value < 2<<20 {
+					t.Fatalf("a 2 MiB value in memory: got %v, want *TooLargeError", err)
+				}
+			} else if err != nil {
+				t.Fatalf("a 2 MiB value on disk goes to the value log: %v", err)
+			}
+		})
+	}
+}
