@@ -133,7 +133,9 @@ func (c *Controller) pass(ctx context.Context) error {
 	c.mu.Unlock()
 
 	for dp := range targets {
-		if !c.view.Connected(dp) {
+		// Program only a bridge that this pass's input knew: one that connected after the input was read gets a
+		// pass of its own (its connection marked it dirty), and a plan that did not know it holds none of its flows.
+		if _, known := in.Bridges[dp]; !known || !c.view.Connected(dp) {
 			continue
 		}
 		w := &work{flows: plan.Bridge(dp), sessions: map[string]uint64{}}
@@ -198,7 +200,10 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 		if b, ok := c.view.Binding(uuid); ok {
 			// the datapath alone locates a NIC whose bridge has not connected yet: remote copies to it go on
 			n.DatapathID = b.DatapathID
-			if b.Bound {
+			// The view is read in several steps: a NIC bound on a bridge that connected after in.Bridges was
+			// read stays located but unbound in this input, as its bridge is unknown to it (else the compiler would
+			// see a bound NIC on an unknown bridge and drop the copies to it); the connection triggers a new pass.
+			if _, known := in.Bridges[b.DatapathID]; b.Bound && known {
 				n.Port = b.PortNo
 			}
 		}
