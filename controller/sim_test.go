@@ -47,8 +47,8 @@ type simEnv struct {
 type envOptions struct {
 	fleet      fleet.Options
 	controller controller.Options // Service, Logger and Listen are set by the harness
-	noRegister bool // the test registers the fleet itself
-	noStart    bool // the test starts the fleet itself (f.Start(e.ctx, e.meter.Addr()))
+	noRegister bool               // the test registers the fleet itself
+	noStart    bool               // the test starts the fleet itself (f.Start(e.ctx, e.meter.Addr()))
 }
 
 func newSimEnv(t testing.TB, topo fleet.Topology, o envOptions) *simEnv {
