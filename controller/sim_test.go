@@ -411,10 +411,8 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 	e.waitSettled(current(), 15*time.Second)
 	total := e.eventuallyExact("initial", current(), 10*time.Second)
 
-	mutations := 4 + rng.IntN(5)
-	for step := range mutations {
-		var what string
-		switch op := rng.IntN(5); {
+	mutate := func() (what string, flushed bool) {
+		switch op := rng.IntN(9); {
 		case op == 0: // disable or enable a port mirror
 			fn := f.FlowNetworks[rng.IntN(len(f.FlowNetworks))]
 			on := !pms[fn].enabled
@@ -428,7 +426,7 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 				t.Fatal(err)
 			}
 			pms[fn].enabled = on
-			what = fmt.Sprintf("%s enabled=%v", fn.Name, on)
+			return fmt.Sprintf("%s enabled=%v", fn.Name, on), false
 		case op == 1 && len(all) > 0: // delete a session
 			i := rng.IntN(len(all))
 			s := all[i]
@@ -436,11 +434,22 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 				t.Fatal(err)
 			}
 			all = slices.Delete(all, i, i+1)
-			what = "delete " + s.Name
-		case op == 2: // add a session
+			return "delete " + s.Name, false
+		case op <= 3: // add a session
 			fn := f.FlowNetworks[rng.IntN(len(f.FlowNetworks))]
 			addSession(fn)
-			what = "add a session to " + fn.Name
+			return "add a session to " + fn.Name, false
+		case op == 4: // a bridge restarts empty (ovs-vswitchd restart)
+			h := f.Hosts[rng.IntN(len(f.Hosts))]
+			f.SwitchOf(h).Restart()
+			return "restart the bridge of " + h.Name, true
+		case op == 5: // the controller restarts
+			e.restartController()
+			return "restart the controller", false
+		case op == 6: // a bridge drops its connection
+			h := f.Hosts[rng.IntN(len(f.Hosts))]
+			f.SwitchOf(h).Disconnect()
+			return "disconnect the bridge of " + h.Name, false
 		default: // migrate a VM
 			vm := f.VMs[rng.IntN(len(f.VMs))]
 			from := f.HostOf(vm)
@@ -451,10 +460,39 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 			if err := f.Migrate(e.ctx, e.svc, vm, to); err != nil {
 				t.Fatal(err)
 			}
-			what = fmt.Sprintf("migrate %s %s -> %s", vm.Name, from.Name, to.Name)
+			return fmt.Sprintf("migrate %s %s -> %s", vm.Name, from.Name, to.Name), true
 		}
+	}
+	mutations := 0
+	steps := 4 + rng.IntN(5)
+	for step := range steps {
+		// a burst of one to three changes, sometimes made while one bridge is offline
+		var whats []string
+		flushed := false
+		var offline *fleet.Host
+		if rng.IntN(4) == 0 {
+			offline = f.Hosts[rng.IntN(len(f.Hosts))]
+			f.SwitchOf(offline).SetOffline(true)
+			whats = append(whats, offline.Name+" offline")
+		}
+		for range 1 + rng.IntN(3) {
+			w, fl := mutate()
+			whats = append(whats, w)
+			flushed = flushed || fl
+			mutations++
+		}
+		if offline != nil {
+			f.SwitchOf(offline).SetOffline(false)
+		}
+		what := fmt.Sprintf("after step %d (%s)", step+1, strings.Join(whats, ", "))
 		e.waitSettled(current(), 15*time.Second)
-		r := e.eventuallyExact(fmt.Sprintf("after step %d (%s)", step+1, what), current(), 10*time.Second)
+		if flushed {
+			// a restarted bridge forgot its MACs, a migrated VM announced itself before its new port had flows:
+			// the VMs announce themselves again once every bridge holds its baseline
+			e.waitBaseline(10 * time.Second)
+			e.announceAll()
+		}
+		r := e.eventuallyExact(what, current(), 10*time.Second)
 		total.frames += r.frames
 		total.expected += r.expected
 		total.delivered += r.delivered
