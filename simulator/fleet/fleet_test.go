@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
@@ -284,5 +285,74 @@ func TestPlanSessions(t *testing.T) {
 	}
 	if got := f.PlanSessions(1000); len(got) != 3*len(f.Senders())*len(f.Monitors()) {
 		t.Errorf("asking for more than exist: %d sessions, want every combination (%d)", len(got), 3*len(f.Senders())*len(f.Monitors()))
+	}
+}
+
+// TestClientOperations: the GraphQL client's port mirror and migration calls change the stored state as the
+// service's own would, and a refusal comes back with its code and rule.
+func TestClientOperations(t *testing.T) {
+	ctx := context.Background()
+	svc := newService(t)
+	h, err := graphql.New(graphql.Options{Backend: svc, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c := NewClient(srv.URL+"/graphql", "")
+	f, err := Build(Topology{Seed: 4}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Register(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	pm, ss, err := f.CreatePortMirror(ctx, c, f.FlowNetworks[0], "pm", false, f.PlanSessions(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := svc.Sessions(ctx, pm.UUID); len(got) != 3 {
+		t.Fatalf("%d sessions stored, want 3", len(got))
+	}
+	if _, err := c.EnablePortMirror(ctx, pm.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := svc.PortMirror(ctx, pm.UUID); got.State != model.Enabled {
+		t.Errorf("after enablePortMirror: %s", got.State)
+	}
+	if _, err := c.DisablePortMirror(ctx, pm.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := svc.PortMirror(ctx, pm.UUID); got.State != model.Disabled {
+		t.Errorf("after disablePortMirror: %s", got.State)
+	}
+	if err := c.DeletePortMirrorSession(ctx, ss[0].UUID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := svc.Sessions(ctx, pm.UUID); len(got) != 2 {
+		t.Errorf("%d sessions after deleting one, want 2", len(got))
+	}
+	statuses, err := c.SessionStatuses(ctx)
+	if err != nil || len(statuses) != 2 || statuses[0].Status != model.StatusInactive {
+		t.Errorf("session statuses %+v (%v), want 2 INACTIVE", statuses, err)
+	}
+	vm := f.VMs[0]
+	if err := f.Migrate(ctx, c, vm, f.Hosts[2]); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := svc.VmInstance(ctx, vm.UUID); got.HostUUID != f.Hosts[2].UUID {
+		t.Errorf("after migrateVmInstance the VM is on %s, want %s", got.HostUUID, f.Hosts[2].UUID)
+	}
+	_, err = c.AddPortMirrorSession(ctx, pm.UUID, service.SessionInput{Name: "bad", Type: model.Egress,
+		SourceNicUUID: f.Senders()[0].UUID, DestinationNicUUID: f.Senders()[0].UUID})
+	var ge *GraphQLError
+	if !errors.As(err, &ge) || ge.Code != "VALIDATION" || ge.Rule != "SAME_NIC" {
+		t.Errorf("a session from a NIC to itself: %v, want VALIDATION SAME_NIC", err)
+	}
+	if err := c.DeletePortMirror(ctx, pm.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PortMirror(ctx, pm.UUID); err == nil {
+		t.Error("the port mirror survived deletePortMirror")
 	}
 }
