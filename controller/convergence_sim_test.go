@@ -338,6 +338,12 @@ func TestSimStalledBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := fleet.Session{UUID: got.UUID, Name: "elsewhere", Source: src, Destination: dst, Direction: model.Bidirection, Enabled: true}
-	e.waitSettled(append(keep, s), 5*time.Second)
+	keep = append(keep, s)
+	e.waitSettled(keep, 5*time.Second)
 	t.Logf("session between two other hosts ACTIVE %v after creation, with %s stalled", time.Since(start), stalled.Name)
+
+	// the stalled bridge reads again: it converges, and traffic is exact everywhere
+	e.fleet.SwitchOf(stalled).SetStalled(false)
+	e.waitSettled(keep, 70*time.Second)
+	e.eventuallyExact("after the stalled bridge resumed", keep, 70*time.Second)
 }
