@@ -411,7 +411,9 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 	e.waitSettled(current(), 15*time.Second)
 	total := e.eventuallyExact("initial", current(), 10*time.Second)
 
+	var emptied *fleet.Host // the bridge the last mutation restarted empty
 	mutate := func() (what string, flushed bool) {
+		emptied = nil
 		switch op := rng.IntN(9); {
 		case op == 0: // disable or enable a port mirror
 			fn := f.FlowNetworks[rng.IntN(len(f.FlowNetworks))]
@@ -442,6 +444,7 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 		case op == 4: // a bridge restarts empty (ovs-vswitchd restart)
 			h := f.Hosts[rng.IntN(len(f.Hosts))]
 			f.SwitchOf(h).Restart()
+			emptied = h
 			return "restart the bridge of " + h.Name, true
 		case op == 5: // the controller restarts
 			e.restartController()
@@ -469,14 +472,25 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 		// a burst of one to three changes, sometimes made while one bridge is offline
 		var whats []string
 		flushed := false
+		held := map[*fleet.Host]map[string]string{}
+		for _, h := range f.Hosts {
+			held[h] = ourFlows(h)
+		}
+		before := e.snapshot()
+		ops := 1 + rng.IntN(3)
 		var offline *fleet.Host
 		if rng.IntN(4) == 0 {
 			offline = f.Hosts[rng.IntN(len(f.Hosts))]
 			f.SwitchOf(offline).SetOffline(true)
 			whats = append(whats, offline.Name+" offline")
 		}
-		for range 1 + rng.IntN(3) {
+		migrated := false
+		for range ops {
 			w, fl := mutate()
+			migrated = migrated || strings.HasPrefix(w, "migrate")
+			if emptied != nil {
+				held[emptied] = nil
+			}
 			whats = append(whats, w)
 			flushed = flushed || fl
 			mutations++
@@ -493,6 +507,11 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 			e.announceAll()
 		}
 		r := e.eventuallyExact(what, current(), 10*time.Second)
+		if ops == 1 && !migrated {
+			// one change (a migration is two: the ports move, then the store): every bridge receives exactly the
+			// flow_mods that turn what it held into what it holds
+			e.waitMinimal(what, held, before, 5*time.Second)
+		}
 		total.frames += r.frames
 		total.expected += r.expected
 		total.delivered += r.delivered
@@ -507,4 +526,30 @@ func sessionPM(e *simEnv, uuid string) string {
 		e.t.Fatal(err)
 	}
 	return s.PortMirrorUUID
+}
+
+// waitMinimal polls until every bridge has received, since the snapshot, exactly as many flow_mods as the
+// difference between what it held then (nil: it was emptied) and what it holds now; more is a failure once the
+// deadline passes (fewer means it is still converging).
+func (e *simEnv) waitMinimal(what string, held map[*fleet.Host]map[string]string, before map[uint64]fleet.Counts, within time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var bad []string
+		for _, h := range e.fleet.Hosts {
+			add, mod, del := flowDiff(held[h], ourFlows(h))
+			got := e.meter.Of(h.DatapathID).Sub(before[h.DatapathID])
+			if got.FlowMods != int64(add+mod+del) {
+				bad = append(bad, fmt.Sprintf("%s received %d flow_mods (by command %v) for a difference of %d adds, %d modifies, %d deletes",
+					h.Name, got.FlowMods, got.ByCommand, add, mod, del))
+			}
+		}
+		if len(bad) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: not minimal:\n%s", what, strings.Join(bad, "\n"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
