@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"portmirror/simulator/internal/ovstest"
+	"portmirror/internal/ovstest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/ovs_traces.json from live OVS")
@@ -298,7 +298,7 @@ var dpifLine = regexp.MustCompile(`^\s+(\S+) (\d+)/(\d+):`)
 
 // captureOVS builds the same bridge in real OVS, replays every case and renders each trace's outputs.
 func captureOVS(t *testing.T, cases []ovsCase) map[string][][]string {
-	o := ovstest.StartInNetns(t, "198.18.0.1")
+	o := ovstest.Must(t, ovstest.Options{InNetns: true, NetnsAddrs: []string{"198.18.0.1"}})
 	o.Vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy", "fail_mode=secure", "protocols=OpenFlow13")
 	for i := 1; i <= 4; i++ {
 		o.Vsctl("add-port", "br0", fmt.Sprintf("p%d", i), "--", "set", "interface", fmt.Sprintf("p%d", i), "type=dummy", fmt.Sprintf("ofport_request=%d", i))

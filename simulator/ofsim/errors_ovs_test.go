@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"portmirror/internal/ovstest"
 	"portmirror/ofwire"
 	"portmirror/simulator/dataplane"
-	"portmirror/simulator/internal/ovstest"
 )
 
 func oxm(class uint16, field uint8, value, mask []byte) []byte {
@@ -155,7 +155,7 @@ func TestErrorsAsOVS(t *testing.T) {
 	sim := ctl.accept()
 	var ovs *ctlConn
 	if ovstest.Available() {
-		o := ovstest.Start(t)
+		o := ovstest.Must(t, ovstest.Options{})
 		o.Vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy", "fail_mode=secure", "protocols=OpenFlow13",
 			"--", "add-port", "br0", "p1", "--", "set", "interface", "p1", "type=dummy", "ofport_request=1",
 			"--", "add-port", "br0", "p2", "--", "set", "interface", "p2", "type=dummy", "ofport_request=2")
