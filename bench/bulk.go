@@ -66,7 +66,7 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 	if err != nil {
 		return err
 	}
-	defer o.stop()
+	defer func() { _ = o.Stop() }()
 
 	// The stored state, once, to know the flows and the ports; each controller round builds it again.
 	st, svc, err := b.openService(ctx)
@@ -84,11 +84,11 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 		return err
 	}
 
-	ofctlFile := filepath.Join(o.dir, "flows.txt")
+	ofctlFile := filepath.Join(o.Dir, "flows.txt")
 	if err := writeOfctlFile(ofctlFile, fl); err != nil {
 		return err
 	}
-	osKenFlows := filepath.Join(o.dir, "flows.jsonl")
+	osKenFlows := filepath.Join(o.Dir, "flows.jsonl")
 	if err := writeOSKenFile(osKenFlows, fl); err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 		}},
 		{"ofctl", "`ovs-ofctl -O OpenFlow13 --bundle replace-flows`", func(ctx context.Context) (time.Duration, int, error) {
 			start := time.Now()
-			_, err := o.run(ctx, "ovs-ofctl", ofctlCmd...)
+			_, err := o.Run(ctx, "ovs-ofctl", ofctlCmd...)
 			return time.Since(start), n, err
 		}},
 		{"portmirror", "portmirror controller (enable → every session ACTIVE)", func(ctx context.Context) (time.Duration, int, error) {
@@ -388,17 +388,17 @@ func writeOSKenFile(path string, fl []flows.Flow) error {
 
 // runOSKen starts osken-manager with the application, points the bridge at it, and waits for the result file.
 func runOSKen(ctx context.Context, o *ovs, flowsFile string, n int) (time.Duration, int, error) {
-	app := filepath.Join(o.dir, "osken_app.py")
+	app := filepath.Join(o.Dir, "osken_app.py")
 	if err := os.WriteFile(app, osKenApp, 0o600); err != nil {
 		return 0, 0, err
 	}
-	result := filepath.Join(o.dir, "osken-result.json")
+	result := filepath.Join(o.Dir, "osken-result.json")
 	_ = os.Remove(result)
 	port, err := freePort()
 	if err != nil {
 		return 0, 0, err
 	}
-	logFile := filepath.Join(o.dir, "osken.log")
+	logFile := filepath.Join(o.Dir, "osken.log")
 	cmd := exec.Command("osken-manager", "--ofp-listen-host", "127.0.0.1", "--ofp-tcp-listen-port", strconv.Itoa(port),
 		"--log-file", logFile, app)
 	cmd.Env = append(os.Environ(), "PMBENCH_FLOWS="+flowsFile, "PMBENCH_RESULT="+result)
