@@ -211,10 +211,7 @@ func TestSimChangedWhileDisconnected(t *testing.T) {
 	held := ourFlows(h)
 	pm := sessionPM(e, ss[0].UUID)
 
-	sw.SetOffline(true)
-	for sw.Connected() {
-		time.Sleep(2 * time.Millisecond)
-	}
+	e.takeOffline(h)
 	// delete the sessions whose source is on h, add two new ones from h
 	var keep []fleet.Session
 	for _, s := range ss {

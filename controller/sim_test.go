@@ -481,7 +481,7 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 		var offline *fleet.Host
 		if rng.IntN(4) == 0 {
 			offline = f.Hosts[rng.IntN(len(f.Hosts))]
-			f.SwitchOf(offline).SetOffline(true)
+			e.takeOffline(offline)
 			whats = append(whats, offline.Name+" offline")
 		}
 		migrated := false
@@ -551,5 +551,20 @@ func (e *simEnv) waitMinimal(what string, held map[*fleet.Host]map[string]string
 			e.t.Fatalf("%s: not minimal:\n%s", what, strings.Join(bad, "\n"))
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// takeOffline keeps h's bridge disconnected and waits until the controller has noticed: a change made before that
+// may be sent on the dying connection and lost, then sent again after the reconnect (correctly, but it would
+// count twice here).
+func (e *simEnv) takeOffline(h *fleet.Host) {
+	e.t.Helper()
+	e.fleet.SwitchOf(h).SetOffline(true)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.fleet.SwitchOf(h).Connected() || e.svc.HostConnected(e.ctx, h.UUID) {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the controller still sees %s connected 10s after it went offline", h.Name)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
