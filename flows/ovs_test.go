@@ -1,107 +1,24 @@
 package flows
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"portmirror/internal/ovstest"
 )
 
-// ovs is a private ovsdb-server + ovs-vswitchd in a temporary run directory.
-type ovs struct {
-	dir string
-	t   *testing.T
-}
-
-func (o *ovs) run(ctx context.Context, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "OVS_RUNDIR="+o.dir, "OVS_LOGDIR="+o.dir, "OVS_DBDIR="+o.dir, "OVS_SYSCONFDIR="+o.dir)
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return out.String(), nil
-}
-
-func (o *ovs) vsctl(ctx context.Context, args ...string) {
-	o.t.Helper()
-	if _, err := o.run(ctx, "ovs-vsctl", append([]string{"--db=unix:" + o.dir + "/db.sock", "--timeout=10"}, args...)...); err != nil {
-		o.t.Fatal(err)
-	}
-}
-
-// stop ends a daemon by the pid in its pidfile and waits for it to go.
-func (o *ovs) stop(pidfile string) {
-	b, err := os.ReadFile(filepath.Join(o.dir, pidfile))
-	if err != nil {
-		return
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return
-	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	o.t.Errorf("%s (pid %d) did not stop within 10s", pidfile, pid)
-}
-
-// startOVS starts the daemons and a bridge br0 on the dummy datapath with the given ports; ports in tunnels are
+// startOVS starts Open vSwitch and a bridge br0 on the dummy datapath with the given ports; ports in tunnels are
 // flow-based GRE tunnel ports. It skips the test when Open vSwitch is not installed.
-func startOVS(t *testing.T, ctx context.Context, ports []uint32, tunnels []uint32) *ovs {
-	for _, bin := range []string{"ovs-vswitchd", "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-ofctl"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("Open vSwitch is not installed (%s not in PATH): the ovs-ofctl acceptance test needs it", bin)
-		}
-	}
-	dir, err := os.MkdirTemp("", "pmflows") // short: unix socket paths are limited to 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := &ovs{dir: dir, t: t}
-	t.Cleanup(func() {
-		o.stop("vswitchd.pid")
-		o.stop("ovsdb.pid")
-		if t.Failed() {
-			for _, log := range []string{"vswitchd.log", "ovsdb.log"} {
-				if b, err := os.ReadFile(filepath.Join(dir, log)); err == nil {
-					t.Logf("%s:\n%s", log, b)
-				}
-			}
-		}
-		_ = os.RemoveAll(dir)
-	})
-	schema := "/usr/share/openvswitch/vswitch.ovsschema"
-	steps := [][]string{
-		{"ovsdb-tool", "create", dir + "/conf.db", schema},
-		{"ovsdb-server", dir + "/conf.db", "--remote=punix:" + dir + "/db.sock", "--pidfile=" + dir + "/ovsdb.pid",
-			"--unixctl=" + dir + "/ovsdb.ctl", "--log-file=" + dir + "/ovsdb.log", "--detach"},
-		{"ovs-vswitchd", "unix:" + dir + "/db.sock", "--pidfile=" + dir + "/vswitchd.pid",
-			"--unixctl=" + dir + "/vswitchd.ctl", "--log-file=" + dir + "/vswitchd.log", "--enable-dummy",
-			"--disable-system", "--detach"},
-	}
-	for _, s := range steps {
-		if _, err := o.run(ctx, s[0], s[1:]...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	o.vsctl(ctx, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy", "fail_mode=secure",
+func startOVS(t *testing.T, ports []uint32, tunnels []uint32) *ovstest.T {
+	o := ovstest.Must(t, ovstest.Options{DirPrefix: "pmflows"})
+	o.Vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy", "fail_mode=secure",
 		"protocols=OpenFlow13")
 	for _, p := range ports {
 		name := fmt.Sprintf("p%d", p)
@@ -112,31 +29,27 @@ func startOVS(t *testing.T, ctx context.Context, ports []uint32, tunnels []uint3
 		} else {
 			args = append(args, "type=dummy")
 		}
-		o.vsctl(ctx, args...)
+		o.Vsctl(args...)
 	}
 	return o
 }
 
-func (o *ovs) ofctl(ctx context.Context, args ...string) (string, error) {
-	return o.run(ctx, "ovs-ofctl", append([]string{"-O", "OpenFlow13"}, args...)...)
-}
-
 // replaceAndDump installs the flows with one bundle and reads back every flow of the bridge.
-func (o *ovs) replaceAndDump(ctx context.Context, flows []Flow) ([]Flow, error) {
+func replaceAndDump(ctx context.Context, o *ovstest.T, flows []Flow) ([]Flow, error) {
 	var file strings.Builder
 	for _, f := range flows {
 		file.WriteString(f.String())
 		file.WriteByte('\n')
 	}
-	path := filepath.Join(o.dir, "flows.txt")
+	path := filepath.Join(o.Dir, "flows.txt")
 	if err := os.WriteFile(path, []byte(file.String()), 0o644); err != nil {
 		return nil, err
 	}
-	mgmt := "unix:" + o.dir + "/br0.mgmt"
-	if _, err := o.ofctl(ctx, "--bundle", "replace-flows", mgmt, path); err != nil {
+	mgmt := o.Mgmt("br0")
+	if _, err := o.OVS.Ofctl(ctx, "--bundle", "replace-flows", mgmt, path); err != nil {
 		return nil, err
 	}
-	out, err := o.ofctl(ctx, "--no-names", "dump-flows", mgmt)
+	out, err := o.OVS.Ofctl(ctx, "--no-names", "dump-flows", mgmt)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +79,7 @@ func TestOVSAcceptsCompiledFlows(t *testing.T) {
 	}
 	tunnels := []uint32{10, 11, 20, 21, 100, 101}
 	ports = append(ports, 20, 21, 50, 100, 101)
-	o := startOVS(t, ctx, ports, tunnels)
+	o := startOVS(t, ports, tunnels)
 
 	type table struct {
 		name  string
@@ -192,7 +105,7 @@ func TestOVSAcceptsCompiledFlows(t *testing.T) {
 		}
 	}
 	for _, tb := range tables {
-		got, err := o.replaceAndDump(ctx, tb.flows)
+		got, err := replaceAndDump(ctx, o, tb.flows)
 		if err != nil {
 			t.Fatalf("%s: %v", tb.name, err)
 		}
@@ -203,13 +116,13 @@ func TestOVSAcceptsCompiledFlows(t *testing.T) {
 
 	// One flow with add-flow too, as a person would paste it.
 	f := CompileBridge(&cases["a_to_b_both_mirrored"].in, br1)[3]
-	if _, err := o.ofctl(ctx, "del-flows", "unix:"+o.dir+"/br0.mgmt"); err != nil {
+	if _, err := o.OVS.Ofctl(ctx, "del-flows", o.Mgmt("br0")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.ofctl(ctx, "add-flow", "unix:"+o.dir+"/br0.mgmt", f.String()); err != nil {
+	if _, err := o.OVS.Ofctl(ctx, "add-flow", o.Mgmt("br0"), f.String()); err != nil {
 		t.Fatal(err)
 	}
-	out, err := o.ofctl(ctx, "--no-names", "dump-flows", "unix:"+o.dir+"/br0.mgmt")
+	out, err := o.OVS.Ofctl(ctx, "--no-names", "dump-flows", o.Mgmt("br0"))
 	if err != nil {
 		t.Fatal(err)
 	}
