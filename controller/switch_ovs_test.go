@@ -9,129 +9,37 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"portmirror/flows"
+	"portmirror/internal/ovstest"
 	"portmirror/model"
 	"portmirror/ofwire"
 )
-
-// ovsInstance is an ovsdb-server and ovs-vswitchd of our own, in a private run directory, stopped by pid.
-type ovsInstance struct {
-	t   *testing.T
-	dir string
-	env []string
-}
-
-// startOVS starts the daemons, or skips the test where Open vSwitch is not installed.
-func startOVS(t *testing.T) *ovsInstance {
-	t.Helper()
-	for _, bin := range []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed: %v", bin, err)
-		}
-	}
-	// Unix socket paths are limited to ~108 bytes: keep the directory short.
-	dir, err := os.MkdirTemp("", "pmof")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := &ovsInstance{t: t, dir: dir, env: append(os.Environ(),
-		"OVS_RUNDIR="+dir, "OVS_LOGDIR="+dir, "OVS_DBDIR="+dir, "OVS_SYSCONFDIR="+dir)}
-	t.Cleanup(func() {
-		o.stop("ovs-vswitchd")
-		o.stop("ovsdb-server")
-		if t.Failed() {
-			for _, f := range []string{"ovs-vswitchd.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("%s:\n%s", f, lastLines(string(b), 30))
-			}
-		}
-		os.RemoveAll(dir)
-	})
-	schema := "/usr/share/openvswitch/vswitch.ovsschema"
-	o.run("ovsdb-tool", "create", filepath.Join(dir, "conf.db"), schema)
-	o.run("ovsdb-server", filepath.Join(dir, "conf.db"), "--remote=punix:"+o.db(),
-		"--pidfile="+o.pidfile("ovsdb-server"), "--unixctl="+filepath.Join(dir, "ovsdb-server.ctl"),
-		"--log-file="+filepath.Join(dir, "ovsdb-server.log"), "--detach")
-	o.vsctl("--no-wait", "init")
-	o.run("ovs-vswitchd", "unix:"+o.db(), "--enable-dummy", "--disable-system",
-		"--pidfile="+o.pidfile("ovs-vswitchd"), "--unixctl="+filepath.Join(dir, "ovs-vswitchd.ctl"),
-		"--log-file="+filepath.Join(dir, "ovs-vswitchd.log"), "--detach")
-	return o
-}
 
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(l[max(0, len(l)-n):], "\n")
 }
 
-func (o *ovsInstance) db() string                 { return filepath.Join(o.dir, "db.sock") }
-func (o *ovsInstance) pidfile(name string) string { return filepath.Join(o.dir, name+".pid") }
-
-func (o *ovsInstance) run(name string, args ...string) string {
-	o.t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = o.env
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		o.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func (o *ovsInstance) vsctl(args ...string) string {
-	o.t.Helper()
-	return o.run("ovs-vsctl", append([]string{"--db=unix:" + o.db(), "--timeout=10"}, args...)...)
-}
-
-func (o *ovsInstance) ofctl(args ...string) string {
-	o.t.Helper()
-	return o.run("ovs-ofctl", append([]string{"-O", "OpenFlow13"}, args...)...)
-}
-
-// stop kills a daemon by the pid in its pidfile and waits for it to exit.
-func (o *ovsInstance) stop(name string) {
-	b, err := os.ReadFile(o.pidfile(name))
-	if err != nil {
-		return
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return
-	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(5 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // addBridge creates a secure-mode OpenFlow 1.3 bridge on the dummy datapath, controlled by addr.
-func (o *ovsInstance) addBridge(name, dpid string, addr net.Addr) {
-	o.t.Helper()
-	o.vsctl("add-br", name, "--", "set", "bridge", name, "datapath_type=dummy", "protocols=OpenFlow13",
+func addBridge(o *ovstest.T, name, dpid string, addr net.Addr) {
+	o.Vsctl("add-br", name, "--", "set", "bridge", name, "datapath_type=dummy", "protocols=OpenFlow13",
 		"fail_mode=secure", "other-config:datapath-id="+dpid, "--", "set-controller", name, "tcp:"+addr.String())
 }
 
 // ovsServer starts a controller server and an OVS bridge connected to it, and returns the switch.
-func ovsServer(t *testing.T, dpid string) (*testServer, *ovsInstance, *Switch) {
+func ovsServer(t *testing.T, dpid string) (*testServer, *ovstest.T, *Switch) {
 	t.Helper()
 	s := startServer(t, Config{})
-	o := startOVS(t)
-	o.addBridge("br0", dpid, s.Addr())
+	o := ovstest.Must(t, ovstest.Options{})
+	addBridge(o, "br0", dpid, s.Addr())
 	var sw *Switch
 	waitFor(t, "OVS to connect", 15*time.Second, func() bool { sw = s.Switch(dpid); return sw != nil })
 	return s, o, sw
@@ -143,7 +51,7 @@ func TestOVSHandshakePortDescAndPortStatus(t *testing.T) {
 	if len(ports) != 1 || ports[0] != (model.SwitchPort{DatapathID: "00000000000000a1", PortNo: ofwire.PortLocal, Name: "br0", Up: ports[0].Up}) {
 		t.Fatalf("ports %+v", ports)
 	}
-	o.vsctl("add-port", "br0", "vm1", "--", "set", "interface", "vm1", "type=internal", "ofport_request=5")
+	o.Vsctl("add-port", "br0", "vm1", "--", "set", "interface", "vm1", "type=internal", "ofport_request=5")
 	waitFor(t, "port-status ADD of vm1", 10*time.Second, func() bool {
 		for _, e := range s.rec.snapshot() {
 			if e.kind == "port" && e.reason == PortAdded && e.port.Name == "vm1" && e.port.PortNo == 5 && e.sw == sw {
@@ -155,7 +63,7 @@ func TestOVSHandshakePortDescAndPortStatus(t *testing.T) {
 	if !slices.ContainsFunc(sw.Ports(), func(p model.SwitchPort) bool { return p.Name == "vm1" && p.PortNo == 5 }) {
 		t.Fatalf("ports after add: %+v", sw.Ports())
 	}
-	o.vsctl("del-port", "br0", "vm1")
+	o.Vsctl("del-port", "br0", "vm1")
 	waitFor(t, "vm1 removed", 10*time.Second, func() bool {
 		return !slices.ContainsFunc(sw.Ports(), func(p model.SwitchPort) bool { return p.Name == "vm1" })
 	})
@@ -201,7 +109,7 @@ func TestOVSFlowsInstalledAndReadBack(t *testing.T) {
 	_, o, sw := ovsServer(t, "00000000000000a2")
 	ctx := context.Background()
 	// A flow of someone else's, which nothing of ours may touch.
-	o.ofctl("add-flow", "br0", "cookie=0x1234,table=0,priority=1,actions=drop")
+	o.Ofctl("add-flow", "br0", "cookie=0x1234,table=0,priority=1,actions=drop")
 
 	r := rand.New(rand.NewPCG(7, 8))
 	want := make([]flows.Flow, 300)
@@ -217,7 +125,7 @@ func TestOVSFlowsInstalledAndReadBack(t *testing.T) {
 	if err != nil || len(refused) != 0 {
 		t.Fatalf("apply: %v, refused %v", err, refused)
 	}
-	text := o.ofctl("dump-flows", "br0")
+	text := o.Ofctl("dump-flows", "br0")
 	if !strings.Contains(text, "cookie=0x504d000000000000,") ||
 		!strings.Contains(text, "priority=100,tun_id=0x7,in_port=3,dl_dst=02:00:00:00:00:01 actions=NORMAL,set_field:0x7->tun_id,set_field:198.18.0.2->tun_dst,output:9") {
 		t.Fatalf("ovs-ofctl dump-flows lacks our flow:\n%s", lastLines(text, 5))
@@ -265,9 +173,9 @@ func TestOVSFlowsInstalledAndReadBack(t *testing.T) {
 	check("after modify and delete", expect)
 
 	// A flow under our cookie with a match we cannot express is deleted by DumpFlows.
-	o.ofctl("add-flow", "br0", "cookie=0x504d0000ffffffff,table=1,priority=9,ip,nw_dst=198.18.0.9,actions=drop")
+	o.Ofctl("add-flow", "br0", "cookie=0x504d0000ffffffff,table=1,priority=9,ip,nw_dst=198.18.0.9,actions=drop")
 	check("after a foreign flow", expect)
-	if strings.Contains(o.ofctl("dump-flows", "br0"), "nw_dst=198.18.0.9") {
+	if strings.Contains(o.Ofctl("dump-flows", "br0"), "nw_dst=198.18.0.9") {
 		t.Fatal("foreign flow under our cookie still installed")
 	}
 
@@ -275,7 +183,7 @@ func TestOVSFlowsInstalledAndReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after delete by cookie", nil)
-	if text := o.ofctl("dump-flows", "br0"); !strings.Contains(text, "cookie=0x1234") {
+	if text := o.Ofctl("dump-flows", "br0"); !strings.Contains(text, "cookie=0x1234") {
 		t.Fatalf("someone else's flow was removed:\n%s", text)
 	}
 }
@@ -299,7 +207,7 @@ func TestOVSRefusedFlowsReported(t *testing.T) {
 		t.Errorf("output:ANY: %v", refused[1])
 	}
 	t.Logf("OVS refused: %v; %v", refused[0], refused[1])
-	if text := o.ofctl("dump-flows", "br0"); !strings.Contains(text, "priority=10,in_port=1 actions=NORMAL") || strings.Count(text, "cookie=") != 1 {
+	if text := o.Ofctl("dump-flows", "br0"); !strings.Contains(text, "priority=10,in_port=1 actions=NORMAL") || strings.Count(text, "cookie=") != 1 {
 		t.Fatalf("flows after a partly refused batch:\n%s", text)
 	}
 }
@@ -337,12 +245,12 @@ func TestOVSPipelineThroughput(t *testing.T) {
 		t.Fatalf("apply: %v, refused %d", err, len(refused))
 	}
 	t.Logf("controller: %d flow_mods + barrier in %s: %.0f flow_mods/s", n, d, float64(n)/d.Seconds())
-	path := filepath.Join(o.dir, "flows.txt")
+	path := filepath.Join(o.Dir, "flows.txt")
 	if err := os.WriteFile(path, file.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	o.ofctl("add-flows", "br0", path)
+	o.Ofctl("add-flows", "br0", path)
 	d2 := time.Since(start)
 	t.Logf("ovs-ofctl add-flows: %d flows in %s: %.0f flows/s", n, d2, float64(n)/d2.Seconds())
 	start = time.Now()
