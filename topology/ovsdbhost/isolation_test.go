@@ -1,6 +1,7 @@
 package ovsdbhost
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -69,7 +70,7 @@ func TestIsolationSavesAndRestoresVLANSettings(t *testing.T) {
 // datapathActions runs ofproto/trace for a broadcast from inPort and returns the datapath actions.
 func datapathActions(t *testing.T, e *ovsEnv, inPort string) []string {
 	t.Helper()
-	out := e.appctl("ofproto/trace", "br-int", "in_port="+inPort+",dl_src=02:00:00:00:00:aa,dl_dst=ff:ff:ff:ff:ff:ff")
+	out := e.Appctl("ofproto/trace", "br-int", "in_port="+inPort+",dl_src=02:00:00:00:00:aa,dl_dst=ff:ff:ff:ff:ff:ff")
 	i := strings.LastIndex(out, "Datapath actions: ")
 	if i < 0 {
 		t.Fatalf("no datapath actions in trace:\n%s", out)
@@ -98,7 +99,7 @@ var dpifPortRE = regexp.MustCompile(`(?m)^\s+(\S+) (\d+)/(\d+):`)
 
 // odpPorts maps port names to datapath port numbers (ovs-appctl dpif/show).
 func odpPorts(t *testing.T, e *ovsEnv) map[string]string {
-	out := e.appctl("dpif/show")
+	out := e.Appctl("dpif/show")
 	m := map[string]string{}
 	for _, s := range dpifPortRE.FindAllStringSubmatch(out, -1) {
 		m[s[1]] = s[3]
@@ -115,7 +116,9 @@ func TestIsolationOnVswitchd(t *testing.T) {
 	for _, p := range []string{"p1", "p2", "p3"} {
 		e.vsctl("add-port", "br-int", p, "--", "set", "interface", p, "type=dummy", "external_ids:iface-id=nic-"+p)
 	}
-	e.startVswitchd()
+	if err := e.StartVswitchd(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	m := startManager(t, HostConfig{Address: e.addr()})
 	gen, err := m.SetDesired([]TunnelSpec{{FlowNetworkUUID: fn1, LocalIP: "198.18.0.1"}}, []string{"p3"})
 	if err != nil {
@@ -147,8 +150,8 @@ func TestIsolationOnVswitchd(t *testing.T) {
 	}
 
 	// A baseline NORMAL flow, and a mirror-like flow that copies what p1 sends to p3.
-	e.run("ovs-ofctl", "-O", "OpenFlow13", "add-flow", "br-int", "priority=0,actions=NORMAL")
-	e.run("ovs-ofctl", "-O", "OpenFlow13", "add-flow", "br-int", "priority=100,in_port=p1,actions=NORMAL,output:p3")
+	e.Run("ovs-ofctl", "-O", "OpenFlow13", "add-flow", "br-int", "priority=0,actions=NORMAL")
+	e.Run("ovs-ofctl", "-O", "OpenFlow13", "add-flow", "br-int", "priority=100,in_port=p1,actions=NORMAL,output:p3")
 	odp := odpPorts(t, e)
 	p1, p2, p3 := odp["p1"], odp["p2"], odp["p3"]
 	if p1 == "" || p2 == "" || p3 == "" {

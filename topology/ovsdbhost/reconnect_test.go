@@ -1,6 +1,7 @@
 package ovsdbhost
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"syscall"
@@ -25,8 +26,9 @@ func TestReconnectAndResync(t *testing.T) {
 			}
 			waitApplied(t, m, gen)
 
-			stopPid(t, e.pid, sig)
-			e.pid = 0
+			if err := e.StopDB(sig); err != nil {
+				t.Log(err)
+			}
 			eventually(t, 5*time.Second, func() (bool, string) {
 				s := m.Status()
 				return !s.Connected && s.LastError != "", fmt.Sprintf("status %+v after ovsdb-server stopped", s)
@@ -37,7 +39,9 @@ func TestReconnectAndResync(t *testing.T) {
 				t.Fatalf("status %+v while the server is down", s)
 			}
 
-			e.startServer()
+			if err := e.StartDB(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 			eventually(t, 10*time.Second, func() (bool, string) {
 				s := m.Status()
 				return s.Connected && s.Connects == 2, fmt.Sprintf("status %+v after restart", s)

@@ -1,6 +1,7 @@
 package ovsdbhost
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -90,7 +91,7 @@ func TestTunnelPorts(t *testing.T) {
 	if strings.Join(ports, " ") != strings.Join(sorted(want), " ") {
 		t.Errorf("ports = %v, want %v", ports, sorted(want))
 	}
-	if out, err := e.tryRun("ovs-vsctl", "--db=unix:"+e.sock, "get", "interface", p1, "type"); err == nil {
+	if out, err := e.OVS.Vsctl(context.Background(), "get", "interface", p1, "type"); err == nil {
 		t.Errorf("interface %s still exists: %s", p1, out)
 	}
 
