@@ -326,12 +326,12 @@ func randomSession(rng *rand.Rand, f *fleet.Fleet, n int) fleet.Session {
 // destinations, over one or two flow networks; once every session is ACTIVE, every sender's unicast, broadcast
 // and multicast frames reach each capture NIC exactly as API.md's rule says (fleet.Expect). Then random mutations
 // (disable, enable, delete and add sessions, migrate VMs) and the same check after each.
-// PORTMIRROR_SIM_SEEDS sets the number of seeds (default 30); PORTMIRROR_SIM_SEED runs one seed.
+// PORTMIRROR_SIM_SEEDS sets the number of seeds (default 30); PORTMIRROR_SIM_SEED=N starts at seed N (and runs one
+// seed unless PORTMIRROR_SIM_SEEDS says more).
 func TestSimRandomExact(t *testing.T) {
-	seeds := envInt("PORTMIRROR_SIM_SEEDS", 30)
-	first := uint64(1)
+	first, seeds := uint64(1), envInt("PORTMIRROR_SIM_SEEDS", 30)
 	if s := envInt("PORTMIRROR_SIM_SEED", 0); s > 0 {
-		first, seeds = uint64(s), 1
+		first, seeds = uint64(s), envInt("PORTMIRROR_SIM_SEEDS", 1)
 	}
 	var total trafficReport
 	var nSessions, nMutations int
