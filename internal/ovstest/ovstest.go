@@ -205,41 +205,28 @@ var listeningRE = regexp.MustCompile(`127\.0\.0\.1: listening on port (\d+)`)
 func (o *OVS) StartDB(ctx context.Context) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.stopped {
-		return errors.New("ovsdb-server: the instance is stopped")
-	}
-	if o.dbPid != 0 {
-		return fmt.Errorf("ovsdb-server: already running (pid %d)", o.dbPid)
-	}
-	logFile := o.path("ovsdb-server.log")
-	logStart := fileSize(logFile)
-	args := []string{o.path("conf.db"), "--remote=punix:" + o.DBSocket(), "--pidfile=" + o.path("ovsdb-server.pid"),
-		"--unixctl=" + o.path("ovsdb-server.ctl"), "--log-file=" + logFile, "--detach"}
+	logStart := fileSize(o.path("ovsdb-server.log"))
+	args := []string{"ovsdb-server", o.path("conf.db"), "--remote=punix:" + o.DBSocket()}
 	if o.opts.TCP {
 		args = append(args, fmt.Sprintf("--remote=ptcp:%d:127.0.0.1", o.tcpPort))
 	}
-	if _, err := o.Run(ctx, "ovsdb-server", args...); err != nil {
+	if err := o.startDaemon(ctx, &o.dbPid, args); err != nil {
 		return err
 	}
-	pid, err := readPidfile(o.path("ovsdb-server.pid"))
-	if err != nil {
-		return err
-	}
-	o.dbPid = pid
 	if !o.opts.TCP || o.tcpPort != 0 {
 		return nil
 	}
 	// The port the server picked shows in its log once it listens.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if b, err := os.ReadFile(logFile); err == nil && int64(len(b)) >= logStart {
+		if b, err := os.ReadFile(o.path("ovsdb-server.log")); err == nil && int64(len(b)) >= logStart {
 			if m := listeningRE.FindSubmatch(b[logStart:]); m != nil {
 				o.tcpPort, _ = strconv.Atoi(string(m[1]))
 				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("ovsdb-server: no TCP listening port in %s after 10s", logFile)
+			return errors.New("ovsdb-server: no TCP listening port in ovsdb-server.log after 10s")
 		}
 		select {
 		case <-ctx.Done():
@@ -262,30 +249,37 @@ func fileSize(path string) int64 {
 func (o *OVS) StartVswitchd(ctx context.Context) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.stopped {
-		return errors.New("ovs-vswitchd: the instance is stopped")
-	}
-	if o.vsPid != 0 {
-		return fmt.Errorf("ovs-vswitchd: already running (pid %d)", o.vsPid)
-	}
-	var args []string
-	if o.Netns != "" {
-		args = append(args, "ip", "netns", "exec", o.Netns)
-	}
-	args = append(args, "ovs-vswitchd", o.DBAddr())
+	args := []string{"ovs-vswitchd", o.DBAddr(), "--disable-system"}
 	if o.opts.Datapath == Dummy {
 		args = append(args, "--enable-dummy")
 	}
-	args = append(args, "--disable-system", "--pidfile="+o.path("ovs-vswitchd.pid"),
-		"--unixctl="+o.path("ovs-vswitchd.ctl"), "--log-file="+o.path("ovs-vswitchd.log"), "--detach")
+	return o.startDaemon(ctx, &o.vsPid, args)
+}
+
+// startDaemon runs args (a daemon and its own arguments) detached, with a pidfile, control socket and log file
+// named after it in the run directory (inside the namespace for ovs-vswitchd), and records its pid in *pid.
+// o.mu is held.
+func (o *OVS) startDaemon(ctx context.Context, pid *int, args []string) error {
+	name := args[0]
+	if o.stopped {
+		return fmt.Errorf("%s: the instance is stopped", name)
+	}
+	if *pid != 0 {
+		return fmt.Errorf("%s: already running (pid %d)", name, *pid)
+	}
+	args = append(args, "--pidfile="+o.path(name+".pid"), "--unixctl="+o.path(name+".ctl"),
+		"--log-file="+o.path(name+".log"), "--detach")
+	if name == "ovs-vswitchd" && o.Netns != "" {
+		args = append([]string{"ip", "netns", "exec", o.Netns}, args...)
+	}
 	if _, err := o.Run(ctx, args[0], args[1:]...); err != nil {
 		return err
 	}
-	pid, err := readPidfile(o.path("ovs-vswitchd.pid"))
+	p, err := readPidfile(o.path(name + ".pid"))
 	if err != nil {
 		return err
 	}
-	o.vsPid = pid
+	*pid = p
 	return nil
 }
 
