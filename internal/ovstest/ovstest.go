@@ -285,21 +285,19 @@ func (o *OVS) startDaemon(ctx context.Context, pid *int, args []string) error {
 
 // StopDB stops ovsdb-server with sig (SIGTERM for a clean stop, SIGKILL for a crash) and waits until it is
 // gone; after 5s it is killed.
-func (o *OVS) StopDB(sig syscall.Signal) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	pid := o.dbPid
-	o.dbPid = 0
-	return stopPid("ovsdb-server", pid, sig)
-}
+func (o *OVS) StopDB(sig syscall.Signal) error { return o.stopDaemon("ovsdb-server", &o.dbPid, sig) }
 
 // StopVswitchd stops ovs-vswitchd like StopDB stops ovsdb-server.
 func (o *OVS) StopVswitchd(sig syscall.Signal) error {
+	return o.stopDaemon("ovs-vswitchd", &o.vsPid, sig)
+}
+
+func (o *OVS) stopDaemon(name string, pid *int, sig syscall.Signal) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	pid := o.vsPid
-	o.vsPid = 0
-	return stopPid("ovs-vswitchd", pid, sig)
+	p := *pid
+	*pid = 0
+	return stopPid(name, p, sig)
 }
 
 // VswitchdPid is the pid of the running ovs-vswitchd, 0 when it is not running.
