@@ -32,7 +32,7 @@ type Fleet struct {
 	byPort map[portKey]*NIC       // where each NIC is plugged now
 	byMAC  map[dataplane.MAC]*NIC // every NIC
 	byUUID map[string]*NIC        // every NIC
-	hostIP map[netip.Addr]*Host   // endpoint IP -> host
+	byName map[string]*Host       // host name -> host
 	run    *runState              // set by Start
 	hostOf map[*VM]*Host          // current placement
 	portOf map[*NIC]uint32        // current port number
@@ -182,7 +182,7 @@ func Build(t Topology, opts Options) (*Fleet, error) {
 	f := &Fleet{
 		Topology: t, Fabric: fabric.New(), opts: opts, ids: newIDs(t.Seed),
 		byPort: map[portKey]*NIC{}, byMAC: map[dataplane.MAC]*NIC{}, byUUID: map[string]*NIC{},
-		hostIP: map[netip.Addr]*Host{}, hostOf: map[*VM]*Host{}, portOf: map[*NIC]uint32{},
+		byName: map[string]*Host{}, hostOf: map[*VM]*Host{}, portOf: map[*NIC]uint32{},
 	}
 	for i := range t.FlowNetworks {
 		u := f.ids.uuid(kindFN, i)
@@ -241,13 +241,13 @@ func (f *Fleet) newHost(c *Cluster) (*Host, error) {
 			return nil, fmt.Errorf("fleet: host %s tunnel port: %w", h.Name, err)
 		}
 		h.Endpoints = append(h.Endpoints, ip)
-		f.hostIP[ip] = h
 	}
 	if _, err := f.Fabric.AddHost(h.Name, h.Bridge); err != nil {
 		return nil, err
 	}
 	c.Hosts = append(c.Hosts, h)
 	f.Hosts = append(f.Hosts, h)
+	f.byName[h.Name] = h
 	return h, nil
 }
 

@@ -144,14 +144,7 @@ func (f *Fleet) Send(fr Frame) (Delivery, error) {
 	return d, nil
 }
 
-func (f *Fleet) hostByName(name string) *Host {
-	for _, h := range f.Hosts {
-		if h.Name == name {
-			return h
-		}
-	}
-	return nil
-}
+func (f *Fleet) hostByName(name string) *Host { return f.byName[name] }
 
 // underlayTargets are the hosts a frame leaving from's uplink reaches.
 func (f *Fleet) underlayTargets(raw []byte, from *Host) []*Host {
