@@ -59,12 +59,14 @@ func (sw *Switch) writeMsg(build func(b []byte) []byte) error {
 		return err
 	}
 	sw.scratch = build(sw.scratch[:0])
-	if _, err := sw.bw.Write(sw.scratch); err != nil {
+	bw := sw.writer()
+	if _, err := bw.Write(sw.scratch); err != nil {
 		return sw.writeFailed(err)
 	}
-	if err := sw.bw.Flush(); err != nil {
+	if err := bw.Flush(); err != nil {
 		return sw.writeFailed(err)
 	}
+	sw.releaseWriter()
 	return nil
 }
 
@@ -350,20 +352,22 @@ func (sw *Switch) writeChunk(b *batch, start, end int, flush bool) error {
 	if err := sw.conn.SetWriteDeadline(time.Now().Add(sw.srv.cfg.WriteTimeout)); err != nil {
 		return err
 	}
+	bw := sw.writer()
 	for i := start; i < end; i++ {
-		buf := sw.bw.AvailableBuffer()
+		buf := bw.AvailableBuffer()
 		buf, err := ofwire.AppendFlowMod(buf, b.first+uint32(i), b.cmds[i], b.flows[i])
 		if err != nil {
 			return err // validated before; cannot happen
 		}
-		if _, err := sw.bw.Write(buf); err != nil {
+		if _, err := bw.Write(buf); err != nil {
 			return sw.writeFailed(err)
 		}
 	}
 	if flush {
-		if err := sw.bw.Flush(); err != nil {
+		if err := bw.Flush(); err != nil {
 			return sw.writeFailed(err)
 		}
+		sw.releaseWriter()
 	}
 	return nil
 }

@@ -4,6 +4,7 @@
 package controller
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -94,6 +95,10 @@ type Server struct {
 	closed   bool
 
 	events eventQueue
+
+	// writers lends a buffered writer to a connection while it writes: an idle connection holds none, which is
+	// what most of 10k connected bridges are.
+	writers sync.Pool
 }
 
 // Listen opens the listener; Serve runs the server.
@@ -106,7 +111,8 @@ func Listen(cfg Config) (*Server, error) {
 	return &Server{
 		cfg: cfg, ln: ln, log: cfg.Logger,
 		conns: map[*Switch]struct{}{}, switches: map[string]*Switch{},
-		events: newEventQueue(cfg.Logger),
+		events:  newEventQueue(cfg.Logger),
+		writers: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }},
 	}, nil
 }
 

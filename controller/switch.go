@@ -40,7 +40,7 @@ type Switch struct {
 	err     error // why the connection closed, once it has
 
 	wmu     sync.Mutex
-	bw      *bufio.Writer
+	bw      *bufio.Writer // lent by the server while a write is under way (see writer), nil when idle
 	scratch []byte
 
 	echoReplies chan ofwire.Message // echo requests to answer, from the reader to the echo goroutine
@@ -53,9 +53,9 @@ type Switch struct {
 // ErrDisconnected is wrapped by the errors of requests on a closed connection.
 var ErrDisconnected = errors.New("switch disconnected")
 
-// Per-connection buffer sizes. They are paid for every connected bridge (10k bridges × 128 KiB was 1.25 GiB), so
-// they stay small: a long run of flow_mods flushes every writeBufferSize bytes, and a large reply (flow stats) is
-// read straight into its message body, past the read buffer.
+// Buffer sizes. The read buffer is paid for every connected bridge (10k bridges × 128 KiB was 1.25 GiB), so it
+// stays small: a large reply (flow stats) is read straight into its message body, past the read buffer. Write
+// buffers are lent only while a connection writes; a long run of flow_mods flushes every writeBufferSize bytes.
 const (
 	writeBufferSize = 16 << 10
 	readBufferSize  = 4 << 10
@@ -65,7 +65,6 @@ func newSwitch(s *Server, c net.Conn) *Switch {
 	return &Switch{
 		srv: s, conn: c, remote: c.RemoteAddr().String(), log: s.log,
 		ports: map[uint32]model.SwitchPort{}, pending: map[uint32]*request{}, nextXid: 1,
-		bw:          bufio.NewWriterSize(c, writeBufferSize),
 		echoReplies: make(chan ofwire.Message, 16),
 		done:        make(chan struct{}), finished: make(chan struct{}),
 	}
@@ -355,4 +354,23 @@ func (sw *Switch) dispatch(m ofwire.Message) error {
 	}
 	// Echo replies only refresh the deadline; packet-in, flow-removed, experimenter and the rest are ignored.
 	return nil
+}
+
+// writer returns the connection's buffered writer, borrowing one from the server when it has none. wmu is held.
+func (sw *Switch) writer() *bufio.Writer {
+	if sw.bw == nil {
+		sw.bw = sw.srv.writers.Get().(*bufio.Writer)
+		sw.bw.Reset(sw.conn)
+	}
+	return sw.bw
+}
+
+// releaseWriter gives the writer back once everything in it was flushed (a run of flow_mods keeps it between its
+// chunks). wmu is held.
+func (sw *Switch) releaseWriter() {
+	if sw.bw != nil && sw.bw.Buffered() == 0 {
+		sw.bw.Reset(nil)
+		sw.srv.writers.Put(sw.bw)
+		sw.bw = nil
+	}
 }
