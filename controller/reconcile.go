@@ -192,20 +192,22 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 		if _, ok := in.NICs[uuid]; ok {
 			return nil
 		}
-		nic, err := c.svc.VmNic(ctx, uuid)
-		if err != nil {
-			return fmt.Errorf("NIC %s: %w", uuid, err)
-		}
-		n := flows.NIC{MAC: nic.MAC}
-		if b, ok := c.view.Binding(uuid); ok {
-			// the datapath alone locates a NIC whose bridge has not connected yet: remote copies to it go on
-			n.DatapathID = b.DatapathID
-			// The view is read in several steps: a NIC bound on a bridge that connected after in.Bridges was
-			// read stays located but unbound in this input, as its bridge is unknown to it (else the compiler would
-			// see a bound NIC on an unknown bridge and drop the copies to it); the connection triggers a new pass.
-			if _, known := in.Bridges[b.DatapathID]; b.Bound && known {
-				n.Port = b.PortNo
+		b, ok := c.view.Binding(uuid) // the view holds the inventory as of this pass, MACs included
+		if !ok {
+			nic, err := c.svc.VmNic(ctx, uuid)
+			if err != nil {
+				return fmt.Errorf("NIC %s: %w", uuid, err)
 			}
+			in.NICs[uuid] = flows.NIC{MAC: nic.MAC}
+			return nil
+		}
+		// the datapath alone locates a NIC whose bridge has not connected yet: remote copies to it go on
+		n := flows.NIC{MAC: b.MAC, DatapathID: b.DatapathID}
+		// The view is read in several steps: a NIC bound on a bridge that connected after in.Bridges was read
+		// stays located but unbound in this input, as its bridge is unknown to it (else the compiler would see a
+		// bound NIC on an unknown bridge and drop the copies to it); the connection triggers a new pass.
+		if _, known := in.Bridges[b.DatapathID]; b.Bound && known {
+			n.Port = b.PortNo
 		}
 		in.NICs[uuid] = n
 		return nil

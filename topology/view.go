@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"portmirror/model"
@@ -66,6 +67,7 @@ func LoadInventory(ctx context.Context, src Source) (Inventory, error) {
 // DatapathID may still name the bridge the NIC should be on (when its host's datapath id is known).
 type Binding struct {
 	NicUUID    string
+	MAC        string // the NIC's MAC, as the inventory has it
 	HostUUID   string // the host of the NIC's VM, "" when the VM is unknown
 	DatapathID string
 	PortNo     uint32
@@ -117,6 +119,8 @@ type nicState struct {
 // View is the live topology. It is safe for concurrent use. The zero value is not usable: use NewView.
 type View struct {
 	mu       sync.RWMutex
+	gen      atomic.Uint64                // bumped under mu by every change that may touch a switch
+	bridges  atomic.Pointer[bridgesCache] // the last answer of Bridges
 	hosts    map[string]*hostState
 	switches map[string]*switchState
 	nics     map[string]nicState
@@ -167,6 +171,7 @@ func (v *View) MarkDirty(dpids ...string) {
 }
 
 func (v *View) markDP(dpid string) {
+	v.gen.Add(1) // anything that marks a bridge may have changed its switch: Bridges recomputes
 	if dpid != "" {
 		v.dirty.Datapaths[dpid] = struct{}{}
 	}
@@ -340,6 +345,7 @@ func normDP(s string) string {
 }
 
 func (v *View) switchOf(datapathID string) *switchState {
+	v.gen.Add(1)
 	dpid := normDP(datapathID)
 	sw, ok := v.switches[dpid]
 	if !ok {
@@ -462,7 +468,7 @@ func (v *View) setBinding(id string, b Binding, remove bool) {
 
 func (v *View) compute(ns nicState) Binding {
 	n := ns.nic
-	b := Binding{NicUUID: n.UUID, HostUUID: ns.hostUUID}
+	b := Binding{NicUUID: n.UUID, MAC: n.MAC, HostUUID: ns.hostUUID}
 	if ns.hostUUID == "" {
 		b.Reason = fmt.Sprintf("NIC %s: its VM %s is unknown", n.UUID, n.VmUUID)
 		return b
@@ -663,12 +669,24 @@ type BridgePorts struct {
 	ByName    map[string]uint32 // the ports whose names start with the prefix given to Bridges
 }
 
+// bridgesCache is an answer of Bridges, valid while the view's generation is unchanged.
+type bridgesCache struct {
+	gen    uint64
+	prefix string
+	m      map[string]BridgePorts
+}
+
 // Bridges returns every switch that ever connected, by datapath id, with its last known ports, naming those whose
 // names start with namePrefix (e.g. the tunnel ports' "pm"). It is the cheap form of Switches for a
-// reconciliation pass: no copies of whole ports, no sorting of switches.
+// reconciliation pass: the answer is computed once per change of the switches and shared, so callers must not
+// modify it.
 func (v *View) Bridges(namePrefix string) map[string]BridgePorts {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
+	gen := v.gen.Load()
+	if c := v.bridges.Load(); c != nil && c.gen == gen && c.prefix == namePrefix {
+		return c.m
+	}
 	out := make(map[string]BridgePorts, len(v.switches))
 	for dp, sw := range v.switches {
 		b := BridgePorts{Connected: sw.connected, Numbers: make([]uint32, 0, len(sw.ports))}
@@ -684,5 +702,6 @@ func (v *View) Bridges(namePrefix string) map[string]BridgePorts {
 		slices.Sort(b.Numbers)
 		out[dp] = b
 	}
+	v.bridges.Store(&bridgesCache{gen: gen, prefix: namePrefix, m: out})
 	return out
 }
