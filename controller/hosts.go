@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"slices"
+	"sync"
 
 	"portmirror/flows"
 	"portmirror/model"
@@ -31,17 +32,26 @@ func (c *Controller) syncHosts(ctx context.Context, hosts []model.Host) {
 		}
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	var stopped []*hostManager
 	for id, hm := range c.hosts {
 		h, ok := wanted[id]
 		if ok && h.OVSDBAddress == hm.host.OVSDBAddress && h.Bridge == hm.host.Bridge {
 			continue
 		}
 		hm.cancel()
-		<-hm.done
+		stopped = append(stopped, hm)
 		delete(c.hosts, id)
-		c.view.ClearHostOVSDB(id)
 	}
+	c.mu.Unlock()
+	// Wait outside the lock (status queries and switch events must not stall behind a stopping manager), and
+	// before starting any new one: a stopped manager clears its host from the view after its last push, which
+	// must not land after a new manager's first push for the same host.
+	for _, hm := range stopped {
+		<-hm.done
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for id, h := range wanted {
 		if _, ok := c.hosts[id]; ok {
 			continue
@@ -56,24 +66,24 @@ func (c *Controller) syncHosts(ctx context.Context, hosts []model.Host) {
 		hctx, cancel := context.WithCancel(ctx)
 		hm := &hostManager{host: h, m: m, cancel: cancel, done: make(chan struct{})}
 		c.hosts[id] = hm
-		c.wg.Add(2)
+		var both sync.WaitGroup
+		both.Add(2)
 		go func() {
-			defer c.wg.Done()
-			defer close(hm.done)
+			defer both.Done()
 			if err := m.Run(hctx); err != nil {
 				c.log.Error("OVSDB manager stopped", "host", h.Name, "err", err)
 			}
 		}()
+		// Feed pushes what the manager reads into the view, and clears it from the view after its last push.
+		go func() {
+			defer both.Done()
+			m.Feed(hctx, c.view)
+		}()
+		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			for {
-				select {
-				case <-hctx.Done():
-					return
-				case <-m.Changed():
-					c.view.SetHostOVSDB(h.UUID, m.DatapathID(), m.Interfaces())
-				}
-			}
+			both.Wait()
+			close(hm.done)
 		}()
 	}
 }

@@ -72,6 +72,7 @@ func (c *Controller) pass(ctx context.Context) error {
 		}
 		c.view.SetInventory(inv)
 		c.syncHosts(ctx, inv.Hosts)
+		c.forgetUnclaimed()
 	}
 	dirty := c.view.TakeDirty()
 
@@ -145,6 +146,28 @@ func (c *Controller) pass(ctx context.Context) error {
 		c.submit(ctx, dp, w)
 	}
 	return nil
+}
+
+// forgetUnclaimed drops what the controller keeps of bridges that are disconnected and that no host claims.
+func (c *Controller) forgetUnclaimed() {
+	gone := c.view.ForgetUnclaimed()
+	if len(gone) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, dp := range gone {
+		delete(c.tunnels, dp)
+		if b := c.bridges[dp]; b != nil {
+			b.mu.Lock()
+			idle := b.sw == nil && !b.running
+			b.mu.Unlock()
+			if idle {
+				delete(c.bridges, dp)
+			}
+		}
+	}
+	c.log.Info("forgot bridges that are gone and claimed by no host", "datapaths", gone)
 }
 
 // buildInput gathers the compiler's input from the service and the view.

@@ -212,6 +212,30 @@ func TestOVSRefusedFlowsReported(t *testing.T) {
 	}
 }
 
+// TestOVSAddReplacesCookie: what flows.Diff relies on for a flow of ours whose cookie changed: on OpenFlow 1.3 an
+// ADD of the same match and priority replaces the installed flow, cookie included (a modify keeps the old cookie).
+func TestOVSAddReplacesCookie(t *testing.T) {
+	ctx := context.Background()
+	_, _, sw := ovsServer(t, "00000000000000a4")
+	old := flows.Flow{Priority: 10, Cookie: flows.CookieOurs | 9, Match: flows.Match{InPort: 1}, Actions: []flows.Action{{Type: flows.ActNormal}}}
+	if refused, err := sw.Apply(ctx, []flows.Flow{old}, nil, nil); err != nil || len(refused) > 0 {
+		t.Fatalf("install: %v %v", refused, err)
+	}
+	renewed := old
+	renewed.Cookie = flows.CookieOurs | 3
+	add, mod, del := flows.Diff([]flows.Flow{renewed}, []flows.Flow{old})
+	if refused, err := sw.Apply(ctx, add, mod, del); err != nil || len(refused) > 0 {
+		t.Fatalf("apply the diff: %v %v", refused, err)
+	}
+	got, err := sw.DumpFlows(ctx, flows.CookieOurs, flows.CookieMask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Cookie != renewed.Cookie {
+		t.Fatalf("after the diff the switch holds %v, want only %v", got, renewed)
+	}
+}
+
 // TestOVSPipelineThroughput measures flow_mods/s for one pipelined batch and one barrier. It installs 20k flows
 // by default; PORTMIRROR_OFBENCH_FLOWS raises the count (the report used 100000), and it compares with ovs-ofctl
 // add-flows of the same flows.

@@ -3,8 +3,10 @@ package flows
 import "slices"
 
 // Diff returns what turns the installed flows into the desired ones, each list sorted canonically:
-// add the desired flows whose key is not installed; modify (strict) those whose key is installed with other
-// actions or another cookie; delete (strict) the installed flows whose key is not desired. Identical flows need
+// add the desired flows whose key is not installed, or is installed with another cookie (an OpenFlow 1.3 ADD
+// replaces the flow of the same match and priority, cookie included, where a modify never changes a cookie);
+// modify (strict) those whose key is installed with the same cookie and other actions; delete (strict) the
+// installed flows whose key is not desired. Identical flows need
 // nothing, so diffing a bridge against what it already holds yields three empty lists. When a list holds two
 // flows with one key, the first wins.
 func Diff(desired, installed []Flow) (add, modify, del []Flow) {
@@ -23,9 +25,9 @@ func Diff(desired, installed []Flow) (add, modify, del []Flow) {
 		want[k] = struct{}{}
 		i, ok := have[k]
 		switch {
-		case !ok:
+		case !ok || installed[i].Cookie != f.Cookie:
 			add = append(add, f)
-		case installed[i].Cookie != f.Cookie || !slices.Equal(installed[i].Actions, f.Actions):
+		case !slices.Equal(installed[i].Actions, f.Actions):
 			modify = append(modify, f)
 		}
 	}

@@ -39,8 +39,9 @@ func TestDiff(t *testing.T) {
 		{name: "identical state needs nothing", desired: []string{base, egress, capture}, installed: []string{capture, base, egress}},
 		{name: "changed actions modify", desired: []string{base, egress2}, installed: []string{base, egress},
 			wantMod: []string{egress2}},
-		{name: "changed cookie modifies", desired: []string{base, egress}, installed: []string{base, egressC},
-			wantMod: []string{egress}},
+		// an OpenFlow 1.3 modify never changes a cookie; an ADD of the same match and priority replaces the flow
+		{name: "changed cookie is added again", desired: []string{base, egress}, installed: []string{base, egressC},
+			wantAdd: []string{egress}},
 		{name: "stale flows are deleted", desired: []string{base}, installed: []string{base, egress, capture},
 			wantDel: []string{capture, egress}},
 		{name: "priority is part of the key", desired: []string{ingressP}, installed: []string{ingress},

@@ -46,3 +46,33 @@ func TestBridgesFollowsEveryChange(t *testing.T) {
 	v.SetPorts(dp, []model.SwitchPort{port(2, "vnet1")})
 	check("ports replaced", false, []uint32{2}, nil)
 }
+
+// TestForgetUnclaimed: a disconnected bridge that no host claims is forgotten (a decommissioned bridge costs
+// nothing); one a host still claims, or one still connected, is kept.
+func TestForgetUnclaimed(t *testing.T) {
+	const stray = "00000000000000ff"
+	v := NewView()
+	v.SetInventory(baseInventory()) // h1 claims dp1
+	v.SwitchConnected(dp1, "", time.Now(), nil)
+	v.SwitchConnected(stray, "", time.Now(), nil)
+	if gone := v.ForgetUnclaimed(); len(gone) != 0 {
+		t.Fatalf("forgot connected bridges: %v", gone)
+	}
+	v.SwitchDisconnected(dp1)
+	v.SwitchDisconnected(stray)
+	if gone := v.ForgetUnclaimed(); !slices.Equal(gone, []string{stray}) {
+		t.Fatalf("forgot %v, want only the unclaimed %s", gone, stray)
+	}
+	if _, ok := v.Bridges(model.TunnelPortPrefix)[stray]; ok {
+		t.Error("the forgotten bridge is still listed")
+	}
+	if _, ok := v.Bridges(model.TunnelPortPrefix)[dp1]; !ok {
+		t.Error("the bridge host h1 claims was forgotten")
+	}
+	inv := baseInventory()
+	inv.Hosts = inv.Hosts[1:] // h1 deleted
+	v.SetInventory(inv)
+	if gone := v.ForgetUnclaimed(); !slices.Equal(gone, []string{dp1}) {
+		t.Fatalf("after its host was deleted: forgot %v, want %s", gone, dp1)
+	}
+}

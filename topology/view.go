@@ -705,3 +705,23 @@ func (v *View) Bridges(namePrefix string) map[string]BridgePorts {
 	v.bridges.Store(&bridgesCache{gen: gen, prefix: namePrefix, m: out})
 	return out
 }
+
+// ForgetUnclaimed removes every switch that is disconnected and that no host claims (its host was deleted, or
+// now has another datapath id), so that a bridge that is gone for good costs nothing. It returns the datapath
+// ids it removed. A disconnected switch that a host still claims is kept: its bridge keeps working.
+func (v *View) ForgetUnclaimed() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var gone []string
+	for dp, sw := range v.switches {
+		if sw.connected || v.dpHost[dp] != "" {
+			continue
+		}
+		delete(v.switches, dp)
+		gone = append(gone, dp)
+	}
+	if len(gone) > 0 {
+		v.gen.Add(1)
+	}
+	return gone
+}
