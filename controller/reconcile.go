@@ -17,6 +17,9 @@ import (
 	"portmirror/topology"
 )
 
+// errRefused is applyBridge's error when the switch refused some of the flow_mods.
+var errRefused = errors.New("the switch refused flows")
+
 // bridge is what the controller knows of one datapath: its connection, the flows of ours it holds, and the
 // desired state its worker converges it to.
 type bridge struct {
@@ -367,15 +370,21 @@ func (c *Controller) converge(ctx context.Context, b *bridge) {
 			return
 		}
 		b.mu.Lock()
+		if b.want == nil {
+			b.want = w // retry the same state unless a newer one came
+		}
+		b.known = false // read back before the retry
+		if b.sw != sw {
+			// the switch reconnected (or went away) while we programmed it: start over at once on the new
+			// connection, or stop until it comes back
+			b.mu.Unlock()
+			continue
+		}
 		b.failures++
 		delay := c.opts.RetryMin << min(b.failures-1, 10)
 		if delay > c.opts.RetryMax {
 			delay = c.opts.RetryMax
 		}
-		if b.want == nil {
-			b.want = w // retry the same state unless a newer one came
-		}
-		b.known = false // read back before the retry
 		b.mu.Unlock()
 		c.log.Warn("programming bridge failed; will retry", "datapath", b.dpid, "err", err, "retry_in", delay)
 		select {
@@ -432,8 +441,8 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		b.refused = strings.Join(msgs, "; ")
 		b.known = false
 		b.confirmed = w.sessions
-		c.log.Warn("switch refused flows", "datapath", b.dpid, "count", len(refused), "first", msgs[0])
-		return nil // the sessions show ERROR; a later change or reconnect tries again
+		// the sessions show ERROR with the switch's words until a retry (with backoff) or a newer state succeeds
+		return fmt.Errorf("%w: %d flow_mods, the first: %s", errRefused, len(refused), msgs[0])
 	}
 	b.refused = ""
 	b.installed = w.flows

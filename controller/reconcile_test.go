@@ -14,11 +14,12 @@ import (
 	"portmirror/topology"
 )
 
-// TestIdleTunnelPortIsGuarded: a bridge holding a flow network's tunnel port gets that port's drop flow even when
-// no session needs the bridge. Without it a copy arriving before its delivery flow (bridges are programmed
-// concurrently) or after its removal reaches the baseline NORMAL, which learns the copied frame's source MAC on the
-// tunnel port, and business frames to that MAC are lost (found by test/e2e on real OVS).
-func TestIdleTunnelPortIsGuarded(t *testing.T) {
+// TestIdleTunnelPortInInput: the input a pass builds gives the compiler a bridge's flow-network tunnel port even
+// when no session needs the bridge, so the port's drop flow is compiled for it. Without it a copy arriving before
+// its delivery flow (bridges are programmed concurrently) or after its removal reaches the baseline NORMAL, which
+// learns the copied frame's source MAC on the tunnel port, and business frames to that MAC are lost (found by
+// test/e2e on real OVS, which covers the whole path).
+func TestIdleTunnelPortInInput(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := store.Open(ctx, store.Options{InMemory: true, Logger: log})

@@ -99,66 +99,66 @@ type Live interface {
 	NicPort(nicUUID string) *model.SwitchPort
 	// HostConnected reports whether the host's bridge has an OpenFlow connection up.
 	HostConnected(hostUUID string) bool
-	// HostDatapathID is the datapath id learned for the host (through OVSDB or a connection), or "".
+	// HostDatapathID is the datapath id learned for the host through OVSDB, or "" (a registered one is stored).
 	HostDatapathID(hostUUID string) string
 }
 
 // Inputs of the operations; they mirror the GraphQL input objects. An empty string is an absent optional value.
 
 type ClusterInput struct {
-	UUID string
-	Name string
+	UUID string `json:"uuid,omitempty"`
+	Name string `json:"name"`
 }
 
 type HostInput struct {
-	UUID         string
-	Name         string
-	ClusterUUID  string
-	ManagementIP string
-	OVSDBAddress string
-	Bridge       string // "" means model.DefaultBridge
-	DatapathID   string
+	UUID         string `json:"uuid,omitempty"`
+	Name         string `json:"name"`
+	ClusterUUID  string `json:"clusterUuid,omitempty"`
+	ManagementIP string `json:"managementIp,omitempty"`
+	OVSDBAddress string `json:"ovsdbAddress,omitempty"`
+	Bridge       string `json:"bridge,omitempty"` // "" means model.DefaultBridge
+	DatapathID   string `json:"datapathId,omitempty"`
 }
 
 type VmNicInput struct {
-	UUID          string
-	MAC           string
-	IP            string
-	L3NetworkUUID string
-	IsDefault     bool
-	PortName      string
-	QoS           *model.NicQoS
+	UUID          string        `json:"uuid,omitempty"`
+	MAC           string        `json:"mac"`
+	IP            string        `json:"ip,omitempty"`
+	L3NetworkUUID string        `json:"l3NetworkUuid,omitempty"`
+	IsDefault     bool          `json:"isDefault"`
+	PortName      string        `json:"portName,omitempty"`
+	QoS           *model.NicQoS `json:"qos,omitempty"`
 }
 
 type VmInstanceInput struct {
-	UUID     string
-	Name     string
-	HostUUID string
-	Nics     []VmNicInput
+	UUID     string       `json:"uuid,omitempty"`
+	Name     string       `json:"name"`
+	HostUUID string       `json:"hostUuid,omitempty"`
+	Nics     []VmNicInput `json:"nics,omitempty"`
 }
 
 type FlowNetworkInput struct {
-	UUID          string
-	Name          string
-	Description   string
-	CIDR          string
-	Encapsulation model.Encapsulation // "" means GRE
-	ClusterUUIDs  []string
+	UUID          string              `json:"uuid,omitempty"`
+	Name          string              `json:"name"`
+	Description   string              `json:"description,omitempty"`
+	CIDR          string              `json:"cidr"`
+	Encapsulation model.Encapsulation `json:"encapsulation,omitempty"` // "" means GRE
+	ClusterUUIDs  []string            `json:"clusterUuids,omitempty"`
 }
 
 type SessionInput struct {
-	Name               string
-	Type               model.Direction
-	SourceNicUUID      string
-	DestinationNicUUID string
+	Name               string          `json:"name"`
+	Type               model.Direction `json:"type"`
+	SourceNicUUID      string          `json:"sourceNicUuid,omitempty"`
+	DestinationNicUUID string          `json:"destinationNicUuid,omitempty"`
 }
 
 type PortMirrorInput struct {
-	Name            string
-	Description     string
-	FlowNetworkUUID string
-	Enable          bool
-	Sessions        []SessionInput
+	Name            string         `json:"name"`
+	Description     string         `json:"description,omitempty"`
+	FlowNetworkUUID string         `json:"flowNetworkUuid,omitempty"`
+	Enable          bool           `json:"enable"`
+	Sessions        []SessionInput `json:"sessions,omitempty"`
 }
 
 // AuditQuery selects audit events, newest first.

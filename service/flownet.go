@@ -137,14 +137,14 @@ func (s *Service) DetachFlowNetworkFromCluster(ctx context.Context, flowNetworkU
 						if err != nil {
 							return err
 						}
-						h, vm, err := nicHost(tx, n)
+						h, _, err := nicHost(tx, n)
 						if err != nil {
 							return err
 						}
 						if h.ClusterUUID == clusterUUID {
 							return refuse(CodeConflict, RuleClusterNotAttached,
-								"detaching %s from %s: %s of %s uses %s of %s on %s in that cluster; delete the session first",
-								descFN(fn), descCluster(c), descSession(ss), descPM(pm), descNic(tx, n), descVM(vm), descHost(h))
+								"detaching %s from %s: %s of %s uses %s on %s in that cluster; delete the session first",
+								descFN(fn), descCluster(c), descSession(ss), descPM(pm), descNic(tx, n), descHost(h))
 						}
 					}
 				}
