@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"sync"
@@ -39,6 +40,7 @@ type Controller struct {
 	srv  *Server
 
 	kick chan struct{} // capacity 1: a reconciliation pass is wanted
+	seed maphash.Seed  // of the sessions' fingerprints
 	sem  chan struct{} // bounds concurrent bridge programming
 
 	mu       sync.Mutex
@@ -75,6 +77,7 @@ func New(opts Options) (*Controller, error) {
 		log:      opts.Logger,
 		view:     topology.NewView(),
 		kick:     make(chan struct{}, 1),
+		seed:     maphash.MakeSeed(),
 		sem:      make(chan struct{}, opts.Workers),
 		bridges:  map[string]*bridge{},
 		hosts:    map[string]*hostManager{},

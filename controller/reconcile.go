@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -87,7 +87,7 @@ func (c *Controller) pass(ctx context.Context) error {
 		return err
 	}
 	plan := flows.Analyze(in)
-	fps := fingerprints(in, plan)
+	fps := fingerprints(c.seed, in, plan)
 
 	c.mu.Lock()
 	prev := c.plan
@@ -281,11 +281,11 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 	return in, nil
 }
 
-// fingerprints hash, per session, everything its flows depend on: the session, both NICs' bindings, the endpoints
+// fingerprints hash (with the controller's seed: they are compared only within one process), per session,
+// everything its flows depend on: the session, both NICs' bindings, the endpoints
 // of both bridges, and the analysis's verdict.
-func fingerprints(in *flows.Input, plan *flows.Plan) map[string]uint64 {
+func fingerprints(seed maphash.Seed, in *flows.Input, plan *flows.Plan) map[string]uint64 {
 	out := make(map[string]uint64, len(in.Sessions))
-	h := fnv.New64a()
 	var buf []byte
 	str := func(s string) { buf = append(append(buf, s...), 0) }
 	num := func(n uint64) { buf = append(strconv.AppendUint(buf, n, 16), 0) }
@@ -316,9 +316,7 @@ func fingerprints(in *flows.Input, plan *flows.Plan) map[string]uint64 {
 				str(why)
 			}
 		}
-		h.Reset()
-		h.Write(buf)
-		out[s.UUID] = h.Sum64()
+		out[s.UUID] = maphash.Bytes(seed, buf)
 	}
 	return out
 }
