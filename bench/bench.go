@@ -114,30 +114,28 @@ var explanations = map[string]string{
 		"read-back and diff, encoding each flow_mod while streaming (the raw client encodes before its clock starts), " +
 		"and the status poll. Round to round, OVS's own time varies by ±10% on this shared machine, so the ratio lands " +
 		"either side of 0.9; overlapping the compile with the stream would be the next step.",
-	"bulk.portmirror_vs_osken": "os-ken's time varies widely between rounds (python3 under eventlet on two shared " +
-		"cores); the ratio is against its median of two rounds.",
+	"bulk.portmirror_vs_osken": "The ratio is bounded by OVS, not by the controller: the raw pipelining client (OVS's " +
+		"own limit here) is itself only about 9–10× os-ken in the same run (compare bulk.raw.flow_mods_per_s with " +
+		"bulk.osken.flow_mods_per_s), and portmirror runs at 0.9–1.0 of the raw client. os-ken's time also varies " +
+		"between rounds (python3 under eventlet on two shared cores); the ratio is against its median of two rounds.",
 	"bulk.portmirror_vs_ofctl_bundle": "ovs-ofctl --bundle is close to the raw client here: OVS's own flow " +
 		"installation dominates both.",
-	"memory.daemon_fleet_connected_rss_mib": "With 10,000 bridges connected the daemon holds, per connection, two " +
-		"goroutines, the read/write buffers (cut from 128 KiB to 20 KiB per bridge in this work: 1568 → ~1054 MiB), the " +
-		"switch's port table and the bridge's installed-flow copy; with the store's 100k NICs and the 10k sessions' " +
-		"compiled plan. Not profiled further in this work: a heap profile of the daemon at 10k bridges is the next step.",
-	"api.list_sessions_p50_ms": "The listing resolves two NICs per session through the service, one store read " +
-		"each, in graphql-go's executor, which dominates; it sits at the goal (±10% between runs).",
-	"storm.remote.flow_mods_sent": "See the note under part 4: the flow_mods are copy flows withdrawn and re-added " +
-		"while a session's destination bridge is still disconnected, by the compiler's rule that a copy needs both " +
-		"ends placed; not a resend by the reconciler's diff.",
-	"storm.local.flow_mods_sent": "With sessions local to each bridge the storm sends no flow_mod at 100 bridges " +
-		"(BENCH_QUICK=1) but some thousands at 1,000 (the table splits them into ADD and DELETE_STRICT): some bridges are " +
-		"re-programmed although nothing changed. Not diagnosed in this work; the suspects are a worker of the previous " +
-		"connection racing the read-back of the new one in controller/reconcile.go, and read-backs of split flow-stats " +
-		"replies under load.",
-	"status.active_p99_ms": "The mutation itself is ~1 ms (p99 ~2 ms, durable). The rest is the controller: every " +
-		"change runs one reconciliation pass over every stored session (`buildInput` reads all sessions and NICs " +
-		"through the service, `flows.Analyze` and `fingerprints` hash all of them), so a session's latency grows with " +
-		"the number of sessions already there; the late sessions of the run (up to 1,000) set the p99. Making the pass " +
-		"incremental (re-reading only what the change touched) is the fix; it is the controller's design, beyond a " +
-		"small change here.",
+	"memory.daemon_fleet_connected_rss_mib": "With 10,000 bridges connected the daemon holds, per connection, its " +
+		"goroutines, a 4 KiB read buffer (write buffers are lent from a pool only while a connection writes: " +
+		"1,031 → ~800 MiB in this work), the switch's port table and the bridge's installed-flow copy; with the store's " +
+		"100k NICs and the 10k sessions' compiled plan. A heap profile of the daemon at 10k bridges is the next step.",
+	"api.list_sessions_p50_ms": "Plain queries run through a fast path (graphql/fastexec.go, checked against " +
+		"graphql-go by a differential test); what remains is mostly one store read per NIC, two per session.",
+	"storm.remote.flow_mods_sent": "A bridge that is away keeps its bindings and the copies towards it stay in " +
+		"place (fail_mode secure), so a storm should resend nothing; a non-zero count here is a regression to look at " +
+		"with the controller's sim tests (TestSimReconnectSendsNothing, TestSimControllerRestartSendsNothing).",
+	"storm.local.flow_mods_sent": "A storm should resend nothing (the read-back equals the desired state); a " +
+		"non-zero count here is a regression to look at with the controller's sim tests (TestSimReconnectSendsNothing).",
+	"status.active_p99_ms": "The mutation itself is ~0.5 ms (p99 ~2 ms, durable). The rest is the controller: every " +
+		"change runs one reconciliation pass over every stored session (~1.7 ms at 1,000 sessions after this work's " +
+		"profiling: cached bridge ports and MACs, hashed fingerprints), then one pipelined run and a barrier per " +
+		"touched bridge. The p99 sits at the goal (8.8–11 ms between runs) and grows with the number of sessions; " +
+		"making the pass incremental (re-reading only what the change touched) is the fix.",
 }
 
 // remaining is the closing section of BENCHMARKS.md: what each missed goal leaves open.

@@ -209,13 +209,10 @@ func (b *bencher) storm(ctx context.Context, s *section) error {
 		"from the reconnect to every session being ACTIVE again (each bridge re-handshaken, read back with one flow-stats "+
 		"request, diffed, confirmed with a barrier). The goal (≤ 2 s, no flow_mod when nothing changed) is judged on both.",
 		hosts, perHost, perHost)
-	s.notes = append(s.notes, "In the remote run most flow_mods are not resends of unchanged state by the reconciler's diff: "+
-		"a session's copy flows on its source bridge are compiled only while its destination's bridge is connected "+
-		"(`flows.resolveSession` requires both ends placed). While the bridges come back in arbitrary order, a source "+
-		"bridge that returns before its destination's bridge has its (still correct) copy flows deleted, and added again "+
-		"once the destination returns. Keeping a remote copy flow while only the destination's controller connection "+
-		"is down (its fail_mode=secure data plane still delivers) would remove them; that is a change of the compiler's "+
-		"semantics for its owner to decide, not made here.")
+	s.notes = append(s.notes, "A bridge that is away keeps its bindings in the controller's view (its fail_mode=secure "+
+		"data plane still forwards and delivers), and a destination whose bridge has not reconnected yet still receives "+
+		"remote copies, so no source bridge loses its copy flows while the others come back in arbitrary order; every "+
+		"bridge is read back and diffed, and nothing that was already right is resent.")
 	return nil
 }
 
