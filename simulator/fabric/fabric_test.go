@@ -13,7 +13,6 @@ import (
 var (
 	macA = dataplane.MAC{2, 0, 0, 0, 0, 0xa}
 	macB = dataplane.MAC{2, 0, 0, 0, 0, 0xb}
-	macM = dataplane.MAC{2, 0, 0, 0, 0, 0x3}
 	ipA  = netip.MustParseAddr("10.0.0.1")
 	ipB  = netip.MustParseAddr("10.0.0.2")
 )
