@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +31,7 @@ type bridge struct {
 	want      *work        // the latest desired state
 	running   bool         // a worker goroutine owns the bridge
 	confirmed map[string]uint64
-	refused   string // the switch's last refusal, "" when the last apply was clean
+	refused   map[string]string // by session: the switch's refusals of its flows at the last apply; nil when clean
 	failures  int
 }
 
@@ -41,6 +40,7 @@ type bridge struct {
 type work struct {
 	flows    []flows.Flow
 	sessions map[string]uint64
+	marks    map[string]sessionMark // to blame a refused flow on the sessions it concerns
 }
 
 // planState is what the last pass concluded, for session status.
@@ -136,14 +136,19 @@ func (c *Controller) pass(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 
+	bySession := make(map[string]*flows.Session, len(in.Sessions))
+	for i := range in.Sessions {
+		bySession[in.Sessions[i].UUID] = &in.Sessions[i]
+	}
 	for dp := range targets {
 		// Program only a bridge that this pass's input knew: one that connected after the input was read gets a
 		// pass of its own (its connection marked it dirty), and a plan that did not know it holds none of its flows.
 		if _, known := in.Bridges[dp]; !known || !c.view.Connected(dp) {
 			continue
 		}
-		w := &work{flows: plan.Bridge(dp), sessions: map[string]uint64{}}
-		for _, s := range plan.SessionsOn(dp) {
+		on := plan.SessionsOn(dp)
+		w := &work{flows: plan.Bridge(dp), sessions: make(map[string]uint64, len(on)), marks: marks(in, bySession, dp, on)}
+		for _, s := range on {
 			w.sessions[s] = fps[s]
 		}
 		c.submit(ctx, dp, w)
@@ -431,18 +436,14 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		return errors.New("switch reconnected while programming")
 	}
 	if len(refused) > 0 {
-		msgs := make([]string, 0, len(refused))
-		for _, r := range refused {
-			msgs = append(msgs, r.Error())
-		}
-		slices.Sort(msgs)
-		b.refused = strings.Join(msgs, "; ")
+		b.refused = blame(w.marks, refused)
 		b.known = false
 		b.confirmed = w.sessions
-		// the sessions show ERROR with the switch's words until a retry (with backoff) or a newer state succeeds
-		return fmt.Errorf("%w: %d flow_mods, the first: %s", errRefused, len(refused), msgs[0])
+		// the sessions concerned show ERROR with the switch's words until a retry (with backoff) or a newer state
+		// succeeds
+		return fmt.Errorf("%w: %d flow_mods, the first: %s", errRefused, len(refused), refused[0].Error())
 	}
-	b.refused = ""
+	b.refused = nil
 	b.installed = w.flows
 	b.known = true
 	b.confirmed = w.sessions
@@ -473,7 +474,7 @@ func (c *Controller) SessionStatus(sessionUUID string) (model.SessionStatus, str
 			return model.StatusPending, fmt.Sprintf("switch %s is not connected", dp)
 		}
 		b.mu.Lock()
-		connected, confirmed, refused := b.sw != nil, b.confirmed[sessionUUID], b.refused
+		connected, confirmed, refused := b.sw != nil, b.confirmed[sessionUUID], b.refused[sessionUUID]
 		b.mu.Unlock()
 		switch {
 		case !connected:
