@@ -1,19 +1,13 @@
 package bench
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
-	"io"
-	"net"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"portmirror/model"
-	"portmirror/ofwire"
 	"portmirror/simulator/dataplane"
 	"portmirror/simulator/ofsim"
 )
@@ -89,115 +83,4 @@ func raiseFileLimit() (uint64, error) {
 		}
 	}
 	return rl.Cur, nil
-}
-
-// countingProxy sits between simulated bridges and the controller and counts the messages the controller sends,
-// by type: what the bridges received.
-type countingProxy struct {
-	ln       net.Listener
-	upstream string
-	flowMods atomic.Int64
-	byCmd    [5]atomic.Int64 // flow_mods by command: ADD, MODIFY, MODIFY_STRICT, DELETE, DELETE_STRICT
-	barriers atomic.Int64
-	stats    atomic.Int64 // flow-stats requests (multipart type FLOW)
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    []net.Conn
-}
-
-func startProxy(upstream string) (*countingProxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	p := &countingProxy{ln: ln, upstream: upstream}
-	p.wg.Add(1)
-	go p.accept()
-	return p, nil
-}
-
-func (p *countingProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *countingProxy) accept() {
-	defer p.wg.Done()
-	for {
-		down, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", p.upstream)
-		if err != nil {
-			down.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, down, up)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() {
-			defer p.wg.Done()
-			_, _ = io.Copy(up, down)
-			up.Close()
-			down.Close()
-		}()
-		go func() {
-			defer p.wg.Done()
-			p.countCopy(down, up)
-			up.Close()
-			down.Close()
-		}()
-	}
-}
-
-// countCopy copies controller → switch message by message, counting them.
-func (p *countingProxy) countCopy(dst, src net.Conn) {
-	r := bufio.NewReaderSize(src, 64<<10)
-	w := bufio.NewWriterSize(dst, 64<<10)
-	var h [8]byte
-	buf := make([]byte, 0, 64<<10)
-	for {
-		if _, err := io.ReadFull(r, h[:]); err != nil {
-			return
-		}
-		n := int(binary.BigEndian.Uint16(h[2:4]))
-		if n < 8 {
-			return
-		}
-		buf = append(buf[:0], h[:]...)
-		buf = append(buf, make([]byte, n-8)...)
-		if _, err := io.ReadFull(r, buf[8:]); err != nil {
-			return
-		}
-		switch ofwire.Type(h[1]) {
-		case ofwire.TypeFlowMod:
-			p.flowMods.Add(1)
-			if n > 25 && buf[25] < 5 { // ofp_flow_mod: header 8, cookie 8, cookie_mask 8, table_id 1, command 1
-				p.byCmd[buf[25]].Add(1)
-			}
-		case ofwire.TypeBarrierRequest:
-			p.barriers.Add(1)
-		case ofwire.TypeMultipartRequest:
-			if n >= 10 && binary.BigEndian.Uint16(buf[8:10]) == 1 { // OFPMP_FLOW
-				p.stats.Add(1)
-			}
-		}
-		if _, err := w.Write(buf); err != nil {
-			return
-		}
-		if r.Buffered() == 0 {
-			if err := w.Flush(); err != nil {
-				return
-			}
-		}
-	}
-}
-
-func (p *countingProxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
 }

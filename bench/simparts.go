@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	simfleet "portmirror/simulator/fleet"
 	"slices"
 	"time"
 
@@ -19,7 +20,7 @@ type simRig struct {
 	svc     *service.Service
 	ctrl    *controller.Controller
 	bridges *simBridges
-	proxy   *countingProxy
+	proxy   *simfleet.Meter // counts what the controller sends to the bridges
 	fn      string
 	pm      string
 	stop    func()
@@ -88,11 +89,11 @@ func (b *bencher) startRig(ctx context.Context, dir string, hosts, perHost int, 
 	cleanup = append(cleanup, func() { cancel(); <-done })
 	target := r.ctrl.Addr().String()
 	if counted {
-		if r.proxy, err = startProxy(target); err != nil {
+		if r.proxy, err = simfleet.NewMeter(target); err != nil {
 			return fail(err)
 		}
-		cleanup = append(cleanup, r.proxy.close)
-		target = r.proxy.addr()
+		cleanup = append(cleanup, func() { _ = r.proxy.Close() })
+		target = r.proxy.Addr()
 	}
 	if r.bridges, err = startSimBridges(ctx, target, hosts, func(int) string { return fn.UUID }); err != nil {
 		return fail(err)
@@ -247,8 +248,7 @@ func (b *bencher) stormOnce(ctx context.Context, hosts, perHost int, local bool,
 	}); err != nil {
 		return nil, err
 	}
-	p := r.proxy
-	fm0, st0, ba0, add0, del0 := p.flowMods.Load(), p.stats.Load(), p.barriers.Load(), p.byCmd[0].Load(), p.byCmd[4].Load()
+	before := r.proxy.Total()
 	t0 := time.Now()
 	for _, sw := range r.bridges.sw {
 		sw.SetOffline(false)
@@ -258,8 +258,9 @@ func (b *bencher) stormOnce(ctx context.Context, hosts, perHost int, local bool,
 	}
 	d := time.Since(t0)
 	connected := r.bridges.connected()
-	fm, st, ba := p.flowMods.Load()-fm0, p.stats.Load()-st0, p.barriers.Load()-ba0
-	adds, dels := p.byCmd[0].Load()-add0, p.byCmd[4].Load()-del0
+	sent := r.proxy.Total().Sub(before)
+	fm, st, ba := sent.FlowMods, sent.FlowStats, sent.Barriers
+	adds, dels := sent.ByCommand[0], sent.ByCommand[4]
 	cmd := b.command("storm")
 	b.res.add(Figure{Name: "storm." + name + ".reconcile_seconds", Value: d.Seconds(), Unit: "s", Goal: "≤ 2", Met: met(d <= 2*time.Second), Command: cmd})
 	b.res.add(Figure{Name: "storm." + name + ".flow_mods_sent", Value: float64(fm), Unit: "flow_mods", Goal: "= 0", Met: met(fm == 0), Command: cmd})
