@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 
 	"portmirror/flows"
@@ -89,61 +90,64 @@ func (c *Controller) syncHosts(ctx context.Context, hosts []model.Host) {
 }
 
 // updateHostDesired tells every OVSDB manager which tunnel ports its bridge needs (one per flow network the host
-// has an endpoint on) and which ports to isolate from NORMAL (the destination NICs bound there).
+// has an endpoint on) and which ports to isolate from NORMAL (the destination NICs bound there). It reads each flow
+// network's endpoints once and walks the destination NICs, so a pass costs little per host; a manager is told only
+// when its host's desired state changed. When the store cannot be read, nothing is changed (an empty list would
+// remove the host's tunnel ports).
 func (c *Controller) updateHostDesired(ctx context.Context, in *flows.Input) {
 	c.mu.Lock()
-	hms := make([]*hostManager, 0, len(c.hosts))
-	for _, hm := range c.hosts {
-		hms = append(hms, hm)
+	hms := make(map[string]*hostManager, len(c.hosts))
+	for id, hm := range c.hosts {
+		hms[id] = hm
 	}
 	c.mu.Unlock()
 	if len(hms) == 0 {
 		return
 	}
-	destinations := map[string]struct{}{}
-	for _, s := range in.Sessions {
-		destinations[s.DestinationNIC] = struct{}{}
+	networks, err := c.svc.FlowNetworks(ctx)
+	if err != nil {
+		c.log.Warn("OVSDB hosts not updated this pass", "err", err)
+		return
 	}
-	for _, hm := range hms {
-		var tunnels []ovsdbhost.TunnelSpec
-		if eps, err := c.svc.FlowEndpointsOfHost(ctx, hm.host.UUID); err == nil {
-			for _, ep := range eps {
-				fn, err := c.svc.FlowNetwork(ctx, ep.FlowNetworkUUID)
-				if err != nil {
-					continue
-				}
-				tunnels = append(tunnels, ovsdbhost.TunnelSpec{
+	tunnels := map[string][]ovsdbhost.TunnelSpec{} // by host uuid
+	for _, fn := range networks {
+		eps, err := c.svc.FlowEndpoints(ctx, fn.UUID)
+		if err != nil {
+			c.log.Warn("OVSDB hosts not updated this pass", "flow_network", fn.UUID, "err", err)
+			return
+		}
+		for _, ep := range eps {
+			if _, managed := hms[ep.HostUUID]; managed {
+				tunnels[ep.HostUUID] = append(tunnels[ep.HostUUID], ovsdbhost.TunnelSpec{
 					FlowNetworkUUID: fn.UUID, Encapsulation: fn.Encapsulation, LocalIP: ep.IP,
 				})
 			}
 		}
-		slices.SortFunc(tunnels, func(a, b ovsdbhost.TunnelSpec) int {
-			if a.FlowNetworkUUID < b.FlowNetworkUUID {
-				return -1
-			}
-			if a.FlowNetworkUUID > b.FlowNetworkUUID {
-				return 1
-			}
-			return 0
-		})
-		var isolated []string
-		dp := c.view.HostDatapathID(hm.host.UUID)
-		if dp != "" {
-			for nic, b := range c.view.BindingsOnDatapath(dp) {
-				if _, ok := destinations[nic]; ok && b.Bound && b.PortName != "" {
-					isolated = append(isolated, b.PortName)
-				}
-			}
-		}
-		slices.Sort(isolated)
-		if hm.sent && slices.Equal(tunnels, hm.tunnels) && slices.Equal(isolated, hm.isolated) {
+	}
+	isolated := map[string][]string{} // by host uuid: the ports of the destination NICs bound there
+	seen := map[string]bool{}
+	for _, s := range in.Sessions {
+		if seen[s.DestinationNIC] {
 			continue
 		}
-		if _, err := hm.m.SetDesired(tunnels, isolated); err != nil {
+		seen[s.DestinationNIC] = true
+		if b, ok := c.view.Binding(s.DestinationNIC); ok && b.Bound && b.PortName != "" {
+			isolated[b.HostUUID] = append(isolated[b.HostUUID], b.PortName)
+		}
+	}
+	for id, hm := range hms {
+		t, iso := tunnels[id], isolated[id]
+		slices.SortFunc(t, func(a, b ovsdbhost.TunnelSpec) int { return strings.Compare(a.FlowNetworkUUID, b.FlowNetworkUUID) })
+		slices.Sort(iso)
+		iso = slices.Compact(iso)
+		if hm.sent && slices.Equal(t, hm.tunnels) && slices.Equal(iso, hm.isolated) {
+			continue
+		}
+		if _, err := hm.m.SetDesired(t, iso); err != nil {
 			c.log.Error("OVSDB desired state refused", "host", hm.host.Name, "err", err)
 			continue
 		}
-		hm.sent, hm.tunnels, hm.isolated = true, tunnels, isolated
+		hm.sent, hm.tunnels, hm.isolated = true, t, iso
 	}
 }
 
