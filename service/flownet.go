@@ -14,7 +14,7 @@ import (
 // every host of them.
 func (s *Service) CreateFlowNetwork(ctx context.Context, in FlowNetworkInput) (model.FlowNetwork, error) {
 	var out model.FlowNetwork
-	err := s.mutate(ctx, "createFlowNetwork", "FlowNetwork", ref(in.UUID), in, func(tx *store.Txn, a *audit) error {
+	err := s.mutate(ctx, "createFlowNetwork", "FlowNetwork", createRef(in.UUID), in, func(tx *store.Txn, a *audit) error {
 		what := fmt.Sprintf("flow network %q", in.Name)
 		if err := checkName(what, in.Name); err != nil {
 			return err

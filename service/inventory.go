@@ -11,7 +11,7 @@ import (
 // CreateCluster creates a cluster.
 func (s *Service) CreateCluster(ctx context.Context, in ClusterInput) (model.Cluster, error) {
 	var out model.Cluster
-	err := s.mutate(ctx, "createCluster", "Cluster", ref(in.UUID), in, func(tx *store.Txn, a *audit) error {
+	err := s.mutate(ctx, "createCluster", "Cluster", createRef(in.UUID), in, func(tx *store.Txn, a *audit) error {
 		what := fmt.Sprintf("cluster %q", in.Name)
 		if err := checkName(what, in.Name); err != nil {
 			return err
@@ -36,7 +36,7 @@ func (s *Service) CreateCluster(ctx context.Context, in ClusterInput) (model.Clu
 // the cluster.
 func (s *Service) RegisterHost(ctx context.Context, in HostInput) (model.Host, error) {
 	var out model.Host
-	err := s.mutate(ctx, "registerHost", "Host", ref(in.UUID), in, func(tx *store.Txn, a *audit) error {
+	err := s.mutate(ctx, "registerHost", "Host", createRef(in.UUID), in, func(tx *store.Txn, a *audit) error {
 		what := fmt.Sprintf("host %q", in.Name)
 		if err := checkName(what, in.Name); err != nil {
 			return err
@@ -165,7 +165,7 @@ func (s *Service) DeleteHost(ctx context.Context, uuid string) error {
 // CreateVmInstance creates a VM with its NICs on a host.
 func (s *Service) CreateVmInstance(ctx context.Context, in VmInstanceInput) (model.VmInstance, error) {
 	var out model.VmInstance
-	err := s.mutate(ctx, "createVmInstance", "VmInstance", ref(in.UUID), in, func(tx *store.Txn, a *audit) error {
+	err := s.mutate(ctx, "createVmInstance", "VmInstance", createRef(in.UUID), in, func(tx *store.Txn, a *audit) error {
 		what := fmt.Sprintf("VM %q", in.Name)
 		if err := checkName(what, in.Name); err != nil {
 			return err

@@ -92,6 +92,15 @@ func newOrGivenUUID(what, given string) (string, error) {
 // ref normalises a uuid that refers to an object: lower case, trimmed.
 func ref(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
+// createRef is the resourceUuid of a create's audit event: the client's uuid when it is one, else none (a
+// malformed one is in the event's detail and error, not in the field that audits(resourceUuid) searches).
+func createRef(s string) string {
+	if u, ok := canonicalUUID(strings.TrimSpace(s)); ok {
+		return u
+	}
+	return ""
+}
+
 func newUUID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
