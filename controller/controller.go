@@ -43,13 +43,13 @@ type Controller struct {
 	seed maphash.Seed  // of the sessions' fingerprints
 	sem  chan struct{} // bounds concurrent bridge programming
 
-	mu       sync.Mutex
-	bridges  map[string]*bridge // by datapath id
-	plan     *planState         // the latest pass's analysis, for session status
-	hosts    map[string]*hostManager
-	runCtx   context.Context
-	inventry bool                // the inventory must be reloaded into the view before the next pass
-	tunnels  map[string][]uint32 // datapath id -> its flow-network tunnel ports at the last pass
+	mu              sync.Mutex
+	bridges         map[string]*bridge // by datapath id
+	plan            *planState         // the latest pass's analysis, for session status
+	hosts           map[string]*hostManager
+	runCtx          context.Context
+	reloadInventory bool                // the inventory must be reloaded into the view before the next pass
+	tunnels         map[string][]uint32 // datapath id -> its flow-network tunnel ports at the last pass
 
 	wg sync.WaitGroup // bridge workers and host managers
 }
@@ -72,17 +72,17 @@ func New(opts Options) (*Controller, error) {
 		opts.Workers = 64
 	}
 	c := &Controller{
-		opts:     opts,
-		svc:      opts.Service,
-		log:      opts.Logger,
-		view:     topology.NewView(),
-		kick:     make(chan struct{}, 1),
-		seed:     maphash.MakeSeed(),
-		sem:      make(chan struct{}, opts.Workers),
-		bridges:  map[string]*bridge{},
-		hosts:    map[string]*hostManager{},
-		inventry: true,
-		tunnels:  map[string][]uint32{},
+		opts:            opts,
+		svc:             opts.Service,
+		log:             opts.Logger,
+		view:            topology.NewView(),
+		kick:            make(chan struct{}, 1),
+		seed:            maphash.MakeSeed(),
+		sem:             make(chan struct{}, opts.Workers),
+		bridges:         map[string]*bridge{},
+		hosts:           map[string]*hostManager{},
+		reloadInventory: true,
+		tunnels:         map[string][]uint32{},
 	}
 	cfg := opts.Server
 	cfg.Addr = opts.Listen
@@ -182,7 +182,7 @@ func (c *Controller) noteChange(ch store.Change) {
 	switch ch.Kind {
 	case store.KindHost, store.KindVmInstance, store.KindVmNic, store.KindCluster, store.KindAll:
 		c.mu.Lock()
-		c.inventry = true
+		c.reloadInventory = true
 		c.mu.Unlock()
 	}
 }

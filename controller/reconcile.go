@@ -62,14 +62,14 @@ func (c *Controller) bridgeLocked(dpid string) *bridge {
 // bridge whose desired flows may have changed to its worker.
 func (c *Controller) pass(ctx context.Context) error {
 	c.mu.Lock()
-	reload := c.inventry
-	c.inventry = false
+	reload := c.reloadInventory
+	c.reloadInventory = false
 	c.mu.Unlock()
 	if reload {
 		inv, err := topology.LoadInventory(ctx, c.svc)
 		if err != nil {
 			c.mu.Lock()
-			c.inventry = true
+			c.reloadInventory = true
 			c.mu.Unlock()
 			return fmt.Errorf("load inventory: %w", err)
 		}
