@@ -1,19 +1,16 @@
 package ofsim
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"portmirror/ofwire"
 	"portmirror/simulator/dataplane"
+	"portmirror/simulator/internal/testctl"
 )
 
 // TestScaleThousandBridges connects 1,000 simulated bridges (10 ports each) to a minimal controller in this
@@ -24,84 +21,16 @@ func TestScaleThousandBridges(t *testing.T) {
 		t.Skip("scale test skipped with -short")
 	}
 	const nBridges, nPorts, nFlows = 1000, 10, 20
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var programmed atomic.Int64
-	var ctlWG sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
 	flowMsgs := make([][]byte, nFlows)
 	for i := range nFlows {
 		flowMsgs[i] = flowModMsg(t, uint32(i+10), fmt.Sprintf("cookie=0x504d%012x,priority=%d,in_port=%d,actions=NORMAL,set_field:%d->tun_id,set_field:198.18.0.2->tun_dst,output:%d",
 			i, 100+i, i%nPorts+1, i, (i+1)%nPorts+1), fmOpts{cmd: fmAdd})
 	}
-	ctlWG.Add(1)
-	go func() {
-		defer ctlWG.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			ctlWG.Add(1)
-			go func() {
-				defer ctlWG.Done()
-				r := bufio.NewReaderSize(nc, 4096)
-				read := func(want ofwire.Type) bool {
-					for {
-						m, err := ofwire.ReadMessage(r, 0)
-						if err != nil {
-							return false
-						}
-						if m.Type == ofwire.TypeEchoRequest {
-							_, _ = nc.Write(ofwire.AppendEcho(nil, ofwire.TypeEchoReply, m.Xid, m.Body))
-							continue
-						}
-						if m.Type == want {
-							return true
-						}
-						if m.Type == ofwire.TypeError {
-							t.Errorf("switch refused: %x", m.Body)
-						}
-					}
-				}
-				if !read(ofwire.TypeHello) {
-					return
-				}
-				script := ofwire.AppendHello(nil, 1)
-				script = ofwire.AppendEmpty(script, ofwire.TypeFeaturesRequest, 2)
-				b := appendHeader(nil, ofwire.TypeMultipartRequest, 3)
-				b = append(b, 0, mpPortDesc, 0, 0, 0, 0, 0, 0)
-				script = append(script, finish(b, 0)...)
-				for _, fm := range flowMsgs {
-					script = append(script, fm...)
-				}
-				script = ofwire.AppendEmpty(script, ofwire.TypeBarrierRequest, 4)
-				if _, err := nc.Write(script); err != nil {
-					return
-				}
-				if !read(ofwire.TypeFeaturesReply) || !read(ofwire.TypeMultipartReply) || !read(ofwire.TypeBarrierReply) {
-					return
-				}
-				programmed.Add(1)
-				read(255) // answer echoes until the connection closes
-			}()
-		}
-	}()
-	defer func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		ctlWG.Wait()
-	}()
+	var script []byte
+	for _, fm := range flowMsgs {
+		script = append(script, fm...)
+	}
+	ctl := testctl.Start(t, func(uint64) []byte { return script })
 
 	runtime.GC()
 	var before runtime.MemStats
@@ -120,19 +49,13 @@ func TestScaleThousandBridges(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		switches[i] = New(Config{Controller: ln.Addr().String(), DatapathID: uint64(i + 1), Bridge: br, MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Second})
+		switches[i] = New(Config{Controller: ctl.Addr(), DatapathID: uint64(i + 1), Bridge: br, MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Second})
 		swWG.Add(1)
 		go func(s *Switch) { defer swWG.Done(); _ = s.Run(ctx) }(switches[i])
 	}
 	defer func() { cancel(); swWG.Wait() }()
 
-	deadline := time.Now().Add(15 * time.Second)
-	for programmed.Load() < nBridges {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d bridges programmed within 15s", programmed.Load(), nBridges)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	ctl.WaitProgrammed(nBridges, 15*time.Second)
 	elapsed := time.Since(start)
 	for _, s := range switches {
 		if n := s.Bridge().FlowCount(); n != nFlows {
