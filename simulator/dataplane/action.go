@@ -5,21 +5,23 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"portmirror/ofwire"
 )
 
-// OpenFlow port numbers.
+// OpenFlow reserved port and group numbers, as the wire layer defines them.
 const (
-	PortMax        uint32 = 0xffffff00
-	PortInPort     uint32 = 0xfffffff8
-	PortTable      uint32 = 0xfffffff9
-	PortNormal     uint32 = 0xfffffffa
-	PortFlood      uint32 = 0xfffffffb
-	PortAll        uint32 = 0xfffffffc
-	PortController uint32 = 0xfffffffd
-	PortLocal      uint32 = 0xfffffffe
-	PortAny        uint32 = 0xffffffff
-	GroupAny       uint32 = 0xffffffff
-	GroupMax       uint32 = 0xffffff00
+	PortMax               = ofwire.PortMax
+	PortInPort            = ofwire.PortInPort
+	PortTable             = ofwire.PortTable
+	PortNormal            = ofwire.PortNormal
+	PortFlood             = ofwire.PortFlood
+	PortAll               = ofwire.PortAll
+	PortController        = ofwire.PortController
+	PortLocal             = ofwire.PortLocal
+	PortAny               = ofwire.PortAny
+	GroupAny              = ofwire.GroupAny
+	GroupMax       uint32 = 0xffffff00 // OFPG_MAX: the last number of a real group
 )
 
 // PortString names a port number the way ovs-ofctl does.
