@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"portmirror/internal/ovstest"
 	"portmirror/model"
 )
 
@@ -71,28 +72,11 @@ func TestIsolationSavesAndRestoresVLANSettings(t *testing.T) {
 func datapathActions(t *testing.T, e *ovsEnv, inPort string) []string {
 	t.Helper()
 	out := e.Appctl("ofproto/trace", "br-int", "in_port="+inPort+",dl_src=02:00:00:00:00:aa,dl_dst=ff:ff:ff:ff:ff:ff")
-	i := strings.LastIndex(out, "Datapath actions: ")
-	if i < 0 {
+	acts, ok := ovstest.DatapathActions(out)
+	if !ok {
 		t.Fatalf("no datapath actions in trace:\n%s", out)
 	}
-	line := strings.SplitN(out[i+len("Datapath actions: "):], "\n", 2)[0]
-	// Split on commas at parenthesis depth 0.
-	var acts []string
-	depth, start := 0, 0
-	for j, c := range line {
-		switch c {
-		case '(':
-			depth++
-		case ')':
-			depth--
-		case ',':
-			if depth == 0 {
-				acts = append(acts, strings.TrimSpace(line[start:j]))
-				start = j + 1
-			}
-		}
-	}
-	return append(acts, strings.TrimSpace(line[start:]))
+	return acts
 }
 
 var dpifPortRE = regexp.MustCompile(`(?m)^\s+(\S+) (\d+)/(\d+):`)
