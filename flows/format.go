@@ -145,7 +145,7 @@ func ParseFlow(s string) (Flow, error) {
 	if acts == "drop" || acts == "" {
 		return f, nil
 	}
-	for _, a := range strings.Split(acts, ",") {
+	for _, a := range SplitActions(acts) {
 		act, err := parseAction(a)
 		if err != nil {
 			return Flow{}, fmt.Errorf("flow %q: action %q: %w", s, a, err)
@@ -184,4 +184,28 @@ func parseAction(a string) (Action, error) {
 		return Action{Type: ActOutput, Port: uint32(n)}, nil
 	}
 	return Action{}, fmt.Errorf("unsupported action")
+}
+
+// SplitActions splits an action list (ovs-ofctl's, or a trace's datapath actions) at the commas outside
+// parentheses: "clone(tnl_push(...),3),1" is two actions.
+func SplitActions(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, c := range s {
+		switch c {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth == 0 {
+				out = append(out, strings.TrimSpace(s[start:i]))
+				start = i + 1
+			}
+		}
+	}
+	if t := strings.TrimSpace(s[start:]); t != "" {
+		out = append(out, t)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,6 +75,23 @@ func TestParseMAC(t *testing.T) {
 	for _, bad := range []string{"", "aa:bb:cc:dd:ee", "aa-bb-cc-dd-ee-ff", "aa:bb:cc:dd:ee:fg", "aa:bb:cc:dd:ee:ff:00"} {
 		if _, err := ParseMAC(bad); err == nil || !strings.Contains(err.Error(), "MAC") {
 			t.Errorf("ParseMAC(%q) error = %v, want one naming the MAC", bad, err)
+		}
+	}
+}
+
+func TestSplitActions(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"NORMAL,set_field:0x5->tun_id,output:9", []string{"NORMAL", "set_field:0x5->tun_id", "output:9"}},
+		{"set(tunnel(tun_id=0x2a,dst=198.18.0.2)),clone(tnl_push(header(a,b)),out_port(3)),1",
+			[]string{"set(tunnel(tun_id=0x2a,dst=198.18.0.2))", "clone(tnl_push(header(a,b)),out_port(3))", "1"}},
+		{" drop ", []string{"drop"}},
+		{"", nil},
+	} {
+		if got := SplitActions(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("SplitActions(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

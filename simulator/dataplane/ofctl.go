@@ -3,6 +3,7 @@ package dataplane
 import (
 	"fmt"
 	"net/netip"
+	"portmirror/flows"
 	"strconv"
 	"strings"
 )
@@ -67,7 +68,7 @@ func ParseFlow(s string) (Flow, error) {
 			return f, fmt.Errorf("flow %q: %s: %w", s, kv, err)
 		}
 	}
-	for _, a := range splitActions(acts) {
+	for _, a := range flows.SplitActions(acts) {
 		act, err := parseAction(&f, a)
 		if err != nil {
 			return f, fmt.Errorf("flow %q: action %q: %w", s, a, err)
@@ -92,28 +93,6 @@ func fieldByName(name string) (Field, bool) {
 		}
 	}
 	return 0, false
-}
-
-func splitActions(s string) []string {
-	var out []string
-	depth, start := 0, 0
-	for i, c := range s {
-		switch c {
-		case '(':
-			depth++
-		case ')':
-			depth--
-		case ',':
-			if depth == 0 {
-				out = append(out, strings.TrimSpace(s[start:i]))
-				start = i + 1
-			}
-		}
-	}
-	if t := strings.TrimSpace(s[start:]); t != "" {
-		out = append(out, t)
-	}
-	return out
 }
 
 func parseAction(f *Flow, a string) (*Action, error) {

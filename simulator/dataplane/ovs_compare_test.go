@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"portmirror/flows"
 	"regexp"
 	"slices"
 	"strconv"
@@ -388,12 +389,7 @@ var (
 func ovsOutputs(t *testing.T, trace string, odp map[string]string, frame []byte) []string {
 	t.Helper()
 	fr, _ := ParseFrame(frame)
-	var dp string
-	for _, l := range strings.Split(trace, "\n") {
-		if s, ok := strings.CutPrefix(l, "Datapath actions: "); ok {
-			dp = s
-		}
-	}
+	dp, _ := ovstest.DatapathActions(trace)
 	vlan := -1
 	if fr.HasVLAN {
 		vlan = int(fr.VID)
@@ -401,7 +397,7 @@ func ovsOutputs(t *testing.T, trace string, odp map[string]string, frame []byte)
 	keys := []string{}
 	var walk func(acts string, vlan int, underlay bool)
 	walk = func(acts string, vlan int, underlay bool) {
-		for _, a := range splitActions(acts) {
+		for _, a := range flows.SplitActions(acts) {
 			switch {
 			case a == "drop" || a == "" || strings.HasPrefix(a, "set(eth("):
 			case strings.HasPrefix(a, "clone(") && strings.HasSuffix(a, ")"):

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"portmirror/flows"
 	"portmirror/internal/ovstest"
 	"portmirror/model"
 )
@@ -72,11 +73,11 @@ func TestIsolationSavesAndRestoresVLANSettings(t *testing.T) {
 func datapathActions(t *testing.T, e *ovsEnv, inPort string) []string {
 	t.Helper()
 	out := e.Appctl("ofproto/trace", "br-int", "in_port="+inPort+",dl_src=02:00:00:00:00:aa,dl_dst=ff:ff:ff:ff:ff:ff")
-	acts, ok := ovstest.DatapathActions(out)
+	line, ok := ovstest.DatapathActions(out)
 	if !ok {
 		t.Fatalf("no datapath actions in trace:\n%s", out)
 	}
-	return acts
+	return flows.SplitActions(line)
 }
 
 var dpifPortRE = regexp.MustCompile(`(?m)^\s+(\S+) (\d+)/(\d+):`)
