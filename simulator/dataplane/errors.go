@@ -1,15 +1,19 @@
 package dataplane
 
-import "fmt"
+import (
+	"fmt"
 
-// OpenFlow 1.3 error types (ofp_error_type) the bridge reports.
+	"portmirror/ofwire"
+)
+
+// OpenFlow 1.3 error types (ofp_error_type) the bridge reports, as the wire layer defines them.
 const (
-	ErrTypeBadRequest     uint16 = 1
-	ErrTypeBadAction      uint16 = 2
-	ErrTypeBadInstruction uint16 = 3
-	ErrTypeBadMatch       uint16 = 4
-	ErrTypeFlowModFailed  uint16 = 5
-	ErrTypeGroupModFailed uint16 = 6
+	ErrTypeBadRequest     = ofwire.ErrTypeBadRequest
+	ErrTypeBadAction      = ofwire.ErrTypeBadAction
+	ErrTypeBadInstruction = ofwire.ErrTypeBadInstruction
+	ErrTypeBadMatch       = ofwire.ErrTypeBadMatch
+	ErrTypeFlowModFailed  = ofwire.ErrTypeFlowModFailed
+	ErrTypeGroupModFailed = ofwire.ErrTypeGroupModFailed
 )
 
 // Error codes used with those types.
