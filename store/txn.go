@@ -22,6 +22,18 @@ type pending struct {
 	rec      *record // nil: deleted
 }
 
+// encode is the stored value of a pending write: the object with its creation sequence.
+func (p *pending) encode() ([]byte, error) {
+	obj, err := json.Marshal(p.rec.obj)
+	if err == nil {
+		var val []byte
+		if val, err = json.Marshal(envelope{Seq: p.rec.seq, Obj: obj}); err == nil {
+			return val, nil
+		}
+	}
+	return nil, fmt.Errorf("encode %s %s: %w", p.kind, p.id, err)
+}
+
 // Txn is one atomic write: puts, deletes and audit events. Its reads see the committed view with its own pending
 // writes applied. A Txn is only valid inside the function given to Update.
 type Txn struct {
@@ -222,13 +234,9 @@ func (s *Store) commit(ctx context.Context, tx *Txn) error {
 			tx.changes = append(tx.changes, Change{Kind: p.kind, UUID: p.id, Deleted: true})
 			continue
 		}
-		obj, err := json.Marshal(p.rec.obj)
+		val, err := p.encode()
 		if err != nil {
-			return fmt.Errorf("encode %s %s: %w", p.kind, p.id, err)
-		}
-		val, err := json.Marshal(envelope{Seq: p.rec.seq, Obj: obj})
-		if err != nil {
-			return fmt.Errorf("encode %s %s: %w", p.kind, p.id, err)
+			return err
 		}
 		kvs = append(kvs, kv{key: key, val: val})
 		tx.changes = append(tx.changes, Change{Kind: p.kind, UUID: p.id})
@@ -328,13 +336,9 @@ func (s *Store) BulkPut(ctx context.Context, objs []any) error {
 		if tx.writes[p.kind][p.id] != p {
 			continue
 		}
-		obj, err := json.Marshal(p.rec.obj)
+		val, err := p.encode()
 		if err != nil {
-			return fmt.Errorf("encode %s %s: %w", p.kind, p.id, err)
-		}
-		val, err := json.Marshal(envelope{Seq: p.rec.seq, Obj: obj})
-		if err != nil {
-			return fmt.Errorf("encode %s %s: %w", p.kind, p.id, err)
+			return err
 		}
 		if err := wb.Set(objectKey(p.kind, p.id), val); err != nil {
 			return fmt.Errorf("bulk write %s %s: %w", p.kind, p.id, err)
