@@ -302,16 +302,28 @@ func TestFaults(t *testing.T) {
 
 	t.Run("stall", func(t *testing.T) {
 		sw.SetStalled(true)
-		// Let the reader reach the stall gate: the message in flight when stalling may still be answered.
-		cc.barrier()
+		// The stall takes effect at the next message boundary: a reader already waiting for a message when the
+		// switch stalls handles that one message (76 may be answered) and then parks, so 77 is never read.
+		cc.send(ofwire.AppendEmpty(nil, ofwire.TypeBarrierRequest, 76))
 		cc.send(ofwire.AppendEmpty(nil, ofwire.TypeBarrierRequest, 77))
-		if m, ok := cc.next(300*time.Millisecond, false); ok {
-			t.Fatalf("stalled switch answered: %v", m.Type)
+		seen76 := false
+		for {
+			m, ok := cc.next(300*time.Millisecond, false)
+			if !ok {
+				break
+			}
+			if m.Type != ofwire.TypeBarrierReply || m.Xid != 76 || seen76 {
+				t.Fatalf("stalled switch answered: %v xid %d", m.Type, m.Xid)
+			}
+			seen76 = true
 		}
 		if !sw.Connected() {
 			t.Fatal("stalled switch dropped the connection")
 		}
 		sw.SetStalled(false)
+		if !seen76 {
+			cc.expect(ofwire.TypeBarrierReply, 76)
+		}
 		cc.expect(ofwire.TypeBarrierReply, 77)
 	})
 	t.Run("slow", func(t *testing.T) {
