@@ -278,33 +278,148 @@ func (sw *Switch) deleteForeign(ctx context.Context, foreign []ofwire.FlowStat) 
 // requests interleave with a long batch.
 const flowsPerLock = 256
 
-// Apply sends deletes (DELETE_STRICT), then modifies (MODIFY_STRICT), then adds (ADD) as one pipelined run of
-// flow_mods followed by one barrier, and waits for the barrier reply. refused lists the flow_mods the switch
-// answered with an OFPT_ERROR (the switch sends those before the barrier reply). err is set when the run could
-// not be confirmed (connection lost, timeout, cancelled) or when a flow cannot be encoded, in which case nothing
-// is sent.
+// Apply sends deletes (DELETE_STRICT), then modifies (MODIFY_STRICT), then adds (ADD), pipelined, and waits until
+// the switch confirms them. Where the switch supports bundles (OVS's ONF extension to OpenFlow 1.3) they go in one
+// atomic, ordered bundle: the switch applies all of them at once, so a frame never meets half of a change (no
+// copy missed or doubled while sessions change). Otherwise, and again when the switch refuses the bundle as a
+// whole, they go as plain flow_mods followed by one barrier, which applies every flow_mod the switch accepts.
+// refused lists the flow_mods the switch answered with an OFPT_ERROR; the others are applied. err is set when the
+// change could not be confirmed (connection lost, timeout, cancelled) or when a flow cannot be encoded, in which
+// case nothing is sent.
 func (sw *Switch) Apply(ctx context.Context, adds, modifies, deletes []flows.Flow) (refused []FlowError, err error) {
 	n := len(adds) + len(modifies) + len(deletes)
-	b := &batch{cmds: make([]ofwire.FlowModCommand, 0, n), flows: make([]flows.Flow, 0, n)}
+	cmds := make([]ofwire.FlowModCommand, 0, n)
+	fl := make([]flows.Flow, 0, n)
 	for _, part := range []struct {
 		cmd ofwire.FlowModCommand
 		fl  []flows.Flow
 	}{{ofwire.FlowDeleteStrict, deletes}, {ofwire.FlowModifyStrict, modifies}, {ofwire.FlowAdd, adds}} {
 		for _, f := range part.fl {
-			b.cmds = append(b.cmds, part.cmd)
-			b.flows = append(b.flows, f)
+			cmds = append(cmds, part.cmd)
+			fl = append(fl, f)
 		}
 	}
 	// Validate everything before sending anything.
 	var scratch []byte
-	for i, f := range b.flows {
-		if scratch, err = ofwire.AppendFlowMod(scratch[:0], 0, b.cmds[i], f); err != nil {
-			return nil, fmt.Errorf("switch %s: %s flow %d: %w", sw.dpid, b.cmds[i], i, err)
+	for i, f := range fl {
+		if scratch, err = ofwire.AppendFlowMod(scratch[:0], 0, cmds[i], f); err != nil {
+			return nil, fmt.Errorf("switch %s: %s flow %d: %w", sw.dpid, cmds[i], i, err)
 		}
 	}
 	if n == 0 {
 		return nil, nil
 	}
+	if !sw.noBundles.Load() {
+		refused, outcome, err := sw.applyBundle(ctx, &batch{cmds: cmds, flows: fl})
+		switch {
+		case err != nil:
+			return nil, err
+		case outcome == bundleCommitted:
+			return refused, nil
+		case outcome == bundleUnsupported:
+			sw.noBundles.Store(true)
+			sw.log.Info("switch does not support bundles: its flow changes are sent as plain flow_mods, not atomically",
+				"dpid", sw.dpid, "remote", sw.remote)
+		default:
+			// Nothing was applied: apply what the switch accepts, so that a refused flow holds back only the
+			// sessions it concerns, and learn which flows it refuses.
+			sw.log.Info("switch refused a bundle: sending its flow_mods one by one", "dpid", sw.dpid, "flow_mods", n,
+				"first_refusal", firstRefusal(refused))
+		}
+	}
+	return sw.applyPlain(ctx, &batch{cmds: cmds, flows: fl})
+}
+
+func firstRefusal(refused []FlowError) string {
+	if len(refused) == 0 {
+		return ""
+	}
+	return refused[0].Error()
+}
+
+// bundleOutcome is how a bundle ended when its commit was answered.
+type bundleOutcome int
+
+const (
+	bundleCommitted   bundleOutcome = iota // applied, except any flow_mod the switch refused on adding it
+	bundleRefused                          // the commit failed: nothing was applied
+	bundleUnsupported                      // the switch does not know the extension: nothing was applied
+)
+
+// applyBundle sends b as one atomic, ordered bundle (open, one add per flow_mod, commit) and a barrier in one
+// pipelined run, and waits for the barrier reply: the switch answers in order, so by then it has answered the
+// open and the commit too, unless it ignores experimenter messages altogether, which counts as not supporting
+// bundles. Like OVS, a flow_mod refused when it is added is left out and the rest committed; a commit that fails
+// applies nothing. err is set only when the answers could not be had.
+func (sw *Switch) applyBundle(ctx context.Context, b *batch) ([]FlowError, bundleOutcome, error) {
+	n := len(b.cmds)
+	open := sw.allocXids(n + 3)
+	b.first = open + 1
+	commit := open + uint32(n) + 1
+	barrier := commit + 1
+	bundleID := open
+	const flags = ofwire.BundleAtomic | ofwire.BundleOrdered
+	ro := &request{what: "bundle open", done: make(chan struct{})}
+	rc := &request{what: "bundle commit", done: make(chan struct{})}
+	rb := &request{what: "barrier after a bundle", done: make(chan struct{}), finish: func(sw *Switch, _ *request, _ error) {
+		sw.batches = slices.DeleteFunc(sw.batches, func(x *batch) bool { return x == b })
+	}}
+	sw.mu.Lock()
+	if sw.err != nil {
+		err := sw.err
+		sw.mu.Unlock()
+		return nil, 0, fmt.Errorf("%w: %w", ErrDisconnected, err)
+	}
+	sw.batches = append(sw.batches, b)
+	sw.pending[open], sw.pending[commit], sw.pending[barrier] = ro, rc, rb
+	sw.mu.Unlock()
+	enc := func(dst []byte, xid uint32, cmd ofwire.FlowModCommand, f flows.Flow) ([]byte, error) {
+		return ofwire.AppendBundleFlowMod(dst, xid, bundleID, flags, cmd, f)
+	}
+	after := ofwire.AppendBundleControl(nil, commit, bundleID, ofwire.BundleCommitRequest, flags)
+	after = ofwire.AppendEmpty(after, ofwire.TypeBarrierRequest, barrier)
+	if err := sw.writeFlowMods(ctx, b, enc, ofwire.AppendBundleControl(nil, open, bundleID, ofwire.BundleOpenRequest, flags), after); err != nil {
+		sw.deliver(barrier, ofwire.Message{}, err)
+	}
+	berr := sw.wait(ctx, barrier, rb)
+	// Whatever the open and the commit have not been answered with by now, they never will be.
+	unanswered := berr
+	if unanswered == nil {
+		unanswered = errors.New("no answer before the barrier reply: the switch ignores experimenter messages")
+	}
+	sw.deliver(commit, ofwire.Message{}, unanswered)
+	sw.deliver(open, ofwire.Message{}, unanswered)
+	if berr != nil {
+		return nil, 0, berr
+	}
+	sw.mu.Lock()
+	refused := b.errs
+	sw.mu.Unlock()
+	oerr, cerr := ro.err, rc.err
+	var refusal ofwire.ErrorMsg
+	switch {
+	case oerr == unanswered || errors.As(oerr, &refusal) && refusal.Type == ofwire.ErrTypeBadRequest &&
+		(refusal.Code == ofwire.BadRequestBadType || refusal.Code == ofwire.BadRequestBadExperimenter || refusal.Code == ofwire.BadRequestBadExpType):
+		return nil, bundleUnsupported, nil
+	case cerr != nil:
+		return refused, bundleRefused, nil
+	}
+	exp, err := ofwire.DecodeExperimenter(rc.msg.Body)
+	if err != nil {
+		return nil, 0, fmt.Errorf("switch %s: bundle commit reply: %w", sw.dpid, err)
+	}
+	ctl, err := ofwire.DecodeBundleControl(exp.Data)
+	if err != nil || exp.Experimenter != ofwire.ONFExperimenter || exp.ExpType != ofwire.ONFBundleControl ||
+		ctl.Type != ofwire.BundleCommitReply || ctl.BundleID != bundleID {
+		return nil, 0, fmt.Errorf("switch %s: bundle %d: the commit was answered with %+v %+v (%v)", sw.dpid, bundleID, exp, ctl, err)
+	}
+	return refused, bundleCommitted, nil
+}
+
+// applyPlain sends b as plain flow_mods followed by one barrier and waits for the barrier reply; the switch
+// answers any refused flow_mod with an error before it.
+func (sw *Switch) applyPlain(ctx context.Context, b *batch) ([]FlowError, error) {
+	n := len(b.cmds)
 	b.first = sw.allocXids(n + 1)
 	barrierXid := b.first + uint32(n)
 	r := &request{what: "barrier", done: make(chan struct{}), finish: func(sw *Switch, _ *request, _ error) {
@@ -319,43 +434,55 @@ func (sw *Switch) Apply(ctx context.Context, adds, modifies, deletes []flows.Flo
 	sw.batches = append(sw.batches, b)
 	sw.pending[barrierXid] = r
 	sw.mu.Unlock()
-	if err := sw.writeFlowMods(ctx, b); err != nil {
-		sw.deliver(barrierXid, ofwire.Message{}, err)
-	} else if err := sw.writeMsg(func(buf []byte) []byte { return ofwire.AppendEmpty(buf, ofwire.TypeBarrierRequest, barrierXid) }); err != nil {
+	if err := sw.writeFlowMods(ctx, b, ofwire.AppendFlowMod, nil, ofwire.AppendEmpty(nil, ofwire.TypeBarrierRequest, barrierXid)); err != nil {
 		sw.deliver(barrierXid, ofwire.Message{}, err)
 	}
-	err = sw.wait(ctx, barrierXid, r)
+	err := sw.wait(ctx, barrierXid, r)
 	sw.mu.Lock()
-	refused = b.errs
+	refused := b.errs
 	sw.mu.Unlock()
 	return refused, err
 }
 
-// writeFlowMods writes a batch's flow_mods straight into the buffered writer, flushing only when the buffer fills
-// (bufio) and at the end, so that many flow_mods share one syscall.
-func (sw *Switch) writeFlowMods(ctx context.Context, b *batch) error {
+// flowModEncoder encodes one flow_mod of a batch, plain or inside a bundle.
+type flowModEncoder func(dst []byte, xid uint32, cmd ofwire.FlowModCommand, f flows.Flow) ([]byte, error)
+
+// writeFlowMods writes before, a batch's flow_mods and after straight into the buffered writer, flushing only when
+// the buffer fills (bufio) and at the end, so that many flow_mods share one syscall.
+func (sw *Switch) writeFlowMods(ctx context.Context, b *batch, enc flowModEncoder, before, after []byte) error {
 	for start := 0; start < len(b.cmds); start += flowsPerLock {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("switch %s: flow_mods cancelled after %d of %d: %w", sw.dpid, start, len(b.cmds), err)
 		}
 		end := min(start+flowsPerLock, len(b.cmds))
-		if err := sw.writeChunk(b, start, end, end == len(b.cmds)); err != nil {
+		pre, post := []byte(nil), []byte(nil)
+		if start == 0 {
+			pre = before
+		}
+		if end == len(b.cmds) {
+			post = after
+		}
+		if err := sw.writeChunk(b, start, end, enc, pre, post); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (sw *Switch) writeChunk(b *batch, start, end int, flush bool) error {
+// writeChunk writes pre, the flow_mods start..end-1 of b, and post; a non-nil post ends the run and flushes.
+func (sw *Switch) writeChunk(b *batch, start, end int, enc flowModEncoder, pre, post []byte) error {
 	sw.wmu.Lock()
 	defer sw.wmu.Unlock()
 	if err := sw.conn.SetWriteDeadline(time.Now().Add(sw.srv.cfg.WriteTimeout)); err != nil {
 		return err
 	}
 	bw := sw.writer()
+	if _, err := bw.Write(pre); err != nil {
+		return sw.writeFailed(err)
+	}
 	for i := start; i < end; i++ {
 		buf := bw.AvailableBuffer()
-		buf, err := ofwire.AppendFlowMod(buf, b.first+uint32(i), b.cmds[i], b.flows[i])
+		buf, err := enc(buf, b.first+uint32(i), b.cmds[i], b.flows[i])
 		if err != nil {
 			return err // validated before; cannot happen
 		}
@@ -363,7 +490,10 @@ func (sw *Switch) writeChunk(b *batch, start, end int, flush bool) error {
 			return sw.writeFailed(err)
 		}
 	}
-	if flush {
+	if post != nil {
+		if _, err := bw.Write(post); err != nil {
+			return sw.writeFailed(err)
+		}
 		if err := bw.Flush(); err != nil {
 			return sw.writeFailed(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"portmirror/model"
@@ -38,6 +39,8 @@ type Switch struct {
 	batches []*batch
 	nextXid uint32
 	err     error // why the connection closed, once it has
+
+	noBundles atomic.Bool // the switch refused the bundle extension: flow changes go as plain flow_mods
 
 	wmu     sync.Mutex
 	bw      *bufio.Writer // lent by the server while a write is under way (see writer), nil when idle
@@ -84,6 +87,10 @@ func (sw *Switch) ConnectedAt() time.Time { return sw.connectedAt }
 
 // Done is closed when the connection has closed.
 func (sw *Switch) Done() <-chan struct{} { return sw.done }
+
+// Atomic reports whether the switch takes flow changes in atomic bundles; it turns false when the switch refuses
+// the bundle extension.
+func (sw *Switch) Atomic() bool { return !sw.noBundles.Load() }
 
 // Err says why the connection closed, or nil while it is open.
 func (sw *Switch) Err() error {
@@ -349,10 +356,12 @@ func (sw *Switch) dispatch(m ofwire.Message) error {
 			return err
 		}
 		return sw.deliverPart(m.Xid, mp)
-	case ofwire.TypeBarrierReply, ofwire.TypeFeaturesReply, ofwire.TypeGetConfigReply, ofwire.TypeRoleReply:
+	case ofwire.TypeBarrierReply, ofwire.TypeFeaturesReply, ofwire.TypeGetConfigReply, ofwire.TypeRoleReply,
+		ofwire.TypeExperimenter: // bundle control replies
 		sw.deliver(m.Xid, m, nil)
 	}
-	// Echo replies only refresh the deadline; packet-in, flow-removed, experimenter and the rest are ignored.
+	// Echo replies only refresh the deadline; packet-in, flow-removed and the rest are ignored; an experimenter
+	// message no request waits for is dropped.
 	return nil
 }
 

@@ -207,8 +207,47 @@ func TestOVSRefusedFlowsReported(t *testing.T) {
 		t.Errorf("output:ANY: %v", refused[1])
 	}
 	t.Logf("OVS refused: %v; %v", refused[0], refused[1])
+	if !sw.Atomic() {
+		t.Error("OVS's refusal of single flow_mods made the controller give up bundles")
+	}
 	if text := o.Ofctl("dump-flows", "br0"); !strings.Contains(text, "priority=10,in_port=1 actions=NORMAL") || strings.Count(text, "cookie=") != 1 {
 		t.Fatalf("flows after a partly refused batch:\n%s", text)
+	}
+}
+
+// TestOVSBundleRefusedAtCommit: a flow_mod that fails only when the bundle is committed (the table is full) makes
+// OVS apply nothing; the controller then applies every flow the switch accepts and reports the one it refused,
+// as without bundles, and keeps using bundles.
+func TestOVSBundleRefusedAtCommit(t *testing.T) {
+	ctx := context.Background()
+	_, o, sw := ovsServer(t, "00000000000000a5")
+	if !sw.Atomic() {
+		t.Fatal("a fresh connection to OVS does not use bundles")
+	}
+	o.Vsctl("--", "--id=@ft", "create", "Flow_Table", "flow_limit=2", "overflow_policy=refuse", "--", "set", "Bridge", "br0", "flow_tables:1=@ft")
+	mk := func(table uint8, port uint32) flows.Flow {
+		return flows.Flow{Table: table, Priority: 10, Cookie: flows.CookieOurs | uint64(port), Match: flows.Match{InPort: port}, Actions: []flows.Action{{Type: flows.ActNormal}}}
+	}
+	adds := []flows.Flow{mk(1, 1), mk(1, 2), mk(1, 3), mk(0, 4)}
+	refused, err := sw.Apply(ctx, adds, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refused) != 1 || !reflect.DeepEqual(refused[0].Flow, adds[2]) || ofwire.ErrorCodeName(refused[0].Err.Type, refused[0].Err.Code) != "TABLE_FULL" {
+		t.Fatalf("refused %v, want only the third flow, TABLE_FULL", refused)
+	}
+	got, err := sw.DumpFlows(ctx, flows.CookieOurs, flows.CookieMask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []flows.Flow{adds[0], adds[1], adds[3]}
+	sortFlows(got)
+	sortFlows(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after a bundle refused at commit the switch holds\n%v\nwant\n%v", got, want)
+	}
+	if !sw.Atomic() {
+		t.Error("a refused commit made the controller give up bundles")
 	}
 }
 

@@ -56,8 +56,17 @@ func ErrorTypeName(t uint16) string {
 	return fmt.Sprintf("TYPE_%d", t)
 }
 
-// ErrorCodeName names an error code within its type, e.g. "BAD_OUT_PORT", or gives its number.
+// bundleErrNames are the ONF bundle extension's failure codes from BundleErrUnknown on.
+var bundleErrNames = []string{"UNKNOWN", "EPERM", "BAD_ID", "BUNDLE_EXIST", "BUNDLE_CLOSED", "OUT_OF_BUNDLES",
+	"BAD_TYPE", "BAD_FLAGS", "MSG_BAD_LEN", "MSG_BAD_XID", "MSG_UNSUP", "MSG_CONFLICT", "MSG_TOO_MANY", "MSG_FAILED",
+	"TIMEOUT", "BUNDLE_IN_PROGRESS"}
+
+// ErrorCodeName names an error code within its type, e.g. "BAD_OUT_PORT" or, for the ONF bundle extension's
+// experimenter errors, "BUNDLE_MSG_FAILED"; otherwise it gives the number.
 func ErrorCodeName(t, c uint16) string {
+	if t == ErrTypeExperimenter && c >= BundleErrUnknown && int(c-BundleErrUnknown) < len(bundleErrNames) {
+		return "BUNDLE_" + bundleErrNames[c-BundleErrUnknown]
+	}
 	if int(t) < len(errCodeNames) && int(c) < len(errCodeNames[t]) {
 		return errCodeNames[t][c]
 	}

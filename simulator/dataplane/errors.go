@@ -40,7 +40,7 @@ const (
 	GroupModBadType        uint16 = 10 // OFPGMFC_BAD_TYPE
 	GroupModUnknownGroup   uint16 = 8  // OFPGMFC_UNKNOWN_GROUP
 	GroupModBadCommand     uint16 = 11 // OFPGMFC_BAD_COMMAND
-	BadRequestBadType      uint16 = 1  // OFPBRC_BAD_TYPE
+	BadRequestBadType             = ofwire.BadRequestBadType
 	BadRequestBadMultipart uint16 = 2  // OFPBRC_BAD_MULTIPART
 	BadRequestBadLen       uint16 = 6  // OFPBRC_BAD_LEN
 	BadRequestBadTableID   uint16 = 9  // OFPBRC_BAD_TABLE_ID
