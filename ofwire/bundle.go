@@ -40,16 +40,16 @@ const (
 // Bundle failure codes (OFPBFC_*) as the ONF extension carries them: experimenter errors of ONFExperimenter whose
 // code is 2300 plus OpenFlow 1.4's code.
 const (
-	BundleErrUnknown    uint16 = 2300
-	BundleErrBadID      uint16 = 2302
-	BundleErrExists     uint16 = 2303
-	BundleErrClosed     uint16 = 2304
-	BundleErrBadType    uint16 = 2306
-	BundleErrBadFlags   uint16 = 2307
-	BundleErrMsgBadLen  uint16 = 2308
-	BundleErrMsgBadXid  uint16 = 2309
-	BundleErrMsgUnsup   uint16 = 2310
-	BundleErrMsgFailed  uint16 = 2313
+	BundleErrUnknown   uint16 = 2300
+	BundleErrBadID     uint16 = 2302
+	BundleErrExists    uint16 = 2303
+	BundleErrClosed    uint16 = 2304
+	BundleErrBadType   uint16 = 2306
+	BundleErrBadFlags  uint16 = 2307
+	BundleErrMsgBadLen uint16 = 2308
+	BundleErrMsgBadXid uint16 = 2309
+	BundleErrMsgUnsup  uint16 = 2310
+	BundleErrMsgFailed uint16 = 2313
 )
 
 // Request codes a switch answers a message it does not understand with (OFPBRC_*).
