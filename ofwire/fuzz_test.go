@@ -20,6 +20,7 @@ func seedMessages() [][]byte {
 		Actions: []flows.Action{{Type: flows.ActNormal}, {Type: flows.ActSetTunID, Value: 9}}})
 	stat := flowStatFromFlowMod(flowMod, 0)
 	pbb := rawEntry(oxmInPort1, applyActions(outNormal, popPBB))
+	bundleAdd, _ := AppendBundleFlowMod(nil, 4, 9, BundleAtomic, FlowAdd, flows.Flow{Priority: 5, Actions: []flows.Action{{Type: flows.ActNormal}}})
 	mp := func(typ, flags uint16, body []byte) []byte {
 		b := append(hdr(4, TypeMultipartReply, uint16(16+len(body)), 3), 0, 0, 0, 0, 0, 0, 0, 0)
 		binary.BigEndian.PutUint16(b[8:], typ)
@@ -42,6 +43,10 @@ func seedMessages() [][]byte {
 		mp(MultipartFlow, 0, pbb),      // POP_PBB in an action list
 		mp(MultipartFlow, 0, pbb[:60]), // cut entry
 		flowMod,
+		AppendBundleControl(nil, 5, 9, BundleCommitReply, BundleAtomic|BundleOrdered),
+		bundleAdd,
+		bundleAdd[:30], // cut inner message
+		append(hdr(4, TypeExperimenter, 12, 1), 0x4f, 0x4e, 0x46, 0), // no exp_type
 	}
 }
 
@@ -88,6 +93,18 @@ func decodeAny(m Message) error {
 		return err
 	case TypePortStatus:
 		_, err := DecodePortStatus(m.Body)
+		return err
+	case TypeExperimenter:
+		e, err := DecodeExperimenter(m.Body)
+		if err != nil || e.Experimenter != ONFExperimenter {
+			return err
+		}
+		switch e.ExpType {
+		case ONFBundleControl:
+			_, err = DecodeBundleControl(e.Data)
+		case ONFBundleAdd:
+			_, err = DecodeBundleAdd(e.Data)
+		}
 		return err
 	case TypeMultipartReply:
 		mp, err := DecodeMultipartReply(m.Body)
