@@ -96,6 +96,10 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 	if err != nil {
 		return err
 	}
+	bundled, err := encodeBundle(fl)
+	if err != nil {
+		return err
+	}
 	ofctlCmd := []string{"-O", "OpenFlow13", "--bundle", "replace-flows", bulkBridge, ofctlFile}
 
 	contenders := []contender{
@@ -109,6 +113,18 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 				return 0, 0, err
 			}
 			d, err := rc.program(ctx, encoded, n)
+			return d, n, err
+		}},
+		{"rawbundle", "raw Go client, the same flow_mods in one atomic bundle (pre-encoded, one barrier)", func(ctx context.Context) (time.Duration, int, error) {
+			rc, err := listenRaw()
+			if err != nil {
+				return 0, 0, err
+			}
+			defer rc.close()
+			if err := o.setController(ctx, bulkBridge, rc.target()); err != nil {
+				return 0, 0, err
+			}
+			d, err := rc.program(ctx, bundled, n)
 			return d, n, err
 		}},
 		{"ofctl", "`ovs-ofctl -O OpenFlow13 --bundle replace-flows`", func(ctx context.Context) (time.Duration, int, error) {
@@ -174,7 +190,10 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 		"for portmirror it is from the `EnablePortMirror` call (store write, reconciliation pass, compile, read-back, diff, "+
 		"flow_mods, barrier) until every session reports ACTIVE (polled every millisecond; the status turns ACTIVE when the "+
 		"barrier reply arrives). The controller had already installed its 1 baseline flow when the bridge connected, so it "+
-		"sends %d flow_mods.", len(ob.ports), ob.sources, captures, n, reps, n, n-1)
+		"sends %d flow_mods. portmirror sends a bridge's change as one atomic, ordered bundle (OVS's ONF bundle extension "+
+		"to OpenFlow 1.3: open, one bundle-add per flow_mod, commit, barrier), which OVS applies faster than the same "+
+		"flow_mods one by one; the raw client is therefore measured both ways, and the goal's ratio is taken against "+
+		"the plain raw client as the goal defines it.", len(ob.ports), ob.sources, captures, n, reps, n, n-1)
 	s1.header = []string{"contender", "flow_mods", "median time", "all rounds", "flow_mods/s", "vs raw client"}
 	for _, c := range contenders {
 		ts := times[c.name]
@@ -196,15 +215,20 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 	b.res.add(Figure{Name: "bulk.flows", Value: float64(n), Unit: "flows", Command: s1.command})
 	vsRaw := rate["portmirror"] / rate["raw"]
 	b.res.add(Figure{Name: "bulk.portmirror_vs_raw", Value: vsRaw, Unit: "ratio", Goal: "≥ 0.9", Met: met(vsRaw >= 0.9), Command: s1.command})
+	vsRawBundle := rate["portmirror"] / rate["rawbundle"]
+	b.res.add(Figure{Name: "bulk.portmirror_vs_raw_bundle", Value: vsRawBundle, Unit: "ratio", Command: s1.command})
 	vsOfctl := rate["portmirror"] / rate["ofctl"]
 	b.res.add(Figure{Name: "bulk.portmirror_vs_ofctl_bundle", Value: vsOfctl, Unit: "ratio", Goal: "> 1", Met: met(vsOfctl > 1), Command: s1.command})
-	s1.notes = append(s1.notes, fmt.Sprintf("portmirror / raw client: **%.2f** (goal ≥ 0.9); portmirror / ovs-ofctl --bundle: **%.2f** (goal > 1).", vsRaw, vsOfctl),
+	s1.notes = append(s1.notes, fmt.Sprintf("portmirror / raw client: **%.2f** (goal ≥ 0.9); portmirror / ovs-ofctl --bundle: **%.2f** (goal > 1); "+
+		"portmirror / raw client sending one bundle: %.2f.", vsRaw, vsOfctl, vsRawBundle),
 		fmt.Sprintf("ovs-ofctl's exact command: `ovs-ofctl %s` with the flows written by `flows.Flow.String()`, one per line; its time includes its process start and parsing.", joinArgs(ofctlCmd)))
 
 	s2.how = "An os-ken application written for this benchmark (`bench/osken_app.py`, run by Debian's `osken-manager`) " +
 		"installs the same flows into the same emptied bridge: on the switch-features event it builds and sends one " +
 		"OpenFlow 1.3 ADD flow_mod per flow, then one barrier, and records the time from its first flow_mod to the barrier " +
-		"reply (its flow list is read from a file before the bridge connects, so parsing is not timed)."
+		"reply (its flow list is read from a file before the bridge connects, so parsing is not timed). It sends plain " +
+		"flow_mods, as the goal describes the job; os-ken can also send ONF bundles, but its time goes to building and " +
+		"encoding messages in Python (the plain raw client is about 10× faster than it on the same bridge)."
 	if osKenErr != nil {
 		s2.skipped = "osken-manager is not installed (Debian's python3-os-ken)"
 		b.res.Skipped = append(b.res.Skipped, "osken: "+s2.skipped)

@@ -44,6 +44,21 @@ func encodeAdds(fl []flows.Flow) ([]byte, error) {
 	return buf, nil
 }
 
+// encodeBundle encodes the same ADD flow_mods as one atomic, ordered bundle (ONF extension on OpenFlow 1.3): an
+// open, one bundle add per flow (xids from 1), and a commit; program's barrier follows the commit.
+func encodeBundle(fl []flows.Flow) ([]byte, error) {
+	const id, flags = 1, ofwire.BundleAtomic | ofwire.BundleOrdered
+	n := len(fl)
+	buf := ofwire.AppendBundleControl(make([]byte, 0, n*152+64), uint32(n+2), id, ofwire.BundleOpenRequest, flags)
+	var err error
+	for i, f := range fl {
+		if buf, err = ofwire.AppendBundleFlowMod(buf, uint32(i+1), id, flags, ofwire.FlowAdd, f); err != nil {
+			return nil, fmt.Errorf("encode flow %d: %w", i, err)
+		}
+	}
+	return ofwire.AppendBundleControl(buf, uint32(n+3), id, ofwire.BundleCommitRequest, flags), nil
+}
+
 // program waits for the bridge to connect, completes the handshake, and then times the stream of encoded
 // flow_mods and the barrier. It fails when the switch answers any flow_mod with an error.
 func (r *rawClient) program(ctx context.Context, encoded []byte, n int) (time.Duration, error) {
@@ -79,7 +94,7 @@ func (r *rawClient) program(ctx context.Context, encoded []byte, n int) (time.Du
 			break
 		}
 	}
-	barrierXid := uint32(n + 1)
+	barrierXid := uint32(n + 4) // after the flow_mods' xids and a bundle's open and commit
 	done := make(chan error, 1)
 	go func() {
 		for {
@@ -92,6 +107,13 @@ func (r *rawClient) program(ctx context.Context, encoded []byte, n int) (time.Du
 				e, _ := ofwire.DecodeError(body)
 				done <- fmt.Errorf("switch refused message xid %d: %v", xid, e)
 				return
+			case t == ofwire.TypeExperimenter && xid == uint32(n+3):
+				if e, err := ofwire.DecodeExperimenter(body); err == nil {
+					if c, err := ofwire.DecodeBundleControl(e.Data); err == nil && c.Type != ofwire.BundleCommitReply {
+						done <- fmt.Errorf("bundle commit answered with control type %d", c.Type)
+						return
+					}
+				}
 			case t == ofwire.TypeBarrierReply && xid == barrierXid:
 				done <- nil
 				return
