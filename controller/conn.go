@@ -309,24 +309,35 @@ func (sw *Switch) Apply(ctx context.Context, adds, modifies, deletes []flows.Flo
 	if n == 0 {
 		return nil, nil
 	}
+	st := &sw.srv.stats
+	sent := func() {
+		st.FlowMods[ofwire.FlowDeleteStrict].Add(uint64(len(deletes)))
+		st.FlowMods[ofwire.FlowModifyStrict].Add(uint64(len(modifies)))
+		st.FlowMods[ofwire.FlowAdd].Add(uint64(len(adds)))
+	}
 	if !sw.noBundles.Load() {
+		sent()
 		refused, outcome, err := sw.applyBundle(ctx, &batch{cmds: cmds, flows: fl})
 		switch {
 		case err != nil:
 			return nil, err
 		case outcome == bundleCommitted:
+			st.BundlesCommitted.Add(1)
 			return refused, nil
 		case outcome == bundleUnsupported:
 			sw.noBundles.Store(true)
 			sw.log.Info("switch does not support bundles: its flow changes are sent as plain flow_mods, not atomically",
 				"dpid", sw.dpid, "remote", sw.remote)
 		default:
+			st.BundlesRefused.Add(1)
 			// Nothing was applied: apply what the switch accepts, so that a refused flow holds back only the
 			// sessions it concerns, and learn which flows it refuses.
 			sw.log.Info("switch refused a bundle: sending its flow_mods one by one", "dpid", sw.dpid, "flow_mods", n,
 				"first_refusal", firstRefusal(refused))
 		}
 	}
+	st.PlainRuns.Add(1)
+	sent()
 	return sw.applyPlain(ctx, &batch{cmds: cmds, flows: fl})
 }
 

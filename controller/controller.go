@@ -51,6 +51,8 @@ type Controller struct {
 	reloadInventory bool                // the inventory must be reloaded into the view before the next pass
 	tunnels         map[string][]uint32 // datapath id -> its flow-network tunnel ports at the last pass
 
+	metrics *metrics
+
 	wg sync.WaitGroup // bridge workers and host managers
 }
 
@@ -83,6 +85,7 @@ func New(opts Options) (*Controller, error) {
 		hosts:           map[string]*hostManager{},
 		reloadInventory: true,
 		tunnels:         map[string][]uint32{},
+		metrics:         newMetrics(),
 	}
 	cfg := opts.Server
 	cfg.Addr = opts.Listen
@@ -162,7 +165,10 @@ func (c *Controller) loop(ctx context.Context, feed <-chan store.Change) error {
 		case <-c.view.Changed():
 		case <-c.kick:
 		}
-		if err := c.pass(ctx); err != nil {
+		start := time.Now()
+		err := c.pass(ctx)
+		c.metrics.observePass(start, err)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -384,6 +384,7 @@ func (c *Controller) converge(ctx context.Context, b *bridge) {
 			continue
 		}
 		b.failures++
+		c.metrics.applyFailed.Add(1)
 		delay := c.opts.RetryMin << min(b.failures-1, 10)
 		if delay > c.opts.RetryMax {
 			delay = c.opts.RetryMax

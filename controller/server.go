@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"portmirror/model"
+	"portmirror/ofwire"
 )
 
 // PortReason says why a port-status message was sent.
@@ -99,7 +101,20 @@ type Server struct {
 	// writers lends a buffered writer to a connection while it writes: an idle connection holds none, which is
 	// what most of 10k connected bridges are.
 	writers sync.Pool
+
+	stats Stats
 }
+
+// Stats counts what the server's connections sent, over its lifetime.
+type Stats struct {
+	FlowMods         [ofwire.FlowDeleteStrict + 1]atomic.Uint64 // by command
+	BundlesCommitted atomic.Uint64                              // flow changes applied atomically
+	BundlesRefused   atomic.Uint64                              // bundles the switch refused at commit (then sent plain)
+	PlainRuns        atomic.Uint64                              // flow changes sent as plain flow_mods and a barrier
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() *Stats { return &s.stats }
 
 // Listen opens the listener; Serve runs the server.
 func Listen(cfg Config) (*Server, error) {

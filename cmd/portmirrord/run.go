@@ -98,6 +98,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := api.Registry().Register(ctrl.Collector()); err != nil {
+		return fmt.Errorf("registering the controller's metrics: %w", err)
+	}
 
 	ln, err := net.Listen("tcp", cfg.APIListen)
 	if err != nil {

@@ -226,6 +226,40 @@ func (d *Daemon) healthz(ctx context.Context) (int, string, error) {
 	return resp.StatusCode, strings.TrimSpace(string(b)), nil
 }
 
+// Metrics reads GET /metrics into a map from each sample's name with its labels, as the text format writes them
+// (e.g. `portmirror_sessions{status="ACTIVE"}`), to its value.
+func (d *Daemon) Metrics(t testing.TB) map[string]float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		i := strings.LastIndexByte(line, ' ')
+		if line == "" || line[0] == '#' || i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("GET /metrics: line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
 // Healthz returns the status code and body of GET /healthz, failing the test when
 // the request itself fails.
 func (d *Daemon) Healthz(t testing.TB) (int, string) {

@@ -69,6 +69,17 @@ func testMirrorDirections(t *testing.T, enc string) {
 		FirstCopy(t, label, t0, a, bn.IP, cr, cl)
 		w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
 		t.Logf("e2e: %s ACTIVE %v after createPortMirror", label, time.Since(t0).Round(time.Millisecond))
+		// What an operator's monitoring sees: every session ACTIVE, and OVS took every change as an atomic bundle.
+		m := w.D.Metrics(t)
+		if got := m[`portmirror_sessions{status="ACTIVE"}`]; got != float64(len(tc.sessions)) {
+			t.Errorf("%s: metrics say %v sessions ACTIVE, want %d", label, got, len(tc.sessions))
+		}
+		if m[`portmirror_flow_changes_total{way="bundle"}`] == 0 || m[`portmirror_flow_changes_total{way="plain"}`] != 0 ||
+			m[`portmirror_flow_changes_total{way="bundle_refused"}`] != 0 || m[`portmirror_openflow_switches_connected`] != 2 {
+			t.Errorf("%s: metrics: bundles %v, refused %v, plain %v, switches %v; want bundles only, two switches", label,
+				m[`portmirror_flow_changes_total{way="bundle"}`], m[`portmirror_flow_changes_total{way="bundle_refused"}`],
+				m[`portmirror_flow_changes_total{way="plain"}`], m[`portmirror_openflow_switches_connected`])
+		}
 		for _, d := range []*NIC{dr, dl} {
 			if tag := PortTag(t, d.Hypervisor(), d.HostPort); tag != "4095" {
 				t.Errorf("%s: destination port %s has tag %q, want 4095 (isolated from NORMAL)", label, d.HostPort, tag)
