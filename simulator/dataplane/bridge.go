@@ -48,6 +48,8 @@ type Bridge struct {
 	tables map[uint8][]*Flow
 	groups map[uint32]*Group
 	macs   map[macKey]uint32
+	limits map[uint8]int // flow_limit per table (OVSDB Flow_Table, overflow_policy=refuse)
+	tx     *Tx           // the transaction under way, while Atomically runs
 }
 
 type macKey struct {
@@ -246,6 +248,44 @@ func (b *Bridge) validateActions(m Match, acts []Action) error {
 	return nil
 }
 
+// CheckFlow makes the checks AddFlow makes before it looks at the flow tables: the table exists, the match is
+// consistent, goto_table goes forward, and the actions are valid (groups they use must exist now). A bundle makes
+// them when a flow_mod is added to it, as OVS does; what depends on the flows (overlap, a full table) waits for
+// the commit.
+func (b *Bridge) CheckFlow(f Flow) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.validateFlow(&f)
+}
+
+// SetFlowLimit caps how many flows a table holds, like OVSDB's Flow_Table flow_limit with
+// overflow_policy=refuse: adding a flow to a full table fails with OFPFMFC_TABLE_FULL (replacing one does not).
+// A limit of 0 removes the cap.
+func (b *Bridge) SetFlowLimit(table uint8, limit int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.limits == nil {
+		b.limits = map[uint8]int{}
+	}
+	if limit <= 0 {
+		delete(b.limits, table)
+		return
+	}
+	b.limits[table] = limit
+}
+
+// writable returns table id for changing in place: inside a transaction, its first change copies it, so the
+// snapshot the transaction rolls back to keeps the original.
+func (b *Bridge) writable(id uint8) []*Flow {
+	t := b.tables[id]
+	if b.tx != nil && !b.tx.copied[id] {
+		t = slices.Clone(t)
+		b.tables[id] = t
+		b.tx.copied[id] = true
+	}
+	return t
+}
+
 func (b *Bridge) validateFlow(f *Flow) error {
 	if f.Table >= NumTables {
 		return &OFError{ErrTypeFlowModFailed, FlowModBadTableID, fmt.Sprintf("table %d does not exist (0..%d)", f.Table, NumTables-1)}
@@ -276,25 +316,30 @@ func (b *Bridge) addFlowLocked(f Flow, checkOverlap bool) error {
 		f.Installed = time.Now()
 	}
 	t := b.tables[f.Table]
+	// Like OVS, an identical flow is replaced whatever check_overlap says; only a new flow can overlap.
 	for i, g := range t {
-		if g.Priority != f.Priority {
-			continue
-		}
-		if checkOverlap && g.Match.Overlaps(f.Match) {
-			return &OFError{ErrTypeFlowModFailed, FlowModOverlap, fmt.Sprintf("flow overlaps %s", g)}
-		}
-		if g.Match.Equal(f.Match) {
+		if g.Priority == f.Priority && g.Match.Equal(f.Match) {
 			f.Packets, f.Bytes = 0, 0
-			t[i] = &f
+			b.writable(f.Table)[i] = &f
 			return nil
 		}
+	}
+	if checkOverlap {
+		for _, g := range t {
+			if g.Priority == f.Priority && g.Match.Overlaps(f.Match) {
+				return &OFError{ErrTypeFlowModFailed, FlowModOverlap, fmt.Sprintf("flow overlaps %s", g)}
+			}
+		}
+	}
+	if limit := b.limits[f.Table]; limit > 0 && len(t) >= limit {
+		return &OFError{ErrTypeFlowModFailed, FlowModTableFull, fmt.Sprintf("table %d is full (flow_limit %d)", f.Table, limit)}
 	}
 	// Keep each table sorted by priority, highest first; among equals, oldest first.
 	i := 0
 	for i < len(t) && t[i].Priority >= f.Priority {
 		i++
 	}
-	b.tables[f.Table] = slices.Insert(t, i, &f)
+	b.tables[f.Table] = slices.Insert(b.writable(f.Table), i, &f)
 	return nil
 }
 
@@ -342,6 +387,10 @@ func (b *Bridge) selects(ff *FlowFilter, f *Flow) bool {
 func (b *Bridge) ModifyFlows(ff FlowFilter, f Flow) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.modifyFlowsLocked(ff, f)
+}
+
+func (b *Bridge) modifyFlowsLocked(ff FlowFilter, f Flow) (int, error) {
 	if ff.Table == 0xff && !ff.Strict {
 		// OVS accepts table 255 for modify: every table.
 	} else if ff.Table >= NumTables {
@@ -356,13 +405,16 @@ func (b *Bridge) ModifyFlows(ff FlowFilter, f Flow) (int, error) {
 	}
 	ff.OutPort, ff.OutGroup = PortAny, GroupAny
 	n := 0
-	for _, t := range b.tables {
-		for _, g := range t {
+	for id, t := range b.tables {
+		for i, g := range t {
 			if b.selects(&ff, g) {
 				if f.HasGoto && f.GotoTable <= g.Table {
 					return n, &OFError{ErrTypeBadInstruction, BadInstTableID, fmt.Sprintf("goto_table:%d from table %d", f.GotoTable, g.Table)}
 				}
-				g.Actions, g.HasGoto, g.GotoTable = slices.Clone(f.Actions), f.HasGoto, f.GotoTable
+				// A changed flow is a new copy, never the old one changed in place (a transaction keeps the old).
+				c := *g
+				c.Actions, c.HasGoto, c.GotoTable = slices.Clone(f.Actions), f.HasGoto, f.GotoTable
+				b.writable(id)[i] = &c
 				n++
 			}
 		}
@@ -377,14 +429,23 @@ func (b *Bridge) ModifyFlows(ff FlowFilter, f Flow) (int, error) {
 func (b *Bridge) DeleteFlows(ff FlowFilter) ([]Flow, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.deleteFlowsLocked(ff)
+}
+
+func (b *Bridge) deleteFlowsLocked(ff FlowFilter) ([]Flow, error) {
 	if ff.Table != 0xff && ff.Table >= NumTables {
 		return nil, &OFError{ErrTypeFlowModFailed, FlowModBadTableID, fmt.Sprintf("table %d does not exist", ff.Table)}
 	}
 	var out []Flow
+	sel := func(g *Flow) bool { return b.selects(&ff, g) }
 	for id, t := range b.tables {
+		if !slices.ContainsFunc(t, sel) {
+			continue
+		}
+		t = b.writable(id)
 		kept := t[:0]
 		for _, g := range t {
-			if b.selects(&ff, g) {
+			if sel(g) {
 				out = append(out, *g)
 			} else {
 				kept = append(kept, g)
@@ -400,6 +461,10 @@ func (b *Bridge) DeleteFlows(ff FlowFilter) ([]Flow, error) {
 func (b *Bridge) Flows(ff FlowFilter) []Flow {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.flowsLocked(ff)
+}
+
+func (b *Bridge) flowsLocked(ff FlowFilter) []Flow {
 	ids := make([]int, 0, len(b.tables))
 	for id := range b.tables {
 		ids = append(ids, int(id))
@@ -441,6 +506,10 @@ const (
 func (b *Bridge) ModGroup(cmd uint16, g Group) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.modGroupLocked(cmd, g)
+}
+
+func (b *Bridge) modGroupLocked(cmd uint16, g Group) error {
 	switch cmd {
 	case GroupAdd, GroupModify:
 		if g.ID > GroupMax {
@@ -468,8 +537,11 @@ func (b *Bridge) ModGroup(cmd uint16, g Group) error {
 		for id := range b.groups {
 			if g.ID == GroupAny || g.ID == id {
 				delete(b.groups, id)
+				uses := func(f *Flow) bool { return f.usesGroup(id) }
 				for tid, t := range b.tables {
-					b.tables[tid] = slices.DeleteFunc(t, func(f *Flow) bool { return f.usesGroup(id) })
+					if slices.ContainsFunc(t, uses) {
+						b.tables[tid] = slices.DeleteFunc(b.writable(tid), uses)
+					}
 				}
 			}
 		}
