@@ -22,6 +22,7 @@ const (
 	PortAny               = ofwire.PortAny
 	GroupAny              = ofwire.GroupAny
 	GroupMax       uint32 = 0xffffff00 // OFPG_MAX: the last number of a real group
+	GroupAll       uint32 = 0xfffffffc // OFPG_ALL: every group, for a group delete
 )
 
 // PortString names a port number the way ovs-ofctl does.

@@ -212,6 +212,11 @@ func (b *Bridge) LearnedPort(vlan uint16, mac MAC) (uint32, bool) {
 
 // validateActions checks an action list as OVS does when a flow or group is installed.
 func (b *Bridge) validateActions(m Match, acts []Action) error {
+	return b.validateActionsOpts(m, acts, true)
+}
+
+// validateActionsOpts checks an action list; groups says whether the groups it uses must exist.
+func (b *Bridge) validateActionsOpts(m Match, acts []Action, groups bool) error {
 	for _, a := range acts {
 		switch a.Type {
 		case ActOutput:
@@ -220,7 +225,7 @@ func (b *Bridge) validateActions(m Match, acts []Action) error {
 				return &OFError{ErrTypeBadAction, BadActionOutPort, fmt.Sprintf("output to port %s is not valid", PortString(a.Port))}
 			}
 		case ActGroup:
-			if _, ok := b.groups[a.Group]; !ok {
+			if _, ok := b.groups[a.Group]; !ok && groups {
 				return &OFError{ErrTypeBadAction, BadActionOutGroup, fmt.Sprintf("group %d does not exist", a.Group)}
 			}
 		case ActSetField:
@@ -248,14 +253,14 @@ func (b *Bridge) validateActions(m Match, acts []Action) error {
 	return nil
 }
 
-// CheckFlow makes the checks AddFlow makes before it looks at the flow tables: the table exists, the match is
-// consistent, goto_table goes forward, and the actions are valid (groups they use must exist now). A bundle makes
-// them when a flow_mod is added to it, as OVS does; what depends on the flows (overlap, a full table) waits for
-// the commit.
+// CheckFlow makes the checks AddFlow makes that depend on nothing installed: the table exists, the match is
+// consistent, goto_table goes forward, and the actions are valid. A bundle makes them when a flow_mod is added to
+// it, as OVS does; what depends on the flows and groups (a group exists, overlap, a full table) waits for the
+// commit.
 func (b *Bridge) CheckFlow(f Flow) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.validateFlow(&f)
+	return b.validateFlowOpts(&f, false)
 }
 
 // SetFlowLimit caps how many flows a table holds, like OVSDB's Flow_Table flow_limit with
@@ -286,7 +291,9 @@ func (b *Bridge) writable(id uint8) []*Flow {
 	return t
 }
 
-func (b *Bridge) validateFlow(f *Flow) error {
+func (b *Bridge) validateFlow(f *Flow) error { return b.validateFlowOpts(f, true) }
+
+func (b *Bridge) validateFlowOpts(f *Flow, groups bool) error {
 	if f.Table >= NumTables {
 		return &OFError{ErrTypeFlowModFailed, FlowModBadTableID, fmt.Sprintf("table %d does not exist (0..%d)", f.Table, NumTables-1)}
 	}
@@ -296,7 +303,7 @@ func (b *Bridge) validateFlow(f *Flow) error {
 	if f.HasGoto && (f.GotoTable <= f.Table || f.GotoTable >= NumTables) {
 		return &OFError{ErrTypeBadInstruction, BadInstTableID, fmt.Sprintf("goto_table:%d from table %d: must go to a later table", f.GotoTable, f.Table)}
 	}
-	return b.validateActions(f.Match, f.Actions)
+	return b.validateActionsOpts(f.Match, f.Actions, groups)
 }
 
 // AddFlow installs a flow (OFPFC_ADD). An identical (table, priority, match) flow is replaced; with
@@ -502,7 +509,7 @@ const (
 )
 
 // ModGroup applies a group-mod. Only type ALL is supported; deleting a group deletes the flows that use it,
-// as OVS does; GroupAny deletes every group.
+// as OVS does; GroupAll (or GroupAny) deletes every group.
 func (b *Bridge) ModGroup(cmd uint16, g Group) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -535,7 +542,7 @@ func (b *Bridge) modGroupLocked(cmd uint16, g Group) error {
 		b.groups[g.ID] = &c
 	case GroupDelete:
 		for id := range b.groups {
-			if g.ID == GroupAny || g.ID == id {
+			if g.ID == GroupAll || g.ID == GroupAny || g.ID == id {
 				delete(b.groups, id)
 				uses := func(f *Flow) bool { return f.usesGroup(id) }
 				for tid, t := range b.tables {

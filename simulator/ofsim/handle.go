@@ -78,16 +78,29 @@ func (s *Switch) handle(c *conn, typ ofwire.Type, xid uint32, msg []byte) error 
 	case ofwire.TypeMultipartRequest:
 		return s.multipart(c, xid, body)
 	case ofwire.TypeExperimenter:
-		return ofErr(dataplane.ErrTypeBadRequest, 3, "experimenter messages are not supported") // OFPBRC_BAD_EXPERIMENTER
+		if s.cfg.NoBundles {
+			return ofErr(dataplane.ErrTypeBadRequest, ofwire.BadRequestBadExperimenter, "experimenter messages are not supported")
+		}
+		return s.experimenter(c, xid, msg)
 	default:
 		return ofErr(dataplane.ErrTypeBadRequest, dataplane.BadRequestBadType, "message type %v is not supported", typ)
 	}
 	return nil
 }
 
-func (s *Switch) flowMod(b []byte) error {
+// flowMod is a decoded flow_mod: what it changes, ready to apply to the bridge or, in a bundle, to a transaction.
+type flowMod struct {
+	cmd          uint8
+	flow         dataplane.Flow
+	filter       dataplane.FlowFilter
+	checkOverlap bool
+}
+
+// parseFlowMod decodes a flow_mod's body (after the header) and makes the checks that need nothing but the
+// message.
+func parseFlowMod(b []byte) (flowMod, error) {
 	if len(b) < 48 {
-		return badReqLen("flow_mod of %d bytes", len(b)+8)
+		return flowMod{}, badReqLen("flow_mod of %d bytes", len(b)+8)
 	}
 	f := dataplane.Flow{
 		Cookie:      binary.BigEndian.Uint64(b[0:]),
@@ -102,57 +115,121 @@ func (s *Switch) flowMod(b []byte) error {
 	outPort, outGroup := binary.BigEndian.Uint32(b[28:]), binary.BigEndian.Uint32(b[32:])
 	m, rest, err := decodeMatch(b[40:])
 	if err != nil {
-		return err
+		return flowMod{}, err
 	}
 	f.Match = m
 	if cmd != fmDelete && cmd != fmDeleteStrict {
 		if err := decodeInstructions(rest, &f); err != nil {
-			return err
+			return flowMod{}, err
 		}
 	}
-	ff := dataplane.FlowFilter{Table: f.Table, Match: m, Priority: f.Priority, Cookie: f.Cookie, CookieMask: cookieMask, OutPort: outPort, OutGroup: outGroup}
-	br := s.cfg.Bridge
+	fm := flowMod{cmd: cmd, flow: f, checkOverlap: f.Flags&flagCheckOverlap != 0,
+		filter: dataplane.FlowFilter{Table: f.Table, Match: m, Priority: f.Priority, Cookie: f.Cookie, CookieMask: cookieMask, OutPort: outPort, OutGroup: outGroup}}
 	switch cmd {
 	case fmAdd:
 		if f.Table == 0xff {
-			return ofErr(dataplane.ErrTypeFlowModFailed, dataplane.FlowModBadTableID, "flow_mod ADD to table 255 (all tables)")
+			return flowMod{}, ofErr(dataplane.ErrTypeFlowModFailed, dataplane.FlowModBadTableID, "flow_mod ADD to table 255 (all tables)")
 		}
-		return br.AddFlow(f, f.Flags&flagCheckOverlap != 0)
 	case fmModify, fmModifyStrict:
-		ff.Strict = cmd == fmModifyStrict
-		_, err := br.ModifyFlows(ff, f)
-		return err
+		fm.filter.Strict = cmd == fmModifyStrict
 	case fmDelete, fmDeleteStrict:
-		ff.Strict = cmd == fmDeleteStrict
-		_, err := br.DeleteFlows(ff)
-		return err
+		fm.filter.Strict = cmd == fmDeleteStrict
 	default:
-		return ofErr(dataplane.ErrTypeFlowModFailed, dataplane.FlowModBadCommand, "flow_mod command %d is not known", cmd)
+		return flowMod{}, ofErr(dataplane.ErrTypeFlowModFailed, dataplane.FlowModBadCommand, "flow_mod command %d is not known", cmd)
 	}
+	return fm, nil
 }
 
-func (s *Switch) groupMod(b []byte) error {
+// check makes the checks that need the bridge but not its flow tables (the table exists, the actions are valid,
+// the groups they use exist): a bundle makes them when the flow_mod is added to it.
+func (fm *flowMod) check(br *dataplane.Bridge) error {
+	if fm.filter.Table != 0xff && fm.filter.Table >= dataplane.NumTables {
+		return ofErr(dataplane.ErrTypeFlowModFailed, dataplane.FlowModBadTableID, "table %d does not exist", fm.filter.Table)
+	}
+	switch fm.cmd {
+	case fmAdd, fmModify, fmModifyStrict:
+		probe := fm.flow
+		if probe.Table == 0xff {
+			probe.Table = 0
+		}
+		return br.CheckFlow(probe)
+	}
+	return nil
+}
+
+// target is what flow and group changes apply to: the bridge itself, or a transaction on it (a bundle's commit).
+type target interface {
+	AddFlow(f dataplane.Flow, checkOverlap bool) error
+	ModifyFlows(ff dataplane.FlowFilter, f dataplane.Flow) (int, error)
+	DeleteFlows(ff dataplane.FlowFilter) ([]dataplane.Flow, error)
+	ModGroup(cmd uint16, g dataplane.Group) error
+}
+
+var (
+	_ target = (*dataplane.Bridge)(nil)
+	_ target = (*dataplane.Tx)(nil)
+)
+
+// apply makes the change.
+func (fm *flowMod) apply(t target) error {
+	var err error
+	switch fm.cmd {
+	case fmAdd:
+		err = t.AddFlow(fm.flow, fm.checkOverlap)
+	case fmModify, fmModifyStrict:
+		_, err = t.ModifyFlows(fm.filter, fm.flow)
+	default:
+		_, err = t.DeleteFlows(fm.filter)
+	}
+	return err
+}
+
+func (s *Switch) flowMod(b []byte) error {
+	fm, err := parseFlowMod(b)
+	if err != nil {
+		return err
+	}
+	return fm.apply(s.cfg.Bridge)
+}
+
+// groupMod is a decoded group_mod.
+type groupMod struct {
+	cmd   uint16
+	group dataplane.Group
+}
+
+func parseGroupMod(b []byte) (groupMod, error) {
 	if len(b) < 8 {
-		return badReqLen("group_mod of %d bytes", len(b)+8)
+		return groupMod{}, badReqLen("group_mod of %d bytes", len(b)+8)
 	}
 	cmd, g := binary.BigEndian.Uint16(b), dataplane.Group{Type: b[2], ID: binary.BigEndian.Uint32(b[4:])}
 	bk := b[8:]
 	for len(bk) > 0 {
 		if len(bk) < 16 {
-			return ofErr(dataplane.ErrTypeGroupModFailed, 12, "bucket header truncated") // OFPGMFC_BAD_BUCKET
+			return groupMod{}, ofErr(dataplane.ErrTypeGroupModFailed, 12, "bucket header truncated") // OFPGMFC_BAD_BUCKET
 		}
 		l := int(binary.BigEndian.Uint16(bk))
 		if l < 16 || l > len(bk) {
-			return ofErr(dataplane.ErrTypeGroupModFailed, 12, "bucket of length %d", l)
+			return groupMod{}, ofErr(dataplane.ErrTypeGroupModFailed, 12, "bucket of length %d", l)
 		}
 		acts, err := decodeActions(bk[16:l])
 		if err != nil {
-			return err
+			return groupMod{}, err
 		}
 		g.Buckets = append(g.Buckets, acts)
 		bk = bk[l:]
 	}
-	return s.cfg.Bridge.ModGroup(cmd, g)
+	return groupMod{cmd: cmd, group: g}, nil
+}
+
+func (gm *groupMod) apply(t target) error { return t.ModGroup(gm.cmd, gm.group) }
+
+func (s *Switch) groupMod(b []byte) error {
+	gm, err := parseGroupMod(b)
+	if err != nil {
+		return err
+	}
+	return gm.apply(s.cfg.Bridge)
 }
 
 func (s *Switch) portMod(b []byte) error {

@@ -29,6 +29,9 @@ type Config struct {
 	WriteTimeout  time.Duration // a write blocked this long drops the connection; 0: 30s
 	// OnPacketOut, when set, receives what a PACKET_OUT made the bridge emit (the fabric delivers it).
 	OnPacketOut func(dataplane.Result)
+	// NoBundles makes the switch answer every experimenter message, bundles (the ONF extension) included, with
+	// BAD_REQUEST/BAD_EXPERIMENTER, as a switch without the extension does.
+	NoBundles bool
 }
 
 // Switch is a simulated OVS bridge connected to a controller over OpenFlow 1.3. Its flows live in the
@@ -139,6 +142,8 @@ type conn struct {
 	done     chan struct{}
 	once     sync.Once
 	lastRecv atomic.Int64 // unix nanos
+
+	bundles map[uint32]*bundle // open bundles by id; the reader's alone
 }
 
 func (c *conn) close() {
@@ -175,6 +180,7 @@ func (c *conn) flush(timeout time.Duration) {
 func (s *Switch) writer(c *conn) {
 	var spare []byte
 	var probe <-chan time.Time
+	var probedAt int64 // the lastRecv of the silence last probed
 	if s.cfg.ProbeInterval > 0 {
 		t := time.NewTicker(s.cfg.ProbeInterval)
 		defer t.Stop()
@@ -188,26 +194,32 @@ func (s *Switch) writer(c *conn) {
 			s.mu.Lock()
 			stalled := s.stalled
 			s.mu.Unlock()
-			idle := time.Since(time.Unix(0, c.lastRecv.Load()))
+			last := c.lastRecv.Load()
+			idle := time.Since(time.Unix(0, last))
 			switch {
 			case stalled:
-			case idle >= 2*s.cfg.ProbeInterval:
+			case idle >= 2*s.cfg.ProbeInterval && probedAt == last:
+				// Only once this silence was probed: the ticker's phase could otherwise skip the probe.
 				s.log.Info("controller silent: disconnecting", "idle", idle)
 				c.close()
 				return
-			case idle >= s.cfg.ProbeInterval:
+			case idle >= s.cfg.ProbeInterval && probedAt != last:
 				c.send(ofwire.AppendEmpty(nil, ofwire.TypeEchoRequest, 0))
+				probedAt = last
 			}
 		case <-c.sig:
+			// Take the queue with wmu held, so flush (which takes wmu first) cannot find it empty and return
+			// before what was queued is written.
+			c.wmu.Lock()
 			c.mu.Lock()
 			if len(c.q) == 0 {
 				c.mu.Unlock()
+				c.wmu.Unlock()
 				continue
 			}
 			out := c.q
 			c.q = spare[:0]
 			c.mu.Unlock()
-			c.wmu.Lock()
 			_ = c.nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 			_, err := c.nc.Write(out)
 			c.wmu.Unlock()
@@ -297,7 +309,7 @@ func (s *Switch) serve(ctx context.Context, nc net.Conn) (negotiated bool, err e
 			var oe *dataplane.OFError
 			if errors.As(err, &oe) {
 				s.log.Debug("refused", "type", typ, "xid", xid, "err", oe)
-				c.send(ofwire.AppendError(nil, xid, oe.Type, oe.Code, msg))
+				c.send(appendOFError(nil, xid, oe, msg))
 				continue
 			}
 			return negotiated, err
