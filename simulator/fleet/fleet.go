@@ -130,6 +130,7 @@ type Options struct {
 	ProbeInterval time.Duration // ofsim.Config.ProbeInterval
 	MinBackoff    time.Duration // ofsim.Config.MinBackoff; 0: 20ms
 	MaxBackoff    time.Duration // ofsim.Config.MaxBackoff; 0: 1s
+	NoBundles     bool          // ofsim.Config.NoBundles: the switches refuse bundles, as a switch without the extension
 }
 
 // Build creates the fleet's objects and bridges (nothing connects until Start). It refuses a topology beyond the
@@ -401,7 +402,7 @@ func (f *Fleet) Start(ctx context.Context, addr string) error {
 	for _, h := range f.Hosts {
 		sw := ofsim.New(ofsim.Config{Controller: addr, DatapathID: h.DatapathID, Bridge: h.Bridge,
 			Logger: f.opts.Logger.With("host", h.Name), ProbeInterval: f.opts.ProbeInterval,
-			MinBackoff: f.opts.MinBackoff, MaxBackoff: f.opts.MaxBackoff})
+			MinBackoff: f.opts.MinBackoff, MaxBackoff: f.opts.MaxBackoff, NoBundles: f.opts.NoBundles})
 		f.mu.Lock()
 		h.Switch = sw
 		f.mu.Unlock()

@@ -14,9 +14,11 @@ import (
 
 // Counts are the messages a controller sent to one bridge (or to all of them).
 type Counts struct {
-	Messages  int64    // every message, echo requests included
-	FlowMods  int64    // every OFPT_FLOW_MOD
+	Messages  int64    // every message, echo requests included (a bundle add is one message)
+	FlowMods  int64    // every flow_mod: OFPT_FLOW_MOD, and those carried in bundle adds
 	ByCommand [5]int64 // flow_mods by command: ADD, MODIFY, MODIFY_STRICT, DELETE, DELETE_STRICT
+	Bundled   int64    // of FlowMods, those carried in bundle adds (ONF bundle extension)
+	Commits   int64    // bundle commit requests
 	Barriers  int64
 	FlowStats int64 // flow-stats requests (the controller reading a bridge's flows back)
 }
@@ -28,6 +30,8 @@ func (c Counts) Add(o Counts) Counts {
 	for i := range c.ByCommand {
 		c.ByCommand[i] += o.ByCommand[i]
 	}
+	c.Bundled += o.Bundled
+	c.Commits += o.Commits
 	c.Barriers += o.Barriers
 	c.FlowStats += o.FlowStats
 	return c
@@ -40,18 +44,21 @@ func (c Counts) Sub(o Counts) Counts {
 	for i := range c.ByCommand {
 		c.ByCommand[i] -= o.ByCommand[i]
 	}
+	c.Bundled -= o.Bundled
+	c.Commits -= o.Commits
 	c.Barriers -= o.Barriers
 	c.FlowStats -= o.FlowStats
 	return c
 }
 
 type counters struct {
-	messages, flowMods, barriers, flowStats atomic.Int64
-	byCmd                                   [5]atomic.Int64
+	messages, flowMods, bundled, commits, barriers, flowStats atomic.Int64
+	byCmd                                                     [5]atomic.Int64
 }
 
 func (c *counters) load() Counts {
-	out := Counts{Messages: c.messages.Load(), FlowMods: c.flowMods.Load(), Barriers: c.barriers.Load(), FlowStats: c.flowStats.Load()}
+	out := Counts{Messages: c.messages.Load(), FlowMods: c.flowMods.Load(), Bundled: c.bundled.Load(), Commits: c.commits.Load(),
+		Barriers: c.barriers.Load(), FlowStats: c.flowStats.Load()}
 	for i := range out.ByCommand {
 		out.ByCommand[i] = c.byCmd[i].Load()
 	}
@@ -208,11 +215,9 @@ func (m *Meter) accept() {
 				c.messages.Add(1)
 				switch ofwire.Type(h[1]) {
 				case ofwire.TypeFlowMod:
-					c.flowMods.Add(1)
-					// ofp_flow_mod after the header: cookie 8, cookie_mask 8, table_id 1, command 1
-					if len(body) > 17 && body[17] < 5 {
-						c.byCmd[body[17]].Add(1)
-					}
+					c.countFlowMod(body)
+				case ofwire.TypeExperimenter:
+					c.countExperimenter(body)
 				case ofwire.TypeBarrierRequest:
 					c.barriers.Add(1)
 				case ofwire.TypeMultipartRequest:
@@ -224,6 +229,37 @@ func (m *Meter) accept() {
 			m.untrack(up)
 			m.untrack(down)
 		}()
+	}
+}
+
+// countFlowMod counts one flow_mod, given its body (after the header).
+func (c *counters) countFlowMod(body []byte) {
+	c.flowMods.Add(1)
+	// ofp_flow_mod after the header: cookie 8, cookie_mask 8, table_id 1, command 1
+	if len(body) > 17 && body[17] < 5 {
+		c.byCmd[body[17]].Add(1)
+	}
+}
+
+// countExperimenter counts the ONF bundle extension's messages: a flow_mod inside a bundle add counts as a
+// flow_mod, and a commit request as a commit.
+func (c *counters) countExperimenter(body []byte) {
+	// experimenter 4, exp_type 4, then for a bundle add: bundle_id 4, pad 2, flags 2, the inner message; for a
+	// bundle control: bundle_id 4, type 2, flags 2.
+	if len(body) < 16 || binary.BigEndian.Uint32(body) != ofwire.ONFExperimenter {
+		return
+	}
+	switch binary.BigEndian.Uint32(body[4:]) {
+	case ofwire.ONFBundleAdd:
+		inner := body[16:]
+		if len(inner) >= ofwire.HeaderLen && ofwire.Type(inner[1]) == ofwire.TypeFlowMod {
+			c.bundled.Add(1)
+			c.countFlowMod(inner[ofwire.HeaderLen:])
+		}
+	case ofwire.ONFBundleControl:
+		if binary.BigEndian.Uint16(body[12:]) == ofwire.BundleCommitRequest {
+			c.commits.Add(1)
+		}
 	}
 }
 
