@@ -407,10 +407,8 @@ func (sw *Switch) applyBundle(ctx context.Context, b *batch) ([]FlowError, bundl
 	refused := b.errs
 	sw.mu.Unlock()
 	oerr, cerr := ro.err, rc.err
-	var refusal ofwire.ErrorMsg
 	switch {
-	case oerr == unanswered || errors.As(oerr, &refusal) && refusal.Type == ofwire.ErrTypeBadRequest &&
-		(refusal.Code == ofwire.BadRequestBadType || refusal.Code == ofwire.BadRequestBadExperimenter || refusal.Code == ofwire.BadRequestBadExpType):
+	case oerr == unanswered || bundlesRefused(oerr):
 		return nil, bundleUnsupported, nil
 	case cerr != nil:
 		return refused, bundleRefused, nil
@@ -425,6 +423,39 @@ func (sw *Switch) applyBundle(ctx context.Context, b *batch) ([]FlowError, bundl
 		return nil, 0, fmt.Errorf("switch %s: bundle %d: the commit was answered with %+v %+v (%v)", sw.dpid, bundleID, exp, ctl, err)
 	}
 	return refused, bundleCommitted, nil
+}
+
+// bundlesRefused reports whether err is a switch's answer that it does not know the bundle extension.
+func bundlesRefused(err error) bool {
+	var e ofwire.ErrorMsg
+	return errors.As(err, &e) && e.Type == ofwire.ErrTypeBadRequest &&
+		(e.Code == ofwire.BadRequestBadType || e.Code == ofwire.BadRequestBadExperimenter || e.Code == ofwire.BadRequestBadExpType)
+}
+
+// probeBundles asks the switch, without waiting for the answer, whether it takes bundles: it opens and discards
+// an empty bundle. The switch answers in order, so the answer is in before that of any later request (the
+// read-back of flows that precedes the first change); a refusal turns bundles off for the connection, and a
+// switch that ignores the probe is found out by the first change.
+func (sw *Switch) probeBundles() error {
+	open := sw.allocXids(2)
+	ro := &request{what: "bundle probe", done: make(chan struct{}), finish: func(sw *Switch, _ *request, err error) {
+		if bundlesRefused(err) {
+			sw.noBundles.Store(true)
+			sw.log.Info("switch does not support bundles: its flow changes are sent as plain flow_mods, not atomically",
+				"dpid", sw.dpid, "remote", sw.remote)
+		}
+	}}
+	rd := &request{what: "bundle probe discard", done: make(chan struct{})}
+	if err := sw.register(open, ro); err != nil {
+		return err
+	}
+	if err := sw.register(open+1, rd); err != nil {
+		return err
+	}
+	return sw.writeMsg(func(b []byte) []byte {
+		b = ofwire.AppendBundleControl(b, open, open, ofwire.BundleOpenRequest, ofwire.BundleAtomic|ofwire.BundleOrdered)
+		return ofwire.AppendBundleControl(b, open+1, open, ofwire.BundleDiscardRequest, ofwire.BundleAtomic|ofwire.BundleOrdered)
+	})
 }
 
 // applyPlain sends b as plain flow_mods followed by one barrier and waits for the barrier reply; the switch

@@ -145,6 +145,10 @@ func (sw *Switch) run() {
 		err = fmt.Errorf("handshake: %w", err)
 		return
 	}
+	if err = sw.probeBundles(); err != nil {
+		err = fmt.Errorf("asking whether the switch takes bundles: %w", err)
+		return
+	}
 	if !sw.srv.register(sw) {
 		err = errServerStopped
 		return

@@ -242,11 +242,30 @@ func (f *fakeSwitch) handshake() {
 	}
 }
 
-// connect dials and handshakes a fake switch and waits for the server to list it.
+// refuseBundleProbe answers the controller's bundle probe (an open and a discard, right after the handshake) as a
+// switch without the extension does: BAD_REQUEST/BAD_EXPERIMENTER to each.
+func (f *fakeSwitch) refuseBundleProbe() {
+	f.t.Helper()
+	for done := 0; done < 2; {
+		m := f.read()
+		switch m.Type {
+		case ofwire.TypeExperimenter:
+			f.send(ofwire.AppendError(nil, m.Xid, ofwire.ErrTypeBadRequest, ofwire.BadRequestBadExperimenter, m.Body))
+			done++
+		case ofwire.TypeEchoRequest:
+			f.send(msg(ofwire.TypeEchoReply, m.Xid, m.Body))
+		default:
+			f.t.Fatalf("unexpected %s after the handshake, want the bundle probe", m.Type)
+		}
+	}
+}
+
+// connect dials and handshakes a fake switch without bundles and waits for the server to list it.
 func connect(t *testing.T, s *testServer, dpid uint64) (*fakeSwitch, *Switch) {
 	t.Helper()
 	f := dialFake(t, s.Addr(), dpid)
 	f.handshake()
+	f.refuseBundleProbe()
 	id := fmt.Sprintf("%016x", dpid)
 	var sw *Switch
 	waitFor(t, "switch "+id+" registered", 5*time.Second, func() bool {
