@@ -50,8 +50,10 @@ type Controller struct {
 	runCtx          context.Context
 	reloadInventory bool                // the inventory must be reloaded into the view before the next pass
 	tunnels         map[string][]uint32 // datapath id -> its flow-network tunnel ports at the last pass
+	tunnelsOf       *fabric             // the fabric tunnels was computed from
 
 	metrics *metrics
+	fabric  *fabric // the last pass's bridges and flow endpoints, while nothing they derive from changed
 
 	wg sync.WaitGroup // bridge workers and host managers
 }
@@ -189,6 +191,11 @@ func (c *Controller) noteChange(ch store.Change) {
 	case store.KindHost, store.KindVmInstance, store.KindVmNic, store.KindCluster, store.KindAll:
 		c.mu.Lock()
 		c.reloadInventory = true
+		c.fabric = nil
+		c.mu.Unlock()
+	case store.KindFlowNetwork, store.KindFlowEndpoint:
+		c.mu.Lock()
+		c.fabric = nil
 		c.mu.Unlock()
 	}
 }

@@ -79,7 +79,7 @@ func (c *Controller) pass(ctx context.Context) error {
 	}
 	dirty := c.view.TakeDirty()
 
-	in, err := c.buildInput(ctx)
+	in, fab, err := c.buildInput(ctx)
 	if err != nil {
 		for dp := range dirty.Datapaths {
 			c.view.MarkDirty(dp)
@@ -126,15 +126,22 @@ func (c *Controller) pass(ctx context.Context) error {
 	c.updateHostDesired(ctx, in)
 
 	// A bridge whose set of flow-network tunnel ports changed needs its tunnel-drop flows changed, sessions or not.
-	tunnels := tunnelPorts(in)
+	// They derive from the fabric alone: while it is the one of the last pass, nothing changed.
 	c.mu.Lock()
-	for dp := range in.Bridges {
-		if t := tunnels[dp]; !slices.Equal(t, c.tunnels[dp]) {
-			targets[dp] = struct{}{}
-			c.tunnels[dp] = t
-		}
-	}
+	same := c.tunnelsOf == fab
 	c.mu.Unlock()
+	if !same {
+		tunnels := tunnelPorts(in)
+		c.mu.Lock()
+		for dp := range in.Bridges {
+			if t := tunnels[dp]; !slices.Equal(t, c.tunnels[dp]) {
+				targets[dp] = struct{}{}
+				c.tunnels[dp] = t
+			}
+		}
+		c.tunnelsOf = fab
+		c.mu.Unlock()
+	}
 
 	bySession := make(map[string]*flows.Session, len(in.Sessions))
 	for i := range in.Sessions {
@@ -178,29 +185,32 @@ func (c *Controller) forgetUnclaimed() {
 	c.log.Info("forgot bridges that are gone and claimed by no host", "datapaths", gone)
 }
 
-// buildInput gathers the compiler's input from the service and the view.
-func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
-	in := &flows.Input{
-		NICs:      map[string]flows.NIC{},
-		Endpoints: map[flows.EndpointKey]flows.Endpoint{},
-		Bridges:   map[string]flows.Bridge{},
+// fabric is the part of the compiler's input that changes rarely: the bridges with their ports, the flow
+// networks and their endpoints. It derives from the view's switches and hosts (its generation) and the stored flow
+// networks and endpoints (their changes drop it), and is shared, read-only, by the passes while those stay put.
+type fabric struct {
+	gen       uint64 // the view's, when it was built
+	bridges   map[string]flows.Bridge
+	endpoints map[flows.EndpointKey]flows.Endpoint
+	networks  map[string]model.FlowNetwork
+}
+
+// currentFabric returns the fabric of the last pass when nothing it derives from changed, or builds it anew.
+func (c *Controller) currentFabric(ctx context.Context) (*fabric, error) {
+	gen := c.view.Gen()
+	c.mu.Lock()
+	f := c.fabric
+	c.mu.Unlock()
+	if f != nil && f.gen == gen {
+		return f, nil
 	}
+	f = &fabric{gen: gen, bridges: map[string]flows.Bridge{}, endpoints: map[flows.EndpointKey]flows.Endpoint{}}
 	// Every bridge that ever connected, with its last known ports: a disconnected one keeps its flows (fail_mode
 	// secure), so what other bridges send towards it must not change while it is away. Only connected bridges are
 	// programmed, and a session touching a disconnected one is PENDING (SessionStatus).
 	bridges := c.view.Bridges(model.TunnelPortPrefix)
 	for dp, b := range bridges {
-		in.Bridges[dp] = flows.Bridge{Ports: b.Numbers}
-	}
-	mirrors, err := c.svc.PortMirrors(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list port mirrors: %w", err)
-	}
-	enabled := map[string]model.PortMirror{}
-	for _, pm := range mirrors {
-		if pm.State == model.Enabled {
-			enabled[pm.UUID] = pm
-		}
+		f.bridges[dp] = flows.Bridge{Ports: b.Numbers}
 	}
 	// Every flow network's endpoints, used by a session or not: each tunnel port of ours gets its drop flow,
 	// so that nothing arriving on a flow network ever reaches NORMAL (a copy that arrives before its delivery
@@ -209,14 +219,61 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list flow networks: %w", err)
 	}
-	fns := make(map[string]model.FlowNetwork, len(networks))
+	f.networks = make(map[string]model.FlowNetwork, len(networks))
 	for _, fn := range networks {
-		fns[fn.UUID] = fn
+		f.networks[fn.UUID] = fn
+		eps, err := c.svc.FlowEndpoints(ctx, fn.UUID)
+		if err != nil {
+			return nil, fmt.Errorf("endpoints of flow network %s: %w", fn.UUID, err)
+		}
+		tunnel := model.TunnelPortName(fn.UUID)
+		for _, ep := range eps {
+			dp := c.view.HostDatapathID(ep.HostUUID)
+			if dp == "" {
+				continue
+			}
+			e := flows.Endpoint{}
+			if ip, err := netip.ParseAddr(ep.IP); err == nil {
+				e.IP = ip
+			}
+			e.TunnelPort = bridges[dp].ByName[tunnel]
+			f.endpoints[flows.EndpointKey{FlowNetwork: fn.UUID, DatapathID: dp}] = e
+		}
 	}
+	// noteChange, which drops it, runs on the pass's goroutine: a store change made while this was built is noted
+	// after this pass, and drops it then.
+	c.mu.Lock()
+	c.fabric = f
+	c.mu.Unlock()
+	return f, nil
+}
+
+// buildInput gathers the compiler's input from the service and the view.
+func (c *Controller) buildInput(ctx context.Context) (*flows.Input, *fabric, error) {
+	fab, err := c.currentFabric(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	in := &flows.Input{
+		NICs:      map[string]flows.NIC{},
+		Endpoints: fab.endpoints,
+		Bridges:   fab.bridges,
+	}
+	mirrors, err := c.svc.PortMirrors(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list port mirrors: %w", err)
+	}
+	enabled := map[string]model.PortMirror{}
+	for _, pm := range mirrors {
+		if pm.State == model.Enabled {
+			enabled[pm.UUID] = pm
+		}
+	}
+	fns := fab.networks
 	var sessions []model.Session
 	if len(enabled) > 0 {
 		if sessions, err = c.svc.AllSessions(ctx); err != nil {
-			return nil, fmt.Errorf("list sessions: %w", err)
+			return nil, nil, fmt.Errorf("list sessions: %w", err)
 		}
 	}
 	addNIC := func(uuid string) error {
@@ -250,13 +307,13 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 		}
 		fn, ok := fns[pm.FlowNetworkUUID]
 		if !ok {
-			return nil, fmt.Errorf("flow network %s of port mirror %s is not stored", pm.FlowNetworkUUID, pm.UUID)
+			return nil, nil, fmt.Errorf("flow network %s of port mirror %s is not stored", pm.FlowNetworkUUID, pm.UUID)
 		}
 		if err := addNIC(s.SourceNicUUID); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := addNIC(s.DestinationNicUUID); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		in.Sessions = append(in.Sessions, flows.Session{
 			UUID: s.UUID, Type: s.Type,
@@ -264,26 +321,7 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, error) {
 			TunnelKey: s.TunnelKey, FlowNetwork: fn.UUID, Encapsulation: fn.Encapsulation,
 		})
 	}
-	for _, fn := range fns {
-		eps, err := c.svc.FlowEndpoints(ctx, fn.UUID)
-		if err != nil {
-			return nil, fmt.Errorf("endpoints of flow network %s: %w", fn.UUID, err)
-		}
-		tunnel := model.TunnelPortName(fn.UUID)
-		for _, ep := range eps {
-			dp := c.view.HostDatapathID(ep.HostUUID)
-			if dp == "" {
-				continue
-			}
-			e := flows.Endpoint{}
-			if ip, err := netip.ParseAddr(ep.IP); err == nil {
-				e.IP = ip
-			}
-			e.TunnelPort = bridges[dp].ByName[tunnel]
-			in.Endpoints[flows.EndpointKey{FlowNetwork: fn.UUID, DatapathID: dp}] = e
-		}
-	}
-	return in, nil
+	return in, fab, nil
 }
 
 // fingerprints hash (with the controller's seed: they are compared only within one process), per session,

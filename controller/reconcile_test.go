@@ -52,7 +52,7 @@ func TestIdleTunnelPortInInput(t *testing.T) {
 		{DatapathID: dp, PortNo: 7, Name: model.TunnelPortName(fn.UUID), Up: true},
 	})
 
-	in, err := c.buildInput(ctx)
+	in, _, err := c.buildInput(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,5 +68,68 @@ func TestIdleTunnelPortInInput(t *testing.T) {
 		if got[i].String() != want[i].String() {
 			t.Errorf("flow %d: got %v, want %v", i, got[i], want[i])
 		}
+	}
+}
+
+// TestFabricFollowsChanges: the bridges and endpoints a pass reuses from the last one are rebuilt when a switch's
+// ports change (the tunnel port renumbered) and when flow networks change in the store (a second one, with its
+// endpoint), and only then.
+func TestFabricFollowsChanges(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(ctx, store.Options{InMemory: true, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := service.New(st, service.Options{Logger: log})
+	cl, err := svc.CreateCluster(ctx, service.ClusterInput{Name: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dp = "00000000000000a1"
+	if _, err := svc.RegisterHost(ctx, service.HostInput{Name: "h1", ClusterUUID: cl.UUID, DatapathID: dp}); err != nil {
+		t.Fatal(err)
+	}
+	fn, err := svc.CreateFlowNetwork(ctx, service.FlowNetworkInput{Name: "fn", CIDR: "198.18.100.0/24", ClusterUUIDs: []string{cl.UUID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Controller{svc: svc, view: topology.NewView(), log: log}
+	inv, err := topology.LoadInventory(ctx, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.view.SetInventory(inv)
+	ports := func(tunnelNo uint32) []model.SwitchPort {
+		return []model.SwitchPort{{DatapathID: dp, PortNo: tunnelNo, Name: model.TunnelPortName(fn.UUID), Up: true}}
+	}
+	c.view.SwitchConnected(dp, "198.18.0.1:40000", time.Now(), ports(7))
+	tunnel := func(in *flows.Input, fnUUID string) uint32 {
+		return in.Endpoints[flows.EndpointKey{FlowNetwork: fnUUID, DatapathID: dp}].TunnelPort
+	}
+	in1, fab1, err := c.buildInput(ctx)
+	if err != nil || tunnel(in1, fn.UUID) != 7 {
+		t.Fatalf("first input: tunnel port %d (%v), want 7", tunnel(in1, fn.UUID), err)
+	}
+	if _, fab, _ := c.buildInput(ctx); fab != fab1 {
+		t.Error("nothing changed, yet the fabric was rebuilt")
+	}
+	c.view.SetPorts(dp, ports(9))
+	in2, fab2, err := c.buildInput(ctx)
+	if err != nil || fab2 == fab1 || tunnel(in2, fn.UUID) != 9 {
+		t.Fatalf("after the tunnel port moved: port %d (%v), rebuilt %v; want 9, rebuilt", tunnel(in2, fn.UUID), err, fab2 != fab1)
+	}
+	fn2, err := svc.CreateFlowNetwork(ctx, service.FlowNetworkInput{Name: "fn2", CIDR: "198.18.101.0/24", ClusterUUIDs: []string{cl.UUID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.noteChange(store.Change{Kind: store.KindFlowNetwork, UUID: fn2.UUID})
+	in3, fab3, err := c.buildInput(ctx)
+	if err != nil || fab3 == fab2 {
+		t.Fatalf("after a flow network was created: rebuilt %v (%v)", fab3 != fab2, err)
+	}
+	if _, ok := in3.Endpoints[flows.EndpointKey{FlowNetwork: fn2.UUID, DatapathID: dp}]; !ok {
+		t.Fatalf("the new flow network's endpoint on %s is not in the input: %v", dp, in3.Endpoints)
 	}
 }

@@ -676,6 +676,10 @@ type bridgesCache struct {
 	m      map[string]BridgePorts
 }
 
+// Gen changes whenever the switches, their ports, or which datapath a host's bridge has may have changed: what
+// is derived from those alone can be kept while it stays the same.
+func (v *View) Gen() uint64 { return v.gen.Load() }
+
 // Bridges returns every switch that ever connected, by datapath id, with its last known ports, naming those whose
 // names start with namePrefix (e.g. the tunnel ports' "pm"). It is the cheap form of Switches for a
 // reconciliation pass: the answer is computed once per change of the switches and shared, so callers must not
