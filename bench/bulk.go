@@ -101,32 +101,25 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 		return err
 	}
 	ofctlCmd := []string{"-O", "OpenFlow13", "--bundle", "replace-flows", bulkBridge, ofctlFile}
+	// rawRun has the raw client stream msgs (n flow_mods, plain or in a bundle) into the bridge.
+	rawRun := func(msgs []byte) func(context.Context) (time.Duration, int, error) {
+		return func(ctx context.Context) (time.Duration, int, error) {
+			rc, err := listenRaw()
+			if err != nil {
+				return 0, 0, err
+			}
+			defer rc.close()
+			if err := o.setController(ctx, bulkBridge, rc.target()); err != nil {
+				return 0, 0, err
+			}
+			d, err := rc.program(ctx, msgs, n)
+			return d, n, err
+		}
+	}
 
 	contenders := []contender{
-		{"raw", "raw Go client (pre-encoded flow_mods, one barrier)", func(ctx context.Context) (time.Duration, int, error) {
-			rc, err := listenRaw()
-			if err != nil {
-				return 0, 0, err
-			}
-			defer rc.close()
-			if err := o.setController(ctx, bulkBridge, rc.target()); err != nil {
-				return 0, 0, err
-			}
-			d, err := rc.program(ctx, encoded, n)
-			return d, n, err
-		}},
-		{"rawbundle", "raw Go client, the same flow_mods in one atomic bundle (pre-encoded, one barrier)", func(ctx context.Context) (time.Duration, int, error) {
-			rc, err := listenRaw()
-			if err != nil {
-				return 0, 0, err
-			}
-			defer rc.close()
-			if err := o.setController(ctx, bulkBridge, rc.target()); err != nil {
-				return 0, 0, err
-			}
-			d, err := rc.program(ctx, bundled, n)
-			return d, n, err
-		}},
+		{"raw", "raw Go client (pre-encoded flow_mods, one barrier)", rawRun(encoded)},
+		{"rawbundle", "raw Go client, the same flow_mods in one atomic bundle (pre-encoded, one barrier)", rawRun(bundled)},
 		{"ofctl", "`ovs-ofctl -O OpenFlow13 --bundle replace-flows`", func(ctx context.Context) (time.Duration, int, error) {
 			start := time.Now()
 			_, err := o.Run(ctx, "ovs-ofctl", ofctlCmd...)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"portmirror/internal/ovstest"
 	"portmirror/ofwire"
 	"portmirror/simulator/dataplane"
 )
@@ -230,18 +229,7 @@ func TestBundlesAsOVS(t *testing.T) {
 	sw := startSwitch(t, ctl.ln.Addr().String(), 1, 2, nil)
 	sw.Bridge().SetFlowLimit(1, 2)
 	sim := ctl.accept()
-	var ovs *ctlConn
-	if ovstest.Available() {
-		o := ovstest.Must(t, ovstest.Options{})
-		o.Vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy", "fail_mode=secure", "protocols=OpenFlow13",
-			"--", "add-port", "br0", "p1", "--", "set", "interface", "p1", "type=dummy", "ofport_request=1",
-			"--", "add-port", "br0", "p2", "--", "set", "interface", "p2", "type=dummy", "ofport_request=2")
-		o.Vsctl("--", "--id=@ft", "create", "Flow_Table", "flow_limit=2", "overflow_policy=refuse", "--", "set", "Bridge", "br0", "flow_tables:1=@ft")
-		o.Vsctl("set-controller", "br0", "tcp:"+ctl.ln.Addr().String())
-		ovs = ctl.accept()
-	} else {
-		t.Log("ovs-vswitchd is not installed: checking the simulator against the recorded OVS answers only")
-	}
+	ovs := ovsLikeSim(t, ctl, []string{"--", "--id=@ft", "create", "Flow_Table", "flow_limit=2", "overflow_policy=refuse", "--", "set", "Bridge", "br0", "flow_tables:1=@ft"})
 	for i, c := range bundleCases() {
 		t.Run(c.name, func(t *testing.T) {
 			base := uint32(10000 + 1000*i)

@@ -147,23 +147,33 @@ func replyFor(t *testing.T, cc *ctlConn, msg []byte) string {
 	return got
 }
 
+// ovsLikeSim starts, where OVS is installed, a real ovs-vswitchd with one secure OpenFlow 1.3 bridge of two ports
+// numbered as the simulated switch's, runs setup on it (ovs-vsctl arguments, e.g. a flow limit), and connects it
+// to ctl; nil where OVS is not installed (the cases are then held to their recorded OVS answers only).
+func ovsLikeSim(t *testing.T, ctl *testCtl, setup ...[]string) *ctlConn {
+	t.Helper()
+	if !ovstest.Available() {
+		t.Log("ovs-vswitchd is not installed: checking the simulator against the recorded OVS answers only")
+		return nil
+	}
+	o := ovstest.Must(t, ovstest.Options{})
+	o.Vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy", "fail_mode=secure", "protocols=OpenFlow13",
+		"--", "add-port", "br0", "p1", "--", "set", "interface", "p1", "type=dummy", "ofport_request=1",
+		"--", "add-port", "br0", "p2", "--", "set", "interface", "p2", "type=dummy", "ofport_request=2")
+	for _, args := range setup {
+		o.Vsctl(args...)
+	}
+	o.Vsctl("set-controller", "br0", "tcp:"+ctl.ln.Addr().String())
+	return ctl.accept()
+}
+
 // TestErrorsAsOVS sends the same messages to the simulator and, where it runs, to a real ovs-vswitchd, and
 // holds both to the table (which records what OVS 3.1 answers).
 func TestErrorsAsOVS(t *testing.T) {
 	ctl := newCtl(t)
 	startSwitch(t, ctl.ln.Addr().String(), 1, 2, nil)
 	sim := ctl.accept()
-	var ovs *ctlConn
-	if ovstest.Available() {
-		o := ovstest.Must(t, ovstest.Options{})
-		o.Vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy", "fail_mode=secure", "protocols=OpenFlow13",
-			"--", "add-port", "br0", "p1", "--", "set", "interface", "p1", "type=dummy", "ofport_request=1",
-			"--", "add-port", "br0", "p2", "--", "set", "interface", "p2", "type=dummy", "ofport_request=2")
-		o.Vsctl("set-controller", "br0", "tcp:"+ctl.ln.Addr().String())
-		ovs = ctl.accept()
-	} else {
-		t.Log("ovs-vswitchd is not installed: checking the simulator against the recorded OVS answers only")
-	}
+	ovs := ovsLikeSim(t, ctl)
 	for i, c := range errCases() {
 		t.Run(c.name, func(t *testing.T) {
 			xid := uint32(5000 + i)
