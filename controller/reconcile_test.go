@@ -39,6 +39,16 @@ func newInputTestController(t *testing.T, dpid string) (*Controller, *service.Se
 	return &Controller{svc: svc, view: topology.NewView(), log: log}, svc, cl
 }
 
+// loadInventory gives c's view the stored inventory, as a pass does.
+func loadInventory(t *testing.T, c *Controller) {
+	t.Helper()
+	inv, err := topology.LoadInventory(context.Background(), c.svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.view.SetInventory(inv)
+}
+
 // TestIdleTunnelPortInInput: the input a pass builds gives the compiler a bridge's flow-network tunnel port even
 // when no session needs the bridge, so the port's drop flow is compiled for it. Without it a copy arriving before
 // its delivery flow (bridges are programmed concurrently) or after its removal reaches the baseline NORMAL, which
@@ -52,11 +62,7 @@ func TestIdleTunnelPortInInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := topology.LoadInventory(ctx, svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.view.SetInventory(inv)
+	loadInventory(t, c)
 	c.view.SwitchConnected(inputDP, "198.18.0.1:40000", time.Now(), []model.SwitchPort{
 		{DatapathID: inputDP, PortNo: 1, Name: "vnet0", Up: true},
 		{DatapathID: inputDP, PortNo: 7, Name: model.TunnelPortName(fn.UUID), Up: true},
@@ -91,11 +97,7 @@ func TestFabricFollowsChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := topology.LoadInventory(ctx, svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.view.SetInventory(inv)
+	loadInventory(t, c)
 	ports := func(tunnelNo uint32) []model.SwitchPort {
 		return []model.SwitchPort{{DatapathID: inputDP, PortNo: tunnelNo, Name: model.TunnelPortName(fn.UUID), Up: true}}
 	}

@@ -102,17 +102,7 @@ func AppendBundleFlowMod(dst []byte, xid, bundleID uint32, flags uint16, cmd Flo
 // AppendExperimenterError appends an OFPT_ERROR of type EXPERIMENTER: code, the experimenter id, then data
 // (truncated to 64 bytes like AppendError's).
 func AppendExperimenterError(dst []byte, xid uint32, code uint16, experimenter uint32, data []byte) []byte {
-	if len(data) > 64 {
-		data = data[:64]
-	}
-	start := len(dst)
-	dst = appendHeader(dst, TypeError, xid)
-	dst = binary.BigEndian.AppendUint16(dst, ErrTypeExperimenter)
-	dst = binary.BigEndian.AppendUint16(dst, code)
-	dst = binary.BigEndian.AppendUint32(dst, experimenter)
-	dst = append(dst, data...)
-	dst, _ = finish(dst, start)
-	return dst
+	return appendError(dst, xid, ErrTypeExperimenter, code, binary.BigEndian.AppendUint32(nil, experimenter), data)
 }
 
 // Experimenter is a decoded OFPT_EXPERIMENTER body.

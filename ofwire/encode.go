@@ -60,6 +60,12 @@ func AppendEcho(dst []byte, t Type, xid uint32, data []byte) []byte {
 // AppendError appends an OFPT_ERROR of the given type and code; data is truncated to 64 bytes, as the
 // specification asks for the offending message's start (or, for HELLO_FAILED, an ASCII explanation).
 func AppendError(dst []byte, xid uint32, typ, code uint16, data []byte) []byte {
+	return appendError(dst, xid, typ, code, nil, data)
+}
+
+// appendError appends an OFPT_ERROR: type, code, then head (the experimenter id of an experimenter error) and
+// data truncated to 64 bytes.
+func appendError(dst []byte, xid uint32, typ, code uint16, head, data []byte) []byte {
 	if len(data) > 64 {
 		data = data[:64]
 	}
@@ -67,6 +73,7 @@ func AppendError(dst []byte, xid uint32, typ, code uint16, data []byte) []byte {
 	dst = appendHeader(dst, TypeError, xid)
 	dst = binary.BigEndian.AppendUint16(dst, typ)
 	dst = binary.BigEndian.AppendUint16(dst, code)
+	dst = append(dst, head...)
 	dst = append(dst, data...)
 	dst, _ = finish(dst, start)
 	return dst
