@@ -99,9 +99,9 @@ func TestSimScale(t *testing.T) {
 	e.waitSettled(bulk, 120*time.Second)
 	took := time.Since(start)
 	d := e.meter.Total().Sub(before)
-	t.Logf("one change of %d sessions over %d bridges: all ACTIVE %v after createPortMirror; the controller sent %d messages: %d flow_mods (%d add, %d modify, %d delete), %d barriers, %d flow-stats requests",
+	t.Logf("one change of %d sessions over %d bridges: all ACTIVE %v after createPortMirror; the controller sent %d messages: %d flow_mods (%d add, %d modify, %d delete; %d in bundles), %d bundle commits (and as many opens), %d barriers, %d flow-stats requests",
 		len(bulk), bridges, took.Round(time.Millisecond), d.Messages, d.FlowMods, d.ByCommand[0], d.ByCommand[1]+d.ByCommand[2],
-		d.ByCommand[3]+d.ByCommand[4], d.Barriers, d.FlowStats)
+		d.ByCommand[3]+d.ByCommand[4], d.Bundled, d.Commits, d.Barriers, d.FlowStats)
 
 	// Sessions created one by one on the second flow network, each spanning two hosts (host i's VM NIC to the
 	// capture NIC of host i+2): latency from the call to ACTIVE.
@@ -136,9 +136,9 @@ func TestSimScale(t *testing.T) {
 	d = e.meter.Total().Sub(before)
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-	t.Logf("%d sessions created one by one (each spanning two hosts, %d bridges connected): creation to ACTIVE p50 %v, p99 %v, max %v; %d messages (%d flow_mods, %d barriers), %.1f messages per session",
+	t.Logf("%d sessions created one by one (each spanning two hosts, %d bridges connected): creation to ACTIVE p50 %v, p99 %v, max %v; %d messages (%d flow_mods, %d bundle commits, %d barriers), %.1f messages per session",
 		len(lat), bridges, pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond),
-		d.Messages, d.FlowMods, d.Barriers, float64(d.Messages)/float64(len(lat)))
+		d.Messages, d.FlowMods, d.Commits, d.Barriers, float64(d.Messages)/float64(len(lat)))
 	if e.fleet.Connected() != bridges {
 		t.Errorf("%d of %d bridges connected at the end", e.fleet.Connected(), bridges)
 	}
