@@ -19,26 +19,14 @@ import (
 )
 
 // PortReason says why a port-status message was sent.
-type PortReason uint8
+type PortReason = ofwire.PortReason
 
-// Port-status reasons (OFPPR_*).
+// Port-status reasons.
 const (
-	PortAdded    PortReason = 0
-	PortDeleted  PortReason = 1
-	PortModified PortReason = 2
+	PortAdded    = ofwire.PortAdded
+	PortDeleted  = ofwire.PortDeleted
+	PortModified = ofwire.PortModified
 )
-
-func (r PortReason) String() string {
-	switch r {
-	case PortAdded:
-		return "ADD"
-	case PortDeleted:
-		return "DELETE"
-	case PortModified:
-		return "MODIFY"
-	}
-	return fmt.Sprintf("REASON_%d", uint8(r))
-}
 
 // Handler receives switch events. Events are delivered one at a time, in order, from one goroutine owned by the
 // server, never from a connection's reader: a handler may call the Switch's methods (DumpFlows, Apply) directly.

@@ -352,7 +352,7 @@ func (sw *Switch) dispatch(m ofwire.Message) error {
 			sw.ports[port.PortNo] = port
 		}
 		sw.mu.Unlock()
-		reason := PortReason(ps.Reason)
+		reason := ps.Reason
 		sw.srv.events.push(func(h Handler) { h.PortStatus(sw, reason, port) })
 	case ofwire.TypeMultipartReply:
 		mp, err := ofwire.DecodeMultipartReply(m.Body)

@@ -29,19 +29,6 @@ func TestSchemaHoldsTheContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	typeString := func(t ast.Type) string { return fmt.Sprint(printer.Print(t)) }
-	defaultString := func(v ast.Value) string {
-		if v == nil {
-			return "<none>"
-		}
-		return fmt.Sprint(plainValue(v, nil))
-	}
-	ourDefault := func(v any) string {
-		if v == nil {
-			return "<none>"
-		}
-		return fmt.Sprint(v)
-	}
 	checked := 0
 	for _, def := range contract.Definitions {
 		switch d := def.(type) {
@@ -94,12 +81,7 @@ func TestSchemaHoldsTheContract(t *testing.T) {
 						t.Errorf("%s(%s): argument missing", name, a.Name.Value)
 						continue
 					}
-					if got, want := oa.Type.String(), typeString(a.Type); got != want {
-						t.Errorf("%s(%s): type %s, the contract says %s", name, a.Name.Value, got, want)
-					}
-					if got, want := ourDefault(oa.DefaultValue), defaultString(a.DefaultValue); got != want {
-						t.Errorf("%s(%s): default %s, the contract says %s", name, a.Name.Value, got, want)
-					}
+					checkTypeAndDefault(t, name+"("+a.Name.Value+")", oa.Type, a.Type, oa.DefaultValue, a.DefaultValue)
 				}
 			}
 		case *ast.InputObjectDefinition:
@@ -117,12 +99,7 @@ func TestSchemaHoldsTheContract(t *testing.T) {
 					t.Errorf("%s: missing", name)
 					continue
 				}
-				if got, want := ours.Type.String(), typeString(f.Type); got != want {
-					t.Errorf("%s: type %s, the contract says %s", name, got, want)
-				}
-				if got, want := ourDefault(ours.DefaultValue), defaultString(f.DefaultValue); got != want {
-					t.Errorf("%s: default %s, the contract says %s", name, got, want)
-				}
+				checkTypeAndDefault(t, name, ours.Type, f.Type, ours.DefaultValue, f.DefaultValue)
 			}
 		default:
 			t.Errorf("the contract has a definition this test does not check: %T", def)
@@ -130,5 +107,25 @@ func TestSchemaHoldsTheContract(t *testing.T) {
 	}
 	if checked < 150 {
 		t.Errorf("checked only %d fields, arguments and values: is the contract file complete?", checked)
+	}
+}
+
+func typeString(t ast.Type) string { return fmt.Sprint(printer.Print(t)) }
+
+// checkTypeAndDefault holds an argument or input field of ours (its type and default) to the contract's.
+func checkTypeAndDefault(t *testing.T, name string, got gql.Type, want ast.Type, gotDefault any, wantDefault ast.Value) {
+	t.Helper()
+	if g, w := got.String(), typeString(want); g != w {
+		t.Errorf("%s: type %s, the contract says %s", name, g, w)
+	}
+	g, w := "<none>", "<none>"
+	if gotDefault != nil {
+		g = fmt.Sprint(gotDefault)
+	}
+	if wantDefault != nil {
+		w = fmt.Sprint(plainValue(wantDefault, nil))
+	}
+	if g != w {
+		t.Errorf("%s: default %s, the contract says %s", name, g, w)
 	}
 }

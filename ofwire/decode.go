@@ -130,16 +130,31 @@ func decodePort(b []byte) (Port, error) {
 	}, nil
 }
 
+// PortReason says why a port-status message was sent (OFPPR_*).
+type PortReason uint8
+
 // Port-status reasons.
 const (
-	PortAdded    uint8 = 0
-	PortDeleted  uint8 = 1
-	PortModified uint8 = 2
+	PortAdded    PortReason = 0
+	PortDeleted  PortReason = 1
+	PortModified PortReason = 2
 )
+
+func (r PortReason) String() string {
+	switch r {
+	case PortAdded:
+		return "ADD"
+	case PortDeleted:
+		return "DELETE"
+	case PortModified:
+		return "MODIFY"
+	}
+	return fmt.Sprintf("REASON_%d", uint8(r))
+}
 
 // PortStatus is a decoded PORT_STATUS.
 type PortStatus struct {
-	Reason uint8
+	Reason PortReason
 	Port   Port
 }
 
@@ -148,11 +163,11 @@ func DecodePortStatus(body []byte) (PortStatus, error) {
 	if len(body) != 8+portLen {
 		return PortStatus{}, malformed("port status body of %d bytes, want %d", len(body), 8+portLen)
 	}
-	if body[0] > PortModified {
+	if PortReason(body[0]) > PortModified {
 		return PortStatus{}, malformed("port status reason %d", body[0])
 	}
 	p, err := decodePort(body[8:])
-	return PortStatus{Reason: body[0], Port: p}, err
+	return PortStatus{Reason: PortReason(body[0]), Port: p}, err
 }
 
 // MultipartReply is a decoded multipart reply header and its body.

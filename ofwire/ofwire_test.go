@@ -415,7 +415,7 @@ func TestDecodePortStatusAndDesc(t *testing.T) {
 	copy(port[8:], []byte{2, 0, 0, 0, 0, 1})
 	copy(port[16:], "vm1-eth0")
 	binary.BigEndian.PutUint32(port[36:], 1) // link down
-	ps, err := DecodePortStatus(append([]byte{PortModified, 0, 0, 0, 0, 0, 0, 0}, port...))
+	ps, err := DecodePortStatus(append([]byte{byte(PortModified), 0, 0, 0, 0, 0, 0, 0}, port...))
 	if err != nil {
 		t.Fatal(err)
 	}

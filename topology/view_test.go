@@ -353,13 +353,9 @@ func bigInventory(hosts, nicsPerHost int) (Inventory, map[string][]Interface, ma
 	return inv, ifaces, swPorts
 }
 
-func TestHundredThousandNics(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large")
-	}
-	inv, ifaces, swPorts := bigInventory(200, 500)
+// boundView builds a view of inv with every host's OVSDB interfaces and every switch connected.
+func boundView(inv Inventory, ifaces map[string][]Interface, swPorts map[string][]model.SwitchPort) *View {
 	v := NewView()
-	start := time.Now()
 	v.SetInventory(inv)
 	for h, i := range ifaces {
 		v.SetHostOVSDB(h, v.HostDatapathID(h), i)
@@ -367,6 +363,16 @@ func TestHundredThousandNics(t *testing.T) {
 	for dp, p := range swPorts {
 		v.SwitchConnected(dp, "", time.Now(), p)
 	}
+	return v
+}
+
+func TestHundredThousandNics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large")
+	}
+	inv, ifaces, swPorts := bigInventory(200, 500)
+	start := time.Now()
+	v := boundView(inv, ifaces, swPorts)
 	build := time.Since(start)
 	start = time.Now()
 	v.SetInventory(inv)
@@ -400,14 +406,7 @@ func TestHundredThousandNics(t *testing.T) {
 
 func BenchmarkSetInventory100k(b *testing.B) {
 	inv, ifaces, swPorts := bigInventory(200, 500)
-	v := NewView()
-	v.SetInventory(inv)
-	for h, i := range ifaces {
-		v.SetHostOVSDB(h, v.HostDatapathID(h), i)
-	}
-	for dp, p := range swPorts {
-		v.SwitchConnected(dp, "", time.Now(), p)
-	}
+	v := boundView(inv, ifaces, swPorts)
 	b.ResetTimer()
 	for b.Loop() {
 		v.SetInventory(inv)
@@ -416,14 +415,7 @@ func BenchmarkSetInventory100k(b *testing.B) {
 
 func BenchmarkPortStatus(b *testing.B) {
 	inv, ifaces, swPorts := bigInventory(200, 500)
-	v := NewView()
-	v.SetInventory(inv)
-	for h, i := range ifaces {
-		v.SetHostOVSDB(h, v.HostDatapathID(h), i)
-	}
-	for dp, p := range swPorts {
-		v.SwitchConnected(dp, "", time.Now(), p)
-	}
+	v := boundView(inv, ifaces, swPorts)
 	b.ResetTimer()
 	up := false
 	for b.Loop() {

@@ -364,16 +364,9 @@ func (s *Switch) send(b []byte) bool {
 	return true
 }
 
-// Port-status reasons.
-const (
-	reasonAdd    = 0
-	reasonDelete = 1
-	reasonModify = 2
-)
-
-func (s *Switch) portStatus(reason byte, p dataplane.Port) {
+func (s *Switch) portStatus(reason ofwire.PortReason, p dataplane.Port) {
 	b := appendHeader(nil, ofwire.TypePortStatus, 0)
-	b = append(b, reason, 0, 0, 0, 0, 0, 0, 0)
+	b = append(b, byte(reason), 0, 0, 0, 0, 0, 0, 0)
 	b = appendPort(b, p)
 	s.send(finish(b, 0))
 }
@@ -384,7 +377,7 @@ func (s *Switch) AddPort(p dataplane.Port) error {
 		return err
 	}
 	q, _ := s.cfg.Bridge.Port(p.No)
-	s.portStatus(reasonAdd, q)
+	s.portStatus(ofwire.PortAdded, q)
 	return nil
 }
 
@@ -394,7 +387,7 @@ func (s *Switch) RemovePort(no uint32) error {
 	if err != nil {
 		return err
 	}
-	s.portStatus(reasonDelete, p)
+	s.portStatus(ofwire.PortDeleted, p)
 	return nil
 }
 
@@ -404,7 +397,7 @@ func (s *Switch) SetPortUp(no uint32, up bool) error {
 	if err != nil {
 		return err
 	}
-	s.portStatus(reasonModify, p)
+	s.portStatus(ofwire.PortModified, p)
 	return nil
 }
 

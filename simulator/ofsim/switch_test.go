@@ -232,7 +232,7 @@ func TestPortStatus(t *testing.T) {
 	sw := startSwitch(t, ctl.ln.Addr().String(), 1, 1, nil)
 	cc := ctl.accept()
 	waitFor(t, "connected", sw.Connected)
-	check := func(reason uint8, name string, up bool) {
+	check := func(reason ofwire.PortReason, name string, up bool) {
 		t.Helper()
 		ps, err := ofwire.DecodePortStatus(cc.expect(ofwire.TypePortStatus, 0).Body)
 		if err != nil || ps.Reason != reason || ps.Port.Name != name || ps.Port.Up() != up {
@@ -242,15 +242,15 @@ func TestPortStatus(t *testing.T) {
 	if err := sw.AddPort(dataplane.Port{No: 7, Name: "vnet7", Up: true}); err != nil {
 		t.Fatal(err)
 	}
-	check(reasonAdd, "vnet7", true)
+	check(ofwire.PortAdded, "vnet7", true)
 	if err := sw.SetPortUp(7, false); err != nil {
 		t.Fatal(err)
 	}
-	check(reasonModify, "vnet7", false)
+	check(ofwire.PortModified, "vnet7", false)
 	if err := sw.RemovePort(7); err != nil {
 		t.Fatal(err)
 	}
-	check(reasonDelete, "vnet7", false)
+	check(ofwire.PortDeleted, "vnet7", false)
 	if err := sw.AddPort(dataplane.Port{No: 1, Name: "dup"}); err == nil {
 		t.Fatal("adding a port with a number in use succeeded")
 	}
