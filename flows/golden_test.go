@@ -73,10 +73,7 @@ func dump(in *Input) string {
 	}
 	for _, dp := range slices.Sorted(maps.Keys(in.Bridges)) {
 		fmt.Fprintf(&b, "\nbridge %s (sessions: %s)\n", dp, strings.Join(p.SessionsOn(dp), " "))
-		for _, f := range p.Bridge(dp) {
-			b.WriteString(f.String())
-			b.WriteByte('\n')
-		}
+		b.WriteString(dumpFlows(p.Bridge(dp)))
 		// The one-bridge entry point must agree with the fleet-wide plan.
 		if got, want := fmt.Sprint(CompileBridge(in, dp)), fmt.Sprint(p.Bridge(dp)); got != want {
 			fmt.Fprintf(&b, "MISMATCH: CompileBridge gives %s\n", got)

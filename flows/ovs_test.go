@@ -109,7 +109,7 @@ func TestOVSAcceptsCompiledFlows(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tb.name, err)
 		}
-		if g, w := flowLines(got), flowLines(tb.flows); g != w {
+		if g, w := dumpFlows(got), dumpFlows(tb.flows); g != w {
 			t.Errorf("%s: the switch holds\n%s\nwant\n%s", tb.name, g, w)
 		}
 	}
@@ -129,13 +129,4 @@ func TestOVSAcceptsCompiledFlows(t *testing.T) {
 	if !strings.Contains(out, f.Match.String()) {
 		t.Errorf("add-flow %q: dump-flows shows %s", f, out)
 	}
-}
-
-func flowLines(fs []Flow) string {
-	var b strings.Builder
-	for _, f := range fs {
-		b.WriteString(f.String())
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
