@@ -372,27 +372,13 @@ func (sw *Switch) applyBundle(ctx context.Context, b *batch) ([]FlowError, bundl
 	const flags = ofwire.BundleAtomic | ofwire.BundleOrdered
 	ro := &request{what: "bundle open", done: make(chan struct{})}
 	rc := &request{what: "bundle commit", done: make(chan struct{})}
-	rb := &request{what: "barrier after a bundle", done: make(chan struct{}), finish: func(sw *Switch, _ *request, _ error) {
-		sw.batches = slices.DeleteFunc(sw.batches, func(x *batch) bool { return x == b })
-	}}
-	sw.mu.Lock()
-	if sw.err != nil {
-		err := sw.err
-		sw.mu.Unlock()
-		return nil, 0, fmt.Errorf("%w: %w", ErrDisconnected, err)
-	}
-	sw.batches = append(sw.batches, b)
-	sw.pending[open], sw.pending[commit], sw.pending[barrier] = ro, rc, rb
-	sw.mu.Unlock()
 	enc := func(dst []byte, xid uint32, cmd ofwire.FlowModCommand, f flows.Flow) ([]byte, error) {
 		return ofwire.AppendBundleFlowMod(dst, xid, bundleID, flags, cmd, f)
 	}
 	after := ofwire.AppendBundleControl(nil, commit, bundleID, ofwire.BundleCommitRequest, flags)
 	after = ofwire.AppendEmpty(after, ofwire.TypeBarrierRequest, barrier)
-	if err := sw.writeFlowMods(ctx, b, enc, ofwire.AppendBundleControl(nil, open, bundleID, ofwire.BundleOpenRequest, flags), after); err != nil {
-		sw.deliver(barrier, ofwire.Message{}, err)
-	}
-	berr := sw.wait(ctx, barrier, rb)
+	refused, berr := sw.runBatch(ctx, b, barrier, map[uint32]*request{open: ro, commit: rc}, enc,
+		ofwire.AppendBundleControl(nil, open, bundleID, ofwire.BundleOpenRequest, flags), after)
 	// Whatever the open and the commit have not been answered with by now, they never will be.
 	unanswered := berr
 	if unanswered == nil {
@@ -403,9 +389,6 @@ func (sw *Switch) applyBundle(ctx context.Context, b *batch) ([]FlowError, bundl
 	if berr != nil {
 		return nil, 0, berr
 	}
-	sw.mu.Lock()
-	refused := b.errs
-	sw.mu.Unlock()
 	oerr, cerr := ro.err, rc.err
 	switch {
 	case oerr == unanswered || bundlesRefused(oerr):
@@ -463,8 +446,15 @@ func (sw *Switch) probeBundles() error {
 func (sw *Switch) applyPlain(ctx context.Context, b *batch) ([]FlowError, error) {
 	n := len(b.cmds)
 	b.first = sw.allocXids(n + 1)
-	barrierXid := b.first + uint32(n)
-	r := &request{what: "barrier", done: make(chan struct{}), finish: func(sw *Switch, _ *request, _ error) {
+	barrier := b.first + uint32(n)
+	return sw.runBatch(ctx, b, barrier, nil, ofwire.AppendFlowMod, nil, ofwire.AppendEmpty(nil, ofwire.TypeBarrierRequest, barrier))
+}
+
+// runBatch registers b (its flow_mods' xids from b.first), the requests reqs by xid and the barrier, writes before,
+// the flow_mods encoded by enc and after (which ends with the barrier request) in one pipelined run, and waits for
+// the barrier reply; the switch answers everything before it first. It returns the flow_mods the switch refused.
+func (sw *Switch) runBatch(ctx context.Context, b *batch, barrier uint32, reqs map[uint32]*request, enc flowModEncoder, before, after []byte) ([]FlowError, error) {
+	rb := &request{what: "barrier", done: make(chan struct{}), finish: func(sw *Switch, _ *request, _ error) {
 		sw.batches = slices.DeleteFunc(sw.batches, func(x *batch) bool { return x == b })
 	}}
 	sw.mu.Lock()
@@ -474,12 +464,15 @@ func (sw *Switch) applyPlain(ctx context.Context, b *batch) ([]FlowError, error)
 		return nil, fmt.Errorf("%w: %w", ErrDisconnected, err)
 	}
 	sw.batches = append(sw.batches, b)
-	sw.pending[barrierXid] = r
-	sw.mu.Unlock()
-	if err := sw.writeFlowMods(ctx, b, ofwire.AppendFlowMod, nil, ofwire.AppendEmpty(nil, ofwire.TypeBarrierRequest, barrierXid)); err != nil {
-		sw.deliver(barrierXid, ofwire.Message{}, err)
+	for xid, r := range reqs {
+		sw.pending[xid] = r
 	}
-	err := sw.wait(ctx, barrierXid, r)
+	sw.pending[barrier] = rb
+	sw.mu.Unlock()
+	if err := sw.writeFlowMods(ctx, b, enc, before, after); err != nil {
+		sw.deliver(barrier, ofwire.Message{}, err)
+	}
+	err := sw.wait(ctx, barrier, rb)
 	sw.mu.Lock()
 	refused := b.errs
 	sw.mu.Unlock()
