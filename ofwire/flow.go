@@ -402,12 +402,9 @@ func decodeInstructions(b []byte) ([]flows.Action, error) {
 	var acts []flows.Action
 	applied := false
 	for len(b) > 0 {
-		if len(b) < 8 {
-			return acts, malformed("instruction cut at %d bytes", len(b))
-		}
-		t, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
-		if n < 8 || n > len(b) || n%8 != 0 {
-			return acts, malformed("instruction type %d of length %d with %d bytes left", t, n, len(b))
+		t, n, err := nextTLV(b, "instruction")
+		if err != nil {
+			return acts, err
 		}
 		if t == instrApply && !applied {
 			applied = true
@@ -424,16 +421,26 @@ func decodeInstructions(b []byte) ([]flows.Action, error) {
 	return acts, nil
 }
 
+// nextTLV reads the type and length of the instruction or action (what) at the start of b: at least 8 bytes, a
+// multiple of 8, within b.
+func nextTLV(b []byte, what string) (t uint16, n int, err error) {
+	if len(b) < 8 {
+		return 0, 0, malformed("%s cut at %d bytes", what, len(b))
+	}
+	t, n = binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
+	if n < 8 || n > len(b) || n%8 != 0 {
+		return t, n, malformed("%s type %d of length %d with %d bytes left", what, t, n, len(b))
+	}
+	return t, n, nil
+}
+
 // decodeActions decodes an action list.
 func decodeActions(b []byte) ([]flows.Action, error) {
 	var acts []flows.Action
 	for len(b) > 0 {
-		if len(b) < 8 {
-			return acts, malformed("action cut at %d bytes", len(b))
-		}
-		t, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
-		if n < 8 || n > len(b) || n%8 != 0 {
-			return acts, malformed("action type %d of length %d with %d bytes left", t, n, len(b))
+		t, n, err := nextTLV(b, "action")
+		if err != nil {
+			return acts, err
 		}
 		a := flows.Action{Type: ActUnknown, Value: uint64(t)}
 		switch t {
