@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -181,7 +182,7 @@ func (t *table) put(id string, r *record) {
 		r.seq = old.seq
 	} else {
 		// New records carry the greatest seq, except while loading; keep order sorted either way.
-		i, _ := slices.BinarySearchFunc(t.order, r.seq, func(x *record, s uint64) int { return cmpU64(x.seq, s) })
+		i, _ := slices.BinarySearchFunc(t.order, r.seq, func(x *record, s uint64) int { return cmp.Compare(x.seq, s) })
 		t.order = slices.Insert(t.order, i, r)
 	}
 	t.byID[id] = r
@@ -218,19 +219,9 @@ func (t *table) unindex(id string, obj any) {
 }
 
 func (t *table) position(seq uint64) int {
-	i, ok := slices.BinarySearchFunc(t.order, seq, func(x *record, s uint64) int { return cmpU64(x.seq, s) })
+	i, ok := slices.BinarySearchFunc(t.order, seq, func(x *record, s uint64) int { return cmp.Compare(x.seq, s) })
 	if !ok {
 		panic("store: in-memory order out of sync")
 	}
 	return i
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -5,12 +5,12 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -208,8 +208,7 @@ func decodeObject(kind string, raw []byte) (any, error) {
 
 func decodeAs[T Object](raw []byte) (any, error) {
 	var v T
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&v); err != nil {
+	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -292,14 +291,7 @@ func (s *Store) getLocked(kind, id string) (any, bool) {
 func (s *Store) list(kind string) []*record {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.listLocked(kind)
-}
-
-func (s *Store) listLocked(kind string) []*record {
-	order := s.tables[kind].order
-	out := make([]*record, len(order))
-	copy(out, order)
-	return out
+	return slices.Clone(s.tables[kind].order)
 }
 
 func (s *Store) lookup(kind, idx, value string) []*record {

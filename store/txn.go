@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -79,7 +80,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
 func (tx *Txn) Put(v any) {
 	kind, id := kindOf(v), idOf(v)
 	r := &record{obj: clone(v)}
-	if old, ok := tx.get(kind, id); ok && old != nil {
+	if _, ok := tx.get(kind, id); ok {
 		r.seq = tx.seqOf(kind, id)
 	} else {
 		tx.s.seq++
@@ -154,8 +155,26 @@ func (tx *Txn) get(kind, id string) (any, bool) {
 	return tx.s.getLocked(kind, id)
 }
 
+// list is the committed objects with the pending writes applied, in creation order.
 func (tx *Txn) list(kind string) []*record {
-	return tx.overlay(kind, tx.s.tables[kind].order, func(any) bool { return true })
+	committed := tx.s.tables[kind].order
+	w := tx.writes[kind]
+	if len(w) == 0 {
+		return slices.Clone(committed)
+	}
+	out := make([]*record, 0, len(committed)+len(w))
+	for _, r := range committed {
+		if _, ok := w[idOf(r.obj)]; !ok {
+			out = append(out, r)
+		}
+	}
+	for _, p := range w {
+		if p.rec != nil {
+			out = append(out, p.rec)
+		}
+	}
+	sortRecords(out)
+	return out
 }
 
 // lookup is the committed objects that match and have no pending write, and the pending objects that match
@@ -179,39 +198,8 @@ func (tx *Txn) lookup(kind, idx, value string) []*record {
 	return out
 }
 
-// overlay applies the pending writes of a kind to committed records that match, adding pending objects that match.
-func (tx *Txn) overlay(kind string, committed []*record, match func(any) bool) []*record {
-	w := tx.writes[kind]
-	if len(w) == 0 {
-		return slices.Clone(committed)
-	}
-	t := tx.s.tables[kind]
-	out := make([]*record, 0, len(committed)+len(w))
-	for _, r := range committed {
-		id := idOf(r.obj)
-		if p, ok := w[id]; ok {
-			if p.rec != nil && match(p.rec.obj) {
-				out = append(out, p.rec)
-			}
-			continue
-		}
-		out = append(out, r)
-	}
-	for id, p := range w {
-		if p.rec == nil || !match(p.rec.obj) {
-			continue
-		}
-		if old, ok := t.byID[id]; ok && match(old.obj) {
-			continue // already placed above
-		}
-		out = append(out, p.rec)
-	}
-	sortRecords(out)
-	return out
-}
-
 func sortRecords(rs []*record) {
-	slices.SortFunc(rs, func(a, b *record) int { return cmpU64(a.seq, b.seq) })
+	slices.SortFunc(rs, func(a, b *record) int { return cmp.Compare(a.seq, b.seq) })
 }
 
 // commit writes tx to Badger, retrying on conflicts, then applies it to the in-memory view and the feed.
@@ -223,11 +211,8 @@ func (s *Store) commit(ctx context.Context, tx *Txn) error {
 		key, val []byte // val nil: delete
 	}
 	var kvs []kv
-	// Only the last write of each object matters.
-	for _, p := range tx.order {
-		if tx.writes[p.kind][p.id] != p {
-			continue
-		}
+	writes := tx.lastWrites()
+	for _, p := range writes {
 		key := objectKey(p.kind, p.id)
 		if p.rec == nil {
 			kvs = append(kvs, kv{key: key})
@@ -287,20 +272,33 @@ func (s *Store) commit(ctx context.Context, tx *Txn) error {
 	if err != nil {
 		return fmt.Errorf("commit %d writes and %d audit events: %w", len(kvs)-len(tx.audits), len(tx.audits), err)
 	}
-	s.mu.Lock()
+	s.apply(writes)
+	s.feed.publish(tx.changes)
+	return nil
+}
+
+// lastWrites is the last write of each object the transaction wrote (only that one is stored), in write order.
+func (tx *Txn) lastWrites() []*pending {
+	out := make([]*pending, 0, len(tx.order))
 	for _, p := range tx.order {
-		if tx.writes[p.kind][p.id] != p {
-			continue
+		if tx.writes[p.kind][p.id] == p {
+			out = append(out, p)
 		}
+	}
+	return out
+}
+
+// apply makes committed writes visible in the in-memory view.
+func (s *Store) apply(writes []*pending) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range writes {
 		if p.rec == nil {
 			s.tables[p.kind].remove(p.id)
 		} else {
 			s.tables[p.kind].put(p.id, p.rec)
 		}
 	}
-	s.mu.Unlock()
-	s.feed.publish(tx.changes)
-	return nil
 }
 
 // auditSubjects are the uuids an audit event is indexed under: its resource and each related uuid, once each.
@@ -327,14 +325,12 @@ func (s *Store) BulkPut(ctx context.Context, objs []any) error {
 	for _, o := range objs {
 		tx.Put(o)
 	}
+	writes := tx.lastWrites()
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
-	for i, p := range tx.order {
+	for i, p := range writes {
 		if i%1024 == 0 && ctx.Err() != nil {
 			return ctx.Err()
-		}
-		if tx.writes[p.kind][p.id] != p {
-			continue
 		}
 		val, err := p.encode()
 		if err != nil {
@@ -347,13 +343,7 @@ func (s *Store) BulkPut(ctx context.Context, objs []any) error {
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("bulk write of %d objects: %w", len(objs), err)
 	}
-	s.mu.Lock()
-	for _, p := range tx.order {
-		if tx.writes[p.kind][p.id] == p {
-			s.tables[p.kind].put(p.id, p.rec)
-		}
-	}
-	s.mu.Unlock()
+	s.apply(writes)
 	s.feed.publish([]Change{{Kind: KindAll}})
 	return nil
 }
