@@ -169,22 +169,19 @@ func applySetField(fr *Frame, fm FieldMatch) {
 		if fr.HasVLAN {
 			fr.SetVLAN(fr.VID, uint8(v)&7)
 		}
-	default:
-		// Other header rewrites change only the parsed view; Raw keeps the original L3/L4 bytes.
-		switch fm.Field {
-		case FieldIPv4Src, FieldIPv6Src, FieldARPSPA:
-			fr.IPSrc, _ = netip.AddrFromSlice(fm.val())
-		case FieldIPv4Dst, FieldIPv6Dst, FieldARPTPA:
-			fr.IPDst, _ = netip.AddrFromSlice(fm.val())
-		case FieldTCPSrc, FieldUDPSrc:
-			fr.L4Src = uint16(v)
-		case FieldTCPDst, FieldUDPDst:
-			fr.L4Dst = uint16(v)
-		case FieldIPProto:
-			fr.IPProto = uint8(v)
-		case FieldEthType:
-			fr.EthType = uint16(v)
-		}
+	// The header rewrites below change only the parsed view; Raw keeps the original L3/L4 bytes.
+	case FieldIPv4Src, FieldIPv6Src, FieldARPSPA:
+		fr.IPSrc, _ = netip.AddrFromSlice(fm.val())
+	case FieldIPv4Dst, FieldIPv6Dst, FieldARPTPA:
+		fr.IPDst, _ = netip.AddrFromSlice(fm.val())
+	case FieldTCPSrc, FieldUDPSrc:
+		fr.L4Src = uint16(v)
+	case FieldTCPDst, FieldUDPDst:
+		fr.L4Dst = uint16(v)
+	case FieldIPProto:
+		fr.IPProto = uint8(v)
+	case FieldEthType:
+		fr.EthType = uint16(v)
 	}
 }
 
