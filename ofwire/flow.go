@@ -62,7 +62,6 @@ const (
 const (
 	actOutput      uint16 = 0
 	actSetField    uint16 = 25
-	actPopPBB      uint16 = 27
 	instrApply     uint16 = 4
 	flowModFixed          = 48 // header and fixed part of ofp_flow_mod
 	flowStatsFixed        = 48 // fixed part of ofp_flow_stats
