@@ -83,12 +83,12 @@ func bundleCases() []bundleCase {
 		{name: "refused at add time, the rest committed", steps: []bundleStep{open(2), addFlow(2, f1),
 			addRaw(2, func(x uint32) []byte { return ofwire.AppendEcho(nil, ofwire.TypeEchoRequest, x, nil) }),
 			addRaw(2, func(x uint32) []byte {
-				return rawFlowMod(x, 1, fmAdd, 10, rawMatch(), apply(actOutput(ofwire.PortAny)))
+				return rawFlowMod(x, 1, ofwire.FlowAdd, 10, rawMatch(), apply(actOutput(ofwire.PortAny)))
 			}),
-			addRaw(2, func(x uint32) []byte { return rawFlowMod(x, 255, fmAdd, 10, rawMatch(), apply(actOutput(2))) }),
-			addRaw(2, func(x uint32) []byte { return rawFlowMod(x+1, 1, fmAdd, 11, rawMatch(), apply(actOutput(2))) }),
+			addRaw(2, func(x uint32) []byte { return rawFlowMod(x, 255, ofwire.FlowAdd, 10, rawMatch(), apply(actOutput(2))) }),
+			addRaw(2, func(x uint32) []byte { return rawFlowMod(x+1, 1, ofwire.FlowAdd, 11, rawMatch(), apply(actOutput(2))) }),
 			addRaw(2, func(x uint32) []byte {
-				m := rawFlowMod(x, 1, fmAdd, 12, rawMatch(), apply(actOutput(2)))
+				m := rawFlowMod(x, 1, ofwire.FlowAdd, 12, rawMatch(), apply(actOutput(2)))
 				binary.BigEndian.PutUint16(m[2:], uint16(len(m)+64))
 				return m
 			}),
@@ -107,8 +107,8 @@ func bundleCases() []bundleCase {
 			want: []string{"+0 OPEN_REPLY id=4 flags=0", "+2 ERROR FLOW_MOD_FAILED/OVERLAP", "+3 ERROR EXPERIMENTER/BUNDLE_MSG_FAILED",
 				"flows: t2 p10 0x2 [output:1]"}},
 		{name: "delete and add in one commit", setup: []string{pre},
-			steps: []bundleStep{open(5), addFlowOpts(5, atomicOrdered, "table=1,cookie=0x1,actions=drop", fmOpts{cmd: fmDelete}),
-				addFlow(5, f1), addFlowOpts(5, atomicOrdered, "table=1,priority=10,in_port=1,actions=output:3", fmOpts{cmd: fmModifyStrict}), commit(5)},
+			steps: []bundleStep{open(5), addFlowOpts(5, atomicOrdered, "table=1,cookie=0x1,actions=drop", fmOpts{cmd: ofwire.FlowDelete}),
+				addFlow(5, f1), addFlowOpts(5, atomicOrdered, "table=1,priority=10,in_port=1,actions=output:3", fmOpts{cmd: ofwire.FlowModifyStrict}), commit(5)},
 			want: []string{"+0 OPEN_REPLY id=5 flags=0", "+4 COMMIT_REPLY id=5 flags=0", "flows: t1 p10 0x11 [output:3]"}},
 		{name: "discard", steps: []bundleStep{open(6), addFlow(6, f1), ctrl(6, ofwire.BundleDiscardRequest, atomicOrdered), commit(6)},
 			want: []string{"+0 OPEN_REPLY id=6 flags=0", "+2 DISCARD_REPLY id=6 flags=0", "+3 ERROR EXPERIMENTER/BUNDLE_BAD_ID", "flows:"}},
@@ -194,7 +194,7 @@ func runBundleCase(t *testing.T, cc *ctlConn, c bundleCase, base uint32) ([]stri
 	del = append(del, 0, byte(dataplane.GroupDelete), 0, 0)
 	del = binary.BigEndian.AppendUint32(del, dataplane.GroupAll)
 	cc.send(finish(del, 0))
-	cc.send(flowModMsg(t, base-1, "table=255,actions=drop", fmOpts{cmd: fmDelete}))
+	cc.send(flowModMsg(t, base-1, "table=255,actions=drop", fmOpts{cmd: ofwire.FlowDelete}))
 	for i, s := range c.setup {
 		cc.send(flowModMsg(t, base-100+uint32(i), s, fmOpts{}))
 	}

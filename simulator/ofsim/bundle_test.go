@@ -3,6 +3,8 @@ package ofsim
 import (
 	"slices"
 	"testing"
+
+	"portmirror/ofwire"
 )
 
 func TestNoBundlesRefusesExperimenter(t *testing.T) {
@@ -51,8 +53,8 @@ func TestBundleCommitIsOneChange(t *testing.T) {
 	cc := ctl.accept()
 	pre := []string{"table=1,priority=5,cookie=0x1,actions=output:1", "table=0,priority=5,cookie=0x2,in_port=1,actions=output:1"}
 	steps := []bundleStep{open(1),
-		addFlowOpts(1, atomicOrdered, "table=0,priority=5,in_port=1,actions=output:2", fmOpts{cmd: fmModifyStrict}),
-		addFlowOpts(1, atomicOrdered, "table=1,cookie=0x1,actions=drop", fmOpts{cmd: fmDelete}),
+		addFlowOpts(1, atomicOrdered, "table=0,priority=5,in_port=1,actions=output:2", fmOpts{cmd: ofwire.FlowModifyStrict}),
+		addFlowOpts(1, atomicOrdered, "table=1,cookie=0x1,actions=drop", fmOpts{cmd: ofwire.FlowDelete}),
 	}
 	for i := range 4 { // the 4th flow of table 1 is one too many
 		steps = append(steps, addFlow(1, "table=1,priority=10,cookie=0x10,dl_type=0x0800,nw_proto=6,tcp_dst="+string(rune('1'+i))+",actions=output:2"))

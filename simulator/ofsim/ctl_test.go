@@ -195,7 +195,7 @@ func flowStatsRequest(table uint8, outPort uint32, cookie, mask uint64, m datapl
 
 func (c *ctlConn) flowStats(cookie, mask uint64) ([]ofwire.FlowStat, int) {
 	c.t.Helper()
-	body, parts := c.multipart(mpFlow, flowStatsRequest(0xff, ofwire.PortAny, cookie, mask, dataplane.Match{}))
+	body, parts := c.multipart(ofwire.MultipartFlow, flowStatsRequest(0xff, ofwire.PortAny, cookie, mask, dataplane.Match{}))
 	fs, err := ofwire.DecodeFlowStats(body)
 	if err != nil {
 		c.t.Fatalf("decoding flow stats: %v", err)
@@ -205,7 +205,7 @@ func (c *ctlConn) flowStats(cookie, mask uint64) ([]ofwire.FlowStat, int) {
 
 // flowMod encodes a flow_mod for an ovs-ofctl-syntax flow.
 type fmOpts struct {
-	cmd        uint8
+	cmd        ofwire.FlowModCommand
 	flags      uint16
 	cookieMask uint64
 	outPort    uint32
@@ -227,7 +227,7 @@ func encodeFlowMod(xid uint32, f dataplane.Flow, o fmOpts) []byte {
 	b := appendHeader(nil, ofwire.TypeFlowMod, xid)
 	b = binary.BigEndian.AppendUint64(b, f.Cookie)
 	b = binary.BigEndian.AppendUint64(b, o.cookieMask)
-	b = append(b, f.Table, o.cmd)
+	b = append(b, f.Table, byte(o.cmd))
 	b = binary.BigEndian.AppendUint16(b, 0)
 	b = binary.BigEndian.AppendUint16(b, 0)
 	b = binary.BigEndian.AppendUint16(b, f.Priority)

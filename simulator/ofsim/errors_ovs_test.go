@@ -52,10 +52,10 @@ func apply(acts ...[]byte) []byte {
 	return b
 }
 
-func rawFlowMod(xid uint32, table, cmd uint8, priority uint16, match, insts []byte) []byte {
+func rawFlowMod(xid uint32, table uint8, cmd ofwire.FlowModCommand, priority uint16, match, insts []byte) []byte {
 	b := appendHeader(nil, ofwire.TypeFlowMod, xid)
 	b = append(b, make([]byte, 16)...) // cookie, cookie mask
-	b = append(b, table, cmd, 0, 0, 0, 0)
+	b = append(b, table, byte(cmd), 0, 0, 0, 0)
 	b = append(b, u16(priority)...)
 	b = append(b, u32(ofwire.NoBuffer)...)
 	b = append(b, u32(ofwire.PortAny)...)
@@ -76,31 +76,35 @@ func errCases() []errCase {
 	inPort1 := oxm(0x8000, 0, u32(1), nil)
 	ethIP := oxm(0x8000, 5, u16(0x0800), nil)
 	return []errCase{
-		{"valid flow", func(x uint32) []byte { return rawFlowMod(x, 0, fmAdd, 10, rawMatch(inPort1), apply(actOutput(2))) }, ""},
-		{"add to table 255", func(x uint32) []byte { return rawFlowMod(x, 255, fmAdd, 10, rawMatch(), apply(actOutput(2))) }, "FLOW_MOD_FAILED/BAD_TABLE_ID"},
+		{"valid flow", func(x uint32) []byte {
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(inPort1), apply(actOutput(2)))
+		}, ""},
+		{"add to table 255", func(x uint32) []byte { return rawFlowMod(x, 255, ofwire.FlowAdd, 10, rawMatch(), apply(actOutput(2))) }, "FLOW_MOD_FAILED/BAD_TABLE_ID"},
 		{"unknown match field", func(x uint32) []byte {
-			return rawFlowMod(x, 0, fmAdd, 10, rawMatch(oxm(0x8000, 60, []byte{1}, nil)), apply(actOutput(2)))
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(oxm(0x8000, 60, []byte{1}, nil)), apply(actOutput(2)))
 		}, "BAD_MATCH/BAD_FIELD"},
 		{"missing prerequisite", func(x uint32) []byte {
-			return rawFlowMod(x, 0, fmAdd, 10, rawMatch(ethIP, oxm(0x8000, 14, u16(80), nil)), apply(actOutput(2)))
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(ethIP, oxm(0x8000, 14, u16(80), nil)), apply(actOutput(2)))
 		}, "BAD_MATCH/BAD_PREREQ"},
 		{"masked in_port", func(x uint32) []byte {
-			return rawFlowMod(x, 0, fmAdd, 10, rawMatch(oxm(0x8000, 0, u32(1), u32(0xff))), apply(actOutput(2)))
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(oxm(0x8000, 0, u32(1), u32(0xff))), apply(actOutput(2)))
 		}, "BAD_MATCH/BAD_MASK"},
 		{"duplicate field", func(x uint32) []byte {
-			return rawFlowMod(x, 0, fmAdd, 10, rawMatch(inPort1, inPort1), apply(actOutput(2)))
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(inPort1, inPort1), apply(actOutput(2)))
 		}, "BAD_MATCH/DUP_FIELD"},
 		{"value outside its mask", func(x uint32) []byte {
-			return rawFlowMod(x, 0, fmAdd, 10, rawMatch(oxm(0x8000, 3, []byte{2, 0, 0, 0, 0, 1}, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0})), apply(actOutput(2)))
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(oxm(0x8000, 3, []byte{2, 0, 0, 0, 0, 1}, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0})), apply(actOutput(2)))
 		}, "BAD_MATCH/BAD_WILDCARDS"},
-		{"output to port 0 (accepted by OVS)", func(x uint32) []byte { return rawFlowMod(x, 0, fmAdd, 13, rawMatch(), apply(actOutput(0))) }, ""},
+		{"output to port 0 (accepted by OVS)", func(x uint32) []byte { return rawFlowMod(x, 0, ofwire.FlowAdd, 13, rawMatch(), apply(actOutput(0))) }, ""},
 		{"output to ANY", func(x uint32) []byte {
-			return rawFlowMod(x, 0, fmAdd, 10, rawMatch(), apply(actOutput(ofwire.PortAny)))
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(), apply(actOutput(ofwire.PortAny)))
 		}, "BAD_ACTION/BAD_OUT_PORT"},
-		{"output to reserved 0xfffffff0", func(x uint32) []byte { return rawFlowMod(x, 0, fmAdd, 10, rawMatch(), apply(actOutput(0xfffffff0))) }, "BAD_ACTION/BAD_OUT_PORT"},
+		{"output to reserved 0xfffffff0", func(x uint32) []byte {
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(), apply(actOutput(0xfffffff0)))
+		}, "BAD_ACTION/BAD_OUT_PORT"},
 		{"flow stats of table 255 with a bad match", func(x uint32) []byte {
 			b := appendHeader(nil, ofwire.TypeMultipartRequest, x)
-			b = append(b, 0, mpFlow, 0, 0, 0, 0, 0, 0)
+			b = append(b, 0, byte(ofwire.MultipartFlow), 0, 0, 0, 0, 0, 0)
 			b = append(b, flowStatsRequest(0xff, ofwire.PortAny, 0, 0, dataplane.Match{})[:32]...)
 			b = append(b, rawMatch(oxm(0x8000, 60, []byte{1}, nil))...)
 			return finish(b, 0)
@@ -110,20 +114,20 @@ func errCases() []errCase {
 			b = append(b, 0x7f, 0, 0, 0, 0, 0, 0, 0)
 			return finish(b, 0)
 		}, "BAD_REQUEST/BAD_MULTIPART"},
-		{"output to a port that does not exist (yet)", func(x uint32) []byte { return rawFlowMod(x, 0, fmAdd, 11, rawMatch(), apply(actOutput(99))) }, ""},
+		{"output to a port that does not exist (yet)", func(x uint32) []byte { return rawFlowMod(x, 0, ofwire.FlowAdd, 11, rawMatch(), apply(actOutput(99))) }, ""},
 		{"unknown action type", func(x uint32) []byte {
-			return rawFlowMod(x, 0, fmAdd, 10, rawMatch(), apply([]byte{0, 0xaa, 0, 8, 0, 0, 0, 0}))
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(), apply([]byte{0, 0xaa, 0, 8, 0, 0, 0, 0}))
 		}, "BAD_ACTION/BAD_TYPE"},
 		{"group that does not exist", func(x uint32) []byte {
-			return rawFlowMod(x, 0, fmAdd, 10, rawMatch(), apply(append([]byte{0, 22, 0, 8}, u32(7)...)))
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(), apply(append([]byte{0, 22, 0, 8}, u32(7)...)))
 		}, "BAD_ACTION/BAD_OUT_GROUP"},
 		{"goto_table backwards", func(x uint32) []byte {
-			return rawFlowMod(x, 1, fmAdd, 10, rawMatch(), []byte{0, 1, 0, 8, 0, 0, 0, 0})
+			return rawFlowMod(x, 1, ofwire.FlowAdd, 10, rawMatch(), []byte{0, 1, 0, 8, 0, 0, 0, 0})
 		}, "BAD_INSTRUCTION/BAD_TABLE_ID"},
 		{"set_field tun_dst (NXM)", func(x uint32) []byte {
 			sf := append([]byte{0, 25, 0, 16}, oxm(0x0001, 32, []byte{198, 18, 0, 2}, nil)...)
 			sf = append(sf, 0, 0, 0, 0)
-			return rawFlowMod(x, 0, fmAdd, 12, rawMatch(inPort1), apply(sf, actOutput(2)))
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 12, rawMatch(inPort1), apply(sf, actOutput(2)))
 		}, ""},
 		{"unknown flow_mod command", func(x uint32) []byte { return rawFlowMod(x, 0, 9, 10, rawMatch(), nil) }, "FLOW_MOD_FAILED/BAD_COMMAND"},
 		{"unknown message type", func(x uint32) []byte { return finish(appendHeader(nil, 40, x), 0) }, "BAD_REQUEST/BAD_TYPE"},

@@ -8,24 +8,14 @@ import (
 	"portmirror/simulator/dataplane"
 )
 
-// Flow-mod commands and flags.
-const (
-	fmAdd          = 0
-	fmModify       = 1
-	fmModifyStrict = 2
-	fmDelete       = 3
-	fmDeleteStrict = 4
+// flagCheckOverlap is OFPFF_CHECK_OVERLAP.
+const flagCheckOverlap = 2
 
-	flagCheckOverlap = 2
-)
-
-// Multipart types the simulator answers.
+// Multipart types the simulator answers besides ofwire's MultipartFlow and MultipartPortDesc.
 const (
 	mpDesc      = 0
-	mpFlow      = 1
 	mpAggregate = 2
 	mpGroupDesc = 7
-	mpPortDesc  = 13
 )
 
 // handle processes one message (header included). A returned *dataplane.OFError is sent back as an OpenFlow
@@ -90,7 +80,7 @@ func (s *Switch) handle(c *conn, typ ofwire.Type, xid uint32, msg []byte) error 
 
 // flowMod is a decoded flow_mod: what it changes, ready to apply to the bridge or, in a bundle, to a transaction.
 type flowMod struct {
-	cmd          uint8
+	cmd          ofwire.FlowModCommand
 	flow         dataplane.Flow
 	filter       dataplane.FlowFilter
 	checkOverlap bool
@@ -111,14 +101,14 @@ func parseFlowMod(b []byte) (flowMod, error) {
 		Flags:       binary.BigEndian.Uint16(b[36:]),
 	}
 	cookieMask := binary.BigEndian.Uint64(b[8:])
-	cmd := b[17]
+	cmd := ofwire.FlowModCommand(b[17])
 	outPort, outGroup := binary.BigEndian.Uint32(b[28:]), binary.BigEndian.Uint32(b[32:])
 	m, rest, err := decodeMatch(b[40:])
 	if err != nil {
 		return flowMod{}, err
 	}
 	f.Match = m
-	if cmd != fmDelete && cmd != fmDeleteStrict {
+	if cmd != ofwire.FlowDelete && cmd != ofwire.FlowDeleteStrict {
 		if err := decodeInstructions(rest, &f); err != nil {
 			return flowMod{}, err
 		}
@@ -126,14 +116,14 @@ func parseFlowMod(b []byte) (flowMod, error) {
 	fm := flowMod{cmd: cmd, flow: f, checkOverlap: f.Flags&flagCheckOverlap != 0,
 		filter: dataplane.FlowFilter{Table: f.Table, Match: m, Priority: f.Priority, Cookie: f.Cookie, CookieMask: cookieMask, OutPort: outPort, OutGroup: outGroup}}
 	switch cmd {
-	case fmAdd:
-		if f.Table == 0xff {
+	case ofwire.FlowAdd:
+		if f.Table == ofwire.TableAll {
 			return flowMod{}, ofErr(dataplane.ErrTypeFlowModFailed, dataplane.FlowModBadTableID, "flow_mod ADD to table 255 (all tables)")
 		}
-	case fmModify, fmModifyStrict:
-		fm.filter.Strict = cmd == fmModifyStrict
-	case fmDelete, fmDeleteStrict:
-		fm.filter.Strict = cmd == fmDeleteStrict
+	case ofwire.FlowModify, ofwire.FlowModifyStrict:
+		fm.filter.Strict = cmd == ofwire.FlowModifyStrict
+	case ofwire.FlowDelete, ofwire.FlowDeleteStrict:
+		fm.filter.Strict = cmd == ofwire.FlowDeleteStrict
 	default:
 		return flowMod{}, ofErr(dataplane.ErrTypeFlowModFailed, dataplane.FlowModBadCommand, "flow_mod command %d is not known", cmd)
 	}
@@ -143,13 +133,13 @@ func parseFlowMod(b []byte) (flowMod, error) {
 // check makes the checks that need the bridge but not its flow tables (the table exists, the actions are valid,
 // the groups they use exist): a bundle makes them when the flow_mod is added to it.
 func (fm *flowMod) check(br *dataplane.Bridge) error {
-	if fm.filter.Table != 0xff && fm.filter.Table >= dataplane.NumTables {
+	if fm.filter.Table != ofwire.TableAll && fm.filter.Table >= dataplane.NumTables {
 		return ofErr(dataplane.ErrTypeFlowModFailed, dataplane.FlowModBadTableID, "table %d does not exist", fm.filter.Table)
 	}
 	switch fm.cmd {
-	case fmAdd, fmModify, fmModifyStrict:
+	case ofwire.FlowAdd, ofwire.FlowModify, ofwire.FlowModifyStrict:
 		probe := fm.flow
-		if probe.Table == 0xff {
+		if probe.Table == ofwire.TableAll {
 			probe.Table = 0
 		}
 		return br.CheckFlow(probe)
@@ -174,9 +164,9 @@ var (
 func (fm *flowMod) apply(t target) error {
 	var err error
 	switch fm.cmd {
-	case fmAdd:
+	case ofwire.FlowAdd:
 		err = t.AddFlow(fm.flow, fm.checkOverlap)
-	case fmModify, fmModifyStrict:
+	case ofwire.FlowModify, ofwire.FlowModifyStrict:
 		_, err = t.ModifyFlows(fm.filter, fm.flow)
 	default:
 		_, err = t.DeleteFlows(fm.filter)
@@ -327,17 +317,17 @@ func (s *Switch) multipart(c *conn, xid uint32, b []byte) error {
 		copy(e[768:], "None")
 		copy(e[800:], br.Name())
 		w.add(e)
-	case mpPortDesc:
+	case ofwire.MultipartPortDesc:
 		for _, p := range br.Ports() {
 			w.add(appendPort(nil, p))
 		}
-	case mpFlow, mpAggregate:
+	case ofwire.MultipartFlow, mpAggregate:
 		if len(body) < 32 {
 			return badReqLen("flow stats request body of %d bytes", len(body))
 		}
 		ff := dataplane.FlowFilter{Table: body[0], OutPort: binary.BigEndian.Uint32(body[4:]), OutGroup: binary.BigEndian.Uint32(body[8:]),
 			Cookie: binary.BigEndian.Uint64(body[16:]), CookieMask: binary.BigEndian.Uint64(body[24:])}
-		if ff.Table != 0xff && ff.Table >= dataplane.NumTables {
+		if ff.Table != ofwire.TableAll && ff.Table >= dataplane.NumTables {
 			return ofErr(dataplane.ErrTypeBadRequest, dataplane.BadRequestBadTableID, "table %d does not exist", ff.Table)
 		}
 		m, _, err := decodeMatch(body[32:])

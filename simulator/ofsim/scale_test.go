@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"portmirror/ofwire"
 	"portmirror/simulator/dataplane"
 	"portmirror/simulator/internal/testctl"
 )
@@ -24,7 +25,7 @@ func TestScaleThousandBridges(t *testing.T) {
 	flowMsgs := make([][]byte, nFlows)
 	for i := range nFlows {
 		flowMsgs[i] = flowModMsg(t, uint32(i+10), fmt.Sprintf("cookie=0x504d%012x,priority=%d,in_port=%d,actions=NORMAL,set_field:%d->tun_id,set_field:198.18.0.2->tun_dst,output:%d",
-			i, 100+i, i%nPorts+1, i, (i+1)%nPorts+1), fmOpts{cmd: fmAdd})
+			i, 100+i, i%nPorts+1, i, (i+1)%nPorts+1), fmOpts{cmd: ofwire.FlowAdd})
 	}
 	var script []byte
 	for _, fm := range flowMsgs {

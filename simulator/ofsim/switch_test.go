@@ -26,7 +26,7 @@ func TestHandshakeFeaturesPortsEcho(t *testing.T) {
 	}
 	waitFor(t, "connected", sw.Connected)
 
-	body, _ := cc.multipart(mpPortDesc, nil)
+	body, _ := cc.multipart(ofwire.MultipartPortDesc, nil)
 	ports, err := ofwire.DecodePortDesc(body)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestFlowModsStatsAndFilters(t *testing.T) {
 		fmt.Sprintf("cookie=%#x,priority=100,in_port=3,actions=output:4", ours|3),
 		"cookie=0x77,priority=0,actions=NORMAL",
 	} {
-		cc.send(flowModMsg(t, uint32(i+1), f, fmOpts{cmd: fmAdd}))
+		cc.send(flowModMsg(t, uint32(i+1), f, fmOpts{cmd: ofwire.FlowAdd}))
 	}
 	if errs := cc.barrier(); len(errs) != 0 {
 		t.Fatalf("unexpected replies: %v", errs)
@@ -109,7 +109,7 @@ func TestFlowModsStatsAndFilters(t *testing.T) {
 	}
 
 	// Check-overlap: same priority, overlapping match is refused with OFPFMFC_OVERLAP and changes nothing.
-	cc.send(flowModMsg(t, 50, "priority=100,dl_dst=02:00:00:00:00:01,actions=drop", fmOpts{cmd: fmAdd, flags: flagCheckOverlap}))
+	cc.send(flowModMsg(t, 50, "priority=100,dl_dst=02:00:00:00:00:01,actions=drop", fmOpts{cmd: ofwire.FlowAdd, flags: flagCheckOverlap}))
 	errs := cc.barrier()
 	if len(errs) != 1 || errs[0].Type != ofwire.TypeError || errs[0].Xid != 50 {
 		t.Fatalf("want one error for xid 50 before the barrier reply, got %v", errs)
@@ -121,13 +121,13 @@ func TestFlowModsStatsAndFilters(t *testing.T) {
 		t.Fatalf("refused flow changed the table: %d flows", n)
 	}
 	// Without check-overlap the same flow is added.
-	cc.send(flowModMsg(t, 51, "priority=100,dl_dst=02:00:00:00:00:01,actions=drop", fmOpts{cmd: fmAdd}))
+	cc.send(flowModMsg(t, 51, "priority=100,dl_dst=02:00:00:00:00:01,actions=drop", fmOpts{cmd: ofwire.FlowAdd}))
 	cc.barrier()
 
 	// Modify-strict changes one flow's actions only.
-	cc.send(flowModMsg(t, 52, "priority=100,in_port=2,actions=output:1", fmOpts{cmd: fmModifyStrict}))
+	cc.send(flowModMsg(t, 52, "priority=100,in_port=2,actions=output:1", fmOpts{cmd: ofwire.FlowModifyStrict}))
 	// Delete by out_port: only the flow that outputs to 4 from in_port=3 and the in_port=1 flow output to 4.
-	cc.send(flowModMsg(t, 53, "priority=1,actions=drop", fmOpts{cmd: fmDelete, outPort: 4}))
+	cc.send(flowModMsg(t, 53, "priority=1,actions=drop", fmOpts{cmd: ofwire.FlowDelete, outPort: 4}))
 	if errs := cc.barrier(); len(errs) != 0 {
 		t.Fatalf("unexpected replies: %v", errs)
 	}
@@ -145,8 +145,8 @@ func TestFlowModsStatsAndFilters(t *testing.T) {
 	}
 
 	// Delete by cookie under mask removes only ours; delete-strict needs the exact priority.
-	cc.send(flowModMsg(t, 54, "priority=0,actions=drop", fmOpts{cmd: fmDeleteStrict}))
-	cc.send(flowModMsg(t, 55, fmt.Sprintf("cookie=%#x,actions=drop", ours), fmOpts{cmd: fmDelete, cookieMask: flows.CookieMask}))
+	cc.send(flowModMsg(t, 54, "priority=0,actions=drop", fmOpts{cmd: ofwire.FlowDeleteStrict}))
+	cc.send(flowModMsg(t, 55, fmt.Sprintf("cookie=%#x,actions=drop", ours), fmOpts{cmd: ofwire.FlowDelete, cookieMask: flows.CookieMask}))
 	cc.barrier()
 	fs, _ = cc.flowStats(0, 0)
 	if len(fs) != 1 || fs[0].Flow.Priority != 100 || fs[0].Flow.Cookie != 0 {
@@ -179,7 +179,7 @@ func TestLargeFlowStatsAreSplit(t *testing.T) {
 	for i := range n {
 		f := fmt.Sprintf("cookie=%#x,priority=10,in_port=1,dl_dst=02:00:00:%02x:%02x:01,actions=set_field:%d->tun_id,set_field:198.18.0.2->tun_dst,output:2",
 			flows.CookieOurs|uint64(i), i>>8, i&0xff, i)
-		batch = append(batch, flowModMsg(t, uint32(i+1), f, fmOpts{cmd: fmAdd})...)
+		batch = append(batch, flowModMsg(t, uint32(i+1), f, fmOpts{cmd: ofwire.FlowAdd})...)
 	}
 	cc.send(batch)
 	if errs := cc.barrier(); len(errs) != 0 {
@@ -210,9 +210,9 @@ func TestBarrierOrdering(t *testing.T) {
 	var b []byte
 	for i := range 20 {
 		if i%3 == 0 {
-			b = append(b, flowModMsg(t, uint32(100+i), "priority=1,in_port=1,actions=output:ANY", fmOpts{cmd: fmAdd})...)
+			b = append(b, flowModMsg(t, uint32(100+i), "priority=1,in_port=1,actions=output:ANY", fmOpts{cmd: ofwire.FlowAdd})...)
 		} else {
-			b = append(b, flowModMsg(t, uint32(100+i), fmt.Sprintf("priority=%d,in_port=1,actions=output:2", i), fmOpts{cmd: fmAdd})...)
+			b = append(b, flowModMsg(t, uint32(100+i), fmt.Sprintf("priority=%d,in_port=1,actions=output:2", i), fmOpts{cmd: ofwire.FlowAdd})...)
 		}
 		b = append(b, ofwire.AppendEmpty(nil, ofwire.TypeBarrierRequest, uint32(200+i))...)
 	}
@@ -260,7 +260,7 @@ func TestReconnectKeepsFlows(t *testing.T) {
 	ctl := newCtl(t)
 	sw := startSwitch(t, ctl.ln.Addr().String(), 1, 2, nil)
 	cc := ctl.accept()
-	cc.send(flowModMsg(t, 1, "priority=5,in_port=1,actions=output:2", fmOpts{cmd: fmAdd}))
+	cc.send(flowModMsg(t, 1, "priority=5,in_port=1,actions=output:2", fmOpts{cmd: ofwire.FlowAdd}))
 	cc.barrier()
 	cc.nc.Close() // the controller goes away
 	cc2 := ctl.accept()
@@ -297,7 +297,7 @@ func TestFaults(t *testing.T) {
 	ctl := newCtl(t)
 	sw := startSwitch(t, ctl.ln.Addr().String(), 1, 2, nil)
 	cc := ctl.accept()
-	cc.send(flowModMsg(t, 1, "priority=5,in_port=1,actions=output:2", fmOpts{cmd: fmAdd}))
+	cc.send(flowModMsg(t, 1, "priority=5,in_port=1,actions=output:2", fmOpts{cmd: ofwire.FlowAdd}))
 	cc.barrier()
 
 	t.Run("stall", func(t *testing.T) {
