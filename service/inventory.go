@@ -125,9 +125,8 @@ func nicInUse(r store.Reader, subject string, n model.VmNic) error {
 	if len(ss) == 0 {
 		return nil
 	}
-	pm, _ := store.Get[model.PortMirror](r, ss[0].PortMirrorUUID)
-	return refuse(CodeConflict, RuleInUse, "%s: its %s is used by %s of %s; delete the session first",
-		subject, descNic(r, n), descSession(ss[0]), descPM(pm))
+	return refuse(CodeConflict, RuleInUse, "%s: its %s is used by %s; delete the session first",
+		subject, descNic(r, n), sessionWhere(r, ss[0]))
 }
 
 // DeleteHost removes a host with its VMs, NICs and flow endpoints; refused while a session uses one of its NICs.
@@ -335,9 +334,8 @@ func (s *Service) SetVmNicQos(ctx context.Context, nicUUID string, qos *model.Ni
 			}
 			if qos.IsSet() {
 				if ss := sessionsOfNic(tx, n.UUID); len(ss) > 0 {
-					pm, _ := store.Get[model.PortMirror](tx, ss[0].PortMirrorUUID)
-					return refuse(CodeValidation, RuleNicHasQoS, "setting QoS on %s: it is used by %s of %s, and a mirrored NIC cannot have QoS",
-						what, descSession(ss[0]), descPM(pm))
+					return refuse(CodeValidation, RuleNicHasQoS, "setting QoS on %s: it is used by %s, and a mirrored NIC cannot have QoS",
+						what, sessionWhere(tx, ss[0]))
 				}
 			} else {
 				qos = nil

@@ -99,62 +99,42 @@ func (s *Service) event(ctx context.Context, a *audit, refusal *Error) model.Aud
 	return ev
 }
 
-// Typed reads inside a transaction that turn a missing object into NOT_FOUND.
+// Typed reads that turn a missing object into NOT_FOUND, naming it as noun.
 
-func getCluster(r store.Reader, uuid string) (model.Cluster, error) {
-	v, ok := store.Get[model.Cluster](r, uuid)
+func getAs[T store.Object](r store.Reader, noun, uuid string) (T, error) {
+	v, ok := store.Get[T](r, uuid)
 	if !ok {
-		return v, notFound("cluster", uuid)
+		return v, notFound(noun, uuid)
 	}
 	return v, nil
+}
+
+func getCluster(r store.Reader, uuid string) (model.Cluster, error) {
+	return getAs[model.Cluster](r, "cluster", uuid)
 }
 
 func getHost(r store.Reader, uuid string) (model.Host, error) {
-	v, ok := store.Get[model.Host](r, uuid)
-	if !ok {
-		return v, notFound("host", uuid)
-	}
-	return v, nil
+	return getAs[model.Host](r, "host", uuid)
 }
 
 func getVM(r store.Reader, uuid string) (model.VmInstance, error) {
-	v, ok := store.Get[model.VmInstance](r, uuid)
-	if !ok {
-		return v, notFound("VM instance", uuid)
-	}
-	return v, nil
+	return getAs[model.VmInstance](r, "VM instance", uuid)
 }
 
 func getNic(r store.Reader, uuid string) (model.VmNic, error) {
-	v, ok := store.Get[model.VmNic](r, uuid)
-	if !ok {
-		return v, notFound("VM NIC", uuid)
-	}
-	return v, nil
+	return getAs[model.VmNic](r, "VM NIC", uuid)
 }
 
 func getFN(r store.Reader, uuid string) (model.FlowNetwork, error) {
-	v, ok := store.Get[model.FlowNetwork](r, uuid)
-	if !ok {
-		return v, notFound("flow network", uuid)
-	}
-	return v, nil
+	return getAs[model.FlowNetwork](r, "flow network", uuid)
 }
 
 func getPM(r store.Reader, uuid string) (model.PortMirror, error) {
-	v, ok := store.Get[model.PortMirror](r, uuid)
-	if !ok {
-		return v, notFound("port mirror", uuid)
-	}
-	return v, nil
+	return getAs[model.PortMirror](r, "port mirror", uuid)
 }
 
 func getSession(r store.Reader, uuid string) (model.Session, error) {
-	v, ok := store.Get[model.Session](r, uuid)
-	if !ok {
-		return v, notFound("port mirror session", uuid)
-	}
-	return v, nil
+	return getAs[model.Session](r, "port mirror session", uuid)
 }
 
 // descNic names a NIC by its MAC, uuid and VM.

@@ -48,18 +48,16 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 	if dst.IsDefault {
 		return model.Session{}, refuse(CodeValidation, RuleDestinationIsDefault, "%s: destination %s is its VM's default NIC; use a dedicated capture NIC", what, descNic(tx, dst))
 	}
-	for _, n := range []struct {
+	ends := []struct {
 		role string
 		nic  model.VmNic
-	}{{"source", src}, {"destination", dst}} {
+	}{{"source", src}, {"destination", dst}}
+	for _, n := range ends {
 		if n.nic.QoS.IsSet() {
 			return model.Session{}, refuse(CodeValidation, RuleNicHasQoS, "%s: %s %s has QoS set; clear it first", what, n.role, descNic(tx, n.nic))
 		}
 	}
-	for _, n := range []struct {
-		role string
-		nic  model.VmNic
-	}{{"source", src}, {"destination", dst}} {
+	for _, n := range ends {
 		h, _, err := nicHost(tx, n.nic)
 		if err != nil {
 			return model.Session{}, err
@@ -72,11 +70,11 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 	}
 	if ss := store.Lookup[model.Session](tx, store.IdxSource, dst.UUID); len(ss) > 0 {
 		return model.Session{}, refuse(CodeValidation, RuleMirrorLoop, "%s: destination %s is the source of %s; a NIC cannot be both",
-			what, descNic(tx, dst), s.sessionWhere(tx, ss[0]))
+			what, descNic(tx, dst), sessionWhere(tx, ss[0]))
 	}
 	if ss := store.Lookup[model.Session](tx, store.IdxDestination, src.UUID); len(ss) > 0 {
 		return model.Session{}, refuse(CodeValidation, RuleMirrorLoop, "%s: source %s is the destination of %s; a NIC cannot be both",
-			what, descNic(tx, src), s.sessionWhere(tx, ss[0]))
+			what, descNic(tx, src), sessionWhere(tx, ss[0]))
 	}
 	for _, o := range store.Lookup[model.Session](tx, store.IdxSource, src.UUID) {
 		if o.PortMirrorUUID == pm.UUID && o.DestinationNicUUID == dst.UUID && o.Type == in.Type {
@@ -95,7 +93,7 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 }
 
 // sessionWhere names a session and its port mirror.
-func (s *Service) sessionWhere(r store.Reader, ss model.Session) string {
+func sessionWhere(r store.Reader, ss model.Session) string {
 	pm, _ := store.Get[model.PortMirror](r, ss.PortMirrorUUID)
 	return descSession(ss) + " of " + descPM(pm)
 }

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"portmirror/model"
 	"portmirror/store"
@@ -153,7 +154,7 @@ func (s *Service) Audits(ctx context.Context, q AuditQuery) ([]model.AuditEvent,
 		return nil, invalid("audits: after %q is not an audit event id", q.After)
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
-		return nil, invalid("audits: until %s is before since %s", q.Until.Format("2006-01-02T15:04:05Z07:00"), q.Since.Format("2006-01-02T15:04:05Z07:00"))
+		return nil, invalid("audits: until %s is before since %s", q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))
 	}
 	evs, err := s.st.Audits(ctx, store.AuditQuery{ResourceUUID: ref(q.ResourceUUID), Operation: q.Operation,
 		Since: q.Since, Until: q.Until, First: first, After: q.After})
