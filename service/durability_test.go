@@ -148,13 +148,13 @@ func TestChangeFeed(t *testing.T) {
 }
 
 // TestConcurrentMutations runs many writers at once (under -race) and checks the invariants afterwards: one audit
-// event per call, unique session keys per destination, every add either stored or refused.
+// event per call, unique session keys per destination, every add either stored or refused as a duplicate.
 func TestConcurrentMutations(t *testing.T) {
 	l := newMirrorLab(t, 8, 8, "198.18.5.0/24")
 	nAudit := len(audits(t, l.svc, AuditQuery{First: 1000}))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	calls := 0
+	calls, kept := 0, 0
 	for w := range 8 {
 		wg.Add(1)
 		go func() {
@@ -163,16 +163,24 @@ func TestConcurrentMutations(t *testing.T) {
 				ctx := WithActor(context.Background(), fmt.Sprint("w", w))
 				s, err := l.svc.AddPortMirrorSession(ctx, l.pm, SessionInput{Name: "c", Type: model.Egress,
 					SourceNicUUID: l.srcs[(w+i)%8], DestinationNicUUID: l.dsts[i%8]})
-				n := 1
+				n, stays := 1, err == nil
+				if err != nil && AsError(err).Rule != RuleDuplicateSession {
+					t.Errorf("add %d of w%d refused with %v, want only %s", i, w, err, RuleDuplicateSession)
+				}
 				if err == nil && i%3 == 0 {
-					_ = l.svc.DeletePortMirrorSession(ctx, s.UUID)
-					n++
+					if err := l.svc.DeletePortMirrorSession(ctx, s.UUID); err != nil {
+						t.Errorf("deleting session %s: %v", s.UUID, err)
+					}
+					n, stays = n+1, false
 				}
 				_, _ = l.svc.Sessions(ctx, l.pm)
 				_, _ = l.svc.CreateCluster(ctx, ClusterInput{Name: fmt.Sprint("c", w, i)})
 				n++
 				mu.Lock()
 				calls += n
+				if stays {
+					kept++
+				}
 				mu.Unlock()
 			}
 		}()
@@ -182,6 +190,9 @@ func TestConcurrentMutations(t *testing.T) {
 		t.Fatalf("audit events %d, want %d", got, nAudit+calls)
 	}
 	ss, _ := l.svc.Sessions(context.Background(), l.pm)
+	if len(ss) != kept {
+		t.Fatalf("%d sessions stored, want the %d added and not deleted", len(ss), kept)
+	}
 	keyOf := map[string]uint32{}
 	owner := map[uint32]string{}
 	seen := map[string]bool{}
