@@ -46,18 +46,27 @@ type Options struct {
 	Datapath Datapath // Dummy when empty
 	// NoVswitchd starts only ovsdb-server (with an initialised database); StartVswitchd starts ovs-vswitchd later.
 	NoVswitchd bool
-	// TCP adds a ptcp remote on 127.0.0.1 to ovsdb-server, on a port the server picks (see TCPAddr). A restarted
+	// TCP adds a ptcp remote on TCPHost to ovsdb-server, on a port the server picks (see TCPAddr). A restarted
 	// server (StartDB) listens on the same port again.
 	TCP bool
+	// TCPHost is the IPv4 address the TCP remote listens on, 127.0.0.1 when empty; with Netns, an address that
+	// namespace holds.
+	TCPHost string
 	// InNetns runs ovs-vswitchd in a network namespace of its own, created with lo up and deleted by Stop.
 	InNetns bool
 	// NetnsAddrs are IPv4 addresses (of 198.18.0.0/15) added as /32 to the namespace's lo, so that OVS's tunnel
 	// routing finds them local: flow-based tunnel ports with options:local_ip=one of them really encapsulate.
 	// Only with InNetns.
 	NetnsAddrs []string
+	// Netns runs both daemons, ovsdb-server too, in this existing network namespace, which the caller made and
+	// deletes. Not with InNetns.
+	Netns string
 	// DirPrefix starts the name of the temporary run directory ("pmovs" when empty). Keep it short: unix socket
 	// paths are limited to 108 bytes.
 	DirPrefix string
+	// Dir is a run directory of the caller's, created if need be and left in place by Stop; a new temporary
+	// one (see DirPrefix), which Stop removes, when empty.
+	Dir string
 }
 
 // binaries are the programs every instance runs.
@@ -67,7 +76,7 @@ var binaries = []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl
 // It is empty when everything is installed.
 func Missing(opts Options) []string {
 	bins := binaries
-	if opts.InNetns {
+	if opts.InNetns || opts.Netns != "" {
 		bins = append(bins[:len(bins):len(bins)], "ip")
 	}
 	var missing []string
@@ -97,7 +106,7 @@ func Version() string {
 // OVS is one private Open vSwitch. Its methods may be called from several goroutines.
 type OVS struct {
 	Dir   string // the run directory: conf.db, db.sock, pidfiles, control sockets, logs, <bridge>.mgmt
-	Netns string // the network namespace ovs-vswitchd runs in, "" unless Options.InNetns
+	Netns string // the network namespace ovs-vswitchd runs in: Options.Netns, or with Options.InNetns its own
 
 	opts Options
 	env  []string
@@ -122,18 +131,20 @@ func Start(ctx context.Context, opts Options) (*OVS, error) {
 	if len(opts.NetnsAddrs) > 0 && !opts.InNetns {
 		return nil, fmt.Errorf("ovstest: NetnsAddrs %v: only with InNetns", opts.NetnsAddrs)
 	}
+	if opts.Netns != "" && opts.InNetns {
+		return nil, fmt.Errorf("ovstest: Netns %q: not with InNetns", opts.Netns)
+	}
+	if opts.TCPHost == "" {
+		opts.TCPHost = "127.0.0.1"
+	}
 	if m := Missing(opts); len(m) > 0 {
 		return nil, fmt.Errorf("ovstest: %w: missing %s", ErrNotInstalled, strings.Join(m, ", "))
 	}
-	prefix := opts.DirPrefix
-	if prefix == "" {
-		prefix = "pmovs"
-	}
-	dir, err := os.MkdirTemp("", prefix)
+	dir, err := runDir(opts)
 	if err != nil {
 		return nil, fmt.Errorf("ovstest: run directory: %w", err)
 	}
-	o := &OVS{Dir: dir, opts: opts,
+	o := &OVS{Dir: dir, Netns: opts.Netns, opts: opts,
 		env: append(os.Environ(), "OVS_RUNDIR="+dir, "OVS_LOGDIR="+dir, "OVS_DBDIR="+dir, "OVS_SYSCONFDIR="+dir)}
 	if err := o.start(ctx); err != nil {
 		err = fmt.Errorf("ovstest: %w\n%s", err, o.LogTails(20))
@@ -143,6 +154,18 @@ func Start(ctx context.Context, opts Options) (*OVS, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// runDir makes the run directory: Options.Dir, or a new temporary one.
+func runDir(opts Options) (string, error) {
+	if opts.Dir != "" {
+		return opts.Dir, os.MkdirAll(opts.Dir, 0o755)
+	}
+	prefix := opts.DirPrefix
+	if prefix == "" {
+		prefix = "pmovs"
+	}
+	return os.MkdirTemp("", prefix)
 }
 
 func (o *OVS) start(ctx context.Context) error {
@@ -184,21 +207,19 @@ func (o *OVS) DBSocket() string { return o.path("db.sock") }
 // DBAddr is the database's unix remote, "unix:<Dir>/db.sock".
 func (o *OVS) DBAddr() string { return "unix:" + o.DBSocket() }
 
-// TCPAddr is the database's TCP remote, "tcp:127.0.0.1:<port>", or "" without Options.TCP.
+// TCPAddr is the database's TCP remote, "tcp:<TCPHost>:<port>", or "" without Options.TCP.
 func (o *OVS) TCPAddr() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.tcpPort == 0 {
 		return ""
 	}
-	return fmt.Sprintf("tcp:127.0.0.1:%d", o.tcpPort)
+	return fmt.Sprintf("tcp:%s:%d", o.opts.TCPHost, o.tcpPort)
 }
 
 // Mgmt is the OpenFlow management socket of a bridge, "unix:<Dir>/<bridge>.mgmt". ovs-ofctl also finds it
 // from the bare bridge name through OVS_RUNDIR, which Ofctl sets.
 func (o *OVS) Mgmt(bridge string) string { return "unix:" + o.path(bridge+".mgmt") }
-
-var listeningRE = regexp.MustCompile(`127\.0\.0\.1: listening on port (\d+)`)
 
 // StartDB starts ovsdb-server on the instance's database, again after StopDB: on the same unix socket, and
 // with Options.TCP on the same TCP port.
@@ -208,7 +229,7 @@ func (o *OVS) StartDB(ctx context.Context) error {
 	logStart := fileSize(o.path("ovsdb-server.log"))
 	args := []string{"ovsdb-server", o.path("conf.db"), "--remote=punix:" + o.DBSocket()}
 	if o.opts.TCP {
-		args = append(args, fmt.Sprintf("--remote=ptcp:%d:127.0.0.1", o.tcpPort))
+		args = append(args, fmt.Sprintf("--remote=ptcp:%d:%s", o.tcpPort, o.opts.TCPHost))
 	}
 	if err := o.startDaemon(ctx, &o.dbPid, args); err != nil {
 		return err
@@ -217,6 +238,7 @@ func (o *OVS) StartDB(ctx context.Context) error {
 		return nil
 	}
 	// The port the server picked shows in its log once it listens.
+	listeningRE := regexp.MustCompile(regexp.QuoteMeta(o.opts.TCPHost) + `: listening on port (\d+)`)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if b, err := os.ReadFile(o.path("ovsdb-server.log")); err == nil && int64(len(b)) >= logStart {
@@ -257,7 +279,8 @@ func (o *OVS) StartVswitchd(ctx context.Context) error {
 }
 
 // startDaemon runs args (a daemon and its own arguments) detached, with a pidfile, control socket and log file
-// named after it in the run directory (inside the namespace for ovs-vswitchd), and records its pid in *pid.
+// named after it in the run directory (inside the namespace for ovs-vswitchd, and with Options.Netns for both),
+// and records its pid in *pid.
 // o.mu is held.
 func (o *OVS) startDaemon(ctx context.Context, pid *int, args []string) error {
 	name := args[0]
@@ -269,7 +292,7 @@ func (o *OVS) startDaemon(ctx context.Context, pid *int, args []string) error {
 	}
 	args = append(args, "--pidfile="+o.path(name+".pid"), "--unixctl="+o.path(name+".ctl"),
 		"--log-file="+o.path(name+".log"), "--detach")
-	if name == "ovs-vswitchd" && o.Netns != "" {
+	if o.Netns != "" && (name == "ovs-vswitchd" || o.opts.Netns != "") {
 		args = append([]string{"ip", "netns", "exec", o.Netns}, args...)
 	}
 	if _, err := o.Run(ctx, args[0], args[1:]...); err != nil {
@@ -307,8 +330,8 @@ func (o *OVS) VswitchdPid() int {
 	return o.vsPid
 }
 
-// Stop ends both daemons by pid, deletes the namespace and removes the run directory. It may be called more
-// than once.
+// Stop ends both daemons by pid, deletes the namespace it made (Options.InNetns) and removes the temporary run
+// directory (not Options.Dir). It may be called more than once.
 func (o *OVS) Stop() error {
 	errVs := o.StopVswitchd(syscall.SIGTERM)
 	errDB := o.StopDB(syscall.SIGTERM)
@@ -319,12 +342,15 @@ func (o *OVS) Stop() error {
 	}
 	o.stopped = true
 	var errNs error
-	if o.Netns != "" {
+	if o.opts.InNetns && o.Netns != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, errNs = o.Run(ctx, "ip", "netns", "del", o.Netns)
 	}
 	var errDir error
+	if o.opts.Dir != "" {
+		return errors.Join(errVs, errDB, errNs)
+	}
 	if err := os.RemoveAll(o.Dir); err != nil {
 		errDir = fmt.Errorf("ovstest: remove %s: %w", o.Dir, err)
 	}
@@ -380,6 +406,11 @@ func waitGone(pid int, d time.Duration) bool {
 }
 
 func gone(pid int) bool {
+	// Where the caller is a child subreaper, detached daemons are its children: reap them.
+	var ws syscall.WaitStatus
+	if got, _ := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); got == pid {
+		return true
+	}
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 		return true
 	}

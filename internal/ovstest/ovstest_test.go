@@ -184,6 +184,7 @@ func TestStartRefusesBadOptions(t *testing.T) {
 	}{
 		{Options{Datapath: "system"}, `datapath "system": must be "dummy" or "netdev"`},
 		{Options{NetnsAddrs: []string{"198.18.0.1"}}, "NetnsAddrs [198.18.0.1]: only with InNetns"},
+		{Options{Netns: "pmx", InNetns: true}, `Netns "pmx": not with InNetns`},
 	} {
 		o, err := Start(context.Background(), c.opts)
 		if err == nil || !strings.Contains(err.Error(), c.want) || o != nil {

@@ -4,26 +4,26 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"portmirror/internal/ovstest"
 )
 
 // Hypervisor is one host: a network namespace running its own ovsdb-server and
-// ovs-vswitchd (userspace datapath) with br-int (the bridge VMs attach to) and
-// br-flow (the flow-network underlay bridge whose internal port holds EndpointIP).
+// ovs-vswitchd (userspace datapath, an ovstest instance) with br-int (the bridge VMs
+// attach to) and br-flow (the flow-network underlay bridge whose internal port holds
+// EndpointIP).
 type Hypervisor struct {
 	Name  string // "hv1", "hv2"
 	Netns string // network namespace name, unique per run
 	Dir   string // OVS_RUNDIR, OVS_LOGDIR, OVS_DBDIR and OVS_SYSCONFDIR: conf.db, sockets, logs, pidfiles
 
-	DBSock          string // path of the ovsdb-server unix socket
-	OVSDBAddress    string // "unix:<DBSock>": a Host's ovsdbAddress for the controller
-	OVSDBTCPAddress string // "tcp:<ControlIP>:6640": the same database over TCP, reachable from the root namespace
+	OVSDBAddress    string // "unix:<Dir>/db.sock": a Host's ovsdbAddress for the controller
+	OVSDBTCPAddress string // "tcp:<ControlIP>:<port>": the same database over TCP, reachable from the root namespace
 
 	Bridge       string // "br-int"
 	DPID         string // br-int's datapath id, fixed per hypervisor: "00000000000000e1", "00000000000000e2"
@@ -33,96 +33,44 @@ type Hypervisor struct {
 	BusinessPort string // br-int port of the business link to the other hypervisor
 
 	topo *Topology
-	env  []string
-
-	mu          sync.Mutex
-	ovsdbPid    int
-	vswitchdPid int
+	ovs  *ovstest.OVS // set by startOVS
 }
-
-const ovsdbTCPPort = 6640
-
-func (h *Hypervisor) pidfile(p string) string { return filepath.Join(h.Dir, p+".pid") }
-func (h *Hypervisor) ctl(p string) string     { return filepath.Join(h.Dir, p+".ctl") }
 
 // Mgmt returns the OpenFlow management socket of a bridge, the target ovs-ofctl uses.
-func (h *Hypervisor) Mgmt(bridge string) string {
-	return "unix:" + filepath.Join(h.Dir, bridge+".mgmt")
-}
+func (h *Hypervisor) Mgmt(bridge string) string { return h.ovs.Mgmt(bridge) }
 
-// startOVSDB creates conf.db and starts ovsdb-server inside the namespace.
-func (h *Hypervisor) startOVSDB(ctx context.Context) error {
-	db := filepath.Join(h.Dir, "conf.db")
-	if _, err := runCmd(ctx, h.env, "ovsdb-tool", "create", db, vswitchSchema); err != nil {
-		return err
-	}
-	if _, err := runCmd(ctx, h.env, "ip", "netns", "exec", h.Netns, "ovsdb-server", db,
-		"--remote=punix:"+h.DBSock,
-		fmt.Sprintf("--remote=ptcp:%d:%s", ovsdbTCPPort, h.ControlIP),
-		"--pidfile="+h.pidfile("ovsdb"), "--unixctl="+h.ctl("ovsdb"),
-		"--log-file="+filepath.Join(h.Dir, "ovsdb.log"), "--detach"); err != nil {
-		return err
-	}
-	pid, err := readPidfile(h.pidfile("ovsdb"))
+// startOVS starts ovsdb-server (with a TCP remote on ControlIP) and ovs-vswitchd
+// inside the namespace, in Dir.
+func (h *Hypervisor) startOVS(ctx context.Context) error {
+	o, err := ovstest.Start(ctx, ovstest.Options{Datapath: ovstest.Netdev, Netns: h.Netns, Dir: h.Dir,
+		TCP: true, TCPHost: h.ControlIP})
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", h.Name, err)
 	}
-	h.mu.Lock()
-	h.ovsdbPid = pid
-	h.mu.Unlock()
-	_, err = h.Vsctl(ctx, "--no-wait", "init")
-	return err
-}
-
-// startVswitchd starts ovs-vswitchd inside the namespace on the same database.
-func (h *Hypervisor) startVswitchd(ctx context.Context) error {
-	if _, err := runCmd(ctx, h.env, "ip", "netns", "exec", h.Netns, "ovs-vswitchd", "unix:"+h.DBSock,
-		"--pidfile="+h.pidfile("vswitchd"), "--unixctl="+h.ctl("vswitchd"),
-		"--log-file="+filepath.Join(h.Dir, "vswitchd.log"), "--detach"); err != nil {
-		return err
-	}
-	pid, err := readPidfile(h.pidfile("vswitchd"))
-	if err != nil {
-		return err
-	}
-	h.mu.Lock()
-	h.vswitchdPid = pid
-	h.mu.Unlock()
+	h.ovs = o
+	h.OVSDBAddress = o.DBAddr()
+	h.OVSDBTCPAddress = o.TCPAddr()
 	return nil
 }
 
 // stopOVS stops this hypervisor's ovs-vswitchd and ovsdb-server, by pid.
 func (h *Hypervisor) stopOVS() error {
-	h.mu.Lock()
-	vs, db := h.vswitchdPid, h.ovsdbPid
-	h.vswitchdPid, h.ovsdbPid = 0, 0
-	h.mu.Unlock()
-	var errs []string
-	for _, pid := range []int{vs, db} {
-		if pid == 0 {
-			continue
-		}
-		if err := stopPid(pid, syscall.SIGTERM, 5*time.Second); err != nil {
-			errs = append(errs, err.Error())
-		}
+	if h.ovs == nil {
+		return nil
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s: stop OVS: %s", h.Name, strings.Join(errs, "; "))
+	if err := h.ovs.Stop(); err != nil {
+		return fmt.Errorf("%s: stop OVS: %w", h.Name, err)
 	}
 	return nil
 }
 
 // VswitchdPid is the pid of the running ovs-vswitchd (0 when stopped).
-func (h *Hypervisor) VswitchdPid() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.vswitchdPid
-}
+func (h *Hypervisor) VswitchdPid() int { return h.ovs.VswitchdPid() }
 
 // Vsctl runs ovs-vsctl against this hypervisor's database. Without --no-wait it
 // waits until ovs-vswitchd has applied the change.
 func (h *Hypervisor) Vsctl(ctx context.Context, args ...string) (string, error) {
-	out, err := runCmd(ctx, h.env, "ovs-vsctl", append([]string{"--db=unix:" + h.DBSock, "--timeout=20"}, args...)...)
+	out, err := h.ovs.Vsctl(ctx, args...)
 	if err != nil {
 		return out, fmt.Errorf("%s: %w", h.Name, err)
 	}
@@ -141,7 +89,7 @@ func (h *Hypervisor) MustVsctl(t testing.TB, args ...string) string {
 
 // Ofctl runs "ovs-ofctl -O OpenFlow13 <cmd> <bridge's mgmt socket> args...".
 func (h *Hypervisor) Ofctl(ctx context.Context, cmd, bridge string, args ...string) (string, error) {
-	out, err := runCmd(ctx, h.env, "ovs-ofctl", append([]string{"-O", "OpenFlow13", cmd, h.Mgmt(bridge)}, args...)...)
+	out, err := h.ovs.Ofctl(ctx, append([]string{cmd, h.Mgmt(bridge)}, args...)...)
 	if err != nil {
 		return out, fmt.Errorf("%s: %w", h.Name, err)
 	}
@@ -163,7 +111,7 @@ func (h *Hypervisor) DumpFlows(ctx context.Context, bridge string) (string, erro
 
 // Appctl runs ovs-appctl against this hypervisor's ovs-vswitchd.
 func (h *Hypervisor) Appctl(ctx context.Context, args ...string) (string, error) {
-	out, err := runCmd(ctx, h.env, "ovs-appctl", append([]string{"-t", h.ctl("vswitchd")}, args...)...)
+	out, err := h.ovs.Appctl(ctx, args...)
 	if err != nil {
 		return out, fmt.Errorf("%s: %w", h.Name, err)
 	}
@@ -172,7 +120,7 @@ func (h *Hypervisor) Appctl(ctx context.Context, args ...string) (string, error)
 
 // Exec runs a program inside the hypervisor's network namespace.
 func (h *Hypervisor) Exec(ctx context.Context, name string, args ...string) (string, error) {
-	return runCmd(ctx, h.env, "ip", append([]string{"netns", "exec", h.Netns, name}, args...)...)
+	return runCmd(ctx, nil, "ip", append([]string{"netns", "exec", h.Netns, name}, args...)...)
 }
 
 // OFPort returns the OpenFlow port number of an interface, waiting for
@@ -283,13 +231,10 @@ func (h *Hypervisor) RestartVswitchd(t testing.TB) {
 	if pid == 0 {
 		t.Fatalf("%s: ovs-vswitchd is not running", h.Name)
 	}
-	if err := stopPid(pid, syscall.SIGTERM, 5*time.Second); err != nil {
+	if err := h.ovs.StopVswitchd(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	h.mu.Lock()
-	h.vswitchdPid = 0
-	h.mu.Unlock()
-	if err := h.startVswitchd(ctx); err != nil {
+	if err := h.ovs.StartVswitchd(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// A change without --no-wait returns once ovs-vswitchd has reconfigured.
@@ -312,8 +257,11 @@ func (h *Hypervisor) RestartVswitchd(t testing.TB) {
 
 // Diagnostics returns what helps explain a failure: ovs-vsctl show, the flows of
 // both bridges, the datapath flows, OVS's route and tunnel-neighbour tables and the
-// tail of vswitchd.log.
+// tails of the daemons' logs.
 func (h *Hypervisor) Diagnostics(ctx context.Context) string {
+	if h.ovs == nil {
+		return fmt.Sprintf("----- %s: OVS not started\n", h.Name)
+	}
 	var b strings.Builder
 	section := func(title, out string, err error) {
 		fmt.Fprintf(&b, "----- %s: %s\n", h.Name, title)
@@ -335,7 +283,7 @@ func (h *Hypervisor) Diagnostics(ctx context.Context) string {
 		out, err = h.Appctl(ctx, cmd)
 		section("ovs-appctl "+cmd, out, err)
 	}
-	section("vswitchd.log (tail)", tailFile(filepath.Join(h.Dir, "vswitchd.log"), 40), nil)
+	b.WriteString(h.ovs.LogTails(40))
 	return b.String()
 }
 

@@ -106,13 +106,6 @@ func NewTopology(t testing.TB, opts TopologyOptions) *Topology {
 			BusinessPort: "bl0",
 			topo:         tp,
 		}
-		h.DBSock = filepath.Join(h.Dir, "db.sock")
-		h.OVSDBAddress = "unix:" + h.DBSock
-		h.OVSDBTCPAddress = fmt.Sprintf("tcp:%s:%d", h.ControlIP, ovsdbTCPPort)
-		h.env = []string{"OVS_RUNDIR=" + h.Dir, "OVS_LOGDIR=" + h.Dir, "OVS_DBDIR=" + h.Dir, "OVS_SYSCONFDIR=" + h.Dir}
-		if err := os.MkdirAll(h.Dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		if n == 1 {
 			tp.HV1 = h
 		} else {
@@ -131,10 +124,7 @@ func NewTopology(t testing.TB, opts TopologyOptions) *Topology {
 		failMode = "secure"
 	}
 	err = forBoth(tp, func(h *Hypervisor) error {
-		if err := h.startOVSDB(ctx); err != nil {
-			return err
-		}
-		if err := h.startVswitchd(ctx); err != nil {
+		if err := h.startOVS(ctx); err != nil {
 			return err
 		}
 		if _, err := h.Vsctl(ctx,
