@@ -25,8 +25,8 @@ func (s *Switch) handle(c *conn, typ ofwire.Type, xid uint32, msg []byte) error 
 	switch typ {
 	case ofwire.TypeHello, ofwire.TypeEchoReply, ofwire.TypeSetConfig, ofwire.TypeSetAsync:
 	case ofwire.TypeError:
-		if len(body) >= 4 {
-			s.log.Info("controller sent an error", "type", binary.BigEndian.Uint16(body), "code", binary.BigEndian.Uint16(body[2:]))
+		if e, err := ofwire.DecodeError(body); err == nil {
+			s.log.Info("controller sent an error", "type", e.Type, "code", e.Code)
 		}
 	case ofwire.TypeEchoRequest:
 		c.send(ofwire.AppendEcho(nil, ofwire.TypeEchoReply, xid, body))

@@ -108,7 +108,12 @@ func (c *Controller) serve(nc net.Conn) {
 					return m, false
 				}
 			case ofwire.TypeError:
-				c.t.Errorf("switch refused a message: %x", m.Body)
+				e, err := ofwire.DecodeError(m.Body)
+				if err != nil {
+					c.t.Errorf("switch sent an error that does not decode (%v): %x", err, m.Body)
+					continue
+				}
+				c.t.Errorf("switch refused a message: %v (data %x)", e, e.Data)
 			}
 		}
 	}
