@@ -94,6 +94,14 @@ func (e *fastExec) collect(typ *gql.Object, ss *ast.SelectionSet) (*collectedSet
 	visited := map[string]bool{}
 	defs := typ.Fields()
 	var walk func(ss *ast.SelectionSet) error
+	// walkIf walks a fragment's selection set when its type condition applies to typ.
+	walkIf := func(cond *ast.Named, ss *ast.SelectionSet) error {
+		applies, err := e.applies(typ, cond)
+		if err != nil || !applies {
+			return err
+		}
+		return walk(ss)
+	}
 	walk = func(ss *ast.SelectionSet) error {
 		if ss == nil {
 			return nil
@@ -135,14 +143,8 @@ func (e *fastExec) collect(typ *gql.Object, ss *ast.SelectionSet) (*collectedSet
 				if len(s.Directives) > 0 {
 					return errGiveUp
 				}
-				applies, err := e.applies(typ, s.TypeCondition)
-				if err != nil {
+				if err := walkIf(s.TypeCondition, s.SelectionSet); err != nil {
 					return err
-				}
-				if applies {
-					if err := walk(s.SelectionSet); err != nil {
-						return err
-					}
 				}
 			case *ast.FragmentSpread:
 				if len(s.Directives) > 0 || s.Name == nil {
@@ -156,14 +158,8 @@ func (e *fastExec) collect(typ *gql.Object, ss *ast.SelectionSet) (*collectedSet
 				if fd == nil {
 					return errGiveUp
 				}
-				applies, err := e.applies(typ, fd.TypeCondition)
-				if err != nil {
+				if err := walkIf(fd.TypeCondition, fd.SelectionSet); err != nil {
 					return err
-				}
-				if applies {
-					if err := walk(fd.SelectionSet); err != nil {
-						return err
-					}
 				}
 			default:
 				return errGiveUp

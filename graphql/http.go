@@ -4,6 +4,7 @@
 package graphql
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -190,6 +191,11 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		out.code, _ = e.Extensions["code"].(string)
 		h.writeErrors(w, status, e)
 	}
+	result := func(ctx context.Context, res *gql.Result) {
+		completeErrors(ctx, res)
+		out.code = firstCode(res.Errors)
+		h.writeResult(w, http.StatusOK, res)
+	}
 
 	who, aerr := h.auth.authenticate(r)
 	if aerr != nil {
@@ -219,10 +225,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	src := source.NewSource(&source.Source{Body: []byte(req.Query), Name: "GraphQL request"})
 	astDoc, err := parser.Parse(parser.ParseParams{Source: src})
 	if err != nil {
-		res := &gql.Result{Errors: gqlerrors.FormatErrors(err)}
-		completeErrors(r.Context(), res)
-		out.code = firstCode(res.Errors)
-		h.writeResult(w, http.StatusOK, res)
+		result(r.Context(), &gql.Result{Errors: gqlerrors.FormatErrors(err)})
 		return
 	}
 	doc := newDocument(astDoc, req.OperationName)
@@ -231,10 +234,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if vr := gql.ValidateDocument(&h.schema, astDoc, nil); !vr.IsValid {
-		res := &gql.Result{Errors: vr.Errors}
-		completeErrors(r.Context(), res)
-		out.code = firstCode(res.Errors)
-		h.writeResult(w, http.StatusOK, res)
+		result(r.Context(), &gql.Result{Errors: vr.Errors})
 		return
 	}
 	if fields := doc.rootFields(); len(fields) > 0 && fields[0].Name != nil {
@@ -261,16 +261,13 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res := gql.Execute(gql.ExecuteParams{
+	result(ctx, gql.Execute(gql.ExecuteParams{
 		Schema:        h.schema,
 		AST:           astDoc,
 		OperationName: req.OperationName,
 		Args:          req.Variables,
 		Context:       ctx,
-	})
-	completeErrors(ctx, res)
-	out.code = firstCode(res.Errors)
-	h.writeResult(w, http.StatusOK, res)
+	}))
 }
 
 // readRequest reads and decodes the body; a non-zero status is a refusal with its error.
@@ -286,7 +283,7 @@ func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (request, 
 		return req, http.StatusBadRequest, requestError(service.CodeValidation, service.RuleInvalidArgument,
 			"reading the request body: "+err.Error())
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil {
 		return req, http.StatusBadRequest, requestError(service.CodeValidation, service.RuleInvalidArgument,
 			"the request body is not JSON of the form {\"query\": ..., \"variables\": {...}, \"operationName\": ...}: "+err.Error())

@@ -191,14 +191,10 @@ func (b *builder) mutationType() *gql.Object {
 			vi := service.VmInstanceInput{UUID: argString(m, "uuid"), Name: argString(m, "name"), HostUUID: argString(m, "hostUuid")}
 			for _, n := range argList(m, "nics") {
 				nm, _ := n.(map[string]any)
-				qos, err := qosInput(nm["qos"])
-				if err != nil {
-					return nil, err
-				}
 				vi.Nics = append(vi.Nics, service.VmNicInput{
 					UUID: argString(nm, "uuid"), MAC: argString(nm, "mac"), IP: argString(nm, "ip"),
 					L3NetworkUUID: argString(nm, "l3NetworkUuid"), IsDefault: argBool(nm, "isDefault"),
-					PortName: argString(nm, "portName"), QoS: qos,
+					PortName: argString(nm, "portName"), QoS: qosInput(nm["qos"]),
 				})
 			}
 			return ops.CreateVmInstance(ctx, vi)
@@ -210,11 +206,7 @@ func (b *builder) mutationType() *gql.Object {
 		"setVmNicQos": root(nn(b.nic), "null clears it",
 			gql.FieldConfigArgument{"nicUuid": {Type: nn(gql.ID)}, "qos": {Type: b.qosIn}},
 			func(ctx context.Context, a map[string]any) (any, error) {
-				qos, err := qosInput(a["qos"])
-				if err != nil {
-					return nil, err
-				}
-				return ops.SetVmNicQos(ctx, argString(a, "nicUuid"), qos)
+				return ops.SetVmNicQos(ctx, argString(a, "nicUuid"), qosInput(a["qos"]))
 			}),
 
 		"createFlowNetwork": root(nn(b.flowNet), "", in(b.flowNetIn), func(ctx context.Context, a map[string]any) (any, error) {
@@ -291,10 +283,10 @@ func sessionInput(m map[string]any) service.SessionInput {
 }
 
 // qosInput reads a NicQosInput; nil (absent or null) is no QoS. The service checks the values.
-func qosInput(v any) (*model.NicQoS, error) {
+func qosInput(v any) *model.NicQoS {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, nil
+		return nil
 	}
 	q := &model.NicQoS{}
 	if n, ok := m["inboundBandwidthBps"].(int); ok {
@@ -305,7 +297,7 @@ func qosInput(v any) (*model.NicQoS, error) {
 		x := int64(n)
 		q.OutboundBandwidthBps = &x
 	}
-	return q, nil
+	return q
 }
 
 func argString(a map[string]any, k string) string {

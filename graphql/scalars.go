@@ -10,19 +10,14 @@ import (
 // newTimeScalar is the Time scalar: RFC 3339 with nanoseconds, in UTC.
 func newTimeScalar() *gql.Scalar {
 	serialize := func(v any) any {
-		switch t := v.(type) {
-		case time.Time:
-			if t.IsZero() {
-				return nil
-			}
-			return t.UTC().Format(time.RFC3339Nano)
-		case *time.Time:
-			if t == nil || t.IsZero() {
-				return nil
-			}
-			return t.UTC().Format(time.RFC3339Nano)
+		if p, ok := v.(*time.Time); ok && p != nil {
+			v = *p
 		}
-		return nil
+		t, ok := v.(time.Time)
+		if !ok || t.IsZero() {
+			return nil
+		}
+		return t.UTC().Format(time.RFC3339Nano)
 	}
 	parse := func(v any) any {
 		s, ok := v.(string)
