@@ -131,26 +131,27 @@ func TestMirrorLifecycle(t *testing.T) {
 	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
 	ExpectCopies(t, "lifecycle/vswitchd-restarted", a, bn.IP, n, Want{dst, both})
 
+	// migrate moves a to another hypervisor, tells the API, and times the first copy
+	// from the API call.
+	migrate := func(to *Hypervisor, label string) {
+		t.Helper()
+		a.Migrate(t, to)
+		c := StartCapture(t, dst)
+		t0 := time.Now()
+		w.GC.Must(t, `mutation($vm: ID!, $h: ID!) { migrateVmInstance(uuid: $vm, hostUuid: $h) { uuid } }`,
+			map[string]any{"vm": a.UUID, "h": w.Inv.HostUUID(to)}, nil)
+		FirstCopy(t, label, t0, a, bn.IP, c)
+		w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	}
+
 	// Migration of the source VM to hv2: copies come from hv2 (locally) exactly
 	// once, and nothing of the session is left on hv1.
-	a.Migrate(t, tp.HV2)
-	c = StartCapture(t, dst)
-	t0 = time.Now()
-	w.GC.Must(t, `mutation($vm: ID!, $h: ID!) { migrateVmInstance(uuid: $vm, hostUuid: $h) { uuid } }`,
-		map[string]any{"vm": a.UUID, "h": w.Inv.HostUUID(tp.HV2)}, nil)
-	FirstCopy(t, "lifecycle/migrate", t0, a, bn.IP, c)
-	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	migrate(tp.HV2, "lifecycle/migrate")
 	w.WaitBaselineOnly(t, tp.HV1)
 	ExpectCopies(t, "lifecycle/migrated", a, bn.IP, n, Want{dst, both})
 
 	// And back to hv1: the copies cross the flow network again, from hv1 only.
-	a.Migrate(t, tp.HV1)
-	c = StartCapture(t, dst)
-	t0 = time.Now()
-	w.GC.Must(t, `mutation($vm: ID!, $h: ID!) { migrateVmInstance(uuid: $vm, hostUuid: $h) { uuid } }`,
-		map[string]any{"vm": a.UUID, "h": w.Inv.HostUUID(tp.HV1)}, nil)
-	FirstCopy(t, "lifecycle/migrate-back", t0, a, bn.IP, c)
-	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	migrate(tp.HV1, "lifecycle/migrate-back")
 	// hv2 holds what it held before; hv1 too, but a's port is a new one now.
 	waitFlows(t, tp.HV2, before[tp.HV2.Name])
 	var wantHV1Back []string
