@@ -26,6 +26,20 @@ type Config struct {
 	LogFormat         string        `yaml:"log_format"`
 	Tokens            []TokenConfig `yaml:"tokens"`
 
+	// Transport security (API.md "Transport security"): PEM files.
+	OpenFlowTLSCert string `yaml:"openflow_tls_cert"`
+	OpenFlowTLSKey  string `yaml:"openflow_tls_key"`
+	OpenFlowTLSCA   string `yaml:"openflow_tls_ca"`
+	APITLSCert      string `yaml:"api_tls_cert"`
+	APITLSKey       string `yaml:"api_tls_key"`
+	APITLSClientCA  string `yaml:"api_tls_client_ca"`
+	ClusterTLSCert  string `yaml:"cluster_tls_cert"`
+	ClusterTLSKey   string `yaml:"cluster_tls_key"`
+	ClusterTLSCA    string `yaml:"cluster_tls_ca"`
+
+	// TLS is what the files above hold, read by parseConfig (see TLSConfigs).
+	TLS TLSConfigs `yaml:"-"`
+
 	// ConfigFile is the file the rest was read from ("" for none); WorldReadable is set when that file, which
 	// holds tokens, can be read by every user of the machine.
 	ConfigFile    string `yaml:"-"`
@@ -70,7 +84,16 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 		"controller `target` set on bridges managed through OVSDB, e.g. tcp:192.0.2.1:6653; empty leaves their setting as it is")
 	fs.StringVar(&flags.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&flags.LogFormat, "log-format", cfg.LogFormat, "text or json (to stderr)")
-	configFile := fs.String("config", "", "YAML `file` with tokens and any of the other settings (keys data_dir, api_listen, openflow_listen, openflow_advertise, log_level, log_format, tokens)")
+	fs.StringVar(&flags.OpenFlowTLSCert, "openflow-tls-cert", "", "PEM `file`: the controller's certificate for OpenFlow over TLS (with --openflow-tls-key and --openflow-tls-ca; plain TCP is then refused)")
+	fs.StringVar(&flags.OpenFlowTLSKey, "openflow-tls-key", "", "PEM `file`: the private key of --openflow-tls-cert")
+	fs.StringVar(&flags.OpenFlowTLSCA, "openflow-tls-ca", "", "PEM `file`: the CA whose signature a switch's certificate must carry (also checks ssl: OVSDB servers)")
+	fs.StringVar(&flags.APITLSCert, "api-tls-cert", "", "PEM `file`: serve the API over HTTPS (TLS 1.2 or later, HTTP/2) with this certificate")
+	fs.StringVar(&flags.APITLSKey, "api-tls-key", "", "PEM `file`: the private key of --api-tls-cert")
+	fs.StringVar(&flags.APITLSClientCA, "api-tls-client-ca", "", "PEM `file`: also require API clients to present a certificate this CA signed")
+	fs.StringVar(&flags.ClusterTLSCert, "cluster-tls-cert", "", "PEM `file`: this controller's certificate for replication and forwarding between controllers (mutual TLS)")
+	fs.StringVar(&flags.ClusterTLSKey, "cluster-tls-key", "", "PEM `file`: the private key of --cluster-tls-cert")
+	fs.StringVar(&flags.ClusterTLSCA, "cluster-tls-ca", "", "PEM `file`: the CA that signs every controller's --cluster-tls-cert")
+	configFile := fs.String("config", "", "YAML `file` with tokens and any of the other settings (each flag's name with _ for -, e.g. data_dir, api_tls_cert; and tokens)")
 	fs.Usage = func() {
 		fmt.Fprintf(usageOut, "Usage: portmirrord [flags]\n\nThe port mirroring controller: GraphQL API, OpenFlow 1.3 controller.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -104,11 +127,34 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 			cfg.LogLevel = flags.LogLevel
 		case "log-format":
 			cfg.LogFormat = flags.LogFormat
+		case "openflow-tls-cert":
+			cfg.OpenFlowTLSCert = flags.OpenFlowTLSCert
+		case "openflow-tls-key":
+			cfg.OpenFlowTLSKey = flags.OpenFlowTLSKey
+		case "openflow-tls-ca":
+			cfg.OpenFlowTLSCA = flags.OpenFlowTLSCA
+		case "api-tls-cert":
+			cfg.APITLSCert = flags.APITLSCert
+		case "api-tls-key":
+			cfg.APITLSKey = flags.APITLSKey
+		case "api-tls-client-ca":
+			cfg.APITLSClientCA = flags.APITLSClientCA
+		case "cluster-tls-cert":
+			cfg.ClusterTLSCert = flags.ClusterTLSCert
+		case "cluster-tls-key":
+			cfg.ClusterTLSKey = flags.ClusterTLSKey
+		case "cluster-tls-ca":
+			cfg.ClusterTLSCA = flags.ClusterTLSCA
 		}
 	})
 	if err := cfg.validate(); err != nil {
 		return Config{}, errUsage{err}
 	}
+	tlsConfigs, err := cfg.loadTLS()
+	if err != nil {
+		return Config{}, errUsage{err}
+	}
+	cfg.TLS = tlsConfigs
 	return cfg, nil
 }
 
@@ -145,6 +191,12 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.OpenFlowListen); err != nil {
 		return bad("openflow-listen", "openflow_listen", "%q is not HOST:PORT: %v", c.OpenFlowListen, err)
+	}
+	if c.OpenFlowAdvertise != "" && (c.OpenFlowTLSCert != "") != strings.HasPrefix(c.OpenFlowAdvertise, "ssl:") {
+		if c.OpenFlowTLSCert != "" {
+			return bad("openflow-advertise", "openflow_advertise", "%q: with --openflow-tls-cert the listener speaks TLS only, so bridges must be told ssl:HOST:PORT", c.OpenFlowAdvertise)
+		}
+		return bad("openflow-advertise", "openflow_advertise", "%q: an ssl: target needs --openflow-tls-cert, --openflow-tls-key and --openflow-tls-ca", c.OpenFlowAdvertise)
 	}
 	if c.OpenFlowAdvertise != "" {
 		proto, addr, ok := strings.Cut(c.OpenFlowAdvertise, ":")

@@ -53,6 +53,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		Logger:    log.With("component", "controller"),
 		Listen:    cfg.OpenFlowListen,
 		Advertise: cfg.OpenFlowAdvertise,
+		OVSDBTLS:  cfg.TLS.OVSDB,
+		Server:    controller.Config{TLS: cfg.TLS.OpenFlow},
 	})
 	if err != nil {
 		return fmt.Errorf("OpenFlow listener (--openflow-listen): %w", err)
@@ -73,7 +75,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		}
 		log.Info("controller stopped")
 	}()
-	log.Info("OpenFlow listener up", "addr", ctrl.Addr().String())
+	log.Info("OpenFlow listener up", "addr", ctrl.Addr().String(), "tls", cfg.TLS.OpenFlow != nil)
 	openflowHealth := func(context.Context) error {
 		select {
 		case <-ctrlDone:

@@ -20,6 +20,7 @@ package ovsdbhost
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,10 +57,11 @@ const (
 // HostConfig says which bridge of which OVSDB to manage.
 type HostConfig struct {
 	HostUUID         string
-	Address          string // "unix:PATH" or "tcp:IP:PORT"
-	Bridge           string // "" means model.DefaultBridge
-	ControllerTarget string // e.g. "tcp:192.0.2.1:6653"; "" leaves the bridge's controllers as they are
-	DatapathType     string // for creating a missing bridge; "" inherits another bridge's
+	Address          string      // "unix:PATH", "tcp:IP:PORT" or "ssl:IP:PORT"
+	TLS              *tls.Config // for an ssl: address: the client's certificate and the CA the server's is checked against
+	Bridge           string      // "" means model.DefaultBridge
+	ControllerTarget string      // e.g. "tcp:192.0.2.1:6653"; "" leaves the bridge's controllers as they are
+	DatapathType     string      // for creating a missing bridge; "" inherits another bridge's
 
 	ResyncInterval time.Duration // full re-read when nothing happens; default 30s
 	CallTimeout    time.Duration // per dial and per transaction; default 5s
@@ -122,7 +124,7 @@ func NewManager(cfg HostConfig, logger *slog.Logger) (*Manager, error) {
 	if cfg.HostUUID == "" {
 		return nil, errors.New("ovsdb host manager: host uuid is empty")
 	}
-	if _, _, err := ParseAddress(cfg.Address); err != nil {
+	if _, _, _, err := ParseAddress(cfg.Address); err != nil {
 		return nil, fmt.Errorf("host %s: %w", cfg.HostUUID, err)
 	}
 	if cfg.Bridge == "" {
@@ -294,7 +296,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // session runs one connection. connected reports whether it got as far as connecting.
 func (m *Manager) session(ctx context.Context) (connected bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, m.cfg.CallTimeout)
-	c, err := dial(dctx, m.cfg.Address)
+	c, err := dial(dctx, m.cfg.Address, m.cfg.TLS)
 	cancel()
 	if err != nil {
 		return false, err
