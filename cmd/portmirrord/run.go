@@ -117,8 +117,17 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("portmirrord ready", "api", "http://"+ln.Addr().String()+"/graphql", "api_addr", ln.Addr().String())
+	scheme := "http"
+	if cfg.TLS.API != nil {
+		// HTTPS, TLS 1.2 or later; ServeTLS offers HTTP/2 (ALPN h2) beside HTTP/1.1.
+		scheme = "https"
+		srv.TLSConfig = cfg.TLS.API
+		go func() { served <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { served <- srv.Serve(ln) }()
+	}
+	log.Info("portmirrord ready", "api", scheme+"://"+ln.Addr().String()+"/graphql", "api_addr", ln.Addr().String(),
+		"client_certificates", cfg.APITLSClientCA != "")
 
 	var serveErr error
 	select {
