@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"portmirror/internal/netlimit"
 	"portmirror/model"
 	"portmirror/ofwire"
 )
@@ -183,7 +184,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		host := remoteHost(c.RemoteAddr())
+		host := netlimit.Host(c.RemoteAddr())
 		if s.cfg.TLS != nil {
 			c = tls.Server(c, s.cfg.TLS)
 		}
@@ -225,18 +226,6 @@ func (s *Server) refused(remote string, reason error) {
 	if s.cfg.OnRefused != nil {
 		s.cfg.OnRefused(remote, reason)
 	}
-}
-
-// remoteHost is the IP address of a connection's remote end (the whole address when it has no port).
-func remoteHost(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap().String()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
 }
 
 var (

@@ -37,6 +37,12 @@ type Config struct {
 	ClusterTLSKey   string `yaml:"cluster_tls_key"`
 	ClusterTLSCA    string `yaml:"cluster_tls_ca"`
 
+	// Limits of what listens (README "Hardening").
+	OpenFlowMaxConnsPerAddr int  `yaml:"openflow_max_conns_per_addr"`
+	APIMaxConnsPerAddr      int  `yaml:"api_max_conns_per_addr"`
+	APIMaxRequests          int  `yaml:"api_max_requests"`
+	MetricsRequireToken     bool `yaml:"metrics_require_token"`
+
 	// TLS is what the files above hold, read by parseConfig (see TLSConfigs).
 	TLS TLSConfigs `yaml:"-"`
 
@@ -46,11 +52,12 @@ type Config struct {
 	WorldReadable bool   `yaml:"-"`
 }
 
-// TokenConfig is one API token of the config file.
+// TokenConfig is one API token of the config file: the token itself, or its SHA-256 in hex.
 type TokenConfig struct {
-	Name  string `yaml:"name"`
-	Token string `yaml:"token"`
-	Role  string `yaml:"role"`
+	Name   string `yaml:"name"`
+	Token  string `yaml:"token"`
+	SHA256 string `yaml:"sha256"`
+	Role   string `yaml:"role"`
 }
 
 // defaults are the embedded defaults of API.md.
@@ -61,8 +68,19 @@ func defaults() Config {
 		OpenFlowListen: ":6653",
 		LogLevel:       "info",
 		LogFormat:      "text",
+
+		OpenFlowMaxConnsPerAddr: DefaultOpenFlowMaxConnsPerAddr,
+		APIMaxConnsPerAddr:      DefaultAPIMaxConnsPerAddr,
+		APIMaxRequests:          DefaultAPIMaxRequests,
 	}
 }
+
+// Default limits; README "Hardening" says why each is what it is.
+const (
+	DefaultOpenFlowMaxConnsPerAddr = 32
+	DefaultAPIMaxConnsPerAddr      = 64
+	DefaultAPIMaxRequests          = 128
+)
 
 // errUsage is a command line or config file the daemon cannot run with (exit status 2).
 type errUsage struct{ err error }
@@ -93,6 +111,10 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 	fs.StringVar(&flags.ClusterTLSCert, "cluster-tls-cert", "", "PEM `file`: this controller's certificate for replication and forwarding between controllers (mutual TLS)")
 	fs.StringVar(&flags.ClusterTLSKey, "cluster-tls-key", "", "PEM `file`: the private key of --cluster-tls-cert")
 	fs.StringVar(&flags.ClusterTLSCA, "cluster-tls-ca", "", "PEM `file`: the CA that signs every controller's --cluster-tls-cert")
+	fs.IntVar(&flags.OpenFlowMaxConnsPerAddr, "openflow-max-conns-per-addr", cfg.OpenFlowMaxConnsPerAddr, "open OpenFlow connections allowed from one IP address; 0: no bound")
+	fs.IntVar(&flags.APIMaxConnsPerAddr, "api-max-conns-per-addr", cfg.APIMaxConnsPerAddr, "open API connections allowed from one IP address; 0: no bound")
+	fs.IntVar(&flags.APIMaxRequests, "api-max-requests", cfg.APIMaxRequests, "API requests served at once; more are answered 503 at once; 0: no bound")
+	fs.BoolVar(&flags.MetricsRequireToken, "metrics-require-token", false, "GET /metrics needs a token (any role), as the API does")
 	configFile := fs.String("config", "", "YAML `file` with tokens and any of the other settings (each flag's name with _ for -, e.g. data_dir, api_tls_cert; and tokens)")
 	fs.Usage = func() {
 		fmt.Fprintf(usageOut, "Usage: portmirrord [flags]\n\nThe port mirroring controller: GraphQL API, OpenFlow 1.3 controller.\n\nFlags:\n")
@@ -145,6 +167,14 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 			cfg.ClusterTLSKey = flags.ClusterTLSKey
 		case "cluster-tls-ca":
 			cfg.ClusterTLSCA = flags.ClusterTLSCA
+		case "openflow-max-conns-per-addr":
+			cfg.OpenFlowMaxConnsPerAddr = flags.OpenFlowMaxConnsPerAddr
+		case "api-max-conns-per-addr":
+			cfg.APIMaxConnsPerAddr = flags.APIMaxConnsPerAddr
+		case "api-max-requests":
+			cfg.APIMaxRequests = flags.APIMaxRequests
+		case "metrics-require-token":
+			cfg.MetricsRequireToken = flags.MetricsRequireToken
 		}
 	})
 	if err := cfg.validate(); err != nil {
@@ -205,6 +235,18 @@ func (c *Config) validate() error {
 			return bad("openflow-advertise", "openflow_advertise", "%q is not an OVS controller target like tcp:192.0.2.1:6653", c.OpenFlowAdvertise)
 		}
 	}
+	for _, l := range []struct {
+		flag, key string
+		v         int
+	}{
+		{"openflow-max-conns-per-addr", "openflow_max_conns_per_addr", c.OpenFlowMaxConnsPerAddr},
+		{"api-max-conns-per-addr", "api_max_conns_per_addr", c.APIMaxConnsPerAddr},
+		{"api-max-requests", "api_max_requests", c.APIMaxRequests},
+	} {
+		if l.v < 0 {
+			return bad(l.flag, l.key, "%d is negative; 0 means no bound", l.v)
+		}
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return bad("log-level", "log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
@@ -221,15 +263,22 @@ func (c *Config) validate() error {
 func (c *Config) apiTokens() []graphql.Token {
 	out := make([]graphql.Token, 0, len(c.Tokens))
 	for _, t := range c.Tokens {
-		out = append(out, graphql.Token{Name: t.Name, Secret: t.Token, Role: graphql.Role(t.Role)})
+		out = append(out, graphql.Token{Name: t.Name, Secret: t.Token, SHA256: t.SHA256, Role: graphql.Role(t.Role)})
 	}
 	return out
 }
 
-func (c *Config) logger(w io.Writer) *slog.Logger {
+// logLevel is the parsed --log-level (validate checked it).
+func (c *Config) logLevel() slog.Level {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
-	opts := &slog.HandlerOptions{Level: lvl}
+	return lvl
+}
+
+// logger logs at level, which starts at --log-level and a reload may change.
+func (c *Config) logger(w io.Writer, level *slog.LevelVar) *slog.Logger {
+	level.Set(c.logLevel())
+	opts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
