@@ -4,7 +4,7 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin
 
-.PHONY: run test build lint bench demo clean
+.PHONY: run test build lint bench demo package fuzz clean
 
 ## run: start portmirrord on its defaults (data in ./data, API and GraphiQL on http://127.0.0.1:8080/graphql);
 ##      pass flags with ARGS, e.g. make run ARGS="--config portmirrord.yaml"
@@ -37,5 +37,10 @@ bench:
 demo:
 	@GO="$(GO)" sh cmd/portmirror-sim/demo.sh $(ARGS)
 
+## package: the Debian package dist/portmirror_<version>_<arch>.deb (dpkg-deb; layout in packaging/README.md);
+##          VERSION=1.2.3 names the version (default 0.0~git<date>.<commit>)
+package:
+	@GO="$(GO)" sh packaging/build-deb.sh $(VERSION)
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
