@@ -3,6 +3,7 @@
 GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin
+FUZZTIME    ?= 30s
 
 .PHONY: run test build lint bench demo package fuzz clean
 
@@ -36,6 +37,11 @@ bench:
 ##       ARGS go to portmirror-sim, e.g. make demo ARGS="--hosts 5 --sessions 6 --frames 500"
 demo:
 	@GO="$(GO)" sh cmd/portmirror-sim/demo.sh $(ARGS)
+
+## fuzz: every fuzz target (OpenFlow decoders, the GraphQL request path, the config parser) for FUZZTIME each
+##       (default 30s); the corpus is kept in each package's testdata/fuzz
+fuzz:
+	@GO="$(GO)" FUZZTIME="$(FUZZTIME)" sh test/fuzz.sh
 
 ## package: the Debian package dist/portmirror_<version>_<arch>.deb (dpkg-deb; layout in packaging/README.md);
 ##          VERSION=1.2.3 names the version (default 0.0~git<date>.<commit>)
