@@ -4,9 +4,11 @@
 package testpki
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -24,7 +26,8 @@ type CA struct {
 	Dir      string
 	CertFile string
 	cert     *x509.Certificate
-	key      *ecdsa.PrivateKey
+	key      crypto.Signer
+	rsaBits  int // the size of RSA keys it makes; 0: ECDSA P-256
 }
 
 // Pair is a signed certificate and its key, as PEM files.
@@ -32,9 +35,13 @@ type Pair struct {
 	CertFile, KeyFile string
 }
 
-// NewCA makes a CA named name, writing its certificate to dir/name-ca.pem.
-func NewCA(dir, name string) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// NewCA makes a CA named name, writing its certificate to dir/name-ca.pem. Its keys, and those it issues, are
+// ECDSA P-256.
+func NewCA(dir, name string) (*CA, error) { return NewRSACA(dir, name, 0) }
+
+// NewRSACA is NewCA with RSA keys of bits bits (as ovs-pki makes them: 2048); bits 0 means ECDSA P-256.
+func NewRSACA(dir, name string, bits int) (*CA, error) {
+	key, err := newKey(bits)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +54,7 @@ func NewCA(dir, name string) (*CA, error) {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +62,7 @@ func NewCA(dir, name string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	ca := &CA{Name: name, Dir: dir, CertFile: filepath.Join(dir, name+"-ca.pem"), cert: cert, key: key}
+	ca := &CA{Name: name, Dir: dir, CertFile: filepath.Join(dir, name+"-ca.pem"), cert: cert, key: key, rsaBits: bits}
 	if err := writePEM(ca.CertFile, "CERTIFICATE", der); err != nil {
 		return nil, err
 	}
@@ -72,8 +79,15 @@ func (ca *CA) IssueExpired(cn string) (Pair, error) {
 	return ca.issue(cn, time.Now().Add(-time.Hour))
 }
 
+func newKey(rsaBits int) (crypto.Signer, error) {
+	if rsaBits > 0 {
+		return rsa.GenerateKey(rand.Reader, rsaBits)
+	}
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
 func (ca *CA) issue(cn string, notAfter time.Time) (Pair, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := newKey(ca.rsaBits)
 	if err != nil {
 		return Pair{}, err
 	}
@@ -82,12 +96,12 @@ func (ca *CA) issue(cn string, notAfter time.Time) (Pair, error) {
 		Subject:      pkix.Name{CommonName: cn, Organization: []string{"portmirror tests"}},
 		NotBefore:    time.Now().Add(-2 * time.Hour),
 		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
 	if err != nil {
 		return Pair{}, err
 	}
