@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -165,4 +167,52 @@ func TestMaxConnsPerAddr(t *testing.T) {
 
 func isReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection reset")
+}
+
+// ovsPKI makes a PKI with ovs-pki as an operator would (RSA 2048, a controller CA and a switch CA), with one
+// controller and one switch certificate; it skips the test when ovs-pki is not installed.
+func ovsPKI(t *testing.T) (dir string) {
+	t.Helper()
+	if _, err := exec.LookPath("ovs-pki"); err != nil {
+		t.Skip("skipped: needs ovs-pki (install openvswitch-common)")
+	}
+	dir = t.TempDir()
+	for _, args := range [][]string{{"init"}, {"req+sign", "ctl", "controller"}, {"req+sign", "sc", "switch"}} {
+		cmd := exec.Command("ovs-pki", append([]string{"--dir=" + filepath.Join(dir, "pki"), "--force"}, args...)...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ovs-pki %v: %v\n%s", args, err, out)
+		}
+	}
+	return dir
+}
+
+// TestOVSOpenFlowOverTLSWithOVSPKI: certificates made by ovs-pki (RSA, a name-less subjectAltName, no extended
+// key usage) work both ways: the controller's with the switch's CA, the switch's with the controller's.
+func TestOVSOpenFlowOverTLSWithOVSPKI(t *testing.T) {
+	dir := ovsPKI(t)
+	set, err := tlsfiles.Load(tlsfiles.Files{Cert: filepath.Join(dir, "ctl-cert.pem"), Key: filepath.Join(dir, "ctl-privkey.pem"),
+		CA: filepath.Join(dir, "pki", "switchca", "cacert.pem")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := set.Server(tlsfiles.RequireClientCert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &refusals{}
+	s := startServer(t, Config{TLS: cfg, OnRefused: rec.add})
+	o := ovstest.Must(t, ovstest.Options{})
+	o.Vsctl("set-ssl", filepath.Join(dir, "sc-privkey.pem"), filepath.Join(dir, "sc-cert.pem"), filepath.Join(dir, "pki", "controllerca", "cacert.pem"))
+	o.Vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy", "protocols=OpenFlow13",
+		"fail_mode=secure", "other-config:datapath-id=00000000000000e4", "--", "set-controller", "br0", "ssl:"+s.Addr().String())
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Switch("00000000000000e4") == nil {
+		if time.Now().After(deadline) {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			t.Fatalf("the ovs-pki switch did not connect; refusals %v\n%s", rec.got, s.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
