@@ -45,10 +45,10 @@ func (t *TLSConfigs) Reload() error {
 
 // tlsFlags names one group of TLS flags and keys.
 type tlsFlags struct {
-	group              string // "openflow", "api", "cluster"
-	cert, key, ca      string // the files
-	caName             string // the flag of the CA: "tls-ca" or "tls-client-ca"
-	caRequired, caOnly bool   // the CA must be given with the certificate; the CA alone is an error
+	group         string // "openflow", "api", "cluster"
+	cert, key, ca string // the files
+	caName        string // the flag of the CA: "tls-ca" or "tls-client-ca"
+	caRequired    bool   // the CA must be given with the certificate
 }
 
 // loadTLS reads the files of every group that is configured, checking that each group is complete. An error
