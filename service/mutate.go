@@ -37,6 +37,8 @@ func (s *Service) mutate(ctx context.Context, operation, resourceType, resourceU
 		detail: map[string]any{"input": input}}
 	var refusal error
 	err := s.st.Update(ctx, func(tx *store.Txn) error {
+		// an attempt the store refused as stale starts again from the input
+		a.related, a.detail, refusal = nil, map[string]any{"input": input}, nil
 		if err := fn(tx, a); err != nil {
 			refusal = err
 			return err
