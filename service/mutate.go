@@ -51,7 +51,13 @@ func (s *Service) mutate(ctx context.Context, operation, resourceType, resourceU
 	}
 	var e *Error
 	var tooLarge *store.TooLargeError
+	var unavailable *store.UnavailableError
 	switch {
+	case refusal == nil && errors.As(err, &unavailable):
+		e = &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s refused: %s", operation, unavailable.Error()), Err: nil}
+		s.log.Warn("mutation not committed", "operation", operation, "resourceUuid", a.resourceUUID, "unknown_outcome", unavailable.Unknown, "reason", unavailable.Reason)
+		// the refusal's audit event could not be committed either
+		return e
 	case refusal == nil && errors.As(err, &tooLarge):
 		e = &Error{Code: CodeValidation, Rule: RuleInvalidArgument, Message: tooLargeMessage(operation, a, tooLarge)}
 	case refusal == nil || !errors.As(refusal, &e):

@@ -285,3 +285,18 @@ func (s *Store) MetaWithPrefix(prefix string) map[string]string {
 	}
 	return out
 }
+
+// UnavailableError is a write the cluster could not commit: no majority of the controllers is reachable, or this
+// node stopped leading. Unknown says the write was proposed and may still be committed by a later majority (the
+// audit trail then shows it); otherwise nothing was written.
+type UnavailableError struct {
+	Reason  string
+	Unknown bool
+}
+
+func (e *UnavailableError) Error() string {
+	if e.Unknown {
+		return "the change's outcome is unknown: " + e.Reason
+	}
+	return "nothing was changed: " + e.Reason
+}
