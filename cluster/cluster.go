@@ -90,9 +90,9 @@ type Options struct {
 	OpenFlowAdvertise string // this node's OpenFlow target for the bridges, e.g. "tcp:192.0.2.1:6653"
 
 	// Timing; zero takes the defaults below, tuned for a LAN.
-	HeartbeatTimeout   time.Duration // default 500ms
-	ElectionTimeout    time.Duration // default 500ms
-	LeaderLeaseTimeout time.Duration // default 250ms
+	HeartbeatTimeout   time.Duration // default 750ms
+	ElectionTimeout    time.Duration // default 750ms
+	LeaderLeaseTimeout time.Duration // default 400ms
 	ApplyTimeout       time.Duration // how long a write waits for a majority before UNAVAILABLE; default 8s
 	SnapshotThreshold  uint64        // log entries between snapshots; default 8192
 }
@@ -148,9 +148,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 			*d = v
 		}
 	}
-	def(&o.HeartbeatTimeout, 500*time.Millisecond)
-	def(&o.ElectionTimeout, 500*time.Millisecond)
-	def(&o.LeaderLeaseTimeout, 250*time.Millisecond)
+	def(&o.HeartbeatTimeout, 750*time.Millisecond)
+	def(&o.ElectionTimeout, 750*time.Millisecond)
+	def(&o.LeaderLeaseTimeout, 400*time.Millisecond)
 	def(&o.ApplyTimeout, 8*time.Second)
 	if o.SnapshotThreshold == 0 {
 		o.SnapshotThreshold = 8192
