@@ -24,6 +24,7 @@ const (
 	CodeUnauthenticated Code = "UNAUTHENTICATED"
 	CodeForbidden       Code = "FORBIDDEN"
 	CodeInternal        Code = "INTERNAL"
+	CodeUnavailable     Code = "UNAVAILABLE" // several controllers, and no majority reachable
 )
 
 // Rule is an error's extensions.rule in the API.
