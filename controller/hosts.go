@@ -57,8 +57,12 @@ func (c *Controller) syncHosts(ctx context.Context, hosts []model.Host) {
 		if _, ok := c.hosts[id]; ok {
 			continue
 		}
+		var targets []string
+		if c.opts.Advertise != "" {
+			targets = []string{c.opts.Advertise}
+		}
 		m, err := ovsdbhost.NewManager(ovsdbhost.HostConfig{
-			HostUUID: h.UUID, Address: h.OVSDBAddress, Bridge: h.Bridge, ControllerTarget: c.opts.Advertise,
+			HostUUID: h.UUID, Address: h.OVSDBAddress, Bridge: h.Bridge, ControllerTargets: targets,
 		}, c.log.With("host", h.Name, "host_uuid", h.UUID))
 		if err != nil {
 			c.log.Error("cannot manage host through OVSDB", "host", h.Name, "host_uuid", h.UUID, "err", err)
