@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"portmirror/model"
 	"portmirror/store"
 )
 
@@ -208,9 +209,26 @@ func (n *Node) isMember(id string) bool {
 	return false
 }
 
-// Members lists the cluster's members with their roles as this node sees them. self names the node the caller
-// asked (the one that forwarded the request here, or this one).
-func (n *Node) Members(self string) ([]Member, error) {
+// Members implements service.Membership: the cluster's members with their roles as this node sees them. self
+// names the node the caller asked (the one that forwarded the request here); "" is this one.
+func (n *Node) Members(_ context.Context, self string) ([]model.ControllerNode, error) {
+	ms, err := n.members(self)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]model.ControllerNode, len(ms))
+	for i, m := range ms {
+		out[i] = model.ControllerNode{ID: m.ID, RaftAddress: m.RaftAddress, APIAddress: m.APIAddress,
+			OpenFlowAddress: m.OpenFlowAddress, Role: m.Role, Self: m.Self}
+		if !m.LastContact.IsZero() {
+			t := m.LastContact.UTC()
+			out[i].LastContact = &t
+		}
+	}
+	return out, nil
+}
+
+func (n *Node) members(self string) ([]Member, error) {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, fmt.Errorf("cluster: read the membership: %w", err)
@@ -314,4 +332,47 @@ func waitFuture(ctx context.Context, f raft.Future) error {
 	case <-ctx.Done():
 		return &store.UnavailableError{Unknown: true, Reason: ctx.Err().Error()}
 	}
+}
+
+// routeWait bounds how long Route waits for a leader during an election, or for a new leader to catch up.
+const routeWait = 3 * time.Second
+
+// Route implements the API's routing (graphql.Cluster): here when this node leads and a majority confirms it;
+// the leader's API when another node leads; otherwise, after waiting out an election, why no leader can serve.
+func (n *Node) Route(ctx context.Context) (leaderURL, stale string) {
+	deadline := time.Now().Add(routeWait)
+	for {
+		if ok, _ := n.Leading(); ok {
+			vctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := n.VerifyLeader(vctx)
+			cancel()
+			if err == nil {
+				return "", ""
+			}
+			return "", "this controller could not confirm with a majority that it still leads: " + err.Error()
+		}
+		if url, ok := n.LeaderAPI(); ok && n.Secret() != "" {
+			return url, ""
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return "", n.notLeadingReason()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// Health is what GET /healthz tells of the cluster: this node's role, the leader, and whether there is one.
+func (n *Node) Health() map[string]any {
+	return map[string]any{"nodeId": n.opts.NodeID, "role": n.Role(), "leader": n.Leader(), "term": n.raft.CurrentTerm()}
+}
+
+// HealthCheck fails while the cluster has no leader that this node knows.
+func (n *Node) HealthCheck(context.Context) error {
+	if n.Leader() == "" {
+		return errors.New("no leader: no majority of the controllers is reachable from this one")
+	}
+	return nil
 }

@@ -54,7 +54,7 @@ func (s *Service) mutate(ctx context.Context, operation, resourceType, resourceU
 	var unavailable *store.UnavailableError
 	switch {
 	case refusal == nil && errors.As(err, &unavailable):
-		e = &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s refused: %s", operation, unavailable.Error()), Err: nil}
+		e = &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s refused: %s", operation, unavailable.Error())}
 		s.log.Warn("mutation not committed", "operation", operation, "resourceUuid", a.resourceUUID, "unknown_outcome", unavailable.Unknown, "reason", unavailable.Reason)
 		// the refusal's audit event could not be committed either
 		return e
