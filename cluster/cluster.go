@@ -175,7 +175,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		return nil, fmt.Errorf("--raft-listen %q: the others cannot reach an unspecified address; list this node in --peers with a reachable one", advertise)
 	}
 	n.advertise = raft.ServerAddress(addr.String())
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: &slogWriter{log: o.Logger.With("component", "raft")}})
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: &slogWriter{log: o.Logger.With("subsystem", "raft")}})
 
 	n.transport, err = raft.NewTCPTransportWithLogger(o.RaftListen, addr, 3, 5*time.Second, hlog)
 	if err != nil {
