@@ -278,8 +278,22 @@ func (n *Node) catchUpFromSnapshot(ctx context.Context, snaps raft.SnapshotStore
 	if latest.Index <= n.st.AppliedIndex() {
 		return nil
 	}
-	n.log.Warn("the store is behind the latest snapshot: restoring it", "store_applied", n.st.AppliedIndex(), "snapshot_index", latest.Index)
+	// Raft's index of a snapshot may be past the store's (entries that do not reach the store: elections'
+	// no-ops, membership changes); the snapshot says which store state it holds.
 	_, rc, err := snaps.Open(latest.ID)
+	if err != nil {
+		return fmt.Errorf("cluster: open snapshot %s: %w", latest.ID, err)
+	}
+	held, err := store.SnapshotIndex(rc)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("cluster: snapshot %s: %w", latest.ID, err)
+	}
+	if held <= n.st.AppliedIndex() {
+		return nil
+	}
+	n.log.Warn("the store is behind the latest snapshot: restoring it", "store_applied", n.st.AppliedIndex(), "snapshot_holds", held)
+	_, rc, err = snaps.Open(latest.ID)
 	if err != nil {
 		return fmt.Errorf("cluster: open snapshot %s: %w", latest.ID, err)
 	}

@@ -147,14 +147,24 @@ func (s *Store) ApplyEntry(ctx context.Context, index uint64, data []byte) error
 	}
 	var ws WriteSet
 	if err := json.Unmarshal(data, &ws); err != nil {
-		s.applied.Store(index)
+		s.markApplied(index)
 		return fmt.Errorf("store: log entry %d is not a write set: %w", index, err)
 	}
 	if ws.Base != s.lastWrite.Load() {
-		s.applied.Store(index)
+		s.markApplied(index)
 		return ErrStale
 	}
 	return s.applySet(ctx, index, &ws, nil)
+}
+
+// markApplied records an entry that wrote nothing as applied.
+func (s *Store) markApplied(index uint64) {
+	if err := s.db.Update(func(btx *badger.Txn) error {
+		return btx.Set([]byte(keyApplied), binary.BigEndian.AppendUint64(nil, index))
+	}); err != nil {
+		s.log.Warn("recording an applied log index failed (it will be checked again after a restart)", "index", index, "err", err)
+	}
+	s.applied.Store(index)
 }
 
 // applySet writes a write set to Badger (with the log index, when there is one), then to the in-memory view,
