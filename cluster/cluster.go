@@ -124,6 +124,7 @@ type Node struct {
 
 	observations chan raft.Observation
 	observer     *raft.Observer
+	wg           sync.WaitGroup // barriers in flight; Close waits for them
 }
 
 type peerHealth struct {
@@ -313,9 +314,25 @@ func (n *Node) RaftAddress() string { return string(n.advertise) }
 func (n *Node) Run(ctx context.Context) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	// The addresses are published on their own goroutine: a write may wait for a majority for seconds, and
+	// leadership changes must be followed meanwhile.
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			n.publishSelf(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() { <-pubDone }()
 	var term uint64
 	state := raft.Shutdown
-	lastPublish := time.Time{}
 	var barrier chan uint64 // the term a running barrier was started in
 	for {
 		select {
@@ -348,7 +365,9 @@ func (n *Node) Run(ctx context.Context) error {
 				n.log.Info("elected leader: catching up before taking over", "term", t)
 				ch := make(chan uint64, 1)
 				barrier = ch
+				n.wg.Add(1)
 				go func() {
+					defer n.wg.Done()
 					// Barrier returns once every entry before it is applied here (Raft's own goroutines run it).
 					if err := n.raft.Barrier(n.opts.ApplyTimeout).Error(); err != nil {
 						n.log.Warn("catching up as leader failed", "term", t, "err", err)
@@ -358,10 +377,6 @@ func (n *Node) Run(ctx context.Context) error {
 				}()
 			}
 			state, term = newState, newTerm
-		}
-		if time.Since(lastPublish) > time.Second {
-			lastPublish = time.Now()
-			n.publishSelf(ctx)
 		}
 	}
 }
@@ -508,6 +523,7 @@ func (n *Node) VerifyLeader(ctx context.Context) error {
 func (n *Node) Close() error {
 	n.raft.DeregisterObserver(n.observer)
 	err := n.raft.Shutdown().Error()
+	n.wg.Wait() // a barrier in flight ends with the shutdown
 	n.ready.Store(0)
 	n.notify()
 	if cerr := n.boltStore.Close(); cerr != nil {
