@@ -59,8 +59,14 @@ func (s *Switch) experimenter(c *conn, xid uint32, msg []byte) error {
 	}
 	switch exp.ExpType {
 	case ofwire.ONFBundleControl:
+		if err := s.refuseSlave(c); err != nil {
+			return err
+		}
 		return s.bundleControl(c, xid, exp.Data)
 	case ofwire.ONFBundleAdd:
+		if err := s.refuseSlave(c); err != nil {
+			return err
+		}
 		return s.bundleAdd(c, xid, msg, exp.Data)
 	default:
 		return ofErr(dataplane.ErrTypeBadRequest, ofwire.BadRequestBadExpType, "ONF experimenter type %d is not supported", exp.ExpType)

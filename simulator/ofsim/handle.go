@@ -45,26 +45,29 @@ func (s *Switch) handle(c *conn, typ ofwire.Type, xid uint32, msg []byte) error 
 	case ofwire.TypeBarrierRequest:
 		c.send(ofwire.AppendEmpty(nil, ofwire.TypeBarrierReply, xid))
 	case ofwire.TypeRoleRequest:
-		if len(body) < 16 {
-			return badReqLen("role request of %d bytes", len(msg))
-		}
-		b := appendHeader(nil, ofwire.TypeRoleReply, xid)
-		b = append(b, body[:16]...)
-		c.send(finish(b, 0))
+		return s.roleRequest(c, xid, body)
 	case ofwire.TypeGetAsyncRequest:
 		b := appendHeader(nil, ofwire.TypeGetAsyncReply, xid)
-		for _, v := range []uint32{0x7, 0x0, 0x7, 0x7, 0xf, 0x0} {
+		// OVS's defaults (packet-in, port status, flow removed; each for MASTER/EQUAL, then SLAVE).
+		for _, v := range []uint32{0x3, 0x0, 0x7, 0x7, 0xf, 0x0} {
 			b = binary.BigEndian.AppendUint32(b, v)
 		}
 		c.send(finish(b, 0))
-	case ofwire.TypeFlowMod:
-		return s.flowMod(body)
-	case ofwire.TypeGroupMod:
-		return s.groupMod(body)
-	case ofwire.TypePortMod:
-		return s.portMod(body)
-	case ofwire.TypePacketOut:
-		return s.packetOut(body)
+	case ofwire.TypeFlowMod, ofwire.TypeGroupMod, ofwire.TypePortMod, ofwire.TypePacketOut, ofwire.TypeTableMod, ofwire.TypeMeterMod:
+		if err := s.refuseSlave(c); err != nil {
+			return err
+		}
+		switch typ {
+		case ofwire.TypeFlowMod:
+			return s.flowMod(body)
+		case ofwire.TypeGroupMod:
+			return s.groupMod(body)
+		case ofwire.TypePortMod:
+			return s.portMod(body)
+		case ofwire.TypePacketOut:
+			return s.packetOut(body)
+		}
+		return ofErr(dataplane.ErrTypeBadRequest, dataplane.BadRequestBadType, "message type %v is not supported", typ)
 	case ofwire.TypeMultipartRequest:
 		return s.multipart(c, xid, body)
 	case ofwire.TypeExperimenter:
