@@ -20,6 +20,7 @@ import (
 // roleTarget is a switch with two controller connections, A (0) and B (1): the simulator or a real ovs-vswitchd.
 type roleTarget struct {
 	name    string
+	ctls    [2]*testCtl
 	conns   [2]*ctlConn
 	packet  func(t *testing.T, port uint32, frame []byte) // a frame arrives on a port
 	delPort func(t *testing.T, port uint32)               // a port is deleted (ovs-vsctl del-port)
@@ -27,9 +28,10 @@ type roleTarget struct {
 
 // roleStep is one step of a role case: a message (msg) one connection sends, or an event on the switch (ev).
 type roleStep struct {
-	on  int // the connection that sends msg, or that must see what ev causes
-	msg func(t testing.TB, xid uint32) []byte
-	ev  func(t *testing.T, tg *roleTarget)
+	on     int // the connection that sends msg, or that must see what ev causes
+	msg    func(t testing.TB, xid uint32) []byte
+	ev     func(t *testing.T, tg *roleTarget)
+	silent bool // ev causes no message
 }
 
 func roleReq(on int, role ofwire.Role, gen uint64) roleStep {
@@ -63,6 +65,14 @@ func arpFrame() []byte {
 
 func packetOn(on int, port uint32, frame []byte) roleStep {
 	return roleStep{on: on, ev: func(t *testing.T, tg *roleTarget) { tg.packet(t, port, frame) }}
+}
+
+// reconnect closes a connection from the controller's side and waits for the switch to connect again.
+func reconnect(on int) roleStep {
+	return roleStep{on: on, silent: true, ev: func(t *testing.T, tg *roleTarget) {
+		tg.conns[on].nc.Close()
+		tg.conns[on] = tg.ctls[on].accept()
+	}}
 }
 
 func delPortOn(on int, port uint32) roleStep {
@@ -207,6 +217,11 @@ func roleCases() []roleCase {
 				"A +2 GET_ASYNC_REPLY 00000003 00000000 00000007 00000007 0000000f 00000000",
 				"B +3 GET_ASYNC_REPLY 00000003 00000000 00000007 00000007 0000000f 00000000",
 				"A +4 ERROR ROLE_REQUEST_FAILED/BAD_ROLE", "A +5 ROLE_REPLY MASTER gen=80", "A +6 ERROR BAD_REQUEST/BAD_LEN", "flows:"}},
+		{name: "a connection that comes back", steps: []roleStep{roleReq(A, ofwire.RoleMaster, 90), roleReq(B, ofwire.RoleSlave, 90),
+			reconnect(A), roleReq(A, ofwire.RoleNoChange, 0), roleReq(B, ofwire.RoleMaster, 89), roleReq(B, ofwire.RoleNoChange, 0)},
+			// The new connection is EQUAL, the switch has no master, and the election id outlives the connection.
+			want: []string{"A +0 ROLE_REPLY MASTER gen=90", "B +1 ROLE_REPLY SLAVE gen=90", "A +3 ROLE_REPLY EQUAL gen=90",
+				"B +4 ERROR ROLE_REQUEST_FAILED/STALE", "B +5 ROLE_REPLY SLAVE gen=90", "flows:"}},
 		{name: "generation ids wrap around", steps: []roleStep{roleReq(A, ofwire.RoleMaster, 1<<63+79), roleReq(B, ofwire.RoleMaster, 1<<63+80),
 			roleReq(A, ofwire.RoleMaster, 81), roleReq(B, ofwire.RoleMaster, 1<<63+81), roleReq(B, ofwire.RoleSlave, maxGen),
 			roleReq(A, ofwire.RoleMaster, 5)},
@@ -354,7 +369,9 @@ func runRoleCase(t *testing.T, tg *roleTarget, c roleCase, base uint32) ([]strin
 			tg.conns[st.on].send(st.msg(t, base+uint32(i)))
 		} else {
 			st.ev(t, tg)
-			first = waitAsync(t, tg.conns[st.on])
+			if !st.silent {
+				first = waitAsync(t, tg.conns[st.on])
+			}
 		}
 		// The connection the step concerns first, then the other: an asynchronous message the step caused on the
 		// other was queued before the barrier that follows it.
@@ -366,7 +383,7 @@ func runRoleCase(t *testing.T, tg *roleTarget, c roleCase, base uint32) ([]strin
 			record(on, ms)
 		}
 	}
-	fs, _ := a.flowStats(0, 0)
+	fs, _ := tg.conns[0].flowStats(0, 0) // a step may have replaced the connection
 	var fl []string
 	for _, f := range fs {
 		fl = append(fl, fmt.Sprintf(" p%d %#x", f.Flow.Priority, f.Flow.Cookie))
@@ -391,7 +408,7 @@ func maskRole(b []byte) []byte {
 func simRoleTarget(t *testing.T) *roleTarget {
 	a, b := newCtl(t), newCtl(t)
 	sw := startSwitch(t, a.ln.Addr().String(), 1, 2, func(c *Config) { c.Controllers = []string{b.ln.Addr().String()} })
-	tg := &roleTarget{name: "simulator", conns: [2]*ctlConn{a.accept(), b.accept()}}
+	tg := &roleTarget{name: "simulator", ctls: [2]*testCtl{a, b}, conns: [2]*ctlConn{a.accept(), b.accept()}}
 	tg.packet = func(t *testing.T, port uint32, frame []byte) {
 		fr, err := dataplane.ParseFrame(frame)
 		if err != nil {
@@ -421,7 +438,7 @@ func ovsRoleTarget(t *testing.T) *roleTarget {
 		"--", "add-port", "br0", "p1", "--", "set", "interface", "p1", "type=dummy", "ofport_request=1",
 		"--", "add-port", "br0", "p2", "--", "set", "interface", "p2", "type=dummy", "ofport_request=2")
 	o.Vsctl("set-controller", "br0", "tcp:"+a.ln.Addr().String(), "tcp:"+b.ln.Addr().String())
-	tg := &roleTarget{name: "real OVS", conns: [2]*ctlConn{a.accept(), b.accept()}}
+	tg := &roleTarget{name: "real OVS", ctls: [2]*testCtl{a, b}, conns: [2]*ctlConn{a.accept(), b.accept()}}
 	tg.packet = func(t *testing.T, port uint32, frame []byte) {
 		o.Appctl("netdev-dummy/receive", fmt.Sprintf("p%d", port), hex.EncodeToString(frame))
 	}
