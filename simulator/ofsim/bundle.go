@@ -22,8 +22,8 @@ type bundle struct {
 // bundleMsg is one message added to a bundle.
 type bundleMsg struct {
 	xid   uint32
-	raw   []byte // the bundle add message, which a commit-time error carries (serve allocates each message anew)
-	apply func(target) error
+	raw   []byte                                 // the bundle add message, which a commit-time error carries (serve allocates each message anew)
+	apply func(target) ([]dataplane.Flow, error) // returns the flows it deleted
 }
 
 // bundleErr is an ONF experimenter error of the bundle extension.
@@ -139,16 +139,20 @@ func (s *Switch) bundleControl(c *conn, xid uint32, data []byte) error {
 // BUNDLE_MSG_FAILED.
 func (s *Switch) commit(c *conn, b *bundle) error {
 	var failed *bundleMsg
+	var removed []dataplane.Flow
 	err := s.cfg.Bridge.Atomically(func(tx *dataplane.Tx) error {
 		for i := range b.msgs {
-			if err := b.msgs[i].apply(tx); err != nil {
+			r, err := b.msgs[i].apply(tx)
+			if err != nil {
 				failed = &b.msgs[i]
 				return err
 			}
+			removed = append(removed, r...)
 		}
 		return nil
 	})
 	if err == nil {
+		s.flowRemoved(removed)
 		return nil
 	}
 	var oe *dataplane.OFError
@@ -175,7 +179,7 @@ func (s *Switch) bundleAdd(c *conn, xid uint32, msg, data []byte) error {
 	if ix := binary.BigEndian.Uint32(inner[4:]); ix != xid {
 		return bundleErr(ofwire.BundleErrMsgBadXid, "bundle add: the inner message has xid %d, the bundle add %d", ix, xid)
 	}
-	var apply func(target) error
+	var apply func(target) ([]dataplane.Flow, error)
 	switch typ := ofwire.Type(inner[1]); typ {
 	case ofwire.TypeFlowMod:
 		fm, err := parseFlowMod(inner[ofwire.HeaderLen:])

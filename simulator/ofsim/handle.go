@@ -163,18 +163,17 @@ var (
 	_ target = (*dataplane.Tx)(nil)
 )
 
-// apply makes the change.
-func (fm *flowMod) apply(t target) error {
-	var err error
+// apply makes the change and returns the flows it deleted.
+func (fm *flowMod) apply(t target) ([]dataplane.Flow, error) {
 	switch fm.cmd {
 	case ofwire.FlowAdd:
-		err = t.AddFlow(fm.flow, fm.checkOverlap)
+		return nil, t.AddFlow(fm.flow, fm.checkOverlap)
 	case ofwire.FlowModify, ofwire.FlowModifyStrict:
-		_, err = t.ModifyFlows(fm.filter, fm.flow)
+		_, err := t.ModifyFlows(fm.filter, fm.flow)
+		return nil, err
 	default:
-		_, err = t.DeleteFlows(fm.filter)
+		return t.DeleteFlows(fm.filter)
 	}
-	return err
 }
 
 func (s *Switch) flowMod(b []byte) error {
@@ -182,7 +181,9 @@ func (s *Switch) flowMod(b []byte) error {
 	if err != nil {
 		return err
 	}
-	return fm.apply(s.cfg.Bridge)
+	removed, err := fm.apply(s.cfg.Bridge)
+	s.flowRemoved(removed)
+	return err
 }
 
 // groupMod is a decoded group_mod.
@@ -215,14 +216,17 @@ func parseGroupMod(b []byte) (groupMod, error) {
 	return groupMod{cmd: cmd, group: g}, nil
 }
 
-func (gm *groupMod) apply(t target) error { return t.ModGroup(gm.cmd, gm.group) }
+func (gm *groupMod) apply(t target) ([]dataplane.Flow, error) {
+	return nil, t.ModGroup(gm.cmd, gm.group)
+}
 
 func (s *Switch) groupMod(b []byte) error {
 	gm, err := parseGroupMod(b)
 	if err != nil {
 		return err
 	}
-	return gm.apply(s.cfg.Bridge)
+	_, err = gm.apply(s.cfg.Bridge)
+	return err
 }
 
 func (s *Switch) portMod(b []byte) error {

@@ -3,6 +3,7 @@ package ofsim
 import (
 	"encoding/binary"
 	"math"
+	"time"
 
 	"portmirror/ofwire"
 	"portmirror/simulator/dataplane"
@@ -24,6 +25,11 @@ import (
 //     anything else is checked;
 //   - with the default async config PORT_STATUS goes to every connection, PACKET_IN and FLOW_REMOVED to MASTER
 //     and EQUAL ones only.
+
+const (
+	flagSendFlowRem   = 1 // OFPFF_SEND_FLOW_REM
+	flowRemovedDelete = 2 // OFPRR_DELETE
+)
 
 // electionID is what OVS reports as the generation id: the master election id, or all ones while it is unset.
 // s.mu is held.
@@ -154,4 +160,29 @@ func (s *Switch) packetIn(pi dataplane.PacketIn) {
 	b = append(b, 0, 0) // pad
 	b = append(b, data...)
 	s.sendAsync(finish(b, 0), false)
+}
+
+// flowRemoved sends a FLOW_REMOVED (reason DELETE) for every deleted flow that asked for one (OFPFF_SEND_FLOW_REM),
+// to every MASTER and EQUAL connection, as OVS 3.1 encodes it.
+func (s *Switch) flowRemoved(flows []dataplane.Flow) {
+	now := time.Now()
+	for i := range flows {
+		f := &flows[i]
+		if f.Flags&flagSendFlowRem == 0 {
+			continue
+		}
+		d := max(now.Sub(f.Installed), 0)
+		b := appendHeader(nil, ofwire.TypeFlowRemoved, 0)
+		b = binary.BigEndian.AppendUint64(b, f.Cookie)
+		b = binary.BigEndian.AppendUint16(b, f.Priority)
+		b = append(b, flowRemovedDelete, f.Table)
+		b = binary.BigEndian.AppendUint32(b, uint32(d/time.Second))
+		b = binary.BigEndian.AppendUint32(b, uint32(d%time.Second))
+		b = binary.BigEndian.AppendUint16(b, f.IdleTimeout)
+		b = binary.BigEndian.AppendUint16(b, f.HardTimeout)
+		b = binary.BigEndian.AppendUint64(b, f.Packets)
+		b = binary.BigEndian.AppendUint64(b, f.Bytes)
+		b = appendMatch(b, f.Match)
+		s.sendAsync(finish(b, 0), false)
+	}
 }

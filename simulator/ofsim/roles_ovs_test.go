@@ -32,6 +32,9 @@ type roleStep struct {
 	msg    func(t testing.TB, xid uint32) []byte
 	ev     func(t *testing.T, tg *roleTarget)
 	silent bool // ev causes no message
+	// await: after msg, wait for an asynchronous message on connection on (OVS sends a FLOW_REMOVED after the
+	// barrier reply that follows the flow_mod that deleted the flow).
+	await bool
 }
 
 func roleReq(on int, role ofwire.Role, gen uint64) roleStep {
@@ -42,6 +45,14 @@ func roleReq(on int, role ofwire.Role, gen uint64) roleStep {
 
 func sendOn(on int, msg func(t testing.TB, xid uint32) []byte) roleStep {
 	return roleStep{on: on, msg: msg}
+}
+
+// deleteOn sends a flow_mod that deletes flow (strictly) and awaits the FLOW_REMOVED it causes on the same
+// connection.
+func deleteOn(on int, flow string) roleStep {
+	return roleStep{on: on, await: true, msg: func(t testing.TB, x uint32) []byte {
+		return flowModMsg(t, x, flow, fmOpts{cmd: ofwire.FlowDeleteStrict})
+	}}
 }
 
 func flowOn(on int, flow string) roleStep {
@@ -134,6 +145,7 @@ func roleCases() []roleCase {
 	f1 := "table=0,priority=10,cookie=0x21,in_port=1,actions=output:2"
 	toCtl := "table=0,priority=20,cookie=0x5,in_port=1,udp,actions=output:CONTROLLER"
 	miss := "table=0,priority=0,cookie=0x6,actions=output:CONTROLLER"
+	rem := "table=0,priority=9,cookie=0x31,in_port=2,actions=output:1"
 	return []roleCase{
 		{name: "no generation id yet", steps: []roleStep{roleReq(A, ofwire.RoleNoChange, 0), roleReq(A, ofwire.RoleEqual, 7),
 			roleReq(B, ofwire.RoleNoChange, 3), flowOn(B, f1)},
@@ -217,6 +229,16 @@ func roleCases() []roleCase {
 				"A +2 GET_ASYNC_REPLY 00000003 00000000 00000007 00000007 0000000f 00000000",
 				"B +3 GET_ASYNC_REPLY 00000003 00000000 00000007 00000007 0000000f 00000000",
 				"A +4 ERROR ROLE_REQUEST_FAILED/BAD_ROLE", "A +5 ROLE_REPLY MASTER gen=80", "A +6 ERROR BAD_REQUEST/BAD_LEN", "flows:"}},
+		{name: "flow removed goes to the master and equals", steps: []roleStep{roleReq(A, ofwire.RoleMaster, 85), roleReq(B, ofwire.RoleSlave, 85),
+			sendOn(A, func(t testing.TB, x uint32) []byte { return flowModMsg(t, x, rem, fmOpts{flags: flagSendFlowRem}) }),
+			deleteOn(A, rem),
+			roleReq(B, ofwire.RoleEqual, 0),
+			sendOn(A, func(t testing.TB, x uint32) []byte { return flowModMsg(t, x, rem, fmOpts{flags: flagSendFlowRem}) }),
+			deleteOn(B, rem)},
+			// OVS sends a FLOW_REMOVED after the barrier reply that follows the flow_mod that deleted the flow.
+			want: []string{"A +0 ROLE_REPLY MASTER gen=85", "B +1 ROLE_REPLY SLAVE gen=85", "A x0 FLOW_REMOVED reason=2 table=0 cookie=0x31 priority=9",
+				"B +4 ROLE_REPLY EQUAL gen=85", "B x0 FLOW_REMOVED reason=2 table=0 cookie=0x31 priority=9",
+				"A x0 FLOW_REMOVED reason=2 table=0 cookie=0x31 priority=9", "flows:"}},
 		{name: "a connection that comes back", steps: []roleStep{roleReq(A, ofwire.RoleMaster, 90), roleReq(B, ofwire.RoleSlave, 90),
 			reconnect(A), roleReq(A, ofwire.RoleNoChange, 0), roleReq(B, ofwire.RoleMaster, 89), roleReq(B, ofwire.RoleNoChange, 0)},
 			// The new connection is EQUAL, the switch has no master, and the election id outlives the connection.
@@ -279,6 +301,12 @@ func describeRole(t testing.TB, conn string, m ofwire.Message, base uint32) stri
 			t.Fatalf("port status of %d bytes", len(m.Body))
 		}
 		return s + fmt.Sprintf("PORT_STATUS %s port=%d", []string{"ADD", "DELETE", "MODIFY"}[m.Body[0]%3], binary.BigEndian.Uint32(m.Body[8:]))
+	case ofwire.TypeFlowRemoved:
+		if len(m.Body) < 12 {
+			t.Fatalf("flow removed of %d bytes", len(m.Body))
+		}
+		return s + fmt.Sprintf("FLOW_REMOVED reason=%d table=%d cookie=%#x priority=%d", m.Body[10], m.Body[11],
+			binary.BigEndian.Uint64(m.Body), binary.BigEndian.Uint16(m.Body[8:]))
 	case ofwire.TypeGetAsyncReply:
 		var w []string
 		for b := m.Body; len(b) >= 4; b = b[4:] {
@@ -364,10 +392,14 @@ func runRoleCase(t *testing.T, tg *roleTarget, c roleCase, base uint32) ([]strin
 		}
 	}
 	for i, st := range c.steps {
-		var first []ofwire.Message
-		if st.msg != nil {
+		var first []ofwire.Message // what connection st.on got while awaiting
+		switch {
+		case st.msg != nil:
 			tg.conns[st.on].send(st.msg(t, base+uint32(i)))
-		} else {
+			if st.await {
+				first = waitAsync(t, tg.conns[st.on])
+			}
+		default:
 			st.ev(t, tg)
 			if !st.silent {
 				first = waitAsync(t, tg.conns[st.on])
@@ -394,9 +426,12 @@ func runRoleCase(t *testing.T, tg *roleTarget, c roleCase, base uint32) ([]strin
 
 // maskRole blanks what may differ between the simulator and OVS without being a difference in behaviour: a
 // port's hardware description in a PORT_STATUS, its Ethernet address (OVS picks its own for a dummy port) and
-// its features and speeds (zero on a dummy port, 10 Gb/s copper on a simulated one).
+// its features and speeds (zero on a dummy port, 10 Gb/s copper on a simulated one); a removed flow's age.
 func maskRole(b []byte) []byte {
 	b = slices.Clone(b)
+	if len(b) >= 28 && ofwire.Type(b[1]) == ofwire.TypeFlowRemoved {
+		clear(b[20:28])
+	}
 	if len(b) == 80 && ofwire.Type(b[1]) == ofwire.TypePortStatus {
 		clear(b[24:30])
 		clear(b[56:80])
