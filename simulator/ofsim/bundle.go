@@ -21,9 +21,10 @@ type bundle struct {
 
 // bundleMsg is one message added to a bundle.
 type bundleMsg struct {
-	xid   uint32
-	raw   []byte                                 // the bundle add message, which a commit-time error carries (serve allocates each message anew)
-	apply func(target) ([]dataplane.Flow, error) // returns the flows it deleted
+	xid uint32
+	raw []byte // the bundle add message, which a commit-time error carries (serve allocates each message anew)
+	// apply makes the change and returns the flows it deleted.
+	apply func(target) ([]dataplane.Flow, error)
 }
 
 // bundleErr is an ONF experimenter error of the bundle extension.
