@@ -119,6 +119,7 @@ func (b *builder) build() {
 	b.inputs()
 	b.query = b.queryType()
 	b.mutation = b.mutationType()
+	b.controllers()
 }
 
 func (b *builder) enums() {

@@ -229,3 +229,14 @@ func NormalizeDatapathID(s string) (string, bool) {
 	}
 	return strings.Repeat("0", 16-len(s)) + s, true
 }
+
+// ControllerNode is one member of a cluster of controllers, as the answering controller sees it.
+type ControllerNode struct {
+	ID              string     `json:"id"`
+	RaftAddress     string     `json:"raftAddress"`
+	APIAddress      string     `json:"apiAddress,omitempty"`
+	OpenFlowAddress string     `json:"openflowAddress,omitempty"`
+	Role            string     `json:"role"` // LEADER, FOLLOWER, CANDIDATE or UNREACHABLE
+	Self            bool       `json:"self"`
+	LastContact     *time.Time `json:"lastContact,omitempty"`
+}
