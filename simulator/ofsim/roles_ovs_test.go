@@ -2,6 +2,7 @@ package ofsim
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ type roleTarget struct {
 	conns   [2]*ctlConn
 	packet  func(t *testing.T, port uint32, frame []byte) // a frame arrives on a port
 	delPort func(t *testing.T, port uint32)               // a port is deleted (ovs-vsctl del-port)
+	restart func(t *testing.T)                            // ovs-vswitchd restarts
 }
 
 // roleStep is one step of a role case: a message (msg) one connection sends, or an event on the switch (ev).
@@ -83,6 +86,16 @@ func reconnect(on int) roleStep {
 	return roleStep{on: on, silent: true, ev: func(t *testing.T, tg *roleTarget) {
 		tg.conns[on].nc.Close()
 		tg.conns[on] = tg.ctls[on].accept()
+	}}
+}
+
+// restartSwitch restarts the switch (ovs-vswitchd) and waits for both connections to come back.
+func restartSwitch() roleStep {
+	return roleStep{silent: true, ev: func(t *testing.T, tg *roleTarget) {
+		tg.restart(t)
+		for i := range tg.conns {
+			tg.conns[i] = tg.ctls[i].accept()
+		}
 	}}
 }
 
@@ -252,6 +265,11 @@ func roleCases() []roleCase {
 			want: []string{"A +0 ROLE_REPLY MASTER gen=9223372036854775887", "B +1 ROLE_REPLY MASTER gen=9223372036854775888",
 				"A x0 ROLE_STATUS SLAVE reason=MASTER_REQUEST gen=9223372036854775888", "A +2 ERROR ROLE_REQUEST_FAILED/STALE",
 				"B +3 ROLE_REPLY MASTER gen=9223372036854775889", "B +4 ROLE_REPLY SLAVE gen=max", "A +5 ROLE_REPLY MASTER gen=5", "flows:"}},
+		{name: "a restarted switch forgets the election id", steps: []roleStep{roleReq(A, ofwire.RoleMaster, 6), restartSwitch(),
+			roleReq(B, ofwire.RoleNoChange, 0), roleReq(B, ofwire.RoleMaster, 2), roleReq(A, ofwire.RoleMaster, 1)},
+			// After ovs-vswitchd restarts any generation id is accepted: a deposed leader asking first would be MASTER.
+			want: []string{"A +0 ROLE_REPLY MASTER gen=6", "B +2 ROLE_REPLY EQUAL gen=max", "B +3 ROLE_REPLY MASTER gen=2",
+				"A +4 ERROR ROLE_REQUEST_FAILED/STALE", "flows:"}},
 	}
 }
 
@@ -457,6 +475,7 @@ func simRoleTarget(t *testing.T) *roleTarget {
 			t.Fatal(err)
 		}
 	}
+	tg.restart = func(*testing.T) { sw.Restart() }
 	return tg
 }
 
@@ -478,6 +497,16 @@ func ovsRoleTarget(t *testing.T) *roleTarget {
 		o.Appctl("netdev-dummy/receive", fmt.Sprintf("p%d", port), hex.EncodeToString(frame))
 	}
 	tg.delPort = func(t *testing.T, port uint32) { o.Vsctl("del-port", "br0", fmt.Sprintf("p%d", port)) }
+	tg.restart = func(t *testing.T) {
+		if err := o.StopVswitchd(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := o.StartVswitchd(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return tg
 }
 
