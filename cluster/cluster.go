@@ -95,6 +95,10 @@ type Options struct {
 	LeaderLeaseTimeout time.Duration // default 400ms
 	ApplyTimeout       time.Duration // how long a write waits for a majority before UNAVAILABLE; default 8s
 	SnapshotThreshold  uint64        // log entries between snapshots; default 8192
+
+	// Transport, when set, replaces the TCP transport (tests partition nodes with raft's in-memory one); its
+	// LocalAddr is this node's Raft address and the caller closes it.
+	Transport raft.Transport
 }
 
 // Node is this controller's membership in the cluster.
@@ -102,7 +106,8 @@ type Node struct {
 	opts      Options
 	log       *slog.Logger
 	raft      *raft.Raft
-	transport *raft.NetworkTransport
+	transport raft.Transport
+	closeTr   func() error
 	boltStore *raftboltdb.BoltStore
 	st        *store.Store
 	advertise raft.ServerAddress
@@ -161,34 +166,40 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	n := &Node{opts: o, log: o.Logger, st: o.Store, peerContact: map[string]peerHealth{},
 		observations: make(chan raft.Observation, 64)}
 
-	advertise := o.RaftListen
-	for _, p := range o.Peers {
-		if p.ID == o.NodeID {
-			advertise = p.Addr
-		}
-	}
-	addr, err := net.ResolveTCPAddr("tcp", advertise)
-	if err != nil {
-		return nil, fmt.Errorf("--raft-listen %q: %w", advertise, err)
-	}
-	if addr.IP == nil || addr.IP.IsUnspecified() {
-		return nil, fmt.Errorf("--raft-listen %q: the others cannot reach an unspecified address; list this node in --peers with a reachable one", advertise)
-	}
-	n.advertise = raft.ServerAddress(addr.String())
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: &slogWriter{log: o.Logger.With("subsystem", "raft")}})
-
-	n.transport, err = raft.NewTCPTransportWithLogger(o.RaftListen, addr, 3, 5*time.Second, hlog)
-	if err != nil {
-		return nil, fmt.Errorf("--raft-listen %s: %w", o.RaftListen, err)
+	if o.Transport != nil {
+		n.transport, n.closeTr = o.Transport, func() error { return nil }
+		n.advertise = o.Transport.LocalAddr()
+	} else {
+		advertise := o.RaftListen
+		for _, p := range o.Peers {
+			if p.ID == o.NodeID {
+				advertise = p.Addr
+			}
+		}
+		addr, err := net.ResolveTCPAddr("tcp", advertise)
+		if err != nil {
+			return nil, fmt.Errorf("--raft-listen %q: %w", advertise, err)
+		}
+		if addr.IP == nil || addr.IP.IsUnspecified() {
+			return nil, fmt.Errorf("--raft-listen %q: the others cannot reach an unspecified address; list this node in --peers with a reachable one", advertise)
+		}
+		n.advertise = raft.ServerAddress(addr.String())
+		tr, err := raft.NewTCPTransportWithLogger(o.RaftListen, addr, 3, 5*time.Second, hlog)
+		if err != nil {
+			return nil, fmt.Errorf("--raft-listen %s: %w", o.RaftListen, err)
+		}
+		n.transport, n.closeTr = tr, tr.Close
 	}
+	var err error
 	n.boltStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(o.Dir, "raft.db")})
 	if err != nil {
-		n.transport.Close()
+		_ = n.closeTr()
 		return nil, fmt.Errorf("cluster: open the Raft log in %s: %w", o.Dir, err)
 	}
 	fail := func(err error) (*Node, error) {
 		n.boltStore.Close()
-		n.transport.Close()
+		_ = n.closeTr()
 		return nil, err
 	}
 	logs, err := raft.NewLogCache(512, n.boltStore)
@@ -267,8 +278,22 @@ func (n *Node) catchUpFromSnapshot(ctx context.Context, snaps raft.SnapshotStore
 	if latest.Index <= n.st.AppliedIndex() {
 		return nil
 	}
-	n.log.Warn("the store is behind the latest snapshot: restoring it", "store_applied", n.st.AppliedIndex(), "snapshot_index", latest.Index)
+	// Raft's index of a snapshot may be past the store's (entries that do not reach the store: elections'
+	// no-ops, membership changes); the snapshot says which store state it holds.
 	_, rc, err := snaps.Open(latest.ID)
+	if err != nil {
+		return fmt.Errorf("cluster: open snapshot %s: %w", latest.ID, err)
+	}
+	held, err := store.SnapshotIndex(rc)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("cluster: snapshot %s: %w", latest.ID, err)
+	}
+	if held <= n.st.AppliedIndex() {
+		return nil
+	}
+	n.log.Warn("the store is behind the latest snapshot: restoring it", "store_applied", n.st.AppliedIndex(), "snapshot_holds", held)
+	_, rc, err = snaps.Open(latest.ID)
 	if err != nil {
 		return fmt.Errorf("cluster: open snapshot %s: %w", latest.ID, err)
 	}
@@ -488,7 +513,7 @@ func (n *Node) Close() error {
 	if cerr := n.boltStore.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
-	if cerr := n.transport.Close(); cerr != nil {
+	if cerr := n.closeTr(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	return err

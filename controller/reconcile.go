@@ -566,7 +566,12 @@ func (c *Controller) Switches() []model.Switch {
 			if b.known {
 				out[i].FlowCount = len(b.installed)
 			}
+			sw := b.sw
 			b.mu.Unlock()
+			if sw != nil {
+				role, _ := sw.Role()
+				out[i].Role = role.String()
+			}
 		}
 	}
 	return out
