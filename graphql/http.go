@@ -57,6 +57,12 @@ type Options struct {
 	MetricsAuth bool
 	// OnAuthFailure, when set, is called for every refused authentication with the client's address and why.
 	OnAuthFailure func(remote, reason string)
+	// Cluster, when set, routes every GraphQL request to the leader controller (see Cluster).
+	Cluster Cluster
+	// HealthDetail adds fields to GET /healthz's body (the cluster role and leader).
+	HealthDetail func() map[string]any
+	// Extra handlers mounted on the API's mux by path pattern (e.g. the cluster's internal endpoint).
+	Extra map[string]http.Handler
 }
 
 // Default limits.
@@ -80,6 +86,9 @@ type Handler struct {
 	maxDepth   int
 	maxFields  int
 	mux        *http.ServeMux
+	cluster    Cluster
+	detail     func() map[string]any
+	forwarder  *http.Client
 }
 
 // New builds the API handler.
@@ -104,6 +113,11 @@ func New(opts Options) (*Handler, error) {
 		maxBody:    opts.MaxBodyBytes,
 		maxDepth:   opts.MaxDepth,
 		maxFields:  opts.MaxFields,
+		cluster:    opts.Cluster,
+		detail:     opts.HealthDetail,
+	}
+	if h.cluster != nil {
+		h.forwarder = newForwarder(h.cluster)
 	}
 	h.auth.Store(newAuthenticator(opts.Tokens))
 	if h.logger == nil {
@@ -125,7 +139,10 @@ func New(opts Options) (*Handler, error) {
 		return nil, fmt.Errorf("graphql: registering metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/graphql", h.serveGraphQL)
+	mux.HandleFunc("/graphql", h.routed(h.serveGraphQL))
+	for pattern, handler := range opts.Extra {
+		mux.Handle(pattern, handler)
+	}
 	mux.HandleFunc(assetsPath, serveAsset)
 	mux.HandleFunc("/healthz", h.serveHealth)
 	var metricsHandler http.Handler = promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn)})
@@ -292,6 +309,11 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	ctx = service.WithActor(ctx, who.actor)
 	ctx = withRequestInfo(ctx, ri)
 
+	if stale := staleFrom(ctx); stale != "" && doc.isMutation() {
+		fail(http.StatusServiceUnavailable, requestError(service.CodeUnavailable, "",
+			"mutations are refused while no majority of the controllers is reachable; nothing was changed: "+stale))
+		return
+	}
 	if doc.isMutation() && who.role != RoleAdmin {
 		h.refuseMutations(ctx, doc, req.Variables, who)
 		fail(http.StatusForbidden, requestError(service.CodeForbidden, "",
@@ -440,18 +462,25 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 		OK     bool   `json:"ok"`
 		Reason string `json:"reason,omitempty"`
 	}
-	body := struct {
-		Status string  `json:"status"`
-		Checks []check `json:"checks"`
-	}{Status: "ok", Checks: []check{}}
+	body := map[string]any{}
+	checks := []check{}
 	status := http.StatusOK
+	if h.detail != nil {
+		for k, v := range h.detail() {
+			body[k] = v
+		}
+	}
 	for _, hc := range h.health {
 		c := check{Name: hc.Name, OK: true}
 		if err := hc.Check(ctx); err != nil {
 			c.OK, c.Reason = false, err.Error()
-			body.Status, status = "unavailable", http.StatusServiceUnavailable
+			status = http.StatusServiceUnavailable
 		}
-		body.Checks = append(body.Checks, c)
+		checks = append(checks, c)
+	}
+	body["status"], body["checks"] = "ok", checks
+	if status != http.StatusOK {
+		body["status"] = "unavailable"
 	}
 	h.writeJSON(w, status, body)
 }

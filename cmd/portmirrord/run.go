@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"portmirror/cluster"
 	"portmirror/controller"
 	"portmirror/graphql"
 	"portmirror/internal/netlimit"
@@ -87,9 +89,52 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 		return fmt.Errorf("registering the refusal metric: %w", err)
 	}
 
+	// The API's listener comes first: a cluster member publishes its address.
+	rawLn, err := net.Listen("tcp", cfg.APIListen)
+	if err != nil {
+		return fmt.Errorf("API listener (--api-listen): %w", err)
+	}
+	defer rawLn.Close()
+	ln := netlimit.PerAddr(rawLn, cfg.APIMaxConnsPerAddr, func(remote string) {
+		audit.Refused("api", secaudit.ConnsPerAddr, remote, fmt.Sprintf("%d connections from this address are open already (--api-max-conns-per-addr)", cfg.APIMaxConnsPerAddr))
+	})
+
+	// With --node-id, this controller is a member of a cluster: every write goes through the Raft log.
+	var node *cluster.Node
+	if cfg.NodeID != "" {
+		peers, _ := cluster.ParsePeers(cfg.Peers) // validated with the flags
+		node, err = cluster.Open(ctx, cluster.Options{
+			NodeID: cfg.NodeID, RaftListen: cfg.RaftListen, Peers: peers, Dir: filepath.Join(cfg.DataDir, "raft"),
+			Store: st, Logger: log.With("component", "cluster"),
+			APIAdvertise: cfg.apiAdvertise(ln.Addr()), OpenFlowAdvertise: cfg.OpenFlowAdvertise,
+			TLS: clusterTLS(cfg.TLS.Cluster),
+		})
+		if err != nil {
+			return fmt.Errorf("joining the cluster (--node-id, --raft-listen, --peers): %w", err)
+		}
+		st.SetReplicator(node)
+		svc.SetMembership(node)
+		nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
+		nodeDone := make(chan struct{})
+		go func() {
+			defer close(nodeDone)
+			_ = node.Run(nodeCtx)
+		}()
+		// Raft stops after the controller (deferred before it, so it runs after) and before the store closes.
+		defer func() {
+			stopNode()
+			<-nodeDone
+			if cerr := node.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("stopping Raft: %w", cerr))
+			}
+			log.Info("left the cluster's Raft (still a member)", "node", cfg.NodeID)
+		}()
+		log.Info("cluster member", "node", cfg.NodeID, "raft", node.RaftAddress(), "api_advertise", cfg.apiAdvertise(ln.Addr()))
+	}
+
 	// The OpenFlow controller: it listens now, serves on a goroutine owned here, and stops after the API has
 	// drained and before the store closes. Installed flows stay on the switches when it stops.
-	ctrl, err := controller.New(controller.Options{
+	copts := controller.Options{
 		Service:   svc,
 		Logger:    log.With("component", "controller"),
 		Listen:    cfg.OpenFlowListen,
@@ -103,7 +148,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 				}
 				audit.Refused("openflow", kind, remote, reason.Error())
 			}},
-	})
+	}
+	if node != nil {
+		copts.Cluster = node
+	}
+	ctrl, err := controller.New(copts)
 	if err != nil {
 		return fmt.Errorf("OpenFlow listener (--openflow-listen): %w", err)
 	}
@@ -133,7 +182,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 		}
 	}
 
-	api, err := graphql.New(graphql.Options{
+	gopts := graphql.Options{
 		Backend:     svc,
 		Tokens:      cfg.apiTokens(),
 		Logger:      log.With("component", "api"),
@@ -149,21 +198,25 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 			}},
 			{Name: "openflow", Check: openflowHealth},
 		},
-	})
+	}
+	if node != nil {
+		gopts.Cluster = node
+		gopts.HealthDetail = node.Health
+		gopts.Health = append(gopts.Health, graphql.HealthCheck{Name: "cluster", Check: node.HealthCheck})
+		gopts.Extra = map[string]http.Handler{"/cluster/": node}
+	}
+	api, err := graphql.New(gopts)
 	if err != nil {
 		return err
 	}
 	if err := api.Registry().Register(ctrl.Collector()); err != nil {
 		return fmt.Errorf("registering the controller's metrics: %w", err)
 	}
-
-	rawLn, err := net.Listen("tcp", cfg.APIListen)
-	if err != nil {
-		return fmt.Errorf("API listener (--api-listen): %w", err)
+	if node != nil {
+		if err := api.Registry().Register(node.Collector()); err != nil {
+			return fmt.Errorf("registering the cluster's metrics: %w", err)
+		}
 	}
-	ln := netlimit.PerAddr(rawLn, cfg.APIMaxConnsPerAddr, func(remote string) {
-		audit.Refused("api", secaudit.ConnsPerAddr, remote, fmt.Sprintf("%d connections from this address are open already (--api-max-conns-per-addr)", cfg.APIMaxConnsPerAddr))
-	})
 	handler := netlimit.Concurrency(api, cfg.APIMaxRequests, []string{"/healthz", "/metrics"}, func(r *http.Request) {
 		audit.Refused("api", secaudit.Requests, r.RemoteAddr, fmt.Sprintf("%d requests in progress (--api-max-requests)", cfg.APIMaxRequests))
 	})
@@ -225,4 +278,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 	}
 	// The controller stops next (deferred), after the API and before the store closes.
 	return serveErr
+}
+
+// clusterTLS is the cluster's mutual TLS from --cluster-tls-*, or nil.
+func clusterTLS(t *ClusterTLS) *cluster.TLS {
+	if t == nil {
+		return nil
+	}
+	return &cluster.TLS{Server: t.Server, Client: t.Client}
 }
