@@ -191,7 +191,6 @@ func handshakeTLS(ctx context.Context, nc net.Conn, cfg *tls.Config) (net.Conn, 
 	return tc, nil
 }
 
-
 // kick makes every controller's loop reconnect now.
 func (s *Switch) kick() {
 	for _, w := range s.wakes {
