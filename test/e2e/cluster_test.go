@@ -1,0 +1,321 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// createClusterQ creates an inventory cluster with a uuid of the caller's: a small
+// mutation whose effect a query can find.
+const createClusterQ = `mutation($u: ID!, $n: String!) { createCluster(input: {uuid: $u, name: $n}) { uuid } }`
+
+// clusterUUIDs reads every inventory cluster's uuid through gc, and the response's extensions.
+func clusterUUIDs(t testing.TB, gc *GraphQLClient) (map[string]bool, map[string]any) {
+	t.Helper()
+	var out struct{ Clusters []struct{ UUID string } }
+	ext, err := gc.DoExt(t.Context(), `{ clusters { uuid } }`, nil, &out)
+	if err != nil {
+		t.Fatalf("clusters through %s: %v", gc.URL, err)
+	}
+	got := map[string]bool{}
+	for _, c := range out.Clusters {
+		got[c.UUID] = true
+	}
+	return got, ext
+}
+
+type controllerNode struct {
+	ID, RaftAddress, Role string
+	APIAddress            *string
+	OpenflowAddress       *string
+	Self                  bool
+}
+
+const controllerNodesQ = `{ controllerNodes { id raftAddress apiAddress openflowAddress role self } }`
+
+// checkControllerNodes asks every running member for controllerNodes: every member
+// listed with its addresses, exactly one LEADER (the leader), self on the member asked.
+func checkControllerNodes(t *testing.T, cs *Controllers, leader *Daemon) {
+	t.Helper()
+	for _, d := range cs.Running() {
+		var out struct{ ControllerNodes []controllerNode }
+		d.Client().Must(t, controllerNodesQ, nil, &out)
+		var leaders, selves []string
+		for _, n := range out.ControllerNodes {
+			m := cs.Node(n.ID)
+			if m == nil {
+				t.Errorf("asked %s: controllerNodes lists %q, not a member", d.NodeID, n.ID)
+				continue
+			}
+			if n.RaftAddress != m.RaftListen || n.APIAddress == nil || *n.APIAddress != m.APIAdvertise ||
+				n.OpenflowAddress == nil || *n.OpenflowAddress != m.OpenFlowTarget {
+				t.Errorf("asked %s: %s has raft %s api %v openflow %v, want %s %s %s", d.NodeID, n.ID, n.RaftAddress,
+					deref(n.APIAddress), deref(n.OpenflowAddress), m.RaftListen, m.APIAdvertise, m.OpenFlowTarget)
+			}
+			if n.Role == "LEADER" {
+				leaders = append(leaders, n.ID)
+			}
+			if n.Self {
+				selves = append(selves, n.ID)
+			}
+		}
+		if len(out.ControllerNodes) != len(cs.Nodes) || !slices.Equal(leaders, []string{leader.NodeID}) || !slices.Equal(selves, []string{d.NodeID}) {
+			t.Errorf("asked %s: controllerNodes %+v: want %d members, LEADER %s alone, self %s alone", d.NodeID, out.ControllerNodes,
+				len(cs.Nodes), leader.NodeID, d.NodeID)
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<null>"
+	}
+	return *s
+}
+
+// waitTargets polls until h's br-int lists exactly the controller targets want.
+func waitTargets(t *testing.T, h *Hypervisor, want []string) {
+	t.Helper()
+	var got []string
+	if err := poll(t.Context(), 20*time.Second, 50*time.Millisecond, func() (bool, error) {
+		out, err := h.Vsctl(t.Context(), "get-controller", h.Bridge)
+		got = strings.Fields(out)
+		slices.Sort(got)
+		return err == nil && slices.Equal(got, want), err
+	}); err != nil {
+		t.Fatalf("%s: br-int controllers %v, want %v", h.Name, got, want)
+	}
+}
+
+// TestClusterFailover: three controllers on loopback, two hypervisors whose br-int
+// the leader manages through OVSDB (every member's target set by the leader). Writes
+// through every member are read back through every member; one MASTER per bridge,
+// the leader; copies arrive once. The leader is SIGKILLed under traffic: a new leader
+// and MASTER take over within seconds, sending no flow_mod, the flows byte for byte
+// what they were, every copy still arriving exactly once. Two survivors take writes;
+// one alone refuses them (UNAVAILABLE, nothing changed) and answers queries marked
+// stale; the killed members come back, catch up, and the ex-leader is never MASTER
+// while another leads.
+func TestClusterFailover(t *testing.T) {
+	t.Parallel()
+	tp := NewTopology(t, TopologyOptions{Secure: true})
+	a := tp.AddVM(t, tp.HV1, "a")
+	b := tp.AddVM(t, tp.HV2, "b")
+	m := tp.AddVM(t, tp.HV2, "m", NICSpec{}, NICSpec{Capture: true, Isolate: true})
+	cs := StartControllers(t, tp, 3)
+	leader := cs.WaitLeader(t, 10*time.Second)
+	an, bn, dst := a.DefaultNIC(), b.DefaultNIC(), m.NICs[1]
+
+	// The inventory through one member, the port mirror through another, its status through the third.
+	w := &World{TP: tp, D: cs.Nodes[0], GC: cs.Nodes[0].Client()}
+	w.Inv = RegisterInventory(t, w.GC, tp, InventoryOptions{Encapsulation: "GRE"})
+	w.WaitConnected(t)
+	for _, h := range tp.Hypervisors() {
+		waitTargets(t, h, cs.Targets())
+	}
+	w.GC = cs.Nodes[1].Client()
+	pm, _ := w.CreatePortMirror(t, "ha", true, SessionSpec{"s", "BIDIRECTION", an, dst})
+	w.GC = cs.Nodes[2].Client()
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+
+	// Round robin: a write through each member is read at once through every member.
+	var written []string
+	for i, d := range cs.Nodes {
+		u := newUUID()
+		d.Client().Must(t, createClusterQ, map[string]any{"u": u, "n": fmt.Sprintf("rr-%d", i)}, nil)
+		written = append(written, u)
+		for _, r := range cs.Nodes {
+			got, _ := clusterUUIDs(t, r.Client())
+			for _, u := range written {
+				if !got[u] {
+					t.Errorf("cluster %s written through %s: not read through %s right after", u, d.NodeID, r.NodeID)
+				}
+			}
+		}
+	}
+	checkControllerNodes(t, cs, leader)
+	for _, h := range tp.Hypervisors() {
+		d := WaitMaster(t, h, leader.OpenFlowTarget, cs.Targets())
+		t.Logf("e2e: %s: %s MASTER, the others SLAVE (OVSDB showed it %v after asking)", h.Name, leader.NodeID, d.Round(time.Millisecond))
+	}
+	const n = 5
+	ExpectCopies(t, "cluster/before", a, bn.IP, n, Want{dst, PingCount{Requests: n, Replies: n}})
+
+	// SIGKILL of the leader, under traffic.
+	before := map[string][]string{}
+	for _, h := range tp.Hypervisors() {
+		before[h.Name] = Flows(t, h)
+	}
+	survivors := cs.Others(leader)
+	sentBefore := map[string]float64{}
+	for _, d := range survivors {
+		sentBefore[d.NodeID] = d.FlowModsSent(t)
+	}
+	capt := StartCapture(t, dst)
+	traffic := StartTraffic(t, a, bn.IP, 20*time.Millisecond)
+	// Some copies under the old leader first.
+	capt.WaitFor(t, 5*time.Second, "copies before the kill", func(fs []Frame) bool {
+		c := 0
+		for _, f := range fs {
+			if f.IsEcho(ICMPEchoRequest, an.IP, bn.IP) {
+				c++
+			}
+		}
+		return c >= 5
+	})
+	killed := time.Now()
+	leader.Kill(t)
+
+	// Mutations are accepted again: the first one through a survivor that succeeds.
+	var accepted time.Duration
+	for attempt := 0; ; attempt++ {
+		u := newUUID()
+		err := survivors[attempt%2].Client().Do(t.Context(), createClusterQ, map[string]any{"u": u, "n": "after-kill"}, nil)
+		if err == nil {
+			accepted = time.Since(killed)
+			written = append(written, u)
+			break
+		}
+		if ErrorCode(err) != "UNAVAILABLE" || time.Since(killed) > 15*time.Second {
+			t.Fatalf("mutation %v after the leader's kill: %v", time.Since(killed).Round(time.Millisecond), err)
+		}
+		t.Logf("e2e: mutation %v after the leader's kill: %v", time.Since(killed).Round(time.Millisecond), err)
+		time.Sleep(20 * time.Millisecond) // pacing the retries
+	}
+	next := cs.WaitLeader(t, 10*time.Second)
+	elected := next.LogTimes(t, "elected leader: catching up before taking over", true)
+	mastered := map[string]time.Duration{}
+	for _, h := range tp.Hypervisors() {
+		if ts := next.LogTimes(t, "MASTER of switch", true, "datapath="+h.DPID); len(ts) > 0 {
+			mastered[h.Name] = ts[len(ts)-1].Sub(killed)
+		}
+	}
+	connected := []string{}
+	for _, d := range survivors {
+		connected = append(connected, d.OpenFlowTarget)
+	}
+	var ovsMaster time.Duration
+	for _, h := range tp.Hypervisors() {
+		WaitMaster(t, h, next.OpenFlowTarget, connected)
+		ovsMaster = time.Since(killed)
+	}
+	electedAfter := time.Duration(-1)
+	if len(elected) > 0 {
+		electedAfter = elected[len(elected)-1].Sub(killed)
+	}
+	t.Logf("FAILOVER cluster/leader-kill: %s elected %v after the kill, MASTER (its ROLE_REPLY) %v, mutations accepted again %v, OVSDB showing the new MASTER on both bridges %v",
+		next.NodeID, electedAfter.Round(time.Millisecond), mastered, accepted.Round(time.Millisecond), ovsMaster.Round(time.Millisecond))
+	if len(mastered) != 2 {
+		t.Errorf("%s's log says MASTER of %d of 2 switches", next.NodeID, len(mastered))
+	}
+	w.GC = next.Client()
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	for _, h := range tp.Hypervisors() {
+		if got := Flows(t, h); !slices.Equal(got, before[h.Name]) {
+			t.Errorf("%s: flows after the failover differ:\n%s\nbefore:\n%s", h.Name, strings.Join(got, "\n"), strings.Join(before[h.Name], "\n"))
+		}
+		waitTargets(t, h, cs.Targets())
+	}
+	runs := traffic.Stop(t)
+	ExpectEachCopied(t, capt, runs, PingCount{Requests: 1, Replies: 1})
+	t.Logf("e2e: %d pings across the kill (%s to %s): each request and reply copied exactly once",
+		len(runs), runs[0].SentAt[0].Format("15:04:05.000"), runs[len(runs)-1].SentAt[0].Format("15:04:05.000"))
+	for _, d := range survivors {
+		if got := d.FlowModsSent(t); got != sentBefore[d.NodeID] {
+			t.Errorf("%s sent %v flow_mods across the failover, want 0", d.NodeID, got-sentBefore[d.NodeID])
+		}
+	}
+	t.Logf("FAILOVER cluster/leader-kill flow_mods sent by %s: %v", next.NodeID, next.FlowModsSent(t)-sentBefore[next.NodeID])
+
+	// Two survivors take writes, each read through the other.
+	for i, d := range survivors {
+		u := newUUID()
+		d.Client().Must(t, createClusterQ, map[string]any{"u": u, "n": "two"}, nil)
+		written = append(written, u)
+		if got, _ := clusterUUIDs(t, survivors[1-i].Client()); !got[u] {
+			t.Errorf("written through %s, not read through %s", d.NodeID, survivors[1-i].NodeID)
+		}
+	}
+	checkControllerNodes(t, cs, next)
+
+	// One survivor alone (the leader's follower killed): mutations refused within
+	// 10 s, nothing changed; queries answered from its copy, marked stale; the flows
+	// stay and copies go on.
+	lone := next
+	follower := survivors[0]
+	if follower == next {
+		follower = survivors[1]
+	}
+	follower.Kill(t)
+	u := newUUID()
+	t0 := time.Now()
+	err := lone.Client().Do(t.Context(), createClusterQ, map[string]any{"u": u, "n": "lone"}, nil)
+	refused := time.Since(t0)
+	if ErrorCode(err) != "UNAVAILABLE" || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Errorf("a mutation to the lone survivor: %v, want UNAVAILABLE saying nothing was changed", err)
+	}
+	if refused > 10*time.Second {
+		t.Errorf("the lone survivor refused the mutation after %v, want within 10s", refused)
+	}
+	got, ext := clusterUUIDs(t, lone.Client())
+	if ext["stale"] != true {
+		t.Errorf("a query to the lone survivor: extensions %v, want stale: true", ext)
+	}
+	for _, x := range written {
+		if !got[x] {
+			t.Errorf("the lone survivor's copy lacks acknowledged cluster %s", x)
+		}
+	}
+	if got[u] {
+		t.Errorf("the refused cluster %s is in the lone survivor's copy", u)
+	}
+	t.Logf("MAJORITY-LOSS cluster/lone: mutation refused after %v: %v; query stale: %v", refused.Round(time.Millisecond), err, ext["staleReason"])
+	for _, h := range tp.Hypervisors() {
+		if got := Flows(t, h); !slices.Equal(got, before[h.Name]) {
+			t.Errorf("%s: flows changed without a majority:\n%s", h.Name, strings.Join(got, "\n"))
+		}
+	}
+	ExpectCopies(t, "cluster/no-majority", a, bn.IP, n, Want{dst, PingCount{Requests: n, Replies: n}})
+
+	// The killed members come back: they rejoin, catch up, and the ex-leader is not
+	// MASTER while another leads.
+	leader.start(t, false)
+	follower.start(t, false)
+	now := cs.WaitLeader(t, 15*time.Second)
+	cs.WaitCaughtUp(t, 15*time.Second)
+	for _, d := range cs.Nodes {
+		if h, err := d.Health(t.Context()); err != nil || h.Code != 200 || h.Leader != now.NodeID {
+			t.Errorf("%s /healthz: %+v %v, want 200 naming %s", d.NodeID, h, err, now.NodeID)
+		}
+		got, _ := clusterUUIDs(t, d.Client())
+		for _, x := range written {
+			if !got[x] {
+				t.Errorf("asked %s after the restarts: acknowledged cluster %s missing", d.NodeID, x)
+			}
+		}
+		if got[u] {
+			t.Errorf("asked %s after the restarts: the refused cluster %s exists", d.NodeID, u)
+		}
+	}
+	checkControllerNodes(t, cs, now)
+	for _, h := range tp.Hypervisors() {
+		WaitMaster(t, h, now.OpenFlowTarget, cs.Targets())
+	}
+	if now != leader {
+		if ts := leader.LogTimes(t, "MASTER of switch", true); len(ts) > 0 {
+			t.Errorf("the restarted ex-leader %s says it became MASTER at %v while %s leads", leader.NodeID, ts, now.NodeID)
+		}
+	}
+	t.Logf("e2e: after the restarts %s leads (the ex-leader was %s)", now.NodeID, leader.NodeID)
+	w.GC = now.Client()
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	for _, h := range tp.Hypervisors() {
+		if got := Flows(t, h); !slices.Equal(got, before[h.Name]) {
+			t.Errorf("%s: flows after the restarts differ:\n%s\nbefore:\n%s", h.Name, strings.Join(got, "\n"), strings.Join(before[h.Name], "\n"))
+		}
+	}
+	ExpectCopies(t, "cluster/restarted", a, bn.IP, n, Want{dst, PingCount{Requests: n, Replies: n}})
+}
