@@ -450,9 +450,6 @@ func ExpectEachCopied(t testing.TB, c *Capture, runs []PingResult, want PingCoun
 	}
 }
 
-// errNotSent says a request never reached a member (its API refused the connection).
-var errNotSent = errors.New("the member's API refused the connection")
-
 // notSent reports whether err says the request was not sent: the connection was refused.
 func notSent(err error) bool {
 	var op *net.OpError

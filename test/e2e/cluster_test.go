@@ -1,9 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	mrand "math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -318,4 +325,184 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	ExpectCopies(t, "cluster/restarted", a, bn.IP, n, Want{dst, PingCount{Requests: n, Replies: n}})
+}
+
+// mutationOutcome is what a client learnt of one mutation.
+type mutationOutcome int
+
+const (
+	outcomeAcked   mutationOutcome = iota // answered with data: durable on a majority
+	outcomeRefused                        // UNAVAILABLE, "nothing was changed"
+	outcomeUnknown                        // UNAVAILABLE "outcome is unknown", or the answer was lost after the request was sent
+	outcomeNotSent                        // every member tried refused the connection
+)
+
+func (o mutationOutcome) String() string {
+	return [...]string{"acked", "refused", "unknown", "not-sent"}[o]
+}
+
+// TestClusterRandomKills: 200 mutations (createCluster with the client's uuids) go to
+// random members, four at a time, while the leader is SIGKILLed and restarted three
+// times (choices seeded; PORTMIRROR_E2E_SEED repeats them). At the end every
+// acknowledged mutation is on every member, and none refused "nothing was changed"
+// (or never sent) is on any; every member holds the same state, read from its own
+// copy. The bridges list all three controllers, set with ovs-vsctl (hosts registered
+// without OVSDB): the last leader is their one MASTER, and no restarted ex-leader
+// became MASTER while another led.
+func TestClusterRandomKills(t *testing.T) {
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("PORTMIRROR_E2E_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("PORTMIRROR_E2E_SEED: %v", err)
+		}
+	}
+	t.Logf("SEED %d (PORTMIRROR_E2E_SEED=%d repeats the random choices)", seed, seed)
+	rng := mrand.New(mrand.NewPCG(seed, 0))
+
+	tp := NewTopology(t, TopologyOptions{Secure: true})
+	cs := StartControllers(t, tp, 3)
+	for _, h := range tp.Hypervisors() {
+		h.MustVsctl(t, "set", "Bridge", h.Bridge, "protocols=OpenFlow13")
+		h.SetController(t, h.Bridge, cs.Targets()...)
+	}
+	w := &World{TP: tp, GC: cs.Nodes[0].Client()}
+	w.Inv = RegisterInventory(t, w.GC, tp, InventoryOptions{NoOVSDB: true, DatapathIDs: true})
+	w.WaitConnected(t)
+
+	const total, workers = 200, 4
+	const pace = 160 * time.Millisecond // per worker: about 25 mutations a second in all
+	type result struct {
+		uuid    string
+		node    string
+		outcome mutationOutcome
+		err     error
+	}
+	results := make([]result, total)
+	var next, done atomic.Int64
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var wg sync.WaitGroup
+	for wi := range workers {
+		wr := mrand.New(mrand.NewPCG(seed, uint64(wi+1)))
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= total || ctx.Err() != nil {
+					return
+				}
+				r := result{uuid: newUUID(), outcome: outcomeNotSent}
+				for attempt := 0; attempt < 20 && ctx.Err() == nil; attempt++ {
+					d := cs.Nodes[wr.IntN(len(cs.Nodes))]
+					r.node = d.NodeID
+					r.err = d.Client().Do(ctx, createClusterQ, map[string]any{"u": r.uuid, "n": fmt.Sprintf("kill-%d", i)}, nil)
+					if notSent(r.err) {
+						time.Sleep(50 * time.Millisecond) // pacing the retries to another member
+						continue
+					}
+					switch msg := fmt.Sprint(r.err); {
+					case r.err == nil:
+						r.outcome = outcomeAcked
+					case ErrorCode(r.err) == "UNAVAILABLE" && strings.Contains(msg, "nothing was changed") && !strings.Contains(msg, "unknown"):
+						r.outcome = outcomeRefused
+					default:
+						r.outcome = outcomeUnknown
+					}
+					break
+				}
+				results[i] = r
+				done.Add(1)
+				time.Sleep(pace) // pacing: the kills land among the mutations
+			}
+		})
+	}
+
+	// Three kills of the leader, each after a random number of mutations; the
+	// ex-leader stays down for a random while, then restarts.
+	kills := 0
+	overlapped := 0
+	for k := range 3 {
+		at := int64(30 + 60*k + rng.IntN(30))
+		if err := poll(t.Context(), 60*time.Second, 5*time.Millisecond, func() (bool, error) { return done.Load() >= at, nil }); err != nil {
+			t.Fatalf("kill %d: %d mutations done, waiting for %d: %v", k+1, done.Load(), at, err)
+		}
+		l := cs.WaitLeader(t, 15*time.Second)
+		down := time.Duration(rng.IntN(1500)) * time.Millisecond
+		at = done.Load()
+		l.Kill(t)
+		killed := time.Now()
+		time.Sleep(down) // the schedule: how long the ex-leader stays down
+		l.start(t, false)
+		nl := cs.WaitLeader(t, 15*time.Second)
+		kills++
+		if done.Load() < total {
+			overlapped++
+		}
+		t.Logf("KILL %d: leader %s SIGKILLed after %d mutations, down %v; %s leads %v after the kill (%d mutations done)",
+			k+1, l.NodeID, at, down.Round(time.Millisecond), nl.NodeID, time.Since(killed).Round(time.Millisecond), done.Load())
+	}
+	wg.Wait()
+	if overlapped == 0 {
+		t.Errorf("none of the %d kills happened while mutations were under way", kills)
+	}
+
+	count := map[mutationOutcome]int{}
+	for i, r := range results {
+		count[r.outcome]++
+		if r.outcome == outcomeUnknown {
+			t.Logf("mutation %d (%s through %s): outcome unknown: %v", i, r.uuid, r.node, r.err)
+		}
+		if r.outcome == outcomeUnknown && ErrorCode(r.err) != "UNAVAILABLE" && ErrorCode(r.err) != "" {
+			t.Errorf("mutation %d (%s through %s): %v, want success or UNAVAILABLE", i, r.uuid, r.node, r.err)
+		}
+	}
+	t.Logf("RANDOMKILL %d mutations: %d acked, %d refused (nothing changed), %d outcome unknown, %d not sent",
+		total, count[outcomeAcked], count[outcomeRefused], count[outcomeUnknown], count[outcomeNotSent])
+	if count[outcomeAcked] < total/2 {
+		t.Errorf("only %d of %d mutations acknowledged across %d leader kills", count[outcomeAcked], total, kills)
+	}
+
+	// Every member caught up; the last leader is the one MASTER; no ex-leader took a
+	// switch while another led.
+	leader := cs.WaitLeader(t, 15*time.Second)
+	cs.WaitCaughtUp(t, 15*time.Second)
+	for _, h := range tp.Hypervisors() {
+		WaitMaster(t, h, leader.OpenFlowTarget, cs.Targets())
+	}
+	for _, d := range cs.Others(leader) {
+		if ts := d.LogTimes(t, "MASTER of switch", true); len(ts) > 0 {
+			t.Errorf("%s, restarted and not leading (%s leads), says it became MASTER at %v", d.NodeID, leader.NodeID, ts)
+		}
+	}
+	check := func(who string, got map[string]bool) {
+		t.Helper()
+		for i, r := range results {
+			switch {
+			case r.outcome == outcomeAcked && !got[r.uuid]:
+				t.Errorf("%s: mutation %d (%s through %s) was acknowledged and is missing", who, i, r.uuid, r.node)
+			case (r.outcome == outcomeRefused || r.outcome == outcomeNotSent) && got[r.uuid]:
+				t.Errorf("%s: mutation %d (%s through %s) was %s (%v) and is there", who, i, r.uuid, r.node, r.outcome, r.err)
+			}
+		}
+	}
+	want, _ := clusterUUIDs(t, leader.Client())
+	check("the leader "+leader.NodeID, want)
+
+	// Each member's own copy: all stopped, each started alone answers from its copy, marked stale.
+	for _, d := range cs.Nodes {
+		d.Kill(t)
+	}
+	for _, d := range cs.Nodes {
+		d.start(t, false)
+		got, ext := clusterUUIDs(t, d.Client())
+		if ext["stale"] != true {
+			t.Errorf("%s alone: extensions %v, want stale", d.NodeID, ext)
+		}
+		check(d.NodeID+" alone", got)
+		if !maps.Equal(got, want) {
+			t.Errorf("%s alone holds %d clusters, the leader held %d", d.NodeID, len(got), len(want))
+		}
+		d.Kill(t)
+	}
 }
