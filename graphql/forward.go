@@ -3,8 +3,6 @@ package graphql
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -159,9 +157,6 @@ func (r *recorder) WriteHeader(status int) {
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, body []byte, leaderURL string) {
 	ctx, cancel := context.WithTimeout(r.Context(), forwardTimeout)
 	defer cancel()
-	key := make([]byte, 12)
-	_, _ = rand.Read(key)
-	idem := hex.EncodeToString(key)
 	for {
 		target := strings.TrimRight(leaderURL, "/") + r.URL.RequestURI()
 		req, err := http.NewRequestWithContext(ctx, r.Method, target, bytes.NewReader(body))
@@ -177,8 +172,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, body []byte, l
 		req.Header.Set(HeaderClusterSecret, h.cluster.Secret())
 		req.Header.Set(HeaderForwardedFor, r.RemoteAddr)
 		req.Header.Set(HeaderVia, h.cluster.ID())
-		// lets the client retry on a kept-alive connection the leader closed before reading the request
-		req.Header.Set("X-Idempotency-Key", idem)
+		// No idempotency key: with one, net/http resends a request whose kept-alive connection broke after it was
+		// written (the leader may have read and committed it), and a resend that then cannot connect would pass
+		// below for a request never sent ("nothing was changed"). Without one it resends only what it never wrote.
 		resp, err := h.forwarder.Do(req)
 		if err == nil {
 			defer resp.Body.Close()
