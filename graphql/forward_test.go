@@ -70,3 +70,40 @@ func (c *fakeCluster) Route(context.Context) (string, string) {
 }
 func (c *fakeCluster) CheckSecret(s string) bool { return s == "secret" }
 func (c *fakeCluster) Secret() string            { return "secret" }
+
+// TestForwardToNonLeaderRetries: the controller a request is forwarded to does not
+// lead (this one's idea of the leader was out of date) and refuses it, marked stale;
+// the forwarder looks for the leader again and the client gets the leader's answer.
+func TestForwardToNonLeaderRetries(t *testing.T) {
+	fc := &fakeCluster{}
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"data":{"createCluster":{"uuid":"from-the-leader"}}}`)
+	}))
+	defer leader.Close()
+	var mu sync.Mutex
+	refused := 0
+	follower := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		refused++
+		mu.Unlock()
+		fc.set(leader.URL) // by now this controller has heard of the real leader
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set(HeaderStale, "the leadership moved while the request was forwarded")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"data":null,"errors":[{"message":"nothing was changed","extensions":{"code":"UNAVAILABLE"}}]}`)
+	}))
+	defer follower.Close()
+	fc.set(follower.URL)
+	e := newEnv(t, func(o *Options) { o.Cluster = fc })
+
+	r := e.post("", `mutation { createCluster(input: {name: "x"}) { uuid } }`, nil)
+	if r.status != http.StatusOK || len(r.Errors) > 0 || str(r.Data, "createCluster.uuid") != "from-the-leader" {
+		t.Fatalf("mutation forwarded to a controller that does not lead: %d %s; want the leader's answer", r.status, r.raw)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if refused != 1 {
+		t.Errorf("the controller that does not lead got %d requests, want 1", refused)
+	}
+}
