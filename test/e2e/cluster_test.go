@@ -410,7 +410,8 @@ func (o mutationOutcome) String() string {
 
 // TestClusterRandomKills: 200 mutations (createCluster with the client's uuids) go to
 // random members, four at a time, while the leader is SIGKILLed and restarted three
-// times (choices seeded; PORTMIRROR_E2E_SEED repeats them). At the end every
+// times, then the leader and a follower together (choices seeded;
+// PORTMIRROR_E2E_SEED repeats them). At the end every
 // acknowledged mutation is on every member, and none refused "nothing was changed"
 // (or never sent) is on any; every member holds the same state, read from its own
 // copy. The bridges list all three controllers, set with ovs-vsctl (hosts registered
@@ -485,29 +486,47 @@ func TestClusterRandomKills(t *testing.T) {
 		})
 	}
 
-	// Three kills of the leader, each after a random number of mutations; the
-	// ex-leader stays down for a random while, then restarts.
+	// Three kills of the leader, each after a random number of mutations, then one of
+	// the leader and a follower together (no majority for a while); the killed stay
+	// down for a random while, then restart.
 	kills := 0
 	overlapped := 0
-	for k := range 3 {
-		at := int64(30 + 60*k + rng.IntN(30))
+	for k := range 4 {
+		at := int64(25 + 45*k + rng.IntN(20))
 		if err := poll(t.Context(), 60*time.Second, 5*time.Millisecond, func() (bool, error) { return done.Load() >= at, nil }); err != nil {
 			t.Fatalf("kill %d: %d mutations done, waiting for %d: %v", k+1, done.Load(), at, err)
 		}
 		l := cs.WaitLeader(t, 15*time.Second)
-		down := time.Duration(rng.IntN(1500)) * time.Millisecond
+		victims := []*Daemon{l}
+		if k == 3 {
+			others := cs.Others(l)
+			victims = append(victims, others[rng.IntN(len(others))])
+		}
+		down := time.Duration(500+rng.IntN(1000)) * time.Millisecond
+		if k == 3 {
+			// longer than a member waits for a leader (3 s) before refusing: some mutations are refused
+			down += 3 * time.Second
+		}
 		at = done.Load()
-		l.Kill(t)
+		for _, v := range victims {
+			v.Kill(t)
+		}
 		killed := time.Now()
-		time.Sleep(down) // the schedule: how long the ex-leader stays down
-		l.start(t, false)
+		time.Sleep(down) // the schedule: how long they stay down
+		for _, v := range victims {
+			v.start(t, false)
+		}
 		nl := cs.WaitLeader(t, 15*time.Second)
 		kills++
 		if done.Load() < total {
 			overlapped++
 		}
-		t.Logf("KILL %d: leader %s SIGKILLed after %d mutations, down %v; %s leads, all three agreeing, %v after the kill (%d mutations done)",
-			k+1, l.NodeID, at, down.Round(time.Millisecond), nl.NodeID, time.Since(killed).Round(time.Millisecond), done.Load())
+		var names []string
+		for _, v := range victims {
+			names = append(names, v.NodeID)
+		}
+		t.Logf("KILL %d: %v SIGKILLed (%s leading) after %d mutations, down %v; %s leads, all three agreeing, %v after the kill (%d mutations done)",
+			k+1, names, l.NodeID, at, down.Round(time.Millisecond), nl.NodeID, time.Since(killed).Round(time.Millisecond), done.Load())
 	}
 	wg.Wait()
 	if overlapped == 0 {
