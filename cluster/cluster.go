@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -95,6 +96,13 @@ type Options struct {
 	LeaderLeaseTimeout time.Duration // default 400ms
 	ApplyTimeout       time.Duration // how long a write waits for a majority before UNAVAILABLE; default 8s
 	SnapshotThreshold  uint64        // log entries between snapshots; default 8192
+
+	// TLS, when set, carries the replication over mutual TLS (and the members' internal requests).
+	TLS *TLS
+
+	// Transport, when set, replaces the TCP transport (tests partition nodes with raft's in-memory one); its
+	// LocalAddr is this node's Raft address and the caller closes it.
+	Transport raft.Transport
 }
 
 // Node is this controller's membership in the cluster.
@@ -102,7 +110,8 @@ type Node struct {
 	opts      Options
 	log       *slog.Logger
 	raft      *raft.Raft
-	transport *raft.NetworkTransport
+	transport raft.Transport
+	closeTr   func() error
 	boltStore *raftboltdb.BoltStore
 	st        *store.Store
 	advertise raft.ServerAddress
@@ -119,6 +128,10 @@ type Node struct {
 
 	observations chan raft.Observation
 	observer     *raft.Observer
+	wg           sync.WaitGroup // barriers in flight; Close waits for them
+
+	clientOnce sync.Once
+	client     *http.Client
 }
 
 type peerHealth struct {
@@ -161,34 +174,50 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	n := &Node{opts: o, log: o.Logger, st: o.Store, peerContact: map[string]peerHealth{},
 		observations: make(chan raft.Observation, 64)}
 
-	advertise := o.RaftListen
-	for _, p := range o.Peers {
-		if p.ID == o.NodeID {
-			advertise = p.Addr
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: &slogWriter{log: o.Logger.With("subsystem", "raft")}})
+	if o.Transport != nil {
+		n.transport, n.closeTr = o.Transport, func() error { return nil }
+		n.advertise = o.Transport.LocalAddr()
+	} else {
+		advertise := o.RaftListen
+		for _, p := range o.Peers {
+			if p.ID == o.NodeID {
+				advertise = p.Addr
+			}
+		}
+		addr, err := net.ResolveTCPAddr("tcp", advertise)
+		if err != nil {
+			return nil, fmt.Errorf("--raft-listen %q: %w", advertise, err)
+		}
+		if addr.IP == nil || addr.IP.IsUnspecified() {
+			return nil, fmt.Errorf("--raft-listen %q: the others cannot reach an unspecified address; list this node in --peers with a reachable one", advertise)
+		}
+		n.advertise = raft.ServerAddress(addr.String())
+		if o.TLS != nil {
+			stream, err := newTLSStream(o.RaftListen, addr, o.TLS)
+			if err != nil {
+				return nil, fmt.Errorf("--raft-listen %s: %w", o.RaftListen, err)
+			}
+			tr := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 3,
+				Timeout: 5 * time.Second, Logger: hlog})
+			n.transport, n.closeTr = tr, tr.Close
+		} else {
+			tr, err := raft.NewTCPTransportWithLogger(o.RaftListen, addr, 3, 5*time.Second, hlog)
+			if err != nil {
+				return nil, fmt.Errorf("--raft-listen %s: %w", o.RaftListen, err)
+			}
+			n.transport, n.closeTr = tr, tr.Close
 		}
 	}
-	addr, err := net.ResolveTCPAddr("tcp", advertise)
-	if err != nil {
-		return nil, fmt.Errorf("--raft-listen %q: %w", advertise, err)
-	}
-	if addr.IP == nil || addr.IP.IsUnspecified() {
-		return nil, fmt.Errorf("--raft-listen %q: the others cannot reach an unspecified address; list this node in --peers with a reachable one", advertise)
-	}
-	n.advertise = raft.ServerAddress(addr.String())
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: &slogWriter{log: o.Logger.With("subsystem", "raft")}})
-
-	n.transport, err = raft.NewTCPTransportWithLogger(o.RaftListen, addr, 3, 5*time.Second, hlog)
-	if err != nil {
-		return nil, fmt.Errorf("--raft-listen %s: %w", o.RaftListen, err)
-	}
+	var err error
 	n.boltStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(o.Dir, "raft.db")})
 	if err != nil {
-		n.transport.Close()
+		_ = n.closeTr()
 		return nil, fmt.Errorf("cluster: open the Raft log in %s: %w", o.Dir, err)
 	}
 	fail := func(err error) (*Node, error) {
 		n.boltStore.Close()
-		n.transport.Close()
+		_ = n.closeTr()
 		return nil, err
 	}
 	logs, err := raft.NewLogCache(512, n.boltStore)
@@ -267,8 +296,22 @@ func (n *Node) catchUpFromSnapshot(ctx context.Context, snaps raft.SnapshotStore
 	if latest.Index <= n.st.AppliedIndex() {
 		return nil
 	}
-	n.log.Warn("the store is behind the latest snapshot: restoring it", "store_applied", n.st.AppliedIndex(), "snapshot_index", latest.Index)
+	// Raft's index of a snapshot may be past the store's (entries that do not reach the store: elections'
+	// no-ops, membership changes); the snapshot says which store state it holds.
 	_, rc, err := snaps.Open(latest.ID)
+	if err != nil {
+		return fmt.Errorf("cluster: open snapshot %s: %w", latest.ID, err)
+	}
+	held, err := store.SnapshotIndex(rc)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("cluster: snapshot %s: %w", latest.ID, err)
+	}
+	if held <= n.st.AppliedIndex() {
+		return nil
+	}
+	n.log.Warn("the store is behind the latest snapshot: restoring it", "store_applied", n.st.AppliedIndex(), "snapshot_holds", held)
+	_, rc, err = snaps.Open(latest.ID)
 	if err != nil {
 		return fmt.Errorf("cluster: open snapshot %s: %w", latest.ID, err)
 	}
@@ -288,9 +331,25 @@ func (n *Node) RaftAddress() string { return string(n.advertise) }
 func (n *Node) Run(ctx context.Context) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	// The addresses are published on their own goroutine: a write may wait for a majority for seconds, and
+	// leadership changes must be followed meanwhile.
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			n.publishSelf(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() { <-pubDone }()
 	var term uint64
 	state := raft.Shutdown
-	lastPublish := time.Time{}
 	var barrier chan uint64 // the term a running barrier was started in
 	for {
 		select {
@@ -323,7 +382,9 @@ func (n *Node) Run(ctx context.Context) error {
 				n.log.Info("elected leader: catching up before taking over", "term", t)
 				ch := make(chan uint64, 1)
 				barrier = ch
+				n.wg.Add(1)
 				go func() {
+					defer n.wg.Done()
 					// Barrier returns once every entry before it is applied here (Raft's own goroutines run it).
 					if err := n.raft.Barrier(n.opts.ApplyTimeout).Error(); err != nil {
 						n.log.Warn("catching up as leader failed", "term", t, "err", err)
@@ -333,10 +394,6 @@ func (n *Node) Run(ctx context.Context) error {
 				}()
 			}
 			state, term = newState, newTerm
-		}
-		if time.Since(lastPublish) > time.Second {
-			lastPublish = time.Now()
-			n.publishSelf(ctx)
 		}
 	}
 }
@@ -483,12 +540,13 @@ func (n *Node) VerifyLeader(ctx context.Context) error {
 func (n *Node) Close() error {
 	n.raft.DeregisterObserver(n.observer)
 	err := n.raft.Shutdown().Error()
+	n.wg.Wait() // a barrier in flight ends with the shutdown
 	n.ready.Store(0)
 	n.notify()
 	if cerr := n.boltStore.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
-	if cerr := n.transport.Close(); cerr != nil {
+	if cerr := n.closeTr(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	return err

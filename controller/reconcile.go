@@ -474,6 +474,12 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	if lead, term, _ := c.leading(); !lead || term != w.term {
 		return errNotLeading
 	}
+	if c.opts.Cluster != nil {
+		// Raft's own state, not the last notification: a leader that lost its majority stops at once
+		if lead, term := c.opts.Cluster.Leading(); !lead || term != w.term {
+			return errNotLeading
+		}
+	}
 	if err := c.ensureMaster(ctx, sw, w.term); err != nil {
 		return err
 	}
@@ -566,7 +572,12 @@ func (c *Controller) Switches() []model.Switch {
 			if b.known {
 				out[i].FlowCount = len(b.installed)
 			}
+			sw := b.sw
 			b.mu.Unlock()
+			if sw != nil {
+				role, _ := sw.Role()
+				out[i].Role = role.String()
+			}
 		}
 	}
 	return out

@@ -199,6 +199,8 @@ type Switch struct {
 	ConnectedAt   time.Time    `json:"connectedAt"`
 	Ports         []SwitchPort `json:"ports"`
 	FlowCount     int          `json:"flowCount"`
+	// Role is this controller's OpenFlow role on the switch (MASTER, SLAVE or EQUAL), as the switch granted it.
+	Role string `json:"role,omitempty"`
 }
 
 // TunnelPortPrefix starts the name of every flow-network tunnel port.

@@ -29,12 +29,15 @@ func (s *Store) Snapshot() *Snapshot {
 	return &Snapshot{txn: s.db.NewTransaction(false), Index: s.applied.Load()}
 }
 
-// WriteTo streams the snapshot: the magic line, then each key and value as uvarint-prefixed bytes, then an empty
-// key.
+// WriteTo streams the snapshot: the magic line, the applied log index (8 bytes), then each key and value as
+// uvarint-prefixed bytes, then an empty key.
 func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	cw := &countingWriter{w: bw}
 	if _, err := io.WriteString(cw, snapshotMagic); err != nil {
+		return cw.n, err
+	}
+	if _, err := cw.Write(binary.BigEndian.AppendUint64(nil, sn.Index)); err != nil {
 		return cw.n, err
 	}
 	it := sn.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100})
@@ -83,14 +86,23 @@ const (
 	maxSnapshotValue = 256 << 20
 )
 
+// SnapshotIndex reads the applied log index from the head of a snapshot stream.
+func SnapshotIndex(r io.Reader) (uint64, error) {
+	head := make([]byte, len(snapshotMagic)+8)
+	if _, err := io.ReadFull(r, head); err != nil || string(head[:len(snapshotMagic)]) != snapshotMagic {
+		return 0, fmt.Errorf("store: not a portmirror snapshot (%v)", err)
+	}
+	return binary.BigEndian.Uint64(head[len(snapshotMagic):]), nil
+}
+
 // Restore replaces the whole store with a snapshot written by Snapshot.WriteTo, then reloads the in-memory view
 // and tells every subscriber to re-read everything. A malformed stream leaves the store empty but consistent
 // (the log then sends the snapshot again).
 func (s *Store) Restore(ctx context.Context, r io.Reader) error {
 	br := bufio.NewReaderSize(r, 256<<10)
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
-		return fmt.Errorf("store: restore: not a portmirror snapshot (%v)", err)
+	index, err := SnapshotIndex(br)
+	if err != nil {
+		return fmt.Errorf("store: restore: %w", err)
 	}
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("store: restore: drop the old state: %w", err)
@@ -129,6 +141,9 @@ func (s *Store) Restore(ctx context.Context, r io.Reader) error {
 			return fmt.Errorf("store: restore: write %q: %w", key, err)
 		}
 		n++
+	}
+	if err := wb.Set([]byte(keyApplied), binary.BigEndian.AppendUint64(nil, index)); err != nil {
+		return fmt.Errorf("store: restore: %w", err)
 	}
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("store: restore: write %d keys: %w", n, err)

@@ -231,11 +231,15 @@ func (s *Store) commit(ctx context.Context, tx *Txn) error {
 	if err != nil {
 		return err
 	}
-	if err := s.fitsSet(ws); err != nil {
+	kvs, err := ws.kvs()
+	if err != nil {
+		return err
+	}
+	if err := s.fitsSet(kvs); err != nil {
 		return err
 	}
 	if s.replicator == nil {
-		return s.applySet(ctx, 0, ws, recs)
+		return s.applySet(ctx, 0, ws, recs, kvs)
 	}
 	data, err := json.Marshal(ws)
 	if err != nil {

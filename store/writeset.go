@@ -119,12 +119,8 @@ func (ws *WriteSet) kvs() ([]kv, error) {
 	return out, nil
 }
 
-// fitsSet checks the write set against Badger's limits of one transaction.
-func (s *Store) fitsSet(ws *WriteSet) error {
-	kvs, err := ws.kvs()
-	if err != nil {
-		return err
-	}
+// fitsSet checks the write set (whose Badger writes are kvs) against Badger's limits of one transaction.
+func (s *Store) fitsSet(kvs []kv) error {
 	extra := 0
 	if s.replicator != nil {
 		extra = 2 // the log indexes
@@ -147,22 +143,34 @@ func (s *Store) ApplyEntry(ctx context.Context, index uint64, data []byte) error
 	}
 	var ws WriteSet
 	if err := json.Unmarshal(data, &ws); err != nil {
-		s.applied.Store(index)
+		s.markApplied(index)
 		return fmt.Errorf("store: log entry %d is not a write set: %w", index, err)
 	}
 	if ws.Base != s.lastWrite.Load() {
-		s.applied.Store(index)
+		s.markApplied(index)
 		return ErrStale
 	}
-	return s.applySet(ctx, index, &ws, nil)
+	return s.applySet(ctx, index, &ws, nil, nil)
+}
+
+// markApplied records an entry that wrote nothing as applied.
+func (s *Store) markApplied(index uint64) {
+	if err := s.db.Update(func(btx *badger.Txn) error {
+		return btx.Set([]byte(keyApplied), binary.BigEndian.AppendUint64(nil, index))
+	}); err != nil {
+		s.log.Warn("recording an applied log index failed (it will be checked again after a restart)", "index", index, "err", err)
+	}
+	s.applied.Store(index)
 }
 
 // applySet writes a write set to Badger (with the log index, when there is one), then to the in-memory view,
-// then to the change feed. recs, when given, are the decoded objects of ws.Puts.
-func (s *Store) applySet(ctx context.Context, index uint64, ws *WriteSet, recs []*record) error {
-	kvs, err := ws.kvs()
-	if err != nil {
-		return err
+// then to the change feed. recs and kvs, when given, are the decoded objects of ws.Puts and ws.kvs().
+func (s *Store) applySet(ctx context.Context, index uint64, ws *WriteSet, recs []*record, kvs []kv) error {
+	var err error
+	if kvs == nil {
+		if kvs, err = ws.kvs(); err != nil {
+			return err
+		}
 	}
 	if index > 0 {
 		v := binary.BigEndian.AppendUint64(nil, index)
