@@ -107,3 +107,7 @@ func TestForwardToNonLeaderRetries(t *testing.T) {
 		t.Errorf("the controller that does not lead got %d requests, want 1", refused)
 	}
 }
+
+func (c *fakeCluster) HTTPTransport() http.RoundTripper {
+	return http.DefaultTransport.(*http.Transport).Clone()
+}
