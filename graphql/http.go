@@ -246,6 +246,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	// does, which is what lets a graceful shutdown wait for the mutations in flight.
 	ctx := context.WithoutCancel(r.Context())
 	ctx = service.WithActor(ctx, who.actor)
+	ctx = withPrincipal(ctx, who)
 	ctx = withRequestInfo(ctx, ri)
 
 	if doc.isMutation() && who.role != RoleAdmin {

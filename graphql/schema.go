@@ -22,7 +22,7 @@ func NewSchema(ops service.Operations) (gql.Schema, error) {
 	}
 	// graphql-go fills an enum's lookup maps on first use, unguarded; fill them now, before requests run
 	// concurrently.
-	for _, e := range []*gql.Enum{b.direction, b.state, b.status, b.encap} {
+	for _, e := range append([]*gql.Enum{b.direction, b.state, b.status, b.encap}, b.enumsToFill...) {
 		for _, v := range e.Values() {
 			e.Serialize(v.Value)
 			e.ParseValue(v.Name)
@@ -41,6 +41,7 @@ type builder struct {
 	qosIn, nicIn, clusterIn, hostIn, vmIn    *gql.InputObject
 	flowNetIn, sessionIn, pmIn               *gql.InputObject
 	query, mutation                          *gql.Object
+	enumsToFill                              []*gql.Enum // enums made elsewhere than enums()
 }
 
 // sourceAs returns a resolver's source as T, whether it was stored as T or *T.
