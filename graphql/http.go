@@ -52,6 +52,9 @@ type Options struct {
 	MaxBodyBytes int64 // a POST body larger than this is refused with 413; default 1 MiB
 	MaxDepth     int   // a document nested deeper is refused; default 12
 	MaxFields    int   // a document selecting more fields (fragments expanded) is refused; default 5000
+	// Console serves GET / and what is under ConsolePrefix (the web console); nil: / redirects to GraphiQL.
+	Console       http.Handler
+	ConsolePrefix string
 }
 
 // Default limits.
@@ -122,9 +125,16 @@ func New(opts Options) (*Handler, error) {
 	mux.HandleFunc(assetsPath, serveAsset)
 	mux.HandleFunc("/healthz", h.serveHealth)
 	mux.Handle("/metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn)}))
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/graphql", http.StatusFound)
-	})
+	if opts.Console != nil {
+		mux.Handle("/{$}", opts.Console)
+		if opts.ConsolePrefix != "" {
+			mux.Handle(opts.ConsolePrefix, opts.Console)
+		}
+	} else {
+		mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/graphql", http.StatusFound)
+		})
+	}
 	h.mux = mux
 	return h, nil
 }
