@@ -57,8 +57,8 @@ function readable(reason) {
   return (i >= 0 ? reason.slice(i + 2) : reason).replace(/ \([0-9a-f]{8}-[0-9a-f-]{27}\)/g, '');
 }
 
-// NicPicker is a NIC combobox of one VM: the NICs a session may use are offered; the others are listed,
-// disabled, with the API's reason.
+// NicPicker is a NIC combobox of one VM: it offers the NICs a session may use; the others are listed beside
+// it (and in its description) with the API's reason.
 function NicPicker({ label, role, vm, flowNetwork, portMirror, value, onChange, note }) {
   const id = useId();
   const whyId = useId();
@@ -73,13 +73,13 @@ function NicPicker({ label, role, vm, flowNetwork, portMirror, value, onChange, 
     <label for=${id}>${label}</label>
     <select id=${id} value=${value} disabled=${!!why} aria-describedby=${[noteId, refused.length ? whyId : ''].join(' ').trim()}
         onChange=${(e) => onChange(e.currentTarget.value)}>
-      <option value="">${why ? '—' : data ? 'Choose a NIC' : 'Loading…'}</option>
-      ${list.map((c) => html`<option value=${c.nic.uuid} disabled=${!c.eligible}>${nicLabel(c.nic)}${c.eligible ? '' : ` — not offered: ${SHORT[c.rule] || c.rule}`}</option>`)}
+      <option value="">${why ? '—' : !data ? 'Loading…' : list.some((c) => c.eligible) ? 'Choose a NIC' : 'No NIC of this VM can be used'}</option>
+      ${list.filter((c) => c.eligible).map((c) => html`<option value=${c.nic.uuid}>${nicLabel(c.nic)}</option>`)}
     </select>
     <p class="hint" id=${noteId}>${why || note}</p>
-    ${refused.length > 0 && html`<ul class="hint not-offered" id=${whyId} aria-label="NICs not offered">
-      ${refused.map((c) => html`<li>${c.nic.mac}: ${readable(c.reason)}</li>`)}
-    </ul>`}
+    ${refused.length > 0 && html`<div class="hint not-offered" id=${whyId}>Not offered:
+      <ul>${refused.map((c) => html`<li>${nicLabel(c.nic)}, ${SHORT[c.rule] || c.rule}: ${readable(c.reason)}</li>`)}</ul>
+    </div>`}
     ${error && html`<p class="hint error-text">${error.message}</p>`}
   </div>`;
 }
