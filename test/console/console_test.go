@@ -515,6 +515,11 @@ func TestConsole(t *testing.T) {
 		b.find(nil, "heading", "web-watch-2")
 		b.find(nil, "button", "Delete").click()
 		dlg := b.find(nil, "alertdialog", "Delete port mirror")
+		var focused string
+		dlg.must(&focused, `function() { return this.contains(document.activeElement) ? document.activeElement.textContent : ""; }`)
+		if focused != "Cancel" {
+			t.Errorf("the confirmation opened with focus on %q, want Cancel", focused)
+		}
 		b.key("\u001b")
 		b.absent(nil, "alertdialog", "Delete port mirror")
 		if pmState(d, pm) == "" {
