@@ -556,3 +556,33 @@ func (sw *Switch) DeleteByCookie(ctx context.Context, cookie, mask uint64) error
 	<-r.done
 	return errors.Join(r.err, berr)
 }
+
+// RequestRole asks the switch for a role (MASTER, SLAVE, EQUAL) with a generation id and waits for its answer. A
+// switch refuses a MASTER or SLAVE request whose generation id is older than one it has seen (STALE): another
+// controller leads in a later term.
+func (sw *Switch) RequestRole(ctx context.Context, role ofwire.Role, generationID uint64) error {
+	xid := sw.allocXids(1)
+	r := &request{what: "role request " + role.String(), done: make(chan struct{})}
+	if err := sw.register(xid, r); err != nil {
+		return err
+	}
+	if err := sw.writeMsg(func(b []byte) []byte {
+		return ofwire.AppendRole(b, ofwire.TypeRoleRequest, xid, role, generationID)
+	}); err != nil {
+		sw.deliver(xid, ofwire.Message{}, err)
+	}
+	if err := sw.wait(ctx, xid, r); err != nil {
+		return fmt.Errorf("switch %s: %s with generation %d: %w", sw.dpid, role, generationID, err)
+	}
+	reply, err := ofwire.DecodeRole(r.msg.Body)
+	if err != nil {
+		return err
+	}
+	sw.mu.Lock()
+	sw.role, sw.roleGen = reply.Role, generationID
+	sw.mu.Unlock()
+	if reply.Role != role {
+		return fmt.Errorf("switch %s: asked for %s, granted %s", sw.dpid, role, reply.Role)
+	}
+	return nil
+}

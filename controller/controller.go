@@ -27,6 +27,20 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// Workers bounds how many bridges are programmed at once; default 64.
 	Workers int
+	// Cluster, when set, makes this controller one of several: it programs switches (as their OpenFlow MASTER,
+	// with its term as generation id) and writes OVSDB only while it leads; otherwise it is every switch's SLAVE
+	// and keeps following ports and OVSDB, ready to take over. Nil: a controller that runs alone.
+	Cluster Leadership
+}
+
+// Leadership is what the controller asks of the controllers' cluster.
+type Leadership interface {
+	// Leading reports whether this controller leads (and has caught up with the log), and the term.
+	Leading() (bool, uint64)
+	// Subscribe signals every change of Leading.
+	Subscribe() (<-chan struct{}, func())
+	// OpenFlowTargets is every member's OpenFlow target: what managed bridges connect to.
+	OpenFlowTargets() []string
 }
 
 // Controller turns the stored port mirrors into flows on every connected bridge, level-triggered: a change marks
@@ -54,6 +68,13 @@ type Controller struct {
 
 	metrics *metrics
 	fabric  *fabric // the last pass's bridges and flow endpoints, while nothing they derive from changed
+
+	// While this controller leads: the term, and the context its programming runs under (cancelled the moment
+	// it stops leading). Without a cluster: term 0 and the run context, for ever.
+	leadTerm   uint64
+	leadCtx    context.Context
+	leadCancel context.CancelFunc
+	targets    []string // the OpenFlow targets given to OVSDB-managed bridges
 
 	wg sync.WaitGroup // bridge workers and host managers
 }
@@ -118,12 +139,23 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	feed, unsubscribe := c.svc.Subscribe(4096)
 	defer unsubscribe()
+	var leadership <-chan struct{}
+	if c.opts.Cluster != nil {
+		ch, stop := c.opts.Cluster.Subscribe()
+		defer stop()
+		leadership = ch
+	} else {
+		c.mu.Lock()
+		c.leadCtx = ctx
+		c.mu.Unlock()
+	}
+	c.leadershipChanged(ctx)
 
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- c.srv.Serve(ctx) }()
 
 	c.trigger()
-	err := c.loop(ctx, feed)
+	err := c.loop(ctx, feed, leadership)
 	cancel()
 	serveErr := <-srvDone
 	c.wg.Wait()
@@ -142,11 +174,13 @@ func (c *Controller) trigger() {
 
 // loop waits for causes and runs reconciliation passes; bursts coalesce because each pass takes everything
 // that accumulated.
-func (c *Controller) loop(ctx context.Context, feed <-chan store.Change) error {
+func (c *Controller) loop(ctx context.Context, feed <-chan store.Change, leadership <-chan struct{}) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-leadership:
+			c.leadershipChanged(ctx)
 		case ch, ok := <-feed:
 			if !ok {
 				return fmt.Errorf("controller: the store's change feed closed")
@@ -197,6 +231,8 @@ func (c *Controller) noteChange(ch store.Change) {
 		c.mu.Lock()
 		c.fabric = nil
 		c.mu.Unlock()
+	case store.KindMeta:
+		c.updateTargets()
 	}
 }
 
@@ -215,6 +251,11 @@ func (c *Controller) SwitchConnected(sw *Switch) {
 	c.view.SwitchConnected(sw.DatapathID(), sw.RemoteAddr(), sw.ConnectedAt(), sw.Ports())
 	c.view.MarkDirty(sw.DatapathID())
 	c.refreshHostOf(sw.DatapathID())
+	if c.opts.Cluster != nil {
+		if leading, term := c.opts.Cluster.Leading(); !leading {
+			c.demote(sw, term)
+		}
+	}
 }
 
 // SwitchDisconnected implements Handler.

@@ -58,12 +58,14 @@ func (c *Controller) syncHosts(ctx context.Context, hosts []model.Host) {
 			continue
 		}
 		m, err := ovsdbhost.NewManager(ovsdbhost.HostConfig{
-			HostUUID: h.UUID, Address: h.OVSDBAddress, Bridge: h.Bridge, ControllerTarget: c.opts.Advertise,
+			HostUUID: h.UUID, Address: h.OVSDBAddress, Bridge: h.Bridge, ControllerTargets: c.wantedTargets(),
 		}, c.log.With("host", h.Name, "host_uuid", h.UUID))
 		if err != nil {
 			c.log.Error("cannot manage host through OVSDB", "host", h.Name, "host_uuid", h.UUID, "err", err)
 			continue
 		}
+		// only the leader writes OVSDB; the others read it, to take over without rediscovery
+		m.SetWritable(c.opts.Cluster == nil || c.leadCtx != nil)
 		hctx, cancel := context.WithCancel(ctx)
 		hm := &hostManager{host: h, m: m, cancel: cancel, done: make(chan struct{})}
 		c.hosts[id] = hm

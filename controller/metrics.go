@@ -49,8 +49,8 @@ func (m *metrics) observePass(start time.Time, err error) {
 	}
 }
 
-// Collector exports the controller's state and counters to Prometheus: connected switches, sessions by status,
-// flow_mods sent, how flow changes went (bundles or plain), reconciliation passes and failures.
+// Collector exports the controller's state and counters to Prometheus: connected switches, sessions by status
+// (all 0 on a controller that does not lead), flow_mods sent, how flow changes went (bundles or plain), reconciliation passes and failures.
 func (c *Controller) Collector() prometheus.Collector { return collector{c} }
 
 type collector struct{ c *Controller }
@@ -71,6 +71,9 @@ func (k collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	ps := c.plan
 	c.mu.Unlock()
+	if lead, _, _ := c.leading(); !lead {
+		ps = nil // a follower programs nothing: the sessions' status is the leader's to tell
+	}
 	if ps != nil {
 		for uuid := range ps.fp {
 			s, _ := c.SessionStatus(uuid)

@@ -41,6 +41,7 @@ type work struct {
 	flows    []flows.Flow
 	sessions map[string]uint64
 	marks    map[string]sessionMark // to blame a refused flow on the sessions it concerns
+	term     uint64                 // the leader's term it was computed in (the switches' generation id)
 }
 
 // planState is what the last pass concluded, for session status.
@@ -143,6 +144,10 @@ func (c *Controller) pass(ctx context.Context) error {
 		c.mu.Unlock()
 	}
 
+	lead, term, lctx := c.leading()
+	if !lead {
+		return nil // the leader programs the switches; this controller keeps its plan current to take over
+	}
 	bySession := make(map[string]*flows.Session, len(in.Sessions))
 	for i := range in.Sessions {
 		bySession[in.Sessions[i].UUID] = &in.Sessions[i]
@@ -154,11 +159,11 @@ func (c *Controller) pass(ctx context.Context) error {
 			continue
 		}
 		on := plan.SessionsOn(dp)
-		w := &work{flows: plan.Bridge(dp), sessions: make(map[string]uint64, len(on)), marks: marks(in, bySession, dp, on)}
+		w := &work{flows: plan.Bridge(dp), sessions: make(map[string]uint64, len(on)), marks: marks(in, bySession, dp, on), term: term}
 		for _, s := range on {
 			w.sessions[s] = fps[s]
 		}
-		c.submit(ctx, dp, w)
+		c.submit(lctx, dp, w)
 	}
 	return nil
 }
@@ -398,6 +403,22 @@ func (c *Controller) converge(ctx context.Context, b *bridge) {
 		b.mu.Unlock()
 
 		err := c.applyBridge(ctx, b, sw, w)
+		if errors.Is(err, errNotLeading) || (err != nil && ctx.Err() != nil) {
+			// Stopped leading (the next leader reads the bridge back and takes over), or the work is of an
+			// older term than this controller's new one: hand it to a worker of the current term.
+			b.mu.Lock()
+			b.running = false
+			b.known = false
+			if b.want == nil {
+				b.want = w
+			}
+			next := b.want
+			b.mu.Unlock()
+			if lead, term, lctx := c.leading(); lead && next.term == term && lctx != ctx {
+				c.submit(lctx, b.dpid, next)
+			}
+			return
+		}
 		if err == nil {
 			b.mu.Lock()
 			b.failures = 0
@@ -450,6 +471,18 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	}
 	defer func() { <-c.sem }()
 
+	if lead, term, _ := c.leading(); !lead || term != w.term {
+		return errNotLeading
+	}
+	if c.opts.Cluster != nil {
+		// Raft's own state, not the last notification: a leader that lost its majority stops at once
+		if lead, term := c.opts.Cluster.Leading(); !lead || term != w.term {
+			return errNotLeading
+		}
+	}
+	if err := c.ensureMaster(ctx, sw, w.term); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	known, installed := b.known, b.installed
 	b.mu.Unlock()
@@ -539,7 +572,12 @@ func (c *Controller) Switches() []model.Switch {
 			if b.known {
 				out[i].FlowCount = len(b.installed)
 			}
+			sw := b.sw
 			b.mu.Unlock()
+			if sw != nil {
+				role, _ := sw.Role()
+				out[i].Role = role.String()
+			}
 		}
 	}
 	return out

@@ -42,6 +42,9 @@ type Switch struct {
 
 	noBundles atomic.Bool // the switch refused the bundle extension: flow changes go as plain flow_mods
 
+	role    ofwire.Role // the role the switch last granted us (EQUAL until asked), under mu
+	roleGen uint64      // with that generation id, under mu
+
 	wmu     sync.Mutex
 	bw      *bufio.Writer // lent by the server while a write is under way (see writer), nil when idle
 	scratch []byte
@@ -87,6 +90,13 @@ func (sw *Switch) ConnectedAt() time.Time { return sw.connectedAt }
 
 // Done is closed when the connection has closed.
 func (sw *Switch) Done() <-chan struct{} { return sw.done }
+
+// Role is the role the switch last granted this controller and its generation id (EQUAL, 0 until asked).
+func (sw *Switch) Role() (ofwire.Role, uint64) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.role, sw.roleGen
+}
 
 // Atomic reports whether the switch takes flow changes in atomic bundles; it turns false when the switch refuses
 // the bundle extension.
@@ -360,8 +370,22 @@ func (sw *Switch) dispatch(m ofwire.Message) error {
 			return err
 		}
 		return sw.deliverPart(m.Xid, mp)
-	case ofwire.TypeBarrierReply, ofwire.TypeFeaturesReply, ofwire.TypeGetConfigReply, ofwire.TypeRoleReply,
-		ofwire.TypeExperimenter: // bundle control replies
+	case ofwire.TypeExperimenter:
+		if ex, err := ofwire.DecodeExperimenter(m.Body); err == nil && ex.Experimenter == ofwire.ONFExperimenter &&
+			ex.ExpType == ofwire.ONFRoleStatus {
+			rs, err := ofwire.DecodeRoleStatus(ex.Data)
+			if err != nil {
+				return err
+			}
+			sw.mu.Lock()
+			sw.role, sw.roleGen = rs.Role, rs.GenerationID
+			sw.mu.Unlock()
+			sw.log.Warn("another controller took over this switch", "dpid", sw.dpid, "role", rs.Role.String(),
+				"generation", rs.GenerationID, "reason", rs.Reason)
+			return nil
+		}
+		sw.deliver(m.Xid, m, nil) // bundle control replies
+	case ofwire.TypeBarrierReply, ofwire.TypeFeaturesReply, ofwire.TypeGetConfigReply, ofwire.TypeRoleReply:
 		sw.deliver(m.Xid, m, nil)
 	}
 	// Echo replies only refresh the deadline; packet-in, flow-removed and the rest are ignored; an experimenter

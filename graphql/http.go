@@ -55,6 +55,12 @@ type Options struct {
 	// Console serves GET / and what is under ConsolePrefix (the web console); nil: / redirects to GraphiQL.
 	Console       http.Handler
 	ConsolePrefix string
+	// Cluster, when set, routes every GraphQL request to the leader controller (see Cluster).
+	Cluster Cluster
+	// HealthDetail adds fields to GET /healthz's body (the cluster role and leader).
+	HealthDetail func() map[string]any
+	// Extra handlers mounted on the API's mux by path pattern (e.g. the cluster's internal endpoint).
+	Extra map[string]http.Handler
 }
 
 // Default limits.
@@ -77,6 +83,9 @@ type Handler struct {
 	maxDepth  int
 	maxFields int
 	mux       *http.ServeMux
+	cluster   Cluster
+	detail    func() map[string]any
+	forwarder *http.Client
 }
 
 // New builds the API handler.
@@ -101,6 +110,11 @@ func New(opts Options) (*Handler, error) {
 		maxBody:   opts.MaxBodyBytes,
 		maxDepth:  opts.MaxDepth,
 		maxFields: opts.MaxFields,
+		cluster:   opts.Cluster,
+		detail:    opts.HealthDetail,
+	}
+	if h.cluster != nil {
+		h.forwarder = newForwarder(h.logger)
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -121,7 +135,10 @@ func New(opts Options) (*Handler, error) {
 		return nil, fmt.Errorf("graphql: registering metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/graphql", h.serveGraphQL)
+	mux.HandleFunc("/graphql", h.routed(h.serveGraphQL))
+	for pattern, handler := range opts.Extra {
+		mux.Handle(pattern, handler)
+	}
 	mux.HandleFunc(assetsPath, serveAsset)
 	mux.HandleFunc("/healthz", h.serveHealth)
 	mux.Handle("/metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn)}))
@@ -387,6 +404,11 @@ func (x *exchange) serve() {
 	ctx = withPrincipal(ctx, who)
 	ctx = withRequestInfo(ctx, ri)
 
+	if stale := staleFrom(ctx); stale != "" && doc.isMutation() {
+		x.fail(http.StatusServiceUnavailable, requestError(service.CodeUnavailable, "",
+			"mutations are refused while no majority of the controllers is reachable; nothing was changed: "+stale))
+		return
+	}
 	if doc.isMutation() && who.role != RoleAdmin {
 		h.refuseMutations(ctx, doc, req.Variables, who)
 		x.fail(http.StatusForbidden, requestError(service.CodeForbidden, "",
@@ -518,6 +540,11 @@ func (h *Handler) mutationResource(ctx context.Context, op string, args map[stri
 	return "", ""
 }
 
+// writeErrors answers a request error in application/json (for refusals made before the media type is known).
+func (h *Handler) writeErrors(w http.ResponseWriter, status int, errs ...gqlerrors.FormattedError) {
+	h.writeJSON(w, mediaJSON, status, response{Errors: errs, noData: true})
+}
+
 func (h *Handler) writeJSON(w http.ResponseWriter, media string, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -550,18 +577,25 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 		OK     bool   `json:"ok"`
 		Reason string `json:"reason,omitempty"`
 	}
-	body := struct {
-		Status string  `json:"status"`
-		Checks []check `json:"checks"`
-	}{Status: "ok", Checks: []check{}}
+	body := map[string]any{}
+	checks := []check{}
 	status := http.StatusOK
+	if h.detail != nil {
+		for k, v := range h.detail() {
+			body[k] = v
+		}
+	}
 	for _, hc := range h.health {
 		c := check{Name: hc.Name, OK: true}
 		if err := hc.Check(ctx); err != nil {
 			c.OK, c.Reason = false, err.Error()
-			body.Status, status = "unavailable", http.StatusServiceUnavailable
+			status = http.StatusServiceUnavailable
 		}
-		body.Checks = append(body.Checks, c)
+		checks = append(checks, c)
+	}
+	body["status"], body["checks"] = "ok", checks
+	if status != http.StatusOK {
+		body["status"] = "unavailable"
 	}
 	h.writeJSON(w, mediaJSON, status, body)
 }

@@ -120,6 +120,7 @@ func (b *builder) build() {
 	b.inputs()
 	b.query = b.queryType()
 	b.mutation = b.mutationType()
+	b.controllers()
 }
 
 func (b *builder) enums() {
@@ -389,6 +390,8 @@ func (b *builder) objects() {
 		"connectedAt":   plain(b.timeT, "", func(s model.Switch) any { return optTime(s.ConnectedAt) }),
 		"ports":         plain(listOf(b.port), "", func(s model.Switch) any { return s.Ports }),
 		"flowCount":     plain(nn(integer), "flows the controller has installed on it", func(s model.Switch) any { return s.FlowCount }),
+		"role": plain(gql.String, "the answering controller's OpenFlow role on the switch: MASTER (it programs the switch), SLAVE or EQUAL",
+			func(s model.Switch) any { return optString(s.Role) }),
 	}})
 }
 

@@ -199,6 +199,8 @@ type Switch struct {
 	ConnectedAt   time.Time    `json:"connectedAt"`
 	Ports         []SwitchPort `json:"ports"`
 	FlowCount     int          `json:"flowCount"`
+	// Role is this controller's OpenFlow role on the switch (MASTER, SLAVE or EQUAL), as the switch granted it.
+	Role string `json:"role,omitempty"`
 }
 
 // TunnelPortPrefix starts the name of every flow-network tunnel port.
@@ -228,4 +230,15 @@ func NormalizeDatapathID(s string) (string, bool) {
 		}
 	}
 	return strings.Repeat("0", 16-len(s)) + s, true
+}
+
+// ControllerNode is one member of a cluster of controllers, as the answering controller sees it.
+type ControllerNode struct {
+	ID              string     `json:"id"`
+	RaftAddress     string     `json:"raftAddress"`
+	APIAddress      string     `json:"apiAddress,omitempty"`
+	OpenFlowAddress string     `json:"openflowAddress,omitempty"`
+	Role            string     `json:"role"` // LEADER, FOLLOWER, CANDIDATE or UNREACHABLE
+	Self            bool       `json:"self"`
+	LastContact     *time.Time `json:"lastContact,omitempty"`
 }

@@ -24,6 +24,7 @@ const (
 	CodeUnauthenticated Code = "UNAUTHENTICATED"
 	CodeForbidden       Code = "FORBIDDEN"
 	CodeInternal        Code = "INTERNAL"
+	CodeUnavailable     Code = "UNAVAILABLE" // several controllers, and no majority reachable
 )
 
 // Rule is an error's extensions.rule in the API.
@@ -233,6 +234,11 @@ type Operations interface {
 	Switches(ctx context.Context) []model.Switch
 	NicPort(ctx context.Context, nicUUID string) *model.SwitchPort
 	HostConnected(ctx context.Context, hostUUID string) bool
+
+	// the controllers' cluster
+	ControllerNodes(ctx context.Context) ([]model.ControllerNode, error)
+	AddControllerNode(ctx context.Context, id, raftAddress string) (model.ControllerNode, error)
+	RemoveControllerNode(ctx context.Context, id string) error
 }
 
 var _ Operations = (*Service)(nil)

@@ -37,6 +37,8 @@ func (s *Service) mutate(ctx context.Context, operation, resourceType, resourceU
 		detail: map[string]any{"input": input}}
 	var refusal error
 	err := s.st.Update(ctx, func(tx *store.Txn) error {
+		// an attempt the store refused as stale starts again from the input
+		a.related, a.detail, refusal = nil, map[string]any{"input": input}, nil
 		if err := fn(tx, a); err != nil {
 			refusal = err
 			return err
@@ -49,7 +51,13 @@ func (s *Service) mutate(ctx context.Context, operation, resourceType, resourceU
 	}
 	var e *Error
 	var tooLarge *store.TooLargeError
+	var unavailable *store.UnavailableError
 	switch {
+	case refusal == nil && errors.As(err, &unavailable):
+		e = &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s refused: %s", operation, unavailable.Error())}
+		s.log.Warn("mutation not committed", "operation", operation, "resourceUuid", a.resourceUUID, "unknown_outcome", unavailable.Unknown, "reason", unavailable.Reason)
+		// the refusal's audit event could not be committed either
+		return e
 	case refusal == nil && errors.As(err, &tooLarge):
 		e = &Error{Code: CodeValidation, Rule: RuleInvalidArgument, Message: tooLargeMessage(operation, a, tooLarge)}
 	case refusal == nil || !errors.As(refusal, &e):

@@ -28,8 +28,9 @@ type Service struct {
 	log *slog.Logger
 	now func() time.Time
 
-	liveMu sync.RWMutex
-	live   Live
+	liveMu  sync.RWMutex
+	live    Live
+	members Membership
 }
 
 // New returns a Service writing to st.

@@ -20,6 +20,8 @@ const (
 	KindSession      = "Session"
 	// KindAll in a Change means "changes were dropped: re-read everything".
 	KindAll = "All"
+	// KindMeta in a Change means the cluster metadata changed (Store.Meta).
+	KindMeta = "Meta"
 )
 
 // kinds lists every object kind, in load order.

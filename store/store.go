@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -27,9 +29,12 @@ const SchemaVersion = "1"
 // Keys.
 const (
 	keySchema      = "meta/schema"
-	prefixObject   = "v1/obj/"     // v1/obj/<kind>/<id> → envelope
-	prefixAudit    = "v1/audit/"   // v1/audit/<id> → model.AuditEvent
-	prefixAuditIdx = "v1/auditby/" // v1/auditby/<uuid>/<id> → empty
+	keyApplied     = "meta/applied"   // the last log index applied, 8 bytes big-endian
+	keyLastWrite   = "meta/lastwrite" // the last log index whose write set was applied
+	prefixMeta     = "meta/c/"        // meta/c/<key> → cluster metadata (Txn.SetMeta)
+	prefixObject   = "v1/obj/"        // v1/obj/<kind>/<id> → envelope
+	prefixAudit    = "v1/audit/"      // v1/audit/<id> → model.AuditEvent
+	prefixAuditIdx = "v1/auditby/"    // v1/auditby/<uuid>/<id> → empty
 )
 
 // ErrClosed is returned by writes after Close.
@@ -48,13 +53,20 @@ type Store struct {
 	log      *slog.Logger
 	inMemory bool
 
-	wmu      sync.Mutex // serialises writers; held from the start of a Txn to the end of its apply
-	closed   bool       // under wmu
-	seq      uint64     // last object sequence number, under wmu
-	auditSeq uint64     // last audit id, under wmu
+	wmu      sync.Mutex    // serialises writers; held from the start of a Txn to the end of its apply
+	closed   bool          // under wmu
+	seq      atomic.Uint64 // last object sequence number
+	auditSeq atomic.Uint64 // last audit id
 
-	mu     sync.RWMutex // guards tables
+	// replicator, when set, carries every write set through the cluster's log instead of applying it here
+	// directly; the log applies it on every node with ApplyEntry.
+	replicator Replicator
+	applied    atomic.Uint64 // the last log index applied (0 without a replicator)
+	lastWrite  atomic.Uint64 // the last log index whose write set was applied (the base of the next one)
+
+	mu     sync.RWMutex // guards tables and meta
 	tables map[string]*table
+	meta   map[string]string // cluster metadata (Txn.SetMeta), by key
 
 	feed feed
 }
@@ -99,10 +111,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger store in %q: %w", o.Dir, err)
 	}
-	s := &Store{db: db, log: log, inMemory: o.InMemory, tables: map[string]*table{}}
-	for _, k := range kinds {
-		s.tables[k] = newTable()
-	}
+	s := &Store{db: db, log: log, inMemory: o.InMemory}
 	s.feed.init()
 	if err := s.load(ctx); err != nil {
 		_ = db.Close()
@@ -111,7 +120,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
-// load checks the schema and reads every object and the last audit id.
+// load checks the schema and reads every object, the cluster metadata, the last audit id and the applied log
+// index into a fresh in-memory view, which replaces the current one.
 func (s *Store) load(ctx context.Context) error {
 	err := s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(keySchema))
@@ -134,6 +144,12 @@ func (s *Store) load(ctx context.Context) error {
 		return fmt.Errorf("check store schema: %w", err)
 	}
 	start := time.Now()
+	tables := make(map[string]*table, len(kinds))
+	for _, k := range kinds {
+		tables[k] = newTable()
+	}
+	meta := map[string]string{}
+	var seq, auditSeq, applied, lastWrite uint64
 	n := 0
 	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixObject), PrefetchValues: true, PrefetchSize: 100})
@@ -148,7 +164,7 @@ func (s *Store) load(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("malformed key %q", key)
 			}
-			t := s.tables[kind]
+			t := tables[kind]
 			if t == nil {
 				return fmt.Errorf("key %q: unknown kind %q", key, kind)
 			}
@@ -161,8 +177,37 @@ func (s *Store) load(ctx context.Context) error {
 				return fmt.Errorf("decode %q: %w", key, err)
 			}
 			t.put(id, &record{seq: env.Seq, obj: obj})
-			s.seq = max(s.seq, env.Seq)
+			seq = max(seq, env.Seq)
 			n++
+		}
+		// The cluster metadata.
+		itm := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixMeta), PrefetchValues: true})
+		defer itm.Close()
+		for itm.Rewind(); itm.Valid(); itm.Next() {
+			v, err := itm.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			meta[strings.TrimPrefix(string(itm.Item().Key()), prefixMeta)] = string(v)
+		}
+		// The log indexes.
+		for key, dst := range map[string]*uint64{keyApplied: &applied, keyLastWrite: &lastWrite} {
+			item, err := txn.Get([]byte(key))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := item.Value(func(v []byte) error {
+				if len(v) != 8 {
+					return fmt.Errorf("%s holds %d bytes, want 8", key, len(v))
+				}
+				*dst = binary.BigEndian.Uint64(v)
+				return nil
+			}); err != nil {
+				return err
+			}
 		}
 		// The last audit id.
 		it2 := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixAudit), Reverse: true})
@@ -173,14 +218,21 @@ func (s *Store) load(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			s.auditSeq = id
+			auditSeq = id
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("load store: %w", err)
 	}
-	s.log.Info("store loaded", "objects", n, "lastAuditId", s.auditSeq, "took", time.Since(start))
+	s.mu.Lock()
+	s.tables, s.meta = tables, meta
+	s.mu.Unlock()
+	s.seq.Store(seq)
+	s.auditSeq.Store(auditSeq)
+	s.applied.Store(applied)
+	s.lastWrite.Store(lastWrite)
+	s.log.Info("store loaded", "objects", n, "lastAuditId", auditSeq, "appliedIndex", applied, "took", time.Since(start))
 	return nil
 }
 

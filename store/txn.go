@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	badger "github.com/dgraph-io/badger/v4"
-
 	"portmirror/model"
 )
 
@@ -38,12 +36,13 @@ func (p *pending) encode() ([]byte, error) {
 // Txn is one atomic write: puts, deletes and audit events. Its reads see the committed view with its own pending
 // writes applied. A Txn is only valid inside the function given to Update.
 type Txn struct {
-	s       *Store
-	writes  map[string]map[string]*pending       // kind → id → last write
-	pindex  map[pendingIndex]map[string]struct{} // secondary index of the pending objects (last writes)
-	order   []*pending                           // every write, in order
-	audits  []model.AuditEvent
-	changes []Change
+	s      *Store
+	writes map[string]map[string]*pending       // kind → id → last write
+	pindex map[pendingIndex]map[string]struct{} // secondary index of the pending objects (last writes)
+	order  []*pending                           // every write, in order
+	audits []model.AuditEvent
+	meta   map[string]string // cluster metadata written ("" deletes)
+	base   uint64            // the store's last write when the Txn began: the write set's precondition
 }
 
 // pendingIndex is one secondary index value of a kind.
@@ -53,27 +52,40 @@ type pendingIndex struct {
 }
 
 func newTxn(s *Store) *Txn {
-	return &Txn{s: s, writes: map[string]map[string]*pending{}, pindex: map[pendingIndex]map[string]struct{}{}}
+	return &Txn{s: s, writes: map[string]map[string]*pending{}, pindex: map[pendingIndex]map[string]struct{}{},
+		base: s.lastWrite.Load()}
 }
 
 // Update runs fn in a new Txn under the writer lock and, when fn returns nil, commits what it wrote: to Badger
-// first (durably), then to the in-memory view, then to the change feed. When fn returns an error nothing is
-// written and the error is returned as it is.
+// first (durably), then to the in-memory view, then to the change feed; with a replicator, through the cluster's
+// log, which applies it on every node. When fn returns an error nothing is written and the error is returned as
+// it is. A write set that the log refuses as stale (another write was applied after fn read the state, which only
+// happens around a change of leader) runs fn again on the new state, a few times at most: fn must not keep what
+// it did in a refused attempt.
 func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if s.closed {
-		return ErrClosed
+	for attempt := 0; ; attempt++ {
+		if s.closed {
+			return ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tx := newTxn(s)
+		if err := fn(tx); err != nil {
+			return err
+		}
+		err := s.commit(ctx, tx)
+		if !errors.Is(err, ErrStale) || attempt >= maxStaleRetries {
+			return err
+		}
+		s.log.Info("write set refused as stale by the log; computing it again", "attempt", attempt+1)
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	tx := newTxn(s)
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return s.commit(ctx, tx)
 }
+
+// maxStaleRetries bounds how often Update recomputes a write set refused as stale.
+const maxStaleRetries = 5
 
 // Put writes an object (a model value of one of the Object types), creating or replacing it. A new object goes
 // to the end of its kind's creation order; a replaced one keeps its place.
@@ -83,8 +95,7 @@ func (tx *Txn) Put(v any) {
 	if _, ok := tx.get(kind, id); ok {
 		r.seq = tx.seqOf(kind, id)
 	} else {
-		tx.s.seq++
-		r.seq = tx.s.seq
+		r.seq = tx.s.seq.Add(1)
 	}
 	tx.write(&pending{kind: kind, id: id, rec: r})
 }
@@ -99,14 +110,21 @@ func (tx *Txn) Delete(kind, id string) {
 
 // Audit adds an audit event to the transaction, assigns its id (and its time when zero) and returns it.
 func (tx *Txn) Audit(ev model.AuditEvent) model.AuditEvent {
-	tx.s.auditSeq++
-	ev.ID = formatAuditID(tx.s.auditSeq)
+	ev.ID = formatAuditID(tx.s.auditSeq.Add(1))
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
 	ev.Related = slices.Clone(ev.Related)
 	tx.audits = append(tx.audits, ev)
 	return ev
+}
+
+// SetMeta writes a cluster metadata value (replicated like objects; "" deletes the key).
+func (tx *Txn) SetMeta(key, value string) {
+	if tx.meta == nil {
+		tx.meta = map[string]string{}
+	}
+	tx.meta[key] = value
 }
 
 func (tx *Txn) write(p *pending) {
@@ -139,11 +157,13 @@ func (tx *Txn) seqOf(kind, id string) uint64 {
 	if p, ok := tx.writes[kind][id]; ok && p.rec != nil {
 		return p.rec.seq
 	}
+	tx.s.mu.RLock()
+	defer tx.s.mu.RUnlock()
 	return tx.s.tables[kind].byID[id].seq
 }
 
-// The committed view cannot change while a Txn runs (only the holder of wmu changes it), so a Txn reads it
-// without taking mu.
+// A Txn reads the committed view under mu: on a cluster node the log may apply entries while a Txn runs (only
+// around a change of leader: the write set's base then refuses it as stale).
 
 func (tx *Txn) get(kind, id string) (any, bool) {
 	if p, ok := tx.writes[kind][id]; ok {
@@ -152,15 +172,15 @@ func (tx *Txn) get(kind, id string) (any, bool) {
 		}
 		return p.rec.obj, true
 	}
-	return tx.s.getLocked(kind, id)
+	return tx.s.get(kind, id)
 }
 
 // list is the committed objects with the pending writes applied, in creation order.
 func (tx *Txn) list(kind string) []*record {
-	committed := tx.s.tables[kind].order
+	committed := tx.s.list(kind)
 	w := tx.writes[kind]
 	if len(w) == 0 {
-		return slices.Clone(committed)
+		return committed
 	}
 	out := make([]*record, 0, len(committed)+len(w))
 	for _, r := range committed {
@@ -180,7 +200,7 @@ func (tx *Txn) list(kind string) []*record {
 // lookup is the committed objects that match and have no pending write, and the pending objects that match
 // (through the pending index: a transaction writing thousands of objects looks each one up in constant time).
 func (tx *Txn) lookup(kind, idx, value string) []*record {
-	committed := tx.s.lookupLocked(kind, idx, value)
+	committed := tx.s.lookup(kind, idx, value)
 	w := tx.writes[kind]
 	if len(w) == 0 {
 		return committed
@@ -202,79 +222,30 @@ func sortRecords(rs []*record) {
 	slices.SortFunc(rs, func(a, b *record) int { return cmp.Compare(a.seq, b.seq) })
 }
 
-// commit writes tx to Badger, retrying on conflicts, then applies it to the in-memory view and the feed.
+// commit turns tx into its write set and applies it here, or hands it to the replicator.
 func (s *Store) commit(ctx context.Context, tx *Txn) error {
-	if len(tx.order) == 0 && len(tx.audits) == 0 {
+	if len(tx.order) == 0 && len(tx.audits) == 0 && len(tx.meta) == 0 {
 		return nil
 	}
-	type kv struct {
-		key, val []byte // val nil: delete
-	}
-	var kvs []kv
-	writes := tx.lastWrites()
-	for _, p := range writes {
-		key := objectKey(p.kind, p.id)
-		if p.rec == nil {
-			kvs = append(kvs, kv{key: key})
-			tx.changes = append(tx.changes, Change{Kind: p.kind, UUID: p.id, Deleted: true})
-			continue
-		}
-		val, err := p.encode()
-		if err != nil {
-			return err
-		}
-		kvs = append(kvs, kv{key: key, val: val})
-		tx.changes = append(tx.changes, Change{Kind: p.kind, UUID: p.id})
-	}
-	for _, ev := range tx.audits {
-		val, err := json.Marshal(ev)
-		if err != nil {
-			return fmt.Errorf("encode audit event: %w", err)
-		}
-		kvs = append(kvs, kv{key: []byte(prefixAudit + ev.ID), val: val})
-		for _, u := range auditSubjects(ev) {
-			kvs = append(kvs, kv{key: []byte(prefixAuditIdx + u + "/" + ev.ID), val: []byte{}})
-		}
-	}
-	if err := s.fits(len(kvs), func(i int) (int, int) { return len(kvs[i].key), len(kvs[i].val) }); err != nil {
+	ws, recs, err := tx.writeSet()
+	if err != nil {
 		return err
 	}
-	var err error
-	for attempt := 0; ; attempt++ {
-		err = s.db.Update(func(btx *badger.Txn) error {
-			for _, e := range kvs {
-				if e.val == nil {
-					if err := btx.Delete(e.key); err != nil {
-						return err
-					}
-					continue
-				}
-				if err := btx.Set(e.key, e.val); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if !errors.Is(err, badger.ErrConflict) || attempt >= maxConflictRetries {
-			break
-		}
-		s.log.Debug("store commit conflict, retrying", "attempt", attempt+1)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("commit: %w (after conflict)", ctx.Err())
-		case <-time.After(time.Duration(attempt+1) * time.Millisecond):
-		}
-	}
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		// fits estimates as Badger does; should it ever fall short, the refusal is the same
-		return &TooLargeError{Writes: len(kvs), Bytes: -1, MaxBytes: s.db.MaxBatchSize()}
-	}
+	kvs, err := ws.kvs()
 	if err != nil {
-		return fmt.Errorf("commit %d writes and %d audit events: %w", len(kvs)-len(tx.audits), len(tx.audits), err)
+		return err
 	}
-	s.apply(writes)
-	s.feed.publish(tx.changes)
-	return nil
+	if err := s.fitsSet(kvs); err != nil {
+		return err
+	}
+	if s.replicator == nil {
+		return s.applySet(ctx, 0, ws, recs, kvs)
+	}
+	data, err := json.Marshal(ws)
+	if err != nil {
+		return fmt.Errorf("encode write set: %w", err)
+	}
+	return s.replicator.Replicate(ctx, data)
 }
 
 // lastWrites is the last write of each object the transaction wrote (only that one is stored), in write order.
@@ -286,19 +257,6 @@ func (tx *Txn) lastWrites() []*pending {
 		}
 	}
 	return out
-}
-
-// apply makes committed writes visible in the in-memory view.
-func (s *Store) apply(writes []*pending) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range writes {
-		if p.rec == nil {
-			s.tables[p.kind].remove(p.id)
-		} else {
-			s.tables[p.kind].put(p.id, p.rec)
-		}
-	}
 }
 
 // auditSubjects are the uuids an audit event is indexed under: its resource and each related uuid, once each.
@@ -320,6 +278,9 @@ func (s *Store) BulkPut(ctx context.Context, objs []any) error {
 	defer s.wmu.Unlock()
 	if s.closed {
 		return ErrClosed
+	}
+	if s.replicator != nil {
+		return errors.New("store: BulkPut writes one node's store only, and this one is replicated")
 	}
 	tx := newTxn(s)
 	for _, o := range objs {
@@ -343,7 +304,11 @@ func (s *Store) BulkPut(ctx context.Context, objs []any) error {
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("bulk write of %d objects: %w", len(objs), err)
 	}
-	s.apply(writes)
+	s.mu.Lock()
+	for _, p := range writes {
+		s.tables[p.kind].put(p.id, p.rec)
+	}
+	s.mu.Unlock()
 	s.feed.publish([]Change{{Kind: KindAll}})
 	return nil
 }

@@ -8,11 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"portmirror/cluster"
 	"portmirror/graphql"
 )
 
@@ -25,6 +27,12 @@ type Config struct {
 	LogLevel          string        `yaml:"log_level"`
 	LogFormat         string        `yaml:"log_format"`
 	Tokens            []TokenConfig `yaml:"tokens"`
+
+	// Several controllers, one leader (API.md): empty NodeID runs a single controller.
+	NodeID       string `yaml:"node_id"`
+	RaftListen   string `yaml:"raft_listen"`
+	Peers        string `yaml:"peers"`
+	APIAdvertise string `yaml:"api_advertise"`
 
 	// ConfigFile is the file the rest was read from ("" for none); WorldReadable is set when that file, which
 	// holds tokens, can be read by every user of the machine.
@@ -68,6 +76,10 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 	fs.StringVar(&flags.OpenFlowListen, "openflow-listen", cfg.OpenFlowListen, "`address` where OVS bridges connect")
 	fs.StringVar(&flags.OpenFlowAdvertise, "openflow-advertise", cfg.OpenFlowAdvertise,
 		"controller `target` set on bridges managed through OVSDB, e.g. tcp:192.0.2.1:6653; empty leaves their setting as it is")
+	fs.StringVar(&flags.NodeID, "node-id", cfg.NodeID, "this controller's `id` in a cluster of controllers; empty runs a single controller")
+	fs.StringVar(&flags.RaftListen, "raft-listen", cfg.RaftListen, "`address` where the other controllers reach this one for replication, e.g. 192.0.2.1:7000")
+	fs.StringVar(&flags.Peers, "peers", cfg.Peers, "the founding members, `ID=ADDR,...` (ADDR: each one's --raft-listen), the same list on each")
+	fs.StringVar(&flags.APIAdvertise, "api-advertise", cfg.APIAdvertise, "`URL` of this controller's API for the others (default: from --api-listen)")
 	fs.StringVar(&flags.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&flags.LogFormat, "log-format", cfg.LogFormat, "text or json (to stderr)")
 	configFile := fs.String("config", "", "YAML `file` with tokens and any of the other settings (keys data_dir, api_listen, openflow_listen, openflow_advertise, log_level, log_format, tokens)")
@@ -100,6 +112,14 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 			cfg.OpenFlowListen = flags.OpenFlowListen
 		case "openflow-advertise":
 			cfg.OpenFlowAdvertise = flags.OpenFlowAdvertise
+		case "node-id":
+			cfg.NodeID = flags.NodeID
+		case "raft-listen":
+			cfg.RaftListen = flags.RaftListen
+		case "peers":
+			cfg.Peers = flags.Peers
+		case "api-advertise":
+			cfg.APIAdvertise = flags.APIAdvertise
 		case "log-level":
 			cfg.LogLevel = flags.LogLevel
 		case "log-format":
@@ -153,6 +173,23 @@ func (c *Config) validate() error {
 			return bad("openflow-advertise", "openflow_advertise", "%q is not an OVS controller target like tcp:192.0.2.1:6653", c.OpenFlowAdvertise)
 		}
 	}
+	if c.NodeID != "" || c.RaftListen != "" || c.Peers != "" {
+		if err := cluster.ValidateNodeID(c.NodeID); err != nil {
+			return bad("node-id", "node_id", "%v (--raft-listen and --peers need it)", err)
+		}
+		if _, _, err := net.SplitHostPort(c.RaftListen); err != nil {
+			return bad("raft-listen", "raft_listen", "%q is not HOST:PORT: %v", c.RaftListen, err)
+		}
+		if _, err := cluster.ParsePeers(c.Peers); err != nil {
+			return bad("peers", "peers", "%v", err)
+		}
+	}
+	if c.APIAdvertise != "" {
+		u, err := url.Parse(c.APIAdvertise)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("api-advertise", "api_advertise", "%q is not a URL like http://192.0.2.1:8080", c.APIAdvertise)
+		}
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return bad("log-level", "log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
@@ -164,6 +201,19 @@ func (c *Config) validate() error {
 		return fmt.Errorf("key tokens%s: %w", fileNote, err)
 	}
 	return nil
+}
+
+// apiAdvertise is the API URL the other controllers forward to: --api-advertise, or one made of --api-listen
+// (whose unspecified host becomes the --raft-listen host).
+func (c *Config) apiAdvertise(listen net.Addr) string {
+	if c.APIAdvertise != "" {
+		return strings.TrimRight(c.APIAdvertise, "/")
+	}
+	host, port, _ := net.SplitHostPort(listen.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host, _, _ = net.SplitHostPort(c.RaftListen)
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func (c *Config) apiTokens() []graphql.Token {

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
+	"portmirror/cluster"
 	"portmirror/controller"
 	"portmirror/graphql"
 	"portmirror/service"
@@ -47,14 +49,57 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 
 	svc := service.New(st, service.Options{Logger: log.With("component", "service")})
 
+	// The API's listener comes first: a cluster member publishes its address.
+	ln, err := net.Listen("tcp", cfg.APIListen)
+	if err != nil {
+		return fmt.Errorf("API listener (--api-listen): %w", err)
+	}
+	defer ln.Close()
+
+	// With --node-id, this controller is a member of a cluster: every write goes through the Raft log.
+	var node *cluster.Node
+	if cfg.NodeID != "" {
+		peers, _ := cluster.ParsePeers(cfg.Peers) // validated with the flags
+		node, err = cluster.Open(ctx, cluster.Options{
+			NodeID: cfg.NodeID, RaftListen: cfg.RaftListen, Peers: peers, Dir: filepath.Join(cfg.DataDir, "raft"),
+			Store: st, Logger: log.With("component", "cluster"),
+			APIAdvertise: cfg.apiAdvertise(ln.Addr()), OpenFlowAdvertise: cfg.OpenFlowAdvertise,
+		})
+		if err != nil {
+			return fmt.Errorf("joining the cluster (--node-id, --raft-listen, --peers): %w", err)
+		}
+		st.SetReplicator(node)
+		svc.SetMembership(node)
+		nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
+		nodeDone := make(chan struct{})
+		go func() {
+			defer close(nodeDone)
+			_ = node.Run(nodeCtx)
+		}()
+		// Raft stops after the controller (deferred before it, so it runs after) and before the store closes.
+		defer func() {
+			stopNode()
+			<-nodeDone
+			if cerr := node.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("stopping Raft: %w", cerr))
+			}
+			log.Info("left the cluster's Raft (still a member)", "node", cfg.NodeID)
+		}()
+		log.Info("cluster member", "node", cfg.NodeID, "raft", node.RaftAddress(), "api_advertise", cfg.apiAdvertise(ln.Addr()))
+	}
+
 	// The OpenFlow controller: it listens now, serves on a goroutine owned here, and stops after the API has
 	// drained and before the store closes. Installed flows stay on the switches when it stops.
-	ctrl, err := controller.New(controller.Options{
+	copts := controller.Options{
 		Service:   svc,
 		Logger:    log.With("component", "controller"),
 		Listen:    cfg.OpenFlowListen,
 		Advertise: cfg.OpenFlowAdvertise,
-	})
+	}
+	if node != nil {
+		copts.Cluster = node
+	}
+	ctrl, err := controller.New(copts)
 	if err != nil {
 		return fmt.Errorf("OpenFlow listener (--openflow-listen): %w", err)
 	}
@@ -88,7 +133,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	api, err := graphql.New(graphql.Options{
+	gopts := graphql.Options{
 		Backend:       svc,
 		Console:       console,
 		ConsolePrefix: web.Prefix,
@@ -101,17 +146,24 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 			}},
 			{Name: "openflow", Check: openflowHealth},
 		},
-	})
+	}
+	if node != nil {
+		gopts.Cluster = node
+		gopts.HealthDetail = node.Health
+		gopts.Health = append(gopts.Health, graphql.HealthCheck{Name: "cluster", Check: node.HealthCheck})
+		gopts.Extra = map[string]http.Handler{"/cluster/": node}
+	}
+	api, err := graphql.New(gopts)
 	if err != nil {
 		return err
 	}
 	if err := api.Registry().Register(ctrl.Collector()); err != nil {
 		return fmt.Errorf("registering the controller's metrics: %w", err)
 	}
-
-	ln, err := net.Listen("tcp", cfg.APIListen)
-	if err != nil {
-		return fmt.Errorf("API listener (--api-listen): %w", err)
+	if node != nil {
+		if err := api.Registry().Register(node.Collector()); err != nil {
+			return fmt.Errorf("registering the cluster's metrics: %w", err)
+		}
 	}
 	srv := &http.Server{
 		Handler:           api,

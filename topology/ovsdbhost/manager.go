@@ -1,5 +1,5 @@
-// Package ovsdbhost manages one host's OVS bridge through OVSDB: it keeps the bridge under the controller
-// (controller target, fail_mode=secure, OpenFlow13), keeps one flow-based tunnel port per flow network the host
+// Package ovsdbhost manages one host's OVS bridge through OVSDB: it keeps the bridge under the controllers
+// (controller targets, fail_mode=secure, OpenFlow13), keeps one flow-based tunnel port per flow network the host
 // has an endpoint on, isolates mirror-destination ports from NORMAL flooding, and reads the bridge's datapath id
 // and interfaces for the topology view. It is level-triggered: every pass reads the whole state, computes what
 // differs from the desired state and writes only that, in one transaction.
@@ -13,6 +13,13 @@
 //     portmirror-isolated=true with its previous tag and vlan_mode in portmirror-saved-tag and
 //     portmirror-saved-vlan-mode. Ports without these marks are never modified, except for isolation, which is
 //     asked for by port name.
+//   - The bridge lists one Controller row of ours per controller target (a cluster lists every member). The set
+//     changes without ever leaving the bridge with zero controllers, since OVS deletes every flow, group and
+//     meter when a bridge goes from none to some or back: missing targets are added in one transaction, and only
+//     a later round (after a re-read) removes ours that are no longer wanted. Replacing A by B goes
+//     {A} -> {A,B} -> {B}. Other controller rows are never touched.
+//   - A read-only manager (SetWritable(false), a cluster follower) connects, reads and publishes the interfaces
+//     and the datapath id as usual, and sends no write at all.
 //   - Isolation puts the port in access mode on VLAN 4095 (a VLAN no other port uses): NORMAL never floods or
 //     forwards a frame of another VLAN to it, while an explicit output: action from a flow still reaches it.
 //     Verified with ofproto/trace on ovs-vswitchd 3.1 (see isolation_test.go).
@@ -55,11 +62,14 @@ const (
 
 // HostConfig says which bridge of which OVSDB to manage.
 type HostConfig struct {
-	HostUUID         string
-	Address          string // "unix:PATH" or "tcp:IP:PORT"
-	Bridge           string // "" means model.DefaultBridge
-	ControllerTarget string // e.g. "tcp:192.0.2.1:6653"; "" leaves the bridge's controllers as they are
-	DatapathType     string // for creating a missing bridge; "" inherits another bridge's
+	HostUUID string
+	Address  string // "unix:PATH" or "tcp:IP:PORT"
+	Bridge   string // "" means model.DefaultBridge
+	// ControllerTargets are the controller targets the bridge lists as ours, e.g. "tcp:192.0.2.1:6653", one per
+	// controller of the cluster; NewManager sorts and deduplicates them. Empty leaves the bridge's controllers as
+	// they are. SetControllerTargets changes them at run time.
+	ControllerTargets []string
+	DatapathType      string // for creating a missing bridge; "" inherits another bridge's
 
 	ResyncInterval time.Duration // full re-read when nothing happens; default 30s
 	CallTimeout    time.Duration // per dial and per transaction; default 5s
@@ -93,20 +103,26 @@ func (t TunnelSpec) options() map[string]string {
 type Status struct {
 	Connected  bool
 	LastError  string    // the last failure (connection or a refused change), "" after a clean pass
-	LastSync   time.Time // end of the last clean pass
-	Generation uint64    // of the latest SetDesired
+	LastSync   time.Time // end of the last clean pass that applied everything (never while read-only)
+	LastRead   time.Time // end of the last pass that read the bridge and published what it read, writable or not
+	Generation uint64    // of the latest SetDesired or SetControllerTargets that changed something
 	Applied    uint64    // the generation the last clean pass applied in full
 	Connects   int       // successful connections so far
+	ReadOnly   bool      // SetWritable(false): the manager reads and publishes but writes nothing
+	Pending    int       // while read-only: the changes (OVSDB operations) a writable manager would make now
 }
 
 // Manager manages one host's bridge. Create it with NewManager, run it with Run.
 type Manager struct {
 	cfg HostConfig
 	log *slog.Logger
+	wmu sync.Mutex // held while checking writable and writing; taken before mu
 
 	mu       sync.Mutex
 	tunnels  map[string]TunnelSpec // by port name
 	isolated map[string]bool       // port names
+	targets  []string              // controller targets, sorted, no duplicates
+	writable bool
 	gen      uint64
 	ifaces   []topology.Interface
 	dpid     string
@@ -128,6 +144,11 @@ func NewManager(cfg HostConfig, logger *slog.Logger) (*Manager, error) {
 	if cfg.Bridge == "" {
 		cfg.Bridge = model.DefaultBridge
 	}
+	targets, err := normalizeTargets(cfg.ControllerTargets)
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %w", cfg.HostUUID, err)
+	}
+	cfg.ControllerTargets = targets
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -146,13 +167,79 @@ func NewManager(cfg HostConfig, logger *slog.Logger) (*Manager, error) {
 		log:      logger.With("host", cfg.HostUUID, "ovsdb", cfg.Address, "bridge", cfg.Bridge),
 		tunnels:  map[string]TunnelSpec{},
 		isolated: map[string]bool{},
+		targets:  targets,
+		writable: true,
 		wake:     make(chan struct{}, 1),
 		changed:  make(chan struct{}, 1),
 	}, nil
 }
 
-// Config returns the manager's configuration with defaults filled in.
-func (m *Manager) Config() HostConfig { return m.cfg }
+// normalizeTargets sorts and deduplicates controller targets; an empty one, or one without a "type:" prefix, is
+// an error.
+func normalizeTargets(targets []string) ([]string, error) {
+	out := slices.Clone(targets)
+	for _, t := range out {
+		if t == "" || !strings.Contains(t, ":") || strings.ContainsAny(t, " \t\n") {
+			return nil, fmt.Errorf("controller target %q: want TYPE:ADDRESS, e.g. tcp:192.0.2.1:6653", t)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Config returns the manager's configuration with defaults filled in and the current controller targets.
+func (m *Manager) Config() HostConfig {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cfg := m.cfg
+	cfg.ControllerTargets = slices.Clone(m.targets)
+	return cfg
+}
+
+// SetControllerTargets sets the controller targets the bridge lists as ours (a cluster's membership changed): it
+// sorts and deduplicates them, and wakes the manager, which adds the new ones before it removes the old ones, so
+// the bridge never goes through zero controllers. Empty leaves the bridge's controllers as they are from now on.
+// It returns the generation that Status().Applied reaches once the bridge holds the targets (and what SetDesired
+// asked before). Bad input changes nothing.
+func (m *Manager) SetControllerTargets(targets []string) (uint64, error) {
+	t, err := normalizeTargets(targets)
+	if err != nil {
+		return 0, fmt.Errorf("host %s: %w", m.cfg.HostUUID, err)
+	}
+	m.mu.Lock()
+	same := slices.Equal(t, m.targets)
+	if !same {
+		m.targets = t
+		m.gen++
+		m.status.Generation = m.gen
+	}
+	gen := m.gen
+	m.mu.Unlock()
+	if !same {
+		m.Refresh()
+	}
+	return gen, nil
+}
+
+// SetWritable says whether the manager may write OVSDB (true when created). A read-only manager still connects,
+// reads, and publishes the interfaces and the datapath id (Feed keeps working), but sends no write transaction:
+// SetWritable(false) waits for a transaction under way (at most CallTimeout) and none starts after it returns. Becoming writable wakes the manager, which applies
+// what differs at once.
+func (m *Manager) SetWritable(writable bool) {
+	m.wmu.Lock() // waits for a write under way (at most CallTimeout)
+	defer m.wmu.Unlock()
+	m.mu.Lock()
+	was := m.writable
+	m.writable = writable
+	m.status.ReadOnly = !writable
+	if writable {
+		m.status.Pending = 0
+	}
+	m.mu.Unlock()
+	if writable && !was {
+		m.Refresh()
+	}
+}
 
 // SetDesired sets the tunnel ports the bridge should have (exactly these of ours; ours not listed are removed) and
 // the ports to isolate from NORMAL (all others that we isolated are restored). It returns the generation that
@@ -347,7 +434,8 @@ func (r *refusal) Error() string { return r.msg }
 // round) until nothing differs.
 func (m *Manager) sync(ctx context.Context, c *client) error {
 	m.mu.Lock()
-	tunnels, isolated, gen := m.tunnels, m.isolated, m.gen
+	want := desired{tunnels: m.tunnels, isolated: m.isolated, targets: m.targets}
+	gen := m.gen
 	m.mu.Unlock()
 	var refused []string
 	for round := 0; ; round++ {
@@ -355,7 +443,19 @@ func (m *Manager) sync(ctx context.Context, c *client) error {
 		if err != nil {
 			return err
 		}
-		tx, ref := m.plan(st, tunnels, isolated)
+		tx, ref := m.plan(st, want)
+		if !m.isWritable() {
+			m.publish(st)
+			if len(tx.ops) > 0 {
+				m.log.Debug("read-only: changes not applied", "changes", strings.Join(tx.whats, "; "))
+			}
+			m.mu.Lock()
+			m.status.Pending = len(tx.ops) + len(ref)
+			m.status.LastError = ""
+			m.status.LastRead = time.Now()
+			m.mu.Unlock()
+			return nil
+		}
 		if len(tx.ops) == 0 || round == 4 {
 			m.publish(st)
 			refused = ref
@@ -364,12 +464,13 @@ func (m *Manager) sync(ctx context.Context, c *client) error {
 			}
 			break
 		}
-		tctx, cancel := context.WithTimeout(ctx, m.cfg.CallTimeout)
-		_, err = c.transact(tctx, tx.ops, tx.whats)
-		cancel()
+		sent, err := m.write(ctx, c, tx)
 		if err != nil {
 			m.publish(st)
 			return err
+		}
+		if !sent {
+			continue // read-only since the check above: the next round reads and publishes only
 		}
 		m.log.Info("ovsdb changes applied", "changes", strings.Join(tx.whats, "; "))
 	}
@@ -380,8 +481,29 @@ func (m *Manager) sync(ctx context.Context, c *client) error {
 	m.status.Applied = gen
 	m.status.LastError = ""
 	m.status.LastSync = time.Now()
+	m.status.LastRead = m.status.LastSync
 	m.mu.Unlock()
 	return nil
+}
+
+func (m *Manager) isWritable() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.writable
+}
+
+// write sends tx unless the manager is read-only; sent says whether it did. The check and the transaction hold
+// wmu, which SetWritable takes too: no write starts, and none is still under way, once SetWritable(false) returns.
+func (m *Manager) write(ctx context.Context, c *client, tx txn) (sent bool, err error) {
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	if !m.isWritable() {
+		return false, nil
+	}
+	tctx, cancel := context.WithTimeout(ctx, m.cfg.CallTimeout)
+	defer cancel()
+	_, err = c.transact(tctx, tx.ops, tx.whats)
+	return true, err
 }
 
 // state is what one read returned, rows by uuid.
@@ -487,9 +609,19 @@ func (t *txn) add(what string, op ovsdb.TransactOp) {
 	t.whats = append(t.whats, what)
 }
 
+// desired is what the bridge should hold, as one pass sees it.
+type desired struct {
+	tunnels  map[string]TunnelSpec // by port name
+	isolated map[string]bool       // port names
+	targets  []string              // controller targets, sorted; empty leaves controllers alone
+}
+
 // plan computes the operations that bring the bridge to the desired state, and the desired changes it cannot
-// make (they would touch what is not ours).
-func (m *Manager) plan(st *state, tunnels map[string]TunnelSpec, isolated map[string]bool) (txn, []string) {
+// make (they would touch what is not ours). Some changes take two rounds (the caller re-reads and re-plans after
+// each transaction): a bridge is created before it is changed, and controllers are added before ours that are
+// no longer wanted are removed.
+func (m *Manager) plan(st *state, want desired) (txn, []string) {
+	tunnels, isolated := want.tunnels, want.isolated
 	var tx txn
 	var refused []string
 	bname := m.cfg.Bridge
@@ -498,7 +630,7 @@ func (m *Manager) plan(st *state, tunnels map[string]TunnelSpec, isolated map[st
 		if st.root == "" {
 			return tx, []string{fmt.Sprintf("host %s: OVSDB %s has no Open_vSwitch row (run ovs-vsctl init): cannot create bridge %s", m.cfg.HostUUID, m.cfg.Address, bname)}
 		}
-		m.planCreateBridge(&tx, st)
+		m.planCreateBridge(&tx, st, want.targets)
 		return tx, nil
 	}
 	brWhere := []cond{eq("_uuid", uuidRef(bu))}
@@ -509,29 +641,8 @@ func (m *Manager) plan(st *state, tunnels map[string]TunnelSpec, isolated map[st
 			Row: map[string]any{"fail_mode": "secure", "protocols": oset{"OpenFlow13"}}})
 	}
 
-	// Controller: ours only.
-	if target := m.cfg.ControllerTarget; target != "" {
-		var ours []any
-		good := 0
-		for _, cu := range br.uuidSet("controller") {
-			cr, ok := st.controllers[cu]
-			if !ok || cr.strMap("external_ids")[KeyController] != "true" {
-				continue
-			}
-			ours = append(ours, uuidRef(cu))
-			if cr.str("target") == target {
-				good++
-			}
-		}
-		if good != 1 || len(ours) != 1 {
-			tx.add("create controller "+target, opInsert{Table: "Controller", UUIDName: "ctl",
-				Row: map[string]any{"target": target, "external_ids": omap{KeyController: "true"}}})
-			tx.add("point bridge "+bname+" at controller "+target, opMutate{Table: "Bridge", Where: brWhere, Mutations: []mutation{
-				{"controller", "delete", oset(ours)},
-				{"controller", "insert", oset{namedRef("ctl")}},
-			}})
-		}
-	}
+	// Controllers: ours only, exactly the wanted targets, never through zero.
+	m.planControllers(&tx, st, bu, br, want.targets)
 
 	// Tunnel ports.
 	have := map[string]bool{}
@@ -627,8 +738,64 @@ func (m *Manager) plan(st *state, tunnels map[string]TunnelSpec, isolated map[st
 	return tx, refused
 }
 
-// planCreateBridge creates the bridge with its internal port, already under the controller.
-func (m *Manager) planCreateBridge(tx *txn, st *state) {
+// planControllers adds the wanted targets that the bridge lacks; when none is missing, it removes ours that are
+// not wanted (or that repeat a target). Adding and removing never share a transaction: the bridge keeps at least
+// the controllers it had until the new ones are in, so it never goes through zero controllers (OVS would flush
+// all its flows), and replacing A by B goes {A} -> {A,B} -> {B}. Rows without our mark are never touched.
+func (m *Manager) planControllers(tx *txn, st *state, bu string, br row, targets []string) {
+	if len(targets) == 0 {
+		return
+	}
+	have := map[string]bool{}
+	var extra oset
+	var extraTargets []string
+	for _, cu := range br.uuidSet("controller") {
+		cr, ok := st.controllers[cu]
+		if !ok || cr.strMap("external_ids")[KeyController] != "true" {
+			continue
+		}
+		t := cr.str("target")
+		if _, wanted := slices.BinarySearch(targets, t); wanted && !have[t] {
+			have[t] = true
+			continue
+		}
+		extra = append(extra, uuidRef(cu))
+		extraTargets = append(extraTargets, t)
+	}
+	bname := m.cfg.Bridge
+	brWhere := []cond{eq("_uuid", uuidRef(bu))}
+	var missing []string
+	for _, t := range targets {
+		if !have[t] {
+			missing = append(missing, t)
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		refs := addControllers(tx, missing)
+		tx.add(fmt.Sprintf("add controllers %s to bridge %s", strings.Join(missing, ", "), bname), opMutate{Table: "Bridge", Where: brWhere,
+			Mutations: []mutation{{"controller", "insert", refs}}})
+	case len(extra) > 0:
+		slices.Sort(extraTargets)
+		tx.add(fmt.Sprintf("remove controllers %s from bridge %s", strings.Join(extraTargets, ", "), bname), opMutate{Table: "Bridge", Where: brWhere,
+			Mutations: []mutation{{"controller", "delete", extra}}})
+	}
+}
+
+// addControllers inserts a Controller row of ours per target and returns references to them.
+func addControllers(tx *txn, targets []string) oset {
+	var refs oset
+	for i, t := range targets {
+		name := fmt.Sprintf("ctl%d", i)
+		tx.add("create controller "+t, opInsert{Table: "Controller", UUIDName: name,
+			Row: map[string]any{"target": t, "external_ids": omap{KeyController: "true"}}})
+		refs = append(refs, namedRef(name))
+	}
+	return refs
+}
+
+// planCreateBridge creates the bridge with its internal port, already under all the controllers.
+func (m *Manager) planCreateBridge(tx *txn, st *state, targets []string) {
 	name := m.cfg.Bridge
 	dt := m.cfg.DatapathType
 	if dt == "" {
@@ -651,10 +818,8 @@ func (m *Manager) planCreateBridge(tx *txn, st *state) {
 		"protocols":     oset{"OpenFlow13"},
 		"datapath_type": dt,
 	}
-	if t := m.cfg.ControllerTarget; t != "" {
-		tx.add("create controller "+t, opInsert{Table: "Controller", UUIDName: "ctl",
-			Row: map[string]any{"target": t, "external_ids": omap{KeyController: "true"}}})
-		row["controller"] = oset{namedRef("ctl")}
+	if len(targets) > 0 {
+		row["controller"] = addControllers(tx, targets)
 	}
 	tx.add("create interface "+name, opInsert{Table: "Interface", UUIDName: "briface", Row: map[string]any{"name": name, "type": "internal"}})
 	tx.add("create port "+name, opInsert{Table: "Port", UUIDName: "brport", Row: map[string]any{"name": name, "interfaces": oset{namedRef("briface")}}})

@@ -37,7 +37,7 @@ func TestManagerBridgeSettingsAndInterfaces(t *testing.T) {
 	e.vsctl("add-port", "br-int", "vnet1")
 	e.vsctl("set-controller", "br-int", "tcp:127.0.0.1:9") // someone else's controller
 
-	m := startManager(t, HostConfig{Address: e.addr(), Bridge: "br-int", ControllerTarget: "tcp:127.0.0.1:6653"})
+	m := startManager(t, HostConfig{Address: e.addr(), Bridge: "br-int", ControllerTargets: []string{"tcp:127.0.0.1:6653"}})
 	waitApplied(t, m, 0)
 
 	if got := e.get("bridge", "br-int", "fail_mode"); got != "secure" {
@@ -84,16 +84,27 @@ func TestManagerBridgeSettingsAndInterfaces(t *testing.T) {
 	})
 	expectSignal(t, m.Changed())
 
-	// Another controller target replaces ours only.
-	m2 := startManager(t, HostConfig{HostUUID: "host-1b", Address: e.addr(), Bridge: "br-int", ControllerTarget: "tcp:127.0.0.1:7000"})
-	waitApplied(t, m2, 0)
-	eventually(t, 5*time.Second, func() (bool, string) {
-		ctls := strings.Fields(e.vsctl("get-controller", "br-int"))
-		slices.Sort(ctls)
-		return slices.Equal(ctls, []string{"tcp:127.0.0.1:7000", "tcp:127.0.0.1:9"}), fmt.Sprint("controllers ", ctls)
-	})
+	// The targets change at run time: ours are replaced (a duplicate collapses), the other controller's row is
+	// the same row, unchanged.
+	foreign := e.vsctl("--bare", "--columns=_uuid,external_ids", "find", "controller", "target=\"tcp:127.0.0.1:9\"")
+	gen, err := m.SetControllerTargets([]string{"tcp:127.0.0.1:7000", "tcp:127.0.0.1:7000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, m, gen)
+	ctls = strings.Fields(e.vsctl("get-controller", "br-int"))
+	slices.Sort(ctls)
+	if !slices.Equal(ctls, []string{"tcp:127.0.0.1:7000", "tcp:127.0.0.1:9"}) {
+		t.Errorf("controllers = %v, want ours replaced and the other kept", ctls)
+	}
 	if n := strings.Count(e.vsctl("list", "controller"), "_uuid"); n != 2 {
 		t.Errorf("%d Controller rows, want 2 (ours replaced, not added)", n)
+	}
+	if got := e.vsctl("--bare", "--columns=_uuid,external_ids", "find", "controller", "target=\"tcp:127.0.0.1:9\""); got != foreign {
+		t.Errorf("the other controller's row was %q, is %q", foreign, got)
+	}
+	if got := m.Config().ControllerTargets; !slices.Equal(got, []string{"tcp:127.0.0.1:7000"}) {
+		t.Errorf("Config().ControllerTargets = %q", got)
 	}
 }
 
@@ -130,7 +141,7 @@ func TestManagerLeavesControllersAloneWithoutTarget(t *testing.T) {
 func TestManagerCreatesMissingBridge(t *testing.T) {
 	e := startOVSDB(t, false)
 	e.vsctl("add-br", "br-ex", "--", "set", "bridge", "br-ex", "datapath_type=netdev")
-	m := startManager(t, HostConfig{Address: e.addr(), Bridge: "br-int", ControllerTarget: "tcp:127.0.0.1:6653"})
+	m := startManager(t, HostConfig{Address: e.addr(), Bridge: "br-int", ControllerTargets: []string{"tcp:127.0.0.1:6653"}})
 	waitApplied(t, m, 0)
 	if got := e.get("bridge", "br-int", "datapath_type"); got != "netdev" {
 		t.Errorf("datapath_type = %q, want inherited netdev", got)
@@ -181,6 +192,8 @@ func TestNewManagerRejectsBadConfig(t *testing.T) {
 		{HostConfig{HostUUID: "h", Address: "/var/run/db.sock"}, "want unix:PATH or tcp:IP:PORT"},
 		{HostConfig{HostUUID: "h", Address: "tcp:127.0.0.1"}, "want tcp:IP:PORT"},
 		{HostConfig{HostUUID: "h", Address: "unix:"}, "want unix:PATH"},
+		{HostConfig{HostUUID: "h", Address: "unix:/x", ControllerTargets: []string{"tcp:127.0.0.1:6653", ""}}, `controller target ""`},
+		{HostConfig{HostUUID: "h", Address: "unix:/x", ControllerTargets: []string{"127.0.0.1"}}, "want TYPE:ADDRESS"},
 	} {
 		_, err := NewManager(tc.cfg, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -64,6 +64,14 @@ func eventually(t *testing.T, d time.Duration, cond func() (bool, string)) {
 
 func startManager(t *testing.T, cfg HostConfig) *Manager {
 	t.Helper()
+	m := newManager(t, cfg)
+	runManager(t, m)
+	return m
+}
+
+// newManager returns a manager with test defaults, not running yet (see runManager).
+func newManager(t *testing.T, cfg HostConfig) *Manager {
+	t.Helper()
 	if cfg.HostUUID == "" {
 		cfg.HostUUID = "host-1"
 	}
@@ -74,6 +82,12 @@ func startManager(t *testing.T, cfg HostConfig) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// runManager runs m until the test ends.
+func runManager(t *testing.T, m *Manager) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -88,7 +102,6 @@ func startManager(t *testing.T, cfg HostConfig) *Manager {
 			t.Error("Run did not return after cancel")
 		}
 	})
-	return m
 }
 
 // waitApplied waits until the manager has applied generation gen in a clean pass.
