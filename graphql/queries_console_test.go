@@ -230,3 +230,17 @@ func TestAuditFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestHostSwitch: a host's page of hosts carries its bridge as the controller knows it, without the list of
+// every switch.
+func TestHostSwitch(t *testing.T) {
+	e := newEnv(t, nil)
+	w := e.world()
+	e.svc.SetLive(staticLive{w})
+	d := e.ok(`{ hostPage(first: 2) { items { name switch { datapathId flowCount connected remoteAddress } } } }`, nil)
+	got := fmt.Sprint(get(d, "hostPage.items"))
+	want := "[map[name:hv1 switch:map[connected:true datapathId:0000000000000001 flowCount:12 remoteAddress:127.0.0.1:4000]] map[name:hv2 switch:<nil>]]"
+	if got != want {
+		t.Errorf("hosts with their switch:\n got %s\nwant %s", got, want)
+	}
+}

@@ -216,6 +216,10 @@ func (b *builder) objects() {
 				return ops.VmInstancesOnHost(ctx, h.UUID)
 			}),
 			"createdAt": plain(b.timeT, "", func(h model.Host) any { return optTime(h.CreatedAt) }),
+			"switch": linked(b.swtch, "the host's bridge as the controller knows it; null before it ever connected",
+				func(ctx context.Context, h model.Host, _ map[string]any) (any, error) {
+					return b.hostSwitch(ctx, h), nil
+				}),
 		}
 	})})
 
@@ -407,6 +411,16 @@ func (b *builder) hostDatapathID(ctx context.Context, h model.Host) string {
 		}
 	}
 	return ""
+}
+
+// hostSwitch is the switch the controller associates with the host, or that has its registered datapath id.
+func (b *builder) hostSwitch(ctx context.Context, h model.Host) any {
+	for _, s := range b.ops.Switches(ctx) {
+		if s.HostUUID == h.UUID || h.DatapathID != "" && s.DatapathID == h.DatapathID {
+			return s
+		}
+	}
+	return nil
 }
 
 func optInt(p *int64) any {

@@ -117,14 +117,13 @@ function AttachDialog({ fn, clusters, onClose, onDone }) {
 
 const qHosts = `query($first: Int, $offset: Int, $name: String) {
   hostPage(first: $first, offset: $offset, nameContains: $name) { totalCount offset hasNextPage
-    items { uuid name managementIp bridge datapathId connected cluster { name } vmInstances { uuid } } }
-  switches { datapathId connected flowCount remoteAddress connectedAt } }`;
+    items { uuid name managementIp bridge datapathId connected cluster { name } vmInstances { uuid }
+      switch { flowCount remoteAddress connectedAt } } } }`;
 
 export function HostsPage() {
   const p = usePaged();
   const [data, error] = usePoll(() => gql(qHosts, { first: PAGE, offset: p.offset, name: p.name }), [p.offset, p.name], 1000);
   const page = data && data.hostPage;
-  const switches = new Map(((data && data.switches) || []).map((s) => [s.datapathId, s]));
   return html`<section aria-labelledby="page-title">
     <div class="page-head"><h1 id="page-title" tabindex="-1">Hosts</h1></div>
     <p class="lead">The hosts the cloud's tooling registered, and the OpenFlow switch (bridge) of each: whether it is connected to this controller, and how many flows the controller holds on it.</p>
@@ -134,7 +133,7 @@ export function HostsPage() {
     <table aria-label="Hosts">
       <thead><tr><th scope="col">Name</th><th scope="col">Cluster</th><th scope="col">Management IP</th><th scope="col">Bridge</th><th scope="col">Switch</th><th scope="col">Flows held</th><th scope="col">VM Instances</th></tr></thead>
       <tbody>${page.items.map((hst) => {
-        const sw = hst.datapathId && switches.get(hst.datapathId);
+        const sw = hst.switch;
         return html`<tr key=${hst.uuid}>
           <td>${hst.name}</td>
           <td>${hst.cluster.name}</td>
