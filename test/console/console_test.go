@@ -253,6 +253,18 @@ func TestConsole(t *testing.T) {
 			t.Fatalf("created %q", got)
 		}
 		b.find(b.find(nil, "table", "Port Mirrors"), "link", "web-watch")
+
+		// the list filters by name, and pages (one page here: both buttons there, disabled)
+		b.find(nil, "textbox", "Filter by name").fill("EXIST")
+		b.absent(b.find(nil, "table", "Port Mirrors"), "link", "web-watch")
+		b.find(b.find(nil, "table", "Port Mirrors"), "link", "existing")
+		for _, name := range []string{"Previous page", "Next page"} {
+			if !b.find(nil, "button", name).disabled() {
+				t.Errorf("%s is enabled on the only page", name)
+			}
+		}
+		b.find(nil, "textbox", "Filter by name").fill("")
+		b.find(b.find(nil, "table", "Port Mirrors"), "link", "web-watch")
 	}) {
 		return
 	}
@@ -532,6 +544,44 @@ func TestConsole(t *testing.T) {
 		if got := pmState(d, pm); got != "" {
 			t.Errorf("after Delete the API still has %q", got)
 		}
+	}) {
+		return
+	}
+
+	if !t.Run("paging", func(t *testing.T) {
+		b.t = t
+		var fns, pms strings.Builder
+		for i := range 60 {
+			u := fmt.Sprintf("00000000-0000-4000-9000-%012x", i)
+			fmt.Fprintf(&fns, `f%d: createFlowNetwork(input: {uuid: "%s", name: "page-net-%d", cidr: "198.19.%d.0/30"}) { uuid } `, i, u, i, i)
+			fmt.Fprintf(&pms, `p%d: createPortMirror(input: {name: "paged-%02d", flowNetworkUuid: "%s"}) { uuid } `, i, i, u)
+		}
+		d.gql(adminToken, "mutation { "+fns.String()+"}", nil)
+		d.gql(adminToken, "mutation { "+pms.String()+"}", nil)
+		b.find(b.find(nil, "navigation", "Main"), "link", "Port Mirroring").click()
+		pager := b.find(nil, "group", "Pages of port mirrors")
+		b.eventually("the first page of 61", func() error {
+			if txt := pager.text(); !strings.Contains(txt, "1–50 of 61") {
+				return fmt.Errorf("pager %q", txt)
+			}
+			return nil
+		})
+		b.find(nil, "button", "Next page").click()
+		b.find(b.find(nil, "table", "Port Mirrors"), "link", "paged-59")
+		if txt := pager.text(); !strings.Contains(txt, "51–61 of 61") || !b.find(nil, "button", "Next page").disabled() {
+			t.Errorf("the last page: %q", txt)
+		}
+		b.find(nil, "button", "Previous page").click()
+		b.find(b.find(nil, "table", "Port Mirrors"), "link", "existing")
+		b.find(nil, "textbox", "Filter by name").fill("paged-5")
+		b.eventually("the filtered list on one page", func() error {
+			if txt := pager.text(); !strings.Contains(txt, "1–10 of 10") {
+				return fmt.Errorf("pager %q", txt)
+			}
+			return nil
+		})
+		b.axe("Port Mirroring, paged")
+		b.screenshot("11-port-mirroring-filtered")
 	}) {
 		return
 	}
