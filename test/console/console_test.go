@@ -331,6 +331,15 @@ func TestConsole(t *testing.T) {
 			}
 			return nil
 		})
+		// the pressed button is now disabled: focus went to the other one, for the keyboard
+		b.eventually("focus on Enable after Disable", func() error {
+			var f string
+			b.eval(&f, `document.activeElement.textContent`)
+			if f != "Enable" {
+				return fmt.Errorf("focus on %q", f)
+			}
+			return nil
+		})
 		b.find(nil, "button", "Enable").click()
 		b.eventually("enabled through the API", func() error {
 			if got := pmState(d, pm); !strings.Contains(got, "|ENABLED|") {

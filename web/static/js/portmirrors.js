@@ -135,18 +135,27 @@ export function PortMirrorPage({ uuid, navigate }) {
   const [data, error, reload] = usePoll(() => gql(qMirror, { u: uuid }), [uuid], 1000);
   const [dialog, setDialog] = useState(null); // 'edit' | 'delete' | 'add' | { session }
   const [actionError, setActionError] = useState(null);
+  const [focusNext, setFocusNext] = useState(''); // after Enable or Disable, the other one (the pressed one is now disabled)
   const pm = data && data.portMirror;
+  useEffect(() => {
+    const el = focusNext && document.getElementById(focusNext);
+    if (el && !el.disabled) {
+      el.focus();
+      setFocusNext('');
+    }
+  });
   useEffect(() => { if (pm) document.title = `${pm.name} · Port Mirroring · portmirror`; }, [pm && pm.name]);
   if (data && !pm) {
     return html`<section><h1 id="page-title" tabindex="-1">Port mirror not found</h1>
       <p>No port mirror has the uuid ${uuid}; it may have been deleted. <a href="#/port-mirrors">Back to the list</a>.</p></section>`;
   }
   if (!pm) return html`<section><${ErrorAlert} error=${error} />${!error && html`<${Loading} what="the port mirror" />`}</section>`;
-  const act = (op, label) => async () => {
+  const act = (op, label, then) => async () => {
     setActionError(null);
     try {
       await gql(`mutation($u: ID!) { ${op}(uuid: $u) { uuid state } }`, { u: uuid });
       announce(`${pm.name}: ${label}.`);
+      setFocusNext(then);
       reload();
     } catch (e) {
       setActionError(e);
@@ -170,8 +179,8 @@ export function PortMirrorPage({ uuid, navigate }) {
     </dl>
     <div class="actions" role="group" aria-label="Operations">
       <${ActionButton} onClick=${() => setDialog('edit')}>Change name and description<//>
-      <${ActionButton} onClick=${act('enablePortMirror', 'enabled')} why=${enabled ? 'The port mirror is already enabled.' : ''}>Enable<//>
-      <${ActionButton} onClick=${act('disablePortMirror', 'disabled')} why=${enabled ? '' : 'The port mirror is already disabled.'}>Disable<//>
+      <${ActionButton} id="op-enable" onClick=${act('enablePortMirror', 'enabled', 'op-disable')} why=${enabled ? 'The port mirror is already enabled.' : ''}>Enable<//>
+      <${ActionButton} id="op-disable" onClick=${act('disablePortMirror', 'disabled', 'op-enable')} why=${enabled ? '' : 'The port mirror is already disabled.'}>Disable<//>
       <${ActionButton} onClick=${() => setDialog('add')}>Add session<//>
       <${ActionButton} class="danger" onClick=${() => setDialog('delete')}>Delete<//>
     </div>
