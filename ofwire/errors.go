@@ -43,6 +43,8 @@ var errCodeNames = [][]string{
 	{"BAD_TYPE", "BAD_LEN", "BAD_TAG", "BAD_DL_ADDR_MASK", "BAD_NW_ADDR_MASK", "BAD_WILDCARDS", "BAD_FIELD",
 		"BAD_VALUE", "BAD_MASK", "BAD_PREREQ", "DUP_FIELD", "EPERM"},
 	{"UNKNOWN", "TABLE_FULL", "BAD_TABLE_ID", "OVERLAP", "EPERM", "BAD_TIMEOUT", "BAD_COMMAND", "BAD_FLAGS"},
+	6: nil, 7: nil, 8: nil, 9: nil, 10: nil,
+	ErrTypeRoleRequestFailed: {"STALE", "UNSUP", "BAD_ROLE"},
 }
 
 // ErrorTypeName names an OpenFlow 1.3 error type, e.g. "BAD_ACTION".

@@ -14,8 +14,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +28,7 @@ import (
 
 type config struct {
 	api, token, openflow string
+	controllers          []string // --openflow, split
 	hosts, vms, monitors int
 	sessions             int
 	seed                 uint64
@@ -38,17 +42,19 @@ type config struct {
 
 // Summary is the JSON printed on exit.
 type Summary struct {
-	Bridges            int     `json:"bridges"`
-	BridgesConnected   int     `json:"bridgesConnected"`
-	Sessions           int     `json:"sessions"`
-	SessionsActive     int     `json:"sessionsActive"`
-	TimeToAllActiveSec float64 `json:"timeToAllActiveSeconds"` // from the port mirror's creation; -1 if never
-	FramesInjected     int     `json:"framesInjected"`
-	CopiesExpected     int     `json:"copiesExpected"`
-	CopiesDelivered    int     `json:"copiesDelivered"`
-	Duplicates         int     `json:"duplicates"` // copies beyond what the rule expects (an unexpected copy included)
-	Misses             int     `json:"misses"`     // expected copies that did not arrive
-	Error              string  `json:"error,omitempty"`
+	Bridges          int `json:"bridges"`
+	BridgesConnected int `json:"bridgesConnected"`
+	// Masters counts, with several controllers, the bridges each one is OpenFlow MASTER of ("": of none).
+	Masters            map[string]int `json:"masters,omitempty"`
+	Sessions           int            `json:"sessions"`
+	SessionsActive     int            `json:"sessionsActive"`
+	TimeToAllActiveSec float64        `json:"timeToAllActiveSeconds"` // from the port mirror's creation; -1 if never
+	FramesInjected     int            `json:"framesInjected"`
+	CopiesExpected     int            `json:"copiesExpected"`
+	CopiesDelivered    int            `json:"copiesDelivered"`
+	Duplicates         int            `json:"duplicates"` // copies beyond what the rule expects (an unexpected copy included)
+	Misses             int            `json:"misses"`     // expected copies that did not arrive
+	Error              string         `json:"error,omitempty"`
 }
 
 func main() {
@@ -61,7 +67,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.api, "api", "http://127.0.0.1:8080/graphql", "the daemon's GraphQL URL")
 	fs.StringVar(&c.token, "token", "", "API bearer token (an admin token); none for a daemon without tokens, from loopback")
-	fs.StringVar(&c.openflow, "openflow", "127.0.0.1:6653", "the controller's OpenFlow address the simulated bridges dial")
+	fs.StringVar(&c.openflow, "openflow", "127.0.0.1:6653", "the controllers' OpenFlow addresses (host:port, comma-separated) every simulated bridge dials")
 	fs.IntVar(&c.hosts, "hosts", 3, "simulated hosts (one bridge each)")
 	fs.IntVar(&c.vms, "vms-per-host", 2, "VMs per host (one NIC each)")
 	fs.IntVar(&c.monitors, "monitors-per-host", 1, "monitor VMs per host (a default NIC and a capture NIC each)")
@@ -75,6 +81,15 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.verbose, "v", false, "log the simulated switches' events (stderr)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	for _, a := range strings.Split(c.openflow, ",") {
+		a = strings.TrimSpace(a)
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return c, fmt.Errorf("--openflow %q: %q is not host:port", c.openflow, a)
+		}
+		if !slices.Contains(c.controllers, a) {
+			c.controllers = append(c.controllers, a)
+		}
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -122,7 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func simulate(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) (Summary, error) {
 	sum := Summary{TimeToAllActiveSec: -1}
-	f, err := fleet.Build(fleet.Uniform(cfg.seed, cfg.hosts, cfg.vms, cfg.monitors), fleet.Options{Logger: log})
+	f, err := fleet.Build(fleet.Uniform(cfg.seed, cfg.hosts, cfg.vms, cfg.monitors), fleet.Options{Logger: log, Controllers: cfg.controllers})
 	if err != nil {
 		return sum, err
 	}
@@ -134,15 +149,21 @@ func simulate(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) 
 	if err := f.Register(ctx, api); err != nil {
 		return sum, fmt.Errorf("%w (a fleet with this --seed may already be registered: try another --seed)", err)
 	}
-	fmt.Fprintf(out, "connecting %d simulated bridges to %s\n", len(f.Hosts), cfg.openflow)
-	if err := f.Start(ctx, cfg.openflow); err != nil {
+	fmt.Fprintf(out, "connecting %d simulated bridges to %s\n", len(f.Hosts), strings.Join(cfg.controllers, ", "))
+	if err := f.Start(ctx, ""); err != nil {
 		return sum, err
 	}
 	defer f.Stop()
+	snapshot := func() {
+		sum.BridgesConnected = f.Connected()
+		if len(cfg.controllers) > 1 {
+			sum.Masters = f.Masters()
+		}
+	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = f.WaitConnected(wctx)
+	err = f.WaitFullyConnected(wctx)
 	cancel()
-	sum.BridgesConnected = f.Connected()
+	snapshot()
 	if err != nil {
 		return sum, err
 	}
@@ -172,7 +193,7 @@ func simulate(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) 
 	}
 	sum.TimeToAllActiveSec = time.Since(start).Seconds()
 	fmt.Fprintf(out, "all %d sessions ACTIVE after %.3fs\n", len(sessions), sum.TimeToAllActiveSec)
-	sum.BridgesConnected = f.Connected()
+	snapshot()
 
 	// MAC learning: every VM announces itself, as a booting VM does
 	for _, n := range f.Senders() {
@@ -181,7 +202,7 @@ func simulate(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) 
 		}
 	}
 	traffic(ctx, cfg, f, sessions, out, &sum)
-	sum.BridgesConnected = f.Connected()
+	snapshot()
 	return sum, nil
 }
 

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"portmirror/controller"
 	"portmirror/graphql"
+	"portmirror/ofwire"
 	"portmirror/service"
 	"portmirror/store"
 )
@@ -93,6 +97,8 @@ func TestFlags(t *testing.T) {
 		{"--frames", "-1"},
 		{"extra"},
 		{"--nope"},
+		{"--openflow", "127.0.0.1:6653,"},
+		{"--openflow", "127.0.0.1"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(args, &out, &errOut); code != 2 {
@@ -101,5 +107,81 @@ func TestFlags(t *testing.T) {
 		if errOut.Len() == 0 {
 			t.Errorf("%q: no message", args)
 		}
+	}
+}
+
+// masterOnly listens for bridges and, on each, asks for MASTER with generation id 1 and then only answers
+// echoes: a second controller that programs nothing.
+func masterOnly(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out := ofwire.AppendHello(nil, 1)
+				out = ofwire.AppendRole(out, ofwire.TypeRoleRequest, 1, ofwire.RoleMaster, 1)
+				if _, err := nc.Write(out); err != nil {
+					return
+				}
+				r := bufio.NewReader(nc)
+				for {
+					m, err := ofwire.ReadMessage(r, 0)
+					if err != nil {
+						return
+					}
+					if m.Type == ofwire.TypeEchoRequest {
+						if _, err := nc.Write(ofwire.AppendEcho(nil, ofwire.TypeEchoReply, m.Xid, m.Body)); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, nc := range conns {
+			nc.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// TestSeveralControllers: --openflow takes a list; every bridge connects to each controller, and the summary
+// says which one is every bridge's master (here the second, which asked; the daemon stays EQUAL and programs).
+func TestSeveralControllers(t *testing.T) {
+	apiURL, of := startDaemon(t)
+	other := masterOnly(t)
+	var out, errOut bytes.Buffer
+	code := run([]string{"--api", apiURL, "--openflow", of + ", " + other, "--hosts", "2", "--sessions", "1", "--frames", "20", "--seed", "11"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	var s Summary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatalf("summary is not JSON: %v\n%s", err, out.String())
+	}
+	if s.BridgesConnected != 2 || s.SessionsActive != 1 || s.Misses != 0 || len(s.Masters) != 1 || s.Masters[other] != 2 {
+		t.Errorf("summary %+v, want 2 bridges connected, 1 session active, both bridges mastered by %s", s, other)
 	}
 }

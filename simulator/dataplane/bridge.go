@@ -50,6 +50,8 @@ type Bridge struct {
 	macs   map[macKey]uint32
 	limits map[uint8]int // flow_limit per table (OVSDB Flow_Table, overflow_policy=refuse)
 	tx     *Tx           // the transaction under way, while Atomically runs
+
+	onPacketIn func(PacketIn) // SetPacketInHandler
 }
 
 type macKey struct {

@@ -16,8 +16,24 @@ type Emit struct {
 
 // Result is what the bridge did with one frame.
 type Result struct {
-	Emits []Emit
-	Trace []string // ofproto/trace-like explanation
+	Emits        []Emit
+	ToController []PacketIn // what output:CONTROLLER sent to the controllers
+	Trace        []string   // ofproto/trace-like explanation
+}
+
+// Packet-in reasons of OpenFlow 1.3 (OFPR_*), as OVS reports them.
+const (
+	PacketInNoMatch uint8 = 0 // sent by a table-miss flow (priority 0, empty match)
+	PacketInAction  uint8 = 1 // sent by any other flow's output:CONTROLLER, or by a packet-out
+)
+
+// PacketIn is a frame the pipeline sent to the controller: the switch sends it as a PACKET_IN.
+type PacketIn struct {
+	Frame  Frame  // as it was when sent, InPort and Tunnel as it entered
+	Reason uint8  // PacketInNoMatch or PacketInAction
+	Table  uint8  // the table of the flow that sent it
+	Cookie uint64 // that flow's cookie
+	MaxLen uint16 // the output action's max_len: at most this many bytes of the frame go (0xffff: all)
 }
 
 // TraceString joins the trace lines.
@@ -29,6 +45,8 @@ type xlate struct {
 	b      *Bridge
 	commit bool // learn MACs and count packets (a real packet), not just explain (a trace)
 	in     uint32
+	tun    Tunnel // as the frame entered
+	rule   *Flow  // the flow whose actions run; nil in a packet-out
 	res    Result
 }
 
@@ -37,8 +55,34 @@ func (x *xlate) say(depth int, format string, args ...any) {
 }
 
 // Process runs a frame that arrived on fr.InPort through the pipeline, as the datapath would: MACs are learned
-// and flow counters move.
-func (b *Bridge) Process(fr Frame) Result { return b.run(fr, true) }
+// and flow counters move. What it sends to the controller also goes to the packet-in handler, if any.
+func (b *Bridge) Process(fr Frame) Result {
+	res := b.run(fr, true)
+	b.dispatch(res)
+	return res
+}
+
+// SetPacketInHandler makes h receive every frame a flow or packet-out sends to the controller (nil: none). It
+// is called outside the bridge's lock.
+func (b *Bridge) SetPacketInHandler(h func(PacketIn)) {
+	b.mu.Lock()
+	b.onPacketIn = h
+	b.mu.Unlock()
+}
+
+func (b *Bridge) dispatch(res Result) {
+	if len(res.ToController) == 0 {
+		return
+	}
+	b.mu.Lock()
+	h := b.onPacketIn
+	b.mu.Unlock()
+	if h != nil {
+		for _, pi := range res.ToController {
+			h(pi)
+		}
+	}
+}
 
 // Trace explains what the bridge would do with the frame, changing nothing (like ofproto/trace).
 func (b *Bridge) Trace(fr Frame) Result { return b.run(fr, false) }
@@ -46,7 +90,7 @@ func (b *Bridge) Trace(fr Frame) Result { return b.run(fr, false) }
 func (b *Bridge) run(fr Frame, commit bool) Result {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	x := &xlate{b: b, commit: commit, in: fr.InPort}
+	x := &xlate{b: b, commit: commit, in: fr.InPort, tun: fr.Tunnel}
 	fr = fr.Clone()
 	x.say(0, "Flow: in_port=%s,%s", PortString(fr.InPort), frameSummary(&fr))
 	p, ok := b.ports[fr.InPort]
@@ -100,6 +144,7 @@ func (x *xlate) pipeline(fr *Frame, table uint8, depth int) {
 			hit.Packets++
 			hit.Bytes += uint64(len(fr.Raw))
 		}
+		x.rule = hit
 		x.actions(fr, hit.Actions, depth+1)
 		if !hit.HasGoto {
 			return
@@ -124,6 +169,10 @@ func (x *xlate) actions(fr *Frame, acts []Action, depth int) {
 		x.say(depth, "%s", a.String())
 		switch a.Type {
 		case ActOutput:
+			if a.Port == PortController {
+				x.toController(fr, a.MaxLen, depth)
+				continue
+			}
 			x.output(fr, a.Port, depth)
 		case ActGroup:
 			g, ok := x.b.groups[a.Group]
@@ -185,6 +234,22 @@ func applySetField(fr *Frame, fm FieldMatch) {
 	}
 }
 
+// toController sends the frame to the controllers.
+func (x *xlate) toController(fr *Frame, maxLen uint16, depth int) {
+	pi := PacketIn{Frame: fr.Clone(), Reason: PacketInAction, Table: 0xff, MaxLen: maxLen}
+	pi.Frame.InPort, pi.Frame.Tunnel = x.in, x.tun
+	if r := x.rule; r != nil {
+		pi.Table, pi.Cookie = r.Table, r.Cookie
+		if r.Priority == 0 && len(r.Match.fields) == 0 {
+			pi.Reason = PacketInNoMatch
+		}
+	}
+	x.say(depth+1, "-> to controller (%s)", map[uint8]string{PacketInNoMatch: "no_match", PacketInAction: "action"}[pi.Reason])
+	if x.commit {
+		x.res.ToController = append(x.res.ToController, pi)
+	}
+}
+
 // output sends the frame to an OpenFlow port (reserved ones included).
 func (x *xlate) output(fr *Frame, port uint32, depth int) {
 	switch port {
@@ -203,7 +268,7 @@ func (x *xlate) output(fr *Frame, port uint32, depth int) {
 			x.emit(fr, no, depth+1, false)
 		}
 	case PortController:
-		x.say(depth+1, "-> to controller: not modelled, dropped")
+		x.toController(fr, 0xffff, depth)
 	case PortTable:
 		x.say(depth+1, "-> output to TABLE is only valid in packet-out: dropped")
 	default:
@@ -312,12 +377,20 @@ func (x *xlate) normalOut(fr *Frame, no uint32, vlan uint16, depth int) {
 // Execute applies an action list to a frame that enters on fr.InPort (a packet-out): no table lookup. The
 // input port may be LOCAL or CONTROLLER; an unknown one is refused.
 func (b *Bridge) Execute(fr Frame, acts []Action) (Result, error) {
+	res, err := b.execute(fr, acts)
+	if err == nil {
+		b.dispatch(res)
+	}
+	return res, err
+}
+
+func (b *Bridge) execute(fr Frame, acts []Action) (Result, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.validateActions(Match{}, acts); err != nil {
 		return Result{}, err
 	}
-	x := &xlate{b: b, commit: true, in: fr.InPort}
+	x := &xlate{b: b, commit: true, in: fr.InPort, tun: fr.Tunnel}
 	fr = fr.Clone()
 	x.say(0, "packet-out: in_port=%s,%s", PortString(fr.InPort), frameSummary(&fr))
 	if _, ok := b.ports[fr.InPort]; !ok && fr.InPort != PortController {

@@ -131,6 +131,10 @@ type Options struct {
 	MinBackoff    time.Duration // ofsim.Config.MinBackoff; 0: 20ms
 	MaxBackoff    time.Duration // ofsim.Config.MaxBackoff; 0: 1s
 	NoBundles     bool          // ofsim.Config.NoBundles: the switches refuse bundles, as a switch without the extension
+	// Controllers are OpenFlow controllers (host:port) every bridge connects to besides the address Start is
+	// given (which may then be ""), as bridges that list several controllers: each connection has its own role
+	// and reconnects on its own.
+	Controllers []string
 }
 
 // Build creates the fleet's objects and bridges (nothing connects until Start). It refuses a topology beyond the
@@ -387,9 +391,12 @@ func (f *Fleet) MoveVM(vm *VM, to *Host) error {
 	return nil
 }
 
-// Start connects every bridge to the controller at addr (host:port) and keeps them connected until ctx ends or
-// Stop is called.
+// Start connects every bridge to the controller at addr (host:port) and to every one of Options.Controllers, and
+// keeps them connected until ctx ends or Stop is called.
 func (f *Fleet) Start(ctx context.Context, addr string) error {
+	if addr == "" && len(f.opts.Controllers) == 0 {
+		return fmt.Errorf("fleet: no controller address")
+	}
 	f.mu.Lock()
 	if f.run != nil {
 		f.mu.Unlock()
@@ -400,7 +407,7 @@ func (f *Fleet) Start(ctx context.Context, addr string) error {
 	f.run = rs
 	f.mu.Unlock()
 	for _, h := range f.Hosts {
-		sw := ofsim.New(ofsim.Config{Controller: addr, DatapathID: h.DatapathID, Bridge: h.Bridge,
+		sw := ofsim.New(ofsim.Config{Controller: addr, Controllers: f.opts.Controllers, DatapathID: h.DatapathID, Bridge: h.Bridge,
 			Logger: f.opts.Logger.With("host", h.Name), ProbeInterval: f.opts.ProbeInterval,
 			MinBackoff: f.opts.MinBackoff, MaxBackoff: f.opts.MaxBackoff, NoBundles: f.opts.NoBundles})
 		f.mu.Lock()
@@ -441,16 +448,48 @@ func (f *Fleet) Connected() int {
 	return n
 }
 
-// WaitConnected polls until every bridge is connected, or ctx ends.
+// FullyConnected counts the bridges connected to every controller.
+func (f *Fleet) FullyConnected() int {
+	n := 0
+	for _, h := range f.Hosts {
+		if sw := f.SwitchOf(h); sw != nil && sw.ConnectedControllers() == len(sw.Controllers()) {
+			n++
+		}
+	}
+	return n
+}
+
+// Masters counts, by controller address, the bridges that have that controller as their OpenFlow MASTER; the
+// bridges with no master count under "".
+func (f *Fleet) Masters() map[string]int {
+	m := map[string]int{}
+	for _, h := range f.Hosts {
+		if sw := f.SwitchOf(h); sw != nil {
+			m[sw.Master()]++
+		}
+	}
+	return m
+}
+
+// WaitConnected polls until every bridge is connected to at least one controller, or ctx ends.
 func (f *Fleet) WaitConnected(ctx context.Context) error {
+	return f.waitFor(ctx, f.Connected, "connected")
+}
+
+// WaitFullyConnected polls until every bridge is connected to every controller, or ctx ends.
+func (f *Fleet) WaitFullyConnected(ctx context.Context) error {
+	return f.waitFor(ctx, f.FullyConnected, "connected to every controller")
+}
+
+func (f *Fleet) waitFor(ctx context.Context, count func() int, what string) error {
 	for {
-		n := f.Connected()
+		n := count()
 		if n == len(f.Hosts) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("fleet: %d of %d bridges connected: %w", n, len(f.Hosts), ctx.Err())
+			return fmt.Errorf("fleet: %d of %d bridges %s: %w", n, len(f.Hosts), what, ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

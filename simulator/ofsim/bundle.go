@@ -21,9 +21,10 @@ type bundle struct {
 
 // bundleMsg is one message added to a bundle.
 type bundleMsg struct {
-	xid   uint32
-	raw   []byte // the bundle add message, which a commit-time error carries (serve allocates each message anew)
-	apply func(target) error
+	xid uint32
+	raw []byte // the bundle add message, which a commit-time error carries (serve allocates each message anew)
+	// apply makes the change and returns the flows it deleted.
+	apply func(target) ([]dataplane.Flow, error)
 }
 
 // bundleErr is an ONF experimenter error of the bundle extension.
@@ -59,8 +60,14 @@ func (s *Switch) experimenter(c *conn, xid uint32, msg []byte) error {
 	}
 	switch exp.ExpType {
 	case ofwire.ONFBundleControl:
+		if err := s.refuseSlave(c); err != nil {
+			return err
+		}
 		return s.bundleControl(c, xid, exp.Data)
 	case ofwire.ONFBundleAdd:
+		if err := s.refuseSlave(c); err != nil {
+			return err
+		}
 		return s.bundleAdd(c, xid, msg, exp.Data)
 	default:
 		return ofErr(dataplane.ErrTypeBadRequest, ofwire.BadRequestBadExpType, "ONF experimenter type %d is not supported", exp.ExpType)
@@ -133,16 +140,20 @@ func (s *Switch) bundleControl(c *conn, xid uint32, data []byte) error {
 // BUNDLE_MSG_FAILED.
 func (s *Switch) commit(c *conn, b *bundle) error {
 	var failed *bundleMsg
+	var removed []dataplane.Flow
 	err := s.cfg.Bridge.Atomically(func(tx *dataplane.Tx) error {
 		for i := range b.msgs {
-			if err := b.msgs[i].apply(tx); err != nil {
+			r, err := b.msgs[i].apply(tx)
+			if err != nil {
 				failed = &b.msgs[i]
 				return err
 			}
+			removed = append(removed, r...)
 		}
 		return nil
 	})
 	if err == nil {
+		s.flowRemoved(removed)
 		return nil
 	}
 	var oe *dataplane.OFError
@@ -169,7 +180,7 @@ func (s *Switch) bundleAdd(c *conn, xid uint32, msg, data []byte) error {
 	if ix := binary.BigEndian.Uint32(inner[4:]); ix != xid {
 		return bundleErr(ofwire.BundleErrMsgBadXid, "bundle add: the inner message has xid %d, the bundle add %d", ix, xid)
 	}
-	var apply func(target) error
+	var apply func(target) ([]dataplane.Flow, error)
 	switch typ := ofwire.Type(inner[1]); typ {
 	case ofwire.TypeFlowMod:
 		fm, err := parseFlowMod(inner[ofwire.HeaderLen:])

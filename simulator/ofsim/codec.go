@@ -1,6 +1,7 @@
-// Package ofsim is a simulated OVS bridge speaking OpenFlow 1.3 over TCP: it dials a controller, negotiates,
-// answers features, port-desc, flow-stats and barriers, applies flow-mods and group-mods to a dataplane.Bridge
-// with the errors OVS sends, reports port changes, reconnects with backoff, and injects faults on demand.
+// Package ofsim is a simulated OVS bridge speaking OpenFlow 1.3 over TCP: it dials one or more controllers,
+// negotiates, answers features, port-desc, flow-stats and barriers, applies flow-mods and group-mods to a
+// dataplane.Bridge with the errors OVS sends, keeps every connection's role (MASTER/SLAVE/EQUAL) as OVS does,
+// reports port changes and packet-ins, reconnects with backoff, and injects faults on demand.
 package ofsim
 
 import (

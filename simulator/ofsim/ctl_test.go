@@ -144,9 +144,10 @@ func (c *ctlConn) barrier() []ofwire.Message {
 	c.send(ofwire.AppendEmpty(nil, ofwire.TypeBarrierRequest, xid))
 	var before []ofwire.Message
 	for {
-		m, ok := c.next(10*time.Second, false)
+		// 30s: a barrier may follow thousands of flow_mods, on a loaded machine under the race detector.
+		m, ok := c.next(30*time.Second, false)
 		if !ok {
-			c.t.Fatal("no barrier reply within 10s")
+			c.t.Fatal("no barrier reply within 30s")
 		}
 		if m.Type == ofwire.TypeBarrierReply && m.Xid == xid {
 			return before

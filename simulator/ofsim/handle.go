@@ -45,26 +45,29 @@ func (s *Switch) handle(c *conn, typ ofwire.Type, xid uint32, msg []byte) error 
 	case ofwire.TypeBarrierRequest:
 		c.send(ofwire.AppendEmpty(nil, ofwire.TypeBarrierReply, xid))
 	case ofwire.TypeRoleRequest:
-		if len(body) < 16 {
-			return badReqLen("role request of %d bytes", len(msg))
-		}
-		b := appendHeader(nil, ofwire.TypeRoleReply, xid)
-		b = append(b, body[:16]...)
-		c.send(finish(b, 0))
+		return s.roleRequest(c, xid, body)
 	case ofwire.TypeGetAsyncRequest:
 		b := appendHeader(nil, ofwire.TypeGetAsyncReply, xid)
-		for _, v := range []uint32{0x7, 0x0, 0x7, 0x7, 0xf, 0x0} {
+		// OVS's defaults (packet-in, port status, flow removed; each for MASTER/EQUAL, then SLAVE).
+		for _, v := range []uint32{0x3, 0x0, 0x7, 0x7, 0xf, 0x0} {
 			b = binary.BigEndian.AppendUint32(b, v)
 		}
 		c.send(finish(b, 0))
-	case ofwire.TypeFlowMod:
-		return s.flowMod(body)
-	case ofwire.TypeGroupMod:
-		return s.groupMod(body)
-	case ofwire.TypePortMod:
-		return s.portMod(body)
-	case ofwire.TypePacketOut:
-		return s.packetOut(body)
+	case ofwire.TypeFlowMod, ofwire.TypeGroupMod, ofwire.TypePortMod, ofwire.TypePacketOut, ofwire.TypeTableMod, ofwire.TypeMeterMod:
+		if err := s.refuseSlave(c); err != nil {
+			return err
+		}
+		switch typ {
+		case ofwire.TypeFlowMod:
+			return s.flowMod(body)
+		case ofwire.TypeGroupMod:
+			return s.groupMod(body)
+		case ofwire.TypePortMod:
+			return s.portMod(body)
+		case ofwire.TypePacketOut:
+			return s.packetOut(body)
+		}
+		return ofErr(dataplane.ErrTypeBadRequest, dataplane.BadRequestBadType, "message type %v is not supported", typ)
 	case ofwire.TypeMultipartRequest:
 		return s.multipart(c, xid, body)
 	case ofwire.TypeExperimenter:
@@ -160,18 +163,17 @@ var (
 	_ target = (*dataplane.Tx)(nil)
 )
 
-// apply makes the change.
-func (fm *flowMod) apply(t target) error {
-	var err error
+// apply makes the change and returns the flows it deleted.
+func (fm *flowMod) apply(t target) ([]dataplane.Flow, error) {
 	switch fm.cmd {
 	case ofwire.FlowAdd:
-		err = t.AddFlow(fm.flow, fm.checkOverlap)
+		return nil, t.AddFlow(fm.flow, fm.checkOverlap)
 	case ofwire.FlowModify, ofwire.FlowModifyStrict:
-		_, err = t.ModifyFlows(fm.filter, fm.flow)
+		_, err := t.ModifyFlows(fm.filter, fm.flow)
+		return nil, err
 	default:
-		_, err = t.DeleteFlows(fm.filter)
+		return t.DeleteFlows(fm.filter)
 	}
-	return err
 }
 
 func (s *Switch) flowMod(b []byte) error {
@@ -179,7 +181,9 @@ func (s *Switch) flowMod(b []byte) error {
 	if err != nil {
 		return err
 	}
-	return fm.apply(s.cfg.Bridge)
+	removed, err := fm.apply(s.cfg.Bridge)
+	s.flowRemoved(removed)
+	return err
 }
 
 // groupMod is a decoded group_mod.
@@ -212,14 +216,17 @@ func parseGroupMod(b []byte) (groupMod, error) {
 	return groupMod{cmd: cmd, group: g}, nil
 }
 
-func (gm *groupMod) apply(t target) error { return t.ModGroup(gm.cmd, gm.group) }
+func (gm *groupMod) apply(t target) ([]dataplane.Flow, error) {
+	return nil, t.ModGroup(gm.cmd, gm.group)
+}
 
 func (s *Switch) groupMod(b []byte) error {
 	gm, err := parseGroupMod(b)
 	if err != nil {
 		return err
 	}
-	return gm.apply(s.cfg.Bridge)
+	_, err = gm.apply(s.cfg.Bridge)
+	return err
 }
 
 func (s *Switch) portMod(b []byte) error {

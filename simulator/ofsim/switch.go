@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,10 @@ import (
 
 // Config describes one simulated switch.
 type Config struct {
-	Controller    string // host:port the switch dials
+	Controller string // host:port of a controller the switch dials
+	// Controllers are more controllers (host:port) the switch dials besides Controller, as a bridge with several
+	// controller targets: each connection is made, kept and reconnected on its own, each has its own role.
+	Controllers   []string
 	DatapathID    uint64
 	Bridge        *dataplane.Bridge
 	Logger        *slog.Logger  // nil: discard
@@ -34,23 +38,31 @@ type Config struct {
 	NoBundles bool
 }
 
-// Switch is a simulated OVS bridge connected to a controller over OpenFlow 1.3. Its flows live in the
-// dataplane.Bridge and survive disconnections (fail_mode=secure). While connected it runs two goroutines (the
-// reader, which also owns reconnection, and one writer); none per port.
+// Switch is a simulated OVS bridge connected to one or more controllers over OpenFlow 1.3. Its flows live in the
+// dataplane.Bridge and survive disconnections (fail_mode=secure). Per controller it runs two goroutines while
+// connected (the reader, which also owns reconnection, and one writer); none per port.
+//
+// Every connection has an OpenFlow role (EQUAL when it opens) and the switch keeps one master election
+// (generation) id for all of them, as OVS's connection manager does: see roles.go.
 type Switch struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	addrs []string        // the controllers dialled
+	wakes []chan struct{} // per controller: reconnect now (cap 1)
 
 	mu      sync.Mutex
-	cur     *conn
+	conns   map[*conn]struct{} // every open connection, negotiated or not
 	offline bool
 	stalled bool
 	unstall chan struct{} // closed when the stall ends
 	delay   time.Duration
-	wake    chan struct{} // reconnect now (cap 1)
+	// The master election id: the highest generation id a MASTER or SLAVE request carried (genSet: since
+	// ovs-vswitchd started). Guarded by mu, like every conn's role.
+	genID  uint64
+	genSet bool
 
 	connects  atomic.Int64
-	connected atomic.Bool
+	connected atomic.Int32 // negotiated connections
 }
 
 // New returns a switch; call Run to connect it.
@@ -72,7 +84,18 @@ func New(cfg Config) *Switch {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("bridge", cfg.Bridge.Name(), "dpid", fmt.Sprintf("%016x", cfg.DatapathID))
-	return &Switch{cfg: cfg, log: log, wake: make(chan struct{}, 1), unstall: make(chan struct{})}
+	var addrs []string
+	for _, a := range append([]string{cfg.Controller}, cfg.Controllers...) {
+		if a != "" && !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	s := &Switch{cfg: cfg, log: log, addrs: addrs, conns: map[*conn]struct{}{}, unstall: make(chan struct{})}
+	for range addrs {
+		s.wakes = append(s.wakes, make(chan struct{}, 1))
+	}
+	cfg.Bridge.SetPacketInHandler(s.packetIn)
+	return s
 }
 
 // Bridge is the switch's data plane.
@@ -81,14 +104,38 @@ func (s *Switch) Bridge() *dataplane.Bridge { return s.cfg.Bridge }
 // DatapathID is the switch's datapath id.
 func (s *Switch) DatapathID() uint64 { return s.cfg.DatapathID }
 
-// Connected reports whether the OpenFlow connection is up and negotiated.
-func (s *Switch) Connected() bool { return s.connected.Load() }
+// Connected reports whether at least one OpenFlow connection is up and negotiated.
+func (s *Switch) Connected() bool { return s.connected.Load() > 0 }
 
-// Connects counts the connections negotiated so far.
+// ConnectedControllers counts the OpenFlow connections up and negotiated.
+func (s *Switch) ConnectedControllers() int { return int(s.connected.Load()) }
+
+// Connects counts the connections negotiated so far, to every controller.
 func (s *Switch) Connects() int { return int(s.connects.Load()) }
 
-// Run connects to the controller and keeps reconnecting, with backoff, until ctx ends.
+// Controllers are the addresses the switch dials.
+func (s *Switch) Controllers() []string { return slices.Clone(s.addrs) }
+
+// Run connects to every controller and keeps reconnecting to each, with backoff, until ctx ends.
 func (s *Switch) Run(ctx context.Context) error {
+	if len(s.addrs) == 0 {
+		return errors.New("ofsim: no controller address")
+	}
+	if len(s.addrs) == 1 {
+		s.dialLoop(ctx, s.addrs[0], s.wakes[0])
+		return nil
+	}
+	var wg sync.WaitGroup
+	for i, addr := range s.addrs {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.dialLoop(ctx, addr, s.wakes[i]) }()
+	}
+	wg.Wait()
+	return nil
+}
+
+// dialLoop keeps one controller connected, with its own backoff, as OVS keeps each controller target.
+func (s *Switch) dialLoop(ctx context.Context, addr string, wake <-chan struct{}) {
 	backoff := s.cfg.MinBackoff
 	for {
 		s.mu.Lock()
@@ -96,28 +143,28 @@ func (s *Switch) Run(ctx context.Context) error {
 		s.mu.Unlock()
 		if !offline {
 			d := net.Dialer{Timeout: 5 * time.Second}
-			nc, err := d.DialContext(ctx, "tcp", s.cfg.Controller)
+			nc, err := d.DialContext(ctx, "tcp", addr)
 			if err == nil {
-				negotiated, err := s.serve(ctx, nc)
+				negotiated, err := s.serve(ctx, nc, addr)
 				if negotiated {
 					backoff = s.cfg.MinBackoff
 				}
 				if err != nil && ctx.Err() == nil {
-					s.log.Info("openflow connection ended", "controller", s.cfg.Controller, "err", err)
+					s.log.Info("openflow connection ended", "controller", addr, "err", err)
 				}
 			} else if ctx.Err() == nil {
-				s.log.Debug("dial failed", "controller", s.cfg.Controller, "err", err)
+				s.log.Debug("dial failed", "controller", addr, "err", err)
 			}
 		}
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
-		case <-s.wake:
+			return
+		case <-wake:
 			t.Stop()
 		case <-t.C:
 		}
@@ -125,15 +172,19 @@ func (s *Switch) Run(ctx context.Context) error {
 	}
 }
 
+// kick makes every controller's loop reconnect now.
 func (s *Switch) kick() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	for _, w := range s.wakes {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
 	}
 }
 
 // conn is one TCP connection and its writer.
 type conn struct {
+	addr     string // the controller's
 	nc       net.Conn
 	wmu      sync.Mutex // held while writing to nc
 	mu       sync.Mutex
@@ -144,6 +195,10 @@ type conn struct {
 	lastRecv atomic.Int64 // unix nanos
 
 	bundles map[uint32]*bundle // open bundles by id; the reader's alone
+
+	// Guarded by Switch.mu.
+	negotiated bool
+	role       ofwire.Role
 }
 
 func (c *conn) close() {
@@ -238,8 +293,8 @@ func (s *Switch) writer(c *conn) {
 }
 
 // serve runs one connection until it ends; negotiated reports whether the hello exchange succeeded.
-func (s *Switch) serve(ctx context.Context, nc net.Conn) (negotiated bool, err error) {
-	c := &conn{nc: nc, sig: make(chan struct{}, 1), done: make(chan struct{})}
+func (s *Switch) serve(ctx context.Context, nc net.Conn, addr string) (negotiated bool, err error) {
+	c := &conn{addr: addr, nc: nc, sig: make(chan struct{}, 1), done: make(chan struct{}), role: ofwire.RoleEqual}
 	c.lastRecv.Store(time.Now().UnixNano())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -248,16 +303,16 @@ func (s *Switch) serve(ctx context.Context, nc net.Conn) (negotiated bool, err e
 	defer func() {
 		stop()
 		s.mu.Lock()
-		if s.cur == c {
-			s.cur = nil
+		delete(s.conns, c)
+		if c.negotiated {
+			s.connected.Add(-1)
 		}
 		s.mu.Unlock()
-		s.connected.Store(false)
 		c.close()
 		wg.Wait()
 	}()
 	s.mu.Lock()
-	s.cur = c
+	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 
 	c.send(ofwire.AppendHello(nil, 1))
@@ -296,9 +351,12 @@ func (s *Switch) serve(ctx context.Context, nc net.Conn) (negotiated bool, err e
 				return false, fmt.Errorf("version negotiation failed: controller does not speak OpenFlow 1.3")
 			}
 			negotiated = true
+			s.mu.Lock()
+			c.negotiated = true
+			s.mu.Unlock()
 			s.connects.Add(1)
-			s.connected.Store(true)
-			s.log.Info("connected", "controller", s.cfg.Controller)
+			s.connected.Add(1)
+			s.log.Info("connected", "controller", addr)
 			continue
 		}
 		if version != ofwire.Version {
@@ -352,23 +410,26 @@ func (s *Switch) slow(c *conn) error {
 	}
 }
 
-// send queues a message on the current connection, if any.
-func (s *Switch) send(b []byte) bool {
+// sendAsync queues an asynchronous message on every negotiated connection whose role takes it (OVS's default
+// async config: PORT_STATUS to every role, PACKET_IN and FLOW_REMOVED not to a SLAVE); it reports how many.
+func (s *Switch) sendAsync(b []byte, toSlaves bool) int {
 	s.mu.Lock()
-	c := s.cur
-	s.mu.Unlock()
-	if c == nil || !s.connected.Load() {
-		return false
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if c.negotiated && (toSlaves || c.role != ofwire.RoleSlave) {
+			c.send(b)
+			n++
+		}
 	}
-	c.send(b)
-	return true
+	return n
 }
 
 func (s *Switch) portStatus(reason ofwire.PortReason, p dataplane.Port) {
 	b := appendHeader(nil, ofwire.TypePortStatus, 0)
 	b = append(b, byte(reason), 0, 0, 0, 0, 0, 0, 0)
 	b = appendPort(b, p)
-	s.send(finish(b, 0))
+	s.sendAsync(finish(b, 0), true)
 }
 
 // AddPort adds a port to the bridge and reports it to the controller.
@@ -401,12 +462,31 @@ func (s *Switch) SetPortUp(no uint32, up bool) error {
 	return nil
 }
 
-// Disconnect drops the current connection; the switch reconnects after its backoff.
+// Disconnect drops every connection; the switch reconnects to each controller after its backoff.
 func (s *Switch) Disconnect() {
 	s.mu.Lock()
-	c := s.cur
+	cs := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
 	s.mu.Unlock()
-	if c != nil {
+	for _, c := range cs {
+		c.close()
+	}
+}
+
+// DisconnectFrom drops the connection to one controller (its address as configured); the switch reconnects to
+// it after its backoff.
+func (s *Switch) DisconnectFrom(addr string) {
+	s.mu.Lock()
+	var cs []*conn
+	for c := range s.conns {
+		if c.addr == addr {
+			cs = append(cs, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
 		c.close()
 	}
 }
@@ -423,10 +503,13 @@ func (s *Switch) SetOffline(off bool) {
 	}
 }
 
-// Restart simulates an ovs-vswitchd restart: the connection drops, the flow tables, groups and MAC table
-// empty, and the switch reconnects at once.
+// Restart simulates an ovs-vswitchd restart: the connections drop, the flow tables, groups and MAC table
+// empty, the master election id is forgotten, and the switch reconnects at once.
 func (s *Switch) Restart() {
 	s.cfg.Bridge.Reset()
+	s.mu.Lock()
+	s.genID, s.genSet = 0, false
+	s.mu.Unlock()
 	s.Disconnect()
 	s.kick()
 }

@@ -21,6 +21,8 @@ type Controller struct {
 	t       testing.TB
 	ln      net.Listener
 	program func(dpid uint64) []byte
+	role    ofwire.Role // asked for after the hello, unless NOCHANGE
+	gen     uint64
 
 	mu         sync.Mutex
 	conns      []net.Conn
@@ -32,11 +34,18 @@ type Controller struct {
 // and waits for the goroutines). program returns encoded flow_mods (e.g. ofwire.AppendFlowMod) for a datapath id.
 func Start(t testing.TB, program func(dpid uint64) []byte) *Controller {
 	t.Helper()
+	return StartAs(t, ofwire.RoleNoChange, 0, program)
+}
+
+// StartAs is Start for one of several controllers: right after the hello it asks every switch for role with
+// generation id gen (a SLAVE's program must return nothing: the switch would refuse its flow_mods).
+func StartAs(t testing.TB, role ofwire.Role, gen uint64, program func(dpid uint64) []byte) *Controller {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Controller{t: t, ln: ln, program: program, programmed: map[uint64]bool{}}
+	c := &Controller{t: t, ln: ln, program: program, role: role, gen: gen, programmed: map[uint64]bool{}}
 	c.wg.Add(1)
 	go c.accept()
 	t.Cleanup(func() {
@@ -121,6 +130,9 @@ func (c *Controller) serve(nc net.Conn) {
 		return
 	}
 	out := ofwire.AppendHello(nil, 1)
+	if c.role != ofwire.RoleNoChange {
+		out = ofwire.AppendRole(out, ofwire.TypeRoleRequest, 5, c.role, c.gen)
+	}
 	out = ofwire.AppendEmpty(out, ofwire.TypeFeaturesRequest, 2)
 	out = ofwire.AppendPortDescRequest(out, 3)
 	if _, err := nc.Write(out); err != nil {
