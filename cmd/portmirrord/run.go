@@ -21,6 +21,7 @@ import (
 	"portmirror/internal/secaudit"
 	"portmirror/service"
 	"portmirror/store"
+	"portmirror/web"
 )
 
 // shutdownGrace bounds how long a stop waits for the API requests in flight.
@@ -182,12 +183,18 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 		}
 	}
 
+	console, err := web.New()
+	if err != nil {
+		return err
+	}
 	gopts := graphql.Options{
-		Backend:     svc,
-		Tokens:      cfg.apiTokens(),
-		Logger:      log.With("component", "api"),
-		Registry:    registry,
-		MetricsAuth: cfg.MetricsRequireToken,
+		Backend:       svc,
+		Console:       console,
+		ConsolePrefix: web.Prefix,
+		Tokens:        cfg.apiTokens(),
+		Logger:        log.With("component", "api"),
+		Registry:      registry,
+		MetricsAuth:   cfg.MetricsRequireToken,
 		OnAuthFailure: func(remote, reason string) {
 			audit.Refused("api", secaudit.Authentication, remote, reason)
 		},
@@ -240,8 +247,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 	} else {
 		go func() { served <- srv.Serve(ln) }()
 	}
-	log.Info("portmirrord ready", "api", scheme+"://"+ln.Addr().String()+"/graphql", "api_addr", ln.Addr().String(),
-		"client_certificates", cfg.APITLSClientCA != "")
+	log.Info("portmirrord ready", "api", scheme+"://"+ln.Addr().String()+"/graphql", "console", scheme+"://"+ln.Addr().String()+"/",
+		"api_addr", ln.Addr().String(), "client_certificates", cfg.APITLSClientCA != "")
 
 	reloadCtx, stopReload := context.WithCancel(ctx)
 	reloadDone := make(chan struct{})
