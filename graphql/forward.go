@@ -184,7 +184,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, body []byte, l
 		resp, err := h.forwarder.Do(req)
 		if err == nil && (resp.Header.Get(HeaderStale) == "" || time.Until(deadline) < staleRetryMargin) {
 			defer resp.Body.Close()
-			for _, k := range []string{"Content-Type", "Cache-Control", "WWW-Authenticate", "Allow", HeaderStale} {
+			for _, k := range []string{"Content-Type", "Cache-Control", "Vary", "WWW-Authenticate", "Allow", HeaderStale} {
 				if v := resp.Header.Get(k); v != "" {
 					w.Header().Set(k, v)
 				}
