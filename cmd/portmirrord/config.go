@@ -298,7 +298,7 @@ func (c *Config) validate() error {
 }
 
 // apiAdvertise is the API URL the other controllers forward to: --api-advertise, or one made of --api-listen
-// (whose unspecified host becomes the --raft-listen host).
+// (whose unspecified host becomes the --raft-listen host; https when the API serves TLS).
 func (c *Config) apiAdvertise(listen net.Addr) string {
 	if c.APIAdvertise != "" {
 		return strings.TrimRight(c.APIAdvertise, "/")
@@ -307,7 +307,11 @@ func (c *Config) apiAdvertise(listen net.Addr) string {
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host, _, _ = net.SplitHostPort(c.RaftListen)
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	scheme := "http://"
+	if c.APITLSCert != "" {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port)
 }
 
 func (c *Config) apiTokens() []graphql.Token {
