@@ -295,3 +295,117 @@ func TestAnyNodeTakesAnyRequest(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestMembershipChanges: a fourth controller started without peers waits; addControllerNode (sent to any member)
+// adds it, it catches up and publishes its API address; removeControllerNode removes it; both are audited with
+// the caller; a viewer may do neither.
+func TestMembershipChanges(t *testing.T) {
+	var peers []cluster.Peer
+	var lns []net.Listener
+	for i := range 3 {
+		raftLn := listen(t)
+		addr := raftLn.Addr().String()
+		raftLn.Close()
+		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: addr})
+		lns = append(lns, listen(t))
+	}
+	var nodes []*apiNode
+	for i, p := range peers {
+		nodes = append(nodes, startAPINode(t, p.ID, t.TempDir(), p.Addr, lns[i], peers))
+	}
+	defer func() {
+		for _, n := range nodes {
+			if n.stop != nil {
+				n.stop()
+			}
+		}
+	}()
+	admin := "admin-token-0123456789"
+	members := func(n *apiNode) []map[string]any {
+		t.Helper()
+		st, r := call(t, n.url, admin, `{ controllerNodes { id role self apiAddress raftAddress } }`, nil)
+		if st != 200 || len(r.Errors) > 0 || r.Extensions["stale"] != nil {
+			return nil
+		}
+		var out []map[string]any
+		for _, e := range r.Data["controllerNodes"].([]any) {
+			out = append(out, e.(map[string]any))
+		}
+		return out
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor("three members served by every node", func() bool {
+		for _, n := range nodes {
+			if len(members(n)) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	st, r := call(t, nodes[0].url, admin, `mutation { createCluster(input: {uuid: "00000000-0000-4000-8000-0000000000c1", name: "before-join"}) { uuid } }`, nil)
+	if st != 200 || len(r.Errors) > 0 {
+		t.Fatalf("createCluster: %d %v", st, r.Errors)
+	}
+
+	// A fourth controller, new, with no peers: it waits to be added.
+	raftLn := listen(t)
+	addr4 := raftLn.Addr().String()
+	raftLn.Close()
+	n4 := startAPINode(t, "n4", t.TempDir(), addr4, listen(t), nil)
+	nodes = append(nodes, n4)
+	st, r = call(t, nodes[1].url, "viewer-token-0123456789", `mutation($a: String!) { addControllerNode(id: "n4", raftAddress: $a) { id } }`, map[string]any{"a": addr4})
+	if st != http.StatusForbidden {
+		t.Fatalf("a viewer's addControllerNode: HTTP %d %v", st, r.Errors)
+	}
+	st, r = call(t, nodes[1].url, admin, `mutation($a: String!) { addControllerNode(id: "n4", raftAddress: $a) { id raftAddress } }`, map[string]any{"a": addr4})
+	if st != 200 || len(r.Errors) > 0 {
+		t.Fatalf("addControllerNode: HTTP %d %v", st, r.Errors)
+	}
+	waitFor("the new controller to catch up", func() bool {
+		_, ok := store.Get[model.Cluster](n4.st, "00000000-0000-4000-8000-0000000000c1")
+		return ok
+	})
+	waitFor("four members, the new one with its API address, served by the new one too", func() bool {
+		ms := members(n4)
+		if len(ms) != 4 {
+			return false
+		}
+		for _, m := range ms {
+			if m["id"] == "n4" {
+				return m["apiAddress"] == n4.url && m["self"] == true
+			}
+		}
+		return false
+	})
+
+	// Remove it again, through another member.
+	st, r = call(t, nodes[2].url, admin, `mutation { removeControllerNode(id: "n4") }`, nil)
+	if st != 200 || len(r.Errors) > 0 {
+		t.Fatalf("removeControllerNode: HTTP %d %v", st, r.Errors)
+	}
+	waitFor("three members again", func() bool { return len(members(nodes[0])) == 3 })
+	st, r = call(t, nodes[0].url, admin, `mutation { removeControllerNode(id: "n9") }`, nil)
+	if code(r) == "" {
+		t.Fatalf("removing an unknown controller: HTTP %d, no error", st)
+	}
+	_, r = call(t, nodes[0].url, admin, `{ audits(first: 10, resourceType: "ControllerNode") { actor operation success resourceUuid } }`, nil)
+	var got []string
+	for _, e := range r.Data["audits"].([]any) {
+		m := e.(map[string]any)
+		got = append(got, fmt.Sprintf("%v %v %v %v", m["actor"], m["operation"], m["resourceUuid"], m["success"]))
+	}
+	want := []string{"ops-admin removeControllerNode n9 false", "ops-admin removeControllerNode n4 true",
+		"ops-admin addControllerNode n4 true", "ops-viewer addControllerNode n4 false"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("membership audit trail:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -580,6 +580,8 @@ func (h *Handler) mutationResource(ctx context.Context, op string, args map[stri
 			return "PortMirror", s.PortMirrorUUID
 		}
 		return "PortMirror", ""
+	case "addControllerNode", "removeControllerNode":
+		return "ControllerNode", argString(args, "id")
 	}
 	return "", ""
 }
