@@ -15,7 +15,7 @@ import (
 )
 
 // Parts are the measurements, in the order they run.
-var Parts = []string{"bulk", "daemon", "status", "storm"}
+var Parts = []string{"bulk", "daemon", "status", "storm", "cluster"}
 
 // Config says what to run and where to write.
 type Config struct {
@@ -52,10 +52,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	b := &bencher{cfg: cfg, log: cfg.Logger, quiet: slog.New(slog.DiscardHandler),
 		res: &Results{Machine: describeMachine(), Date: time.Now(), Quick: cfg.Quick}}
 	steps := map[string]func(context.Context){
-		"bulk":   b.partBulk,
-		"daemon": b.partDaemon,
-		"status": b.partStatus,
-		"storm":  b.partStorm,
+		"bulk":    b.partBulk,
+		"daemon":  b.partDaemon,
+		"status":  b.partStatus,
+		"storm":   b.partStorm,
+		"cluster": b.partCluster,
 	}
 	for _, p := range Parts {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, p) {

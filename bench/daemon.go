@@ -62,9 +62,16 @@ func (b *bencher) daemonBinary(ctx context.Context, dir string) (string, error) 
 }
 
 func startDaemon(ctx context.Context, bin, dataDir string) (*daemon, error) {
+	return startDaemonArgs(ctx, bin, dataDir, "127.0.0.1:0", "127.0.0.1:0")
+}
+
+// startDaemonArgs starts portmirrord with its API and OpenFlow listeners on the given addresses and extra flags
+// (a cluster member's), and waits until it says it is ready.
+func startDaemonArgs(ctx context.Context, bin, dataDir, api, of string, extra ...string) (*daemon, error) {
 	d := &daemon{exited: make(chan struct{}), client: &http.Client{Timeout: 2 * time.Minute}}
-	d.cmd = exec.Command(bin, "--data-dir", dataDir, "--api-listen", "127.0.0.1:0", "--openflow-listen", "127.0.0.1:0",
-		"--log-format", "json", "--log-level", "info")
+	args := append([]string{"--data-dir", dataDir, "--api-listen", api, "--openflow-listen", of,
+		"--log-format", "json", "--log-level", "info"}, extra...)
+	d.cmd = exec.Command(bin, args...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		return nil, err
