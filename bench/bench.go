@@ -5,8 +5,11 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -36,6 +39,7 @@ type bencher struct {
 
 	fleetDaemon *daemon // while partDaemon runs
 	fleet       *fleet
+	binDir      string // where daemonBinary built portmirrord; removed when Run returns
 }
 
 // Run measures every selected part and writes the report. A part that fails is recorded in Results.Failures and
@@ -51,6 +55,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	b := &bencher{cfg: cfg, log: cfg.Logger, quiet: slog.New(slog.DiscardHandler),
 		res: &Results{Machine: describeMachine(), Date: time.Now(), Quick: cfg.Quick}}
+	defer func() {
+		if b.binDir != "" {
+			_ = os.RemoveAll(b.binDir)
+		}
+	}()
 	steps := map[string]func(context.Context){
 		"bulk":    b.partBulk,
 		"daemon":  b.partDaemon,
@@ -67,6 +76,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		runtime.GC()
 		debug.FreeOSMemory()
 		start := time.Now()
+		if b.res.Measured == nil {
+			b.res.Measured = map[string]time.Time{}
+		}
+		b.res.Measured[p] = b.res.Date
 		b.log.Info("part starting", "part", p)
 		steps[p](ctx)
 		b.log.Info("part done", "part", p, "seconds", time.Since(start).Seconds())
@@ -76,6 +89,12 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}
 	}
 	var err error
+	if len(cfg.Only) > 0 && cfg.JSON != "" {
+		// A run of some parts keeps the other parts' figures from the files it replaces.
+		if merr := b.res.keepEarlier(cfg.JSON, cfg.Markdown, cfg.Only); merr != nil && !errors.Is(merr, fs.ErrNotExist) {
+			b.log.Warn("the other parts' figures of an earlier run are not kept", "err", merr)
+		}
+	}
 	if cfg.JSON != "" {
 		if werr := b.res.writeJSON(cfg.JSON); werr != nil {
 			err = fmt.Errorf("write %s: %w", cfg.JSON, werr)

@@ -42,8 +42,9 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// daemonBinary builds portmirrord once per run into dir.
-func (b *bencher) daemonBinary(ctx context.Context, dir string) (string, error) {
+// daemonBinary builds portmirrord once per run, into a directory of the run's (removed when Run returns: every
+// part that starts daemons uses the same binary).
+func (b *bencher) daemonBinary(ctx context.Context) (string, error) {
 	if b.cfg.Daemon != "" {
 		return b.cfg.Daemon, nil
 	}
@@ -51,7 +52,12 @@ func (b *bencher) daemonBinary(ctx context.Context, dir string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "portmirrord")
+	if b.binDir == "" {
+		if b.binDir, err = os.MkdirTemp("", "pmbench-bin"); err != nil {
+			return "", err
+		}
+	}
+	bin := filepath.Join(b.binDir, "portmirrord")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/portmirrord")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
