@@ -85,13 +85,27 @@ func startDaemonArgs(ctx context.Context, bin, dataDir, api, of string, extra ..
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start portmirrord: %w", err)
 	}
+	// BENCH_DAEMON_LOGS=DIR keeps every daemon's whole log in DIR/portmirrord-PID.log, to see afterwards what a
+	// daemon did (the report keeps only the last lines of one that failed).
+	var keep io.WriteCloser
+	if dir := os.Getenv("BENCH_DAEMON_LOGS"); dir != "" {
+		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("portmirrord-%d.log", d.cmd.Process.Pid))); err == nil {
+			keep = f
+		}
+	}
 	ready := make(chan struct{})
 	go func() {
+		if keep != nil {
+			defer keep.Close()
+		}
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		once := false
 		for sc.Scan() {
 			line := sc.Text()
+			if keep != nil {
+				_, _ = io.WriteString(keep, line+"\n")
+			}
 			var rec struct {
 				Msg     string `json:"msg"`
 				APIAddr string `json:"api_addr"`
