@@ -40,52 +40,25 @@ func (m *member) stop() {
 	m.stops = nil
 }
 
+// memberSpec is what a member restarts with: its id, Raft transport address, directory and OpenFlow address.
+type memberSpec struct {
+	id     string
+	addr   raft.ServerAddress
+	dir    string // "" keeps the store in memory
+	listen string // the OpenFlow listen address ("127.0.0.1:0" for any)
+}
+
 func startMembers(t *testing.T, n int) []*member {
 	t.Helper()
-	var peers []cluster.Peer
-	var trs []*raft.InmemTransport
-	for i := range n {
-		addr, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("inmem-%d", i+1)))
-		trs = append(trs, tr)
-		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("c%d", i+1), Addr: string(addr)})
+	specs, peers := memberSpecs(n, false, t)
+	trs := make([]*raft.InmemTransport, n)
+	for i, sp := range specs {
+		_, trs[i] = raft.NewInmemTransport(sp.addr)
 	}
-	for i, a := range trs {
-		for j, b := range trs {
-			if i != j {
-				a.Connect(b.LocalAddr(), b)
-			}
-		}
-	}
+	connectAll(trs)
 	var ms []*member
-	for i, p := range peers {
-		ctx, cancel := context.WithCancel(context.Background())
-		m := &member{id: p.ID, tr: trs[i]}
-		st, err := store.Open(ctx, store.Options{InMemory: true, Logger: quietLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.st = st
-		node, err := cluster.Open(ctx, cluster.Options{NodeID: p.ID, Peers: peers, Dir: filepath.Join(t.TempDir(), "raft"),
-			Store: st, Logger: quietLogger(), Transport: trs[i], ApplyTimeout: 5 * time.Second,
-			APIAdvertise: "http://" + p.ID + ".invalid", OpenFlowAdvertise: "tcp:127.0.0.1:1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.SetReplicator(node)
-		m.node = node
-		m.svc = service.New(st, service.Options{Logger: quietLogger()})
-		m.svc.SetMembership(node)
-		ctrl, err := controller.New(controller.Options{Service: m.svc, Logger: quietLogger(), Listen: "127.0.0.1:0", Cluster: node})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.ctrl = ctrl
-		m.svc.SetLive(ctrl)
-		nodeDone, ctrlDone := make(chan struct{}), make(chan struct{})
-		go func() { defer close(nodeDone); _ = node.Run(ctx) }()
-		go func() { defer close(ctrlDone); _ = ctrl.Run(ctx) }()
-		m.stops = []func(){func() { st.Close() }, func() { _ = node.Close() }, func() { cancel(); <-ctrlDone; <-nodeDone }}
-		ms = append(ms, m)
+	for i, sp := range specs {
+		ms = append(ms, startMember(t, sp, trs[i], peers))
 	}
 	t.Cleanup(func() {
 		for _, m := range ms {
@@ -93,6 +66,69 @@ func startMembers(t *testing.T, n int) []*member {
 		}
 	})
 	return ms
+}
+
+func memberSpecs(n int, onDisk bool, t *testing.T) ([]memberSpec, []cluster.Peer) {
+	var specs []memberSpec
+	var peers []cluster.Peer
+	for i := range n {
+		sp := memberSpec{id: fmt.Sprintf("c%d", i+1), addr: raft.ServerAddress(fmt.Sprintf("inmem-%d", i+1)), listen: "127.0.0.1:0"}
+		if onDisk {
+			sp.dir = t.TempDir()
+		}
+		specs = append(specs, sp)
+		peers = append(peers, cluster.Peer{ID: sp.id, Addr: string(sp.addr)})
+	}
+	return specs, peers
+}
+
+func connectAll(trs []*raft.InmemTransport) {
+	for i, a := range trs {
+		for j, b := range trs {
+			if i != j && a != nil && b != nil {
+				a.Connect(b.LocalAddr(), b)
+			}
+		}
+	}
+}
+
+// startMember starts one member on its transport: store (in sp.dir, or in memory), Raft, service, controller.
+func startMember(t *testing.T, sp memberSpec, tr *raft.InmemTransport, peers []cluster.Peer) *member {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member{id: sp.id, tr: tr}
+	sto := store.Options{InMemory: true, Logger: quietLogger()}
+	raftDir := filepath.Join(t.TempDir(), "raft")
+	if sp.dir != "" {
+		sto = store.Options{Dir: filepath.Join(sp.dir, "store"), Logger: quietLogger()}
+		raftDir = filepath.Join(sp.dir, "raft")
+	}
+	st, err := store.Open(ctx, sto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.st = st
+	node, err := cluster.Open(ctx, cluster.Options{NodeID: sp.id, Peers: peers, Dir: raftDir,
+		Store: st, Logger: quietLogger(), Transport: tr, ApplyTimeout: 5 * time.Second,
+		APIAdvertise: "http://" + sp.id + ".invalid", OpenFlowAdvertise: "tcp:127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetReplicator(node)
+	m.node = node
+	m.svc = service.New(st, service.Options{Logger: quietLogger()})
+	m.svc.SetMembership(node)
+	ctrl, err := controller.New(controller.Options{Service: m.svc, Logger: quietLogger(), Listen: sp.listen, Cluster: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ctrl = ctrl
+	m.svc.SetLive(ctrl)
+	nodeDone, ctrlDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(nodeDone); _ = node.Run(ctx) }()
+	go func() { defer close(ctrlDone); _ = ctrl.Run(ctx) }()
+	m.stops = []func(){func() { st.Close() }, func() { _ = node.Close() }, func() { cancel(); <-ctrlDone; <-nodeDone }}
+	return m
 }
 
 // leaderOf waits until exactly one of the members leads and returns it.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -28,6 +27,8 @@ type Cluster interface {
 	// CheckSecret reports whether a request carrying it comes from a member.
 	CheckSecret(secret string) bool
 	Secret() string
+	// HTTPTransport carries requests to other members (mutual TLS where the cluster uses it).
+	HTTPTransport() http.RoundTripper
 }
 
 // Headers of a request forwarded from one controller to the leader.
@@ -230,11 +231,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, body []byte, l
 }
 
 // newForwarder is the HTTP client forwarded requests go through.
-func newForwarder(log *slog.Logger) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 32
-	tr.ResponseHeaderTimeout = forwardTimeout
-	_ = log
-	return &http.Client{Transport: tr, Timeout: forwardTimeout,
+func newForwarder(c Cluster) *http.Client {
+	return &http.Client{Transport: c.HTTPTransport(), Timeout: forwardTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

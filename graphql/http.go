@@ -110,7 +110,7 @@ func New(opts Options) (*Handler, error) {
 		detail:    opts.HealthDetail,
 	}
 	if h.cluster != nil {
-		h.forwarder = newForwarder(h.logger)
+		h.forwarder = newForwarder(h.cluster)
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
