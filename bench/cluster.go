@@ -610,17 +610,24 @@ func (r *ctlRig) killLeader(ctx context.Context, k, sessions int) (failover, err
 		return fo, fmt.Errorf("kill %d: after the restart of node %s: %w", k, leader.id, err)
 	}
 	fo.movedOnRejoin = now != newLeader
+	// Caught up: it knows the leader's commit index and its store has applied what the leader's has (the store's
+	// applied index counts only entries that write to it, not an election's no-op, so it is compared with the
+	// leader's store, not with the commit index).
 	if err := waitUntil(ctx, time.Minute, "the restarted node to catch up", func() bool {
-		commit, err := now.d.metric(ctx, "portmirror_raft_commit_index")
-		if err != nil {
-			return false
-		}
-		applied, err := leader.d.metric(ctx, "portmirror_raft_applied_index")
-		if err != nil {
-			return false
-		}
 		time.Sleep(20 * time.Millisecond)
-		return applied >= commit
+		var idx [4]float64
+		for i, q := range []struct {
+			m    *member
+			name string
+		}{{now, "portmirror_raft_commit_index"}, {leader, "portmirror_raft_commit_index"},
+			{now, "portmirror_raft_applied_index"}, {leader, "portmirror_raft_applied_index"}} {
+			v, err := q.m.d.metric(ctx, q.name)
+			if err != nil {
+				return false
+			}
+			idx[i] = v
+		}
+		return idx[1] >= idx[0] && idx[3] >= idx[2]
 	}); err != nil {
 		return fo, fmt.Errorf("kill %d: %w", k, err)
 	}
@@ -718,10 +725,12 @@ func (b *bencher) cluster(ctx context.Context, s *section) error {
 
 	// Leader kills.
 	var fos []failover
+	var killErr error
 	for k := range kills {
 		fo, err := three.killLeader(ctx, k, hosts)
 		if err != nil {
-			return err
+			killErr = err // the kills measured so far are still reported
+			break
 		}
 		b.log.Info("leader killed", "kill", k+1, "from", fo.from, "to", fo.to, "accepted_ms", ms(fo.accepted),
 			"mastered_ms", ms(fo.mastered), "active_ms", ms(fo.active), "flow_mods", fo.flowMods, "rejoin_flow_mods", fo.rejoinFlowMods,
@@ -733,7 +742,7 @@ func (b *bencher) cluster(ctx context.Context, s *section) error {
 		oneCreate: oneCreate, createLeader: createLeader, createFollower: createFollower,
 		oneActive: oneTotal.all, threeActive: threeTotal.all, activeLeader: byNode[0], activeFollower: byNode[1],
 		oneMut: oneMut, threeMut: threeMut, failovers: fos})
-	return nil
+	return killErr
 }
 
 type activeTimes struct {
