@@ -63,6 +63,9 @@ func (c *Controller) leadershipChanged(ctx context.Context) {
 		c.mu.Unlock()
 		for _, sw := range c.srv.Switches() {
 			c.view.MarkDirty(sw.DatapathID())
+			// MASTER at once, every switch concurrently: a takeover of many bridges must not wait for the pass and
+			// the read-back of the bridges before it (programming them still asks again if this did not take)
+			c.promote(sw, term)
 		}
 		c.updateTargets()
 		c.setHostsWritable(true)
@@ -108,6 +111,32 @@ func (c *Controller) demote(sw *Switch, term uint64) {
 		}
 		if err != nil {
 			c.log.Warn("asking for the SLAVE role failed", "datapath", sw.DatapathID(), "term", term, "err", err)
+		}
+	}()
+}
+
+// promote asks a switch, in the background, to make this controller MASTER in term, while it still leads in it.
+func (c *Controller) promote(sw *Switch, term uint64) {
+	c.mu.Lock()
+	ctx := c.runCtx
+	c.mu.Unlock()
+	if ctx == nil {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if lead, t, _ := c.leading(); !lead || t != term {
+			return
+		}
+		if lead, t := c.opts.Cluster.Leading(); !lead || t != term {
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := c.ensureMaster(rctx, sw, term); err != nil {
+			c.log.Debug("taking a switch over as MASTER failed; programming it will ask again", "datapath", sw.DatapathID(),
+				"term", term, "err", err)
 		}
 	}()
 }
