@@ -849,10 +849,12 @@ func (b *bencher) clusterFigures(s *section, c clusterMeasured) {
 
 	s.how = fmt.Sprintf("Three `portmirrord` processes built from this tree form one cluster on loopback (`--node-id`, "+
 		"`--raft-listen`, `--peers`, `--api-advertise`, `--openflow-advertise`; each its own data directory and ports), and "+
-		"in the same run, before them, one `portmirrord` alone. Each is given, through its API (to the leader), %d hosts of "+
-		"one cluster (one VM of one NIC and one monitor VM each), one flow network and an enabled port mirror, and a "+
-		"separate two-host cluster for the createPortMirror calls; then %d simulated bridges (`simulator/fleet`, "+
-		"`Options.Controllers`) connect to every node. A bridge connects to each node; the leader is its MASTER, the "+
+		"in the same run, before them, one `portmirrord` alone (never both at once). Every node starts from a copy of one "+
+		"store prepared beforehand (as three members that replicated it hold it): %d hosts of one cluster (one VM of one "+
+		"NIC and one monitor VM each, in bulk), one flow network with an enabled port mirror, and a separate two-host "+
+		"cluster without bridges for the createPortMirror calls (through the service). Then %d simulated bridges "+
+		"(`simulator/fleet`, `Options.Controllers`) connect to every node; before each measurement every bridge is "+
+		"programmed and, on three nodes, has the leader as MASTER and the "+
 		"others SLAVE (checked on every bridge before each measurement).", c.hosts, c.hosts)
 	s.header = []string{"measurement", "one node", "three nodes", "ratio", "goal"}
 	row := func(what string, a, b time.Duration, goal string) []string {
