@@ -119,8 +119,7 @@ func (b *bencher) startCtlRig(ctx context.Context, dir, seed string, cs *cluster
 			return nil, err
 		}
 	}
-	leader, err := r.waitLeader(ctx, nil, time.Minute)
-	if err != nil {
+	if _, err := r.waitLeader(ctx, nil, time.Minute); err != nil {
 		return nil, err
 	}
 	if r.fleet, err = b.fleetTopology(hosts, ofs); err != nil {
@@ -131,7 +130,7 @@ func (b *bencher) startCtlRig(ctx context.Context, dir, seed string, cs *cluster
 	}
 	r.fleetOK = true
 	t0 := time.Now()
-	if err := r.waitSettled(ctx, leader, 3*time.Minute); err != nil {
+	if _, err := r.waitSettled(ctx, 3*time.Minute); err != nil {
 		return nil, err
 	}
 	b.log.Info("bridges connected and programmed", "nodes", nodes, "bridges", hosts, "seconds", time.Since(t0).Seconds())
@@ -361,12 +360,18 @@ func (r *ctlRig) waitLeader(ctx context.Context, skip *member, limit time.Durati
 	return leader, err
 }
 
-// waitSettled waits until every bridge is connected to every running node, holds the baseline flow, and (in a
-// cluster) has the leader as MASTER and every other node as SLAVE.
-func (r *ctlRig) waitSettled(ctx context.Context, leader *member, limit time.Duration) error {
+// waitSettled waits until every bridge is connected to every running node and holds the baseline flow, and (in a
+// cluster) one node, which /healthz says leads, is every bridge's MASTER and the others are SLAVE. It returns that
+// node: the leadership may move while the bridges settle (a loaded machine misses heartbeats).
+func (r *ctlRig) waitSettled(ctx context.Context, limit time.Duration) (*member, error) {
 	n := len(r.fleet.Hosts)
 	var bad string
+	var master *member
 	err := waitUntil(ctx, limit, "every bridge connected to every node, with the leader as master", func() bool {
+		master = nil
+		if len(r.members) == 1 {
+			master = r.members[0]
+		}
 		for _, h := range r.fleet.Hosts {
 			sw := r.fleet.SwitchOf(h)
 			if sw.ConnectedControllers() != len(r.members) {
@@ -381,9 +386,20 @@ func (r *ctlRig) waitSettled(ctx context.Context, leader *member, limit time.Dur
 				continue
 			}
 			roles := sw.Roles()
+			if master == nil {
+				for _, m := range r.members {
+					if roles[m.of].String() == "MASTER" {
+						master = m
+					}
+				}
+				if master == nil {
+					bad = h.Name + " has no master"
+					return false
+				}
+			}
 			for _, m := range r.members {
 				want := "SLAVE"
-				if m == leader {
+				if m == master {
 					want = "MASTER"
 				}
 				if got := roles[m.of].String(); got != want {
@@ -392,12 +408,18 @@ func (r *ctlRig) waitSettled(ctx context.Context, leader *member, limit time.Dur
 				}
 			}
 		}
+		if len(r.members) > 1 {
+			if h, err := master.d.health(ctx); err != nil || h.Role != "LEADER" {
+				bad = fmt.Sprintf("node %s masters every bridge but does not lead (%+v, %v)", master.id, h, err)
+				return false
+			}
+		}
 		return true
 	})
 	if err != nil {
-		return fmt.Errorf("%w (%d bridges; %s)", err, n, bad)
+		return nil, fmt.Errorf("%w (%d bridges; %s)", err, n, bad)
 	}
-	return nil
+	return master, nil
 }
 
 const createPortMirrorDoc = `mutation($in: PortMirrorInput!) { createPortMirror(input: $in) { uuid sessions { uuid tunnelKey } } }`
@@ -609,7 +631,6 @@ func (r *ctlRig) killLeader(ctx context.Context, k, sessions int) (failover, err
 	if err != nil {
 		return fo, fmt.Errorf("kill %d: after the restart of node %s: %w", k, leader.id, err)
 	}
-	fo.movedOnRejoin = now != newLeader
 	// Caught up: it knows the leader's commit index and its store has applied what the leader's has (the store's
 	// applied index counts only entries that write to it, not an election's no-op, so it is compared with the
 	// leader's store, not with the commit index).
@@ -631,9 +652,11 @@ func (r *ctlRig) killLeader(ctx context.Context, k, sessions int) (failover, err
 	}); err != nil {
 		return fo, fmt.Errorf("kill %d: %w", k, err)
 	}
-	if err := r.waitSettled(ctx, now, time.Minute); err != nil {
+	settled, err := r.waitSettled(ctx, time.Minute)
+	if err != nil {
 		return fo, fmt.Errorf("kill %d: after node %s rejoined: %w", k, leader.id, err)
 	}
+	fo.movedOnRejoin = now != newLeader || settled != newLeader
 	// Flow_mods sent by anyone while the killed node rejoined (its counter started at 0 with the restart).
 	for _, m := range r.members {
 		v, err := m.d.metric(ctx, flowModsMetric)
