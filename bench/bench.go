@@ -160,7 +160,7 @@ var explanations = map[string]string{
 	"cluster.failover.mutation_accepted_p99_s": "A kill costs Raft's failure detection (a follower waits a heartbeat " +
 		"timeout of 750 ms to 1.5 s, randomised, before it stands), an election (pre-vote, then vote), the new leader's " +
 		"barrier, and the forwarding follower finding the new leader (it retries every 100 ms). On this shared two-core " +
-		"machine (load average ~20 from other work during the run) heartbeats themselves arrive late: the leaders' logs show " +
+		"machine (load average 8 to 20 from other work during these runs) heartbeats themselves arrive late: the leaders' logs show " +
 		"\"failed to contact\" warnings and extra elections without a kill (the terms climb faster than the kills), so " +
 		"the tail is elections that had to be run twice. cluster.Options.HeartbeatTimeout / ElectionTimeout / " +
 		"LeaderLeaseTimeout (750/750/400 ms) trade this against spurious elections on a loaded host.",
@@ -170,20 +170,25 @@ var explanations = map[string]string{
 		"64 at a time, each asking for MASTER and reading its flows back: 1-4 s for 1,000 bridges in the daemons' logs. The " +
 		"controller now asks every switch for MASTER at once when it takes over (controller/leadership.go, promote); the " +
 		"rest is the election itself (see cluster.failover.mutation_accepted_p99_s).",
-	"cluster.create_port_mirror.follower_vs_one_p50": "One node commits a mutation with one synchronous Badger write. " +
-		"Three nodes: the follower forwards over HTTP to the leader; the leader appends to its Raft log (BoltDB: two " +
-		"fdatasyncs per commit) and sends it to both followers, which append it the same way; at a majority it applies " +
-		"the entry to its Badger store (a third synchronous write) and answers; the followers apply it too, and every " +
-		"node's controller runs a reconciliation pass on the change (followers keep their plan current to take over). " +
-		"Here the three nodes share two cores and one disk with each other and with other work (load average ~20), so a " +
-		"commit's ~10 hand-offs between processes each wait for a CPU, and the cluster does three times the work of one " +
-		"node on the same hardware. A cheaper commit: the state machine's Badger write need not be synchronous, since the " +
-		"Raft log is durable and the store's applied index is written in the same transaction (a lost tail is replayed " +
-		"from the log at restart, or restored from the snapshot); that is a store change, not made here.",
+	"cluster.create_port_mirror.follower_vs_one_p50": "One node commits a mutation with one synchronous Badger write " +
+		"and answers; its reconciliation pass runs after the answer. Three nodes: the follower forwards over HTTP to the " +
+		"leader; the leader appends to its Raft log (BoltDB: two fdatasyncs per commit) and sends it to both followers, " +
+		"which append it the same way; at a majority it applies the entry to its Badger store (a third synchronous write) " +
+		"and answers. Then every node applies it and every node's controller runs a pass over the whole state (followers " +
+		"keep their plan current to take over): three passes per mutation, each growing with the bridges, where one node " +
+		"runs one. Here the three nodes share two cores and one disk with each other and with other work (load average " +
+		"8 to 20 during these runs), so the next request's ~10 hand-offs between processes wait behind those passes: the " +
+		"gap grows with the fleet (about 7× with 100 bridges in quick runs, 15-17× with 1,000), which the Raft round trips " +
+		"and fsyncs alone do not explain. On three hosts the followers' passes run on their own cores. Two ways to cheapen " +
+		"a commit: the state machine's Badger write need not be synchronous (the Raft log is durable and the store's " +
+		"applied index is written in the same transaction, so a lost tail is replayed from the log at restart, or " +
+		"restored from the snapshot), and a follower could defer its pass until it takes over or is idle; both are " +
+		"store and controller design changes, left to the lead.",
 	"cluster.create_port_mirror.follower_vs_one_p99": "See cluster.create_port_mirror.follower_vs_one_p50; the p99 " +
 		"of 100 calls is the slowest one or two, on a machine shared with other work.",
-	"cluster.status.three_vs_one_p99": "The mutation is a Raft commit (see cluster.create_port_mirror.follower_vs_one_p50) " +
-		"and, sent to a follower, every status poll is forwarded to the leader, which alone knows the live status.",
+	"cluster.status.three_vs_one_p99": "The mutation is a Raft commit, with three passes per change on two shared " +
+		"cores (see cluster.create_port_mirror.follower_vs_one_p50), and, sent to a follower, every status poll is " +
+		"forwarded to the leader, which alone knows the live status.",
 	"cluster.failover.flow_mods_sent": "A takeover where nothing changed should send nothing: every bridge is read back " +
 		"and diffed. A non-zero count is a regression to look at with TestSimClusterRandomKills.",
 	"status.active_p99_ms": "The mutation itself is ~0.5 ms (p99 ~2 ms, durable). The rest is the controller: every " +

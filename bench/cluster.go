@@ -878,7 +878,7 @@ func (b *bencher) clusterFigures(s *section, c clusterMeasured) {
 		"cluster without bridges for the createPortMirror calls (through the service). Then %d simulated bridges "+
 		"(`simulator/fleet`, `Options.Controllers`) connect to every node; before each measurement every bridge is "+
 		"programmed and, on three nodes, has the leader as MASTER and the "+
-		"others SLAVE (checked on every bridge before each measurement).", c.hosts, c.hosts)
+		"others SLAVE.", c.hosts, c.hosts)
 	s.header = []string{"measurement", "one node", "three nodes", "ratio", "goal"}
 	row := func(what string, a, b time.Duration, goal string) []string {
 		return []string{what, fmt.Sprintf("%.2f ms", ms(a)), fmt.Sprintf("%.2f ms", ms(b)), fmt.Sprintf("%.2f", ratio(b, a)), goal}
@@ -911,8 +911,8 @@ func (b *bencher) clusterFigures(s *section, c clusterMeasured) {
 			"survivor every 20 ms (each attempt waits for its own answer) until one succeeds; (b) every bridge "+
 			"(`ofsim.Switch.Master`) has the same survivor as MASTER; (c) every session reads ACTIVE again; the flow_mods "+
 			"are the new leader's `portmirror_flow_mods_sent_total` at (c) minus before the kill. The killed node then "+
-			"restarts on its data directory, rejoins as a follower, and the next kill waits until it has applied the "+
-			"leader's commit index and every bridge has it as SLAVE again (flow_mods any node sent meanwhile: %s; the "+
+			"restarts on its data directory, rejoins as a follower, and the next kill waits until its commit index and its "+
+			"store's applied index have reached the leader's and every bridge has it as SLAVE again (flow_mods any node sent meanwhile: %s; the "+
 			"leadership moved again while the killed node rejoined, without a kill, %d times).",
 			len(c.failovers), c.hosts, c.hosts, fmtValue(rejoinFlowMods), moved))
 	s.notes = append(s.notes, fmt.Sprintf("Failover over %d kills: mutation accepted again p50 %.2f s / p99 %.2f s "+
