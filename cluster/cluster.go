@@ -93,7 +93,7 @@ type Options struct {
 	// Timing; zero takes the defaults below, tuned for a LAN.
 	HeartbeatTimeout   time.Duration // default 750ms
 	ElectionTimeout    time.Duration // default 750ms
-	LeaderLeaseTimeout time.Duration // default 400ms
+	LeaderLeaseTimeout time.Duration // default 750ms (as long as the heartbeat timeout: a loaded leader does not step down needlessly)
 	ApplyTimeout       time.Duration // how long a write waits for a majority before UNAVAILABLE; default 8s
 	SnapshotThreshold  uint64        // log entries between snapshots; default 8192
 
@@ -163,7 +163,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	def(&o.HeartbeatTimeout, 750*time.Millisecond)
 	def(&o.ElectionTimeout, 750*time.Millisecond)
-	def(&o.LeaderLeaseTimeout, 400*time.Millisecond)
+	def(&o.LeaderLeaseTimeout, 750*time.Millisecond)
 	def(&o.ApplyTimeout, 8*time.Second)
 	if o.SnapshotThreshold == 0 {
 		o.SnapshotThreshold = 8192

@@ -365,7 +365,7 @@ func (n *Node) Route(ctx context.Context) (leaderURL, stale string) {
 			if err == nil {
 				return "", ""
 			}
-			return "", "this controller could not confirm with a majority that it still leads: " + err.Error()
+			return "", fmt.Sprintf("this controller leads but no majority of the controllers confirmed it (%v)", err)
 		}
 		if url, ok := n.LeaderAPI(); ok && n.Secret() != "" {
 			return url, ""
