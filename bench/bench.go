@@ -162,8 +162,8 @@ var explanations = map[string]string{
 		"barrier, and the forwarding follower finding the new leader (it retries every 100 ms). On this shared two-core " +
 		"machine (load average 8 to 20 from other work during these runs) heartbeats themselves arrive late: the leaders' logs show " +
 		"\"failed to contact\" warnings and extra elections without a kill (the terms climb faster than the kills), so " +
-		"the tail is elections that had to be run twice. cluster.Options.HeartbeatTimeout / ElectionTimeout / " +
-		"LeaderLeaseTimeout (750/750/400 ms) trade this against spurious elections on a loaded host.",
+		"the tail is elections that had to be run twice. cluster.Options.HeartbeatTimeout, ElectionTimeout and " +
+		"LeaderLeaseTimeout (750 ms each) trade this against spurious elections on a loaded host.",
 	"cluster.failover.all_bridges_mastered_p99_s": "After the election the new leader's controller hears of its " +
 		"leadership only between two reconciliation passes (its loop runs one at a time; a pass over 1,000 sessions took " +
 		"up to 0.7 s on this loaded machine), and until this work each bridge was taken over by the programming workers, " +
