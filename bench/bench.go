@@ -18,7 +18,7 @@ import (
 )
 
 // Parts are the measurements, in the order they run.
-var Parts = []string{"bulk", "daemon", "status", "storm", "cluster"}
+var Parts = []string{"bulk", "daemon", "status", "storm", "tls", "cluster"}
 
 // Config says what to run and where to write.
 type Config struct {
@@ -65,6 +65,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		"daemon":  b.partDaemon,
 		"status":  b.partStatus,
 		"storm":   b.partStorm,
+		"tls":     b.partTLS,
 		"cluster": b.partCluster,
 	}
 	for _, p := range Parts {

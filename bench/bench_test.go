@@ -32,6 +32,7 @@ func TestQuickSmoke(t *testing.T) {
 	}
 	want := []string{"memory.daemon_idle_rss_mib", "api.list_sessions_p50_ms", "api.create_port_mirror_10_sessions_p50_ms",
 		"status.active_p99_ms", "storm.local.flow_mods_sent", "storm.remote.reconcile_seconds", "scale.bridges_connected",
+		"tls.plain.storm_ms", "tls.tls_ecdsa.extra_cpu_ms_per_connect", "tls.tls_rsa2048.storm_ms",
 		"cluster.failover.mutation_accepted_p99_s", "cluster.failover.all_bridges_mastered_p99_s", "cluster.failover.flow_mods_sent",
 		"cluster.create_port_mirror.follower_vs_one_p50", "cluster.status.three_vs_one_p99"}
 	if ovsMissing() == "" {
@@ -77,7 +78,8 @@ func TestQuickSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"quick mode", "## Machine", "## Goals", "Reproduce: `BENCH_QUICK=1 go run ./cmd/portmirror-bench -only",
-		"3. Session → ACTIVE latency", "4. Reconnect storm", "6. API over HTTP", "7. Three controllers"} {
+		"3. Session → ACTIVE latency", "4. Reconnect storm", "6. API over HTTP", "7. TLS handshake cost per switch connect",
+		"8. Three controllers"} {
 		if !strings.Contains(string(text), s) {
 			t.Errorf("BENCHMARKS.md lacks %q", s)
 		}

@@ -25,7 +25,7 @@ import (
 // partCluster is part 7: three controllers sharing one state through Raft against one controller, measured in
 // the same run: a leader's SIGKILL, createPortMirror's latency, and session → ACTIVE on simulated bridges.
 func (b *bencher) partCluster(ctx context.Context) {
-	s := section{title: "7. Three controllers", command: b.command("cluster")}
+	s := section{title: "8. Three controllers", command: b.command("cluster")}
 	if err := b.cluster(ctx, &s); err != nil {
 		b.fail("cluster", err)
 	}

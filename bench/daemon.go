@@ -76,7 +76,7 @@ func startDaemon(ctx context.Context, bin, dataDir string) (*daemon, error) {
 func startDaemonArgs(ctx context.Context, bin, dataDir, api, of string, extra ...string) (*daemon, error) {
 	d := &daemon{exited: make(chan struct{}), client: &http.Client{Timeout: 2 * time.Minute}}
 	args := append([]string{"--data-dir", dataDir, "--api-listen", api, "--openflow-listen", of,
-		"--log-format", "json", "--log-level", "info"}, extra...)
+		"--log-format", "json", "--log-level", "info", "--openflow-max-conns-per-addr", "0"}, extra...)
 	d.cmd = exec.Command(bin, args...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
