@@ -28,7 +28,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 ## bench: measure against OVS's own limits and os-ken; writes BENCHMARKS.md and bench/results.json (about 5 min);
-##        BENCH_QUICK=1 runs every part at a tenth of its size; ARGS="-only bulk,daemon,status,storm,tls" picks parts
+##        BENCH_QUICK=1 runs every part at a tenth of its size; ARGS="-only bulk,daemon,status,storm,tls,cluster" picks parts (the others keep their figures)
 bench:
 	$(GO) run ./cmd/portmirror-bench $(ARGS)
 

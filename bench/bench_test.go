@@ -20,7 +20,7 @@ func TestQuickSmoke(t *testing.T) {
 	}
 	dir := t.TempDir()
 	md, js := filepath.Join(dir, "BENCHMARKS.md"), filepath.Join(dir, "results.json")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	res, err := Run(ctx, Config{Quick: true, Markdown: md, JSON: js, Logger: log})
@@ -32,7 +32,9 @@ func TestQuickSmoke(t *testing.T) {
 	}
 	want := []string{"memory.daemon_idle_rss_mib", "api.list_sessions_p50_ms", "api.create_port_mirror_10_sessions_p50_ms",
 		"status.active_p99_ms", "storm.local.flow_mods_sent", "storm.remote.reconcile_seconds", "scale.bridges_connected",
-		"tls.plain.storm_ms", "tls.tls_ecdsa.extra_cpu_ms_per_connect", "tls.tls_rsa2048.storm_ms"}
+		"tls.plain.storm_ms", "tls.tls_ecdsa.extra_cpu_ms_per_connect", "tls.tls_rsa2048.storm_ms",
+		"cluster.failover.mutation_accepted_p99_s", "cluster.failover.all_bridges_mastered_p99_s", "cluster.failover.flow_mods_sent",
+		"cluster.create_port_mirror.follower_vs_one_p50", "cluster.status.three_vs_one_p99"}
 	if ovsMissing() == "" {
 		want = append(want, "bulk.portmirror_vs_raw", "bulk.portmirror_vs_ofctl_bundle")
 	}
@@ -53,6 +55,12 @@ func TestQuickSmoke(t *testing.T) {
 	if f, _ := res.Figure("scale.bridges_connected"); f.Value != 1000 {
 		t.Errorf("%v of 1000 simulated bridges connected", f.Value)
 	}
+	if f, _ := res.Figure("cluster.failover.kills"); f.Value != 3 {
+		t.Errorf("%v leader kills, want 3", f.Value)
+	}
+	if f, _ := res.Figure("cluster.failover.flow_mods_sent"); f.Value != 0 {
+		t.Errorf("a new leader sent %v flow_mods taking over bridges where nothing changed", f.Value)
+	}
 
 	b, err := os.ReadFile(js)
 	if err != nil {
@@ -70,7 +78,8 @@ func TestQuickSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"quick mode", "## Machine", "## Goals", "Reproduce: `BENCH_QUICK=1 go run ./cmd/portmirror-bench -only",
-		"3. Session → ACTIVE latency", "4. Reconnect storm", "6. API over HTTP", "7. TLS handshake cost per switch connect"} {
+		"3. Session → ACTIVE latency", "4. Reconnect storm", "6. API over HTTP", "7. TLS handshake cost per switch connect",
+		"8. Three controllers"} {
 		if !strings.Contains(string(text), s) {
 			t.Errorf("BENCHMARKS.md lacks %q", s)
 		}

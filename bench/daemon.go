@@ -42,8 +42,9 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// daemonBinary builds portmirrord once per run into dir.
-func (b *bencher) daemonBinary(ctx context.Context, dir string) (string, error) {
+// daemonBinary builds portmirrord once per run, into a directory of the run's (removed when Run returns: every
+// part that starts daemons uses the same binary).
+func (b *bencher) daemonBinary(ctx context.Context) (string, error) {
 	if b.cfg.Daemon != "" {
 		return b.cfg.Daemon, nil
 	}
@@ -51,7 +52,12 @@ func (b *bencher) daemonBinary(ctx context.Context, dir string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "portmirrord")
+	if b.binDir == "" {
+		if b.binDir, err = os.MkdirTemp("", "pmbench-bin"); err != nil {
+			return "", err
+		}
+	}
+	bin := filepath.Join(b.binDir, "portmirrord")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/portmirrord")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -62,9 +68,16 @@ func (b *bencher) daemonBinary(ctx context.Context, dir string) (string, error) 
 }
 
 func startDaemon(ctx context.Context, bin, dataDir string) (*daemon, error) {
+	return startDaemonArgs(ctx, bin, dataDir, "127.0.0.1:0", "127.0.0.1:0")
+}
+
+// startDaemonArgs starts portmirrord with its API and OpenFlow listeners on the given addresses and extra flags
+// (a cluster member's), and waits until it says it is ready.
+func startDaemonArgs(ctx context.Context, bin, dataDir, api, of string, extra ...string) (*daemon, error) {
 	d := &daemon{exited: make(chan struct{}), client: &http.Client{Timeout: 2 * time.Minute}}
-	d.cmd = exec.Command(bin, "--data-dir", dataDir, "--api-listen", "127.0.0.1:0", "--openflow-listen", "127.0.0.1:0",
-		"--log-format", "json", "--log-level", "info", "--openflow-max-conns-per-addr", "0")
+	args := append([]string{"--data-dir", dataDir, "--api-listen", api, "--openflow-listen", of,
+		"--log-format", "json", "--log-level", "info", "--openflow-max-conns-per-addr", "0"}, extra...)
+	d.cmd = exec.Command(bin, args...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -72,13 +85,27 @@ func startDaemon(ctx context.Context, bin, dataDir string) (*daemon, error) {
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start portmirrord: %w", err)
 	}
+	// BENCH_DAEMON_LOGS=DIR keeps every daemon's whole log in DIR/portmirrord-PID.log, to see afterwards what a
+	// daemon did (the report keeps only the last lines of one that failed).
+	var keep io.WriteCloser
+	if dir := os.Getenv("BENCH_DAEMON_LOGS"); dir != "" {
+		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("portmirrord-%d.log", d.cmd.Process.Pid))); err == nil {
+			keep = f
+		}
+	}
 	ready := make(chan struct{})
 	go func() {
+		if keep != nil {
+			defer keep.Close()
+		}
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		once := false
 		for sc.Scan() {
 			line := sc.Text()
+			if keep != nil {
+				_, _ = io.WriteString(keep, line+"\n")
+			}
 			var rec struct {
 				Msg     string `json:"msg"`
 				APIAddr string `json:"api_addr"`

@@ -29,7 +29,7 @@ func (b *bencher) daemonParts(ctx context.Context, s5, s6 *section) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin, err := b.daemonBinary(ctx, tmp)
+	bin, err := b.daemonBinary(ctx)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,6 +29,23 @@ type section struct {
 	rows    [][]string
 	notes   []string
 	skipped string // why the part did not run; empty when it ran
+	// raw, when set, is the whole section as an earlier run wrote it (kept by a run of other parts)
+	raw string
+}
+
+// part is the part that wrote the section: the one its reproduce command runs.
+func (s section) part() string { return partOfCommand(s.command) }
+
+// partOfCommand is the part a reproduce command runs ("" when it names none).
+func partOfCommand(cmd string) string {
+	_, rest, ok := strings.Cut(cmd, "-only ")
+	if !ok {
+		return ""
+	}
+	if f := strings.Fields(rest); len(f) > 0 {
+		return strings.Trim(f[0], "`")
+	}
+	return ""
 }
 
 // Results is what one run measured.
@@ -38,6 +56,9 @@ type Results struct {
 	Figures  []Figure  `json:"figures"`
 	Skipped  []string  `json:"skipped,omitempty"`
 	Failures []string  `json:"failures,omitempty"`
+	// Measured is when each part's figures were measured: a run of some parts (-only) keeps the other parts'
+	// figures and sections from the files it replaces.
+	Measured map[string]time.Time `json:"measured,omitempty"`
 	sections []section
 }
 
@@ -90,6 +111,9 @@ func (r *Results) writeMarkdown(path string, extra string) error {
 		b.WriteString(" in **quick mode** (`BENCH_QUICK=1`: every size a tenth of the real one; a smoke test, not a measurement)")
 	}
 	b.WriteString(". Every figure is also in `bench/results.json` by name. ")
+	if earlier := r.earlierParts(); earlier != "" {
+		fmt.Fprintf(&b, "This run measured %s; %s. ", r.thisRunParts(), earlier)
+	}
 	b.WriteString("The figures are ratios and latencies on a small shared machine: read them side by side, not as absolute truths.\n\n")
 	m := r.Machine
 	b.WriteString("## Machine\n\n| | |\n| --- | --- |\n")
@@ -104,9 +128,16 @@ func (r *Results) writeMarkdown(path string, extra string) error {
 	}
 	b.WriteString("\n")
 	for _, s := range r.sections {
+		if s.raw != "" {
+			b.WriteString(s.raw)
+			continue
+		}
 		fmt.Fprintf(&b, "## %s\n\n", s.title)
 		if s.skipped != "" {
 			fmt.Fprintf(&b, "Not measured in this run: %s\n\n", s.skipped)
+			if s.command != "" {
+				fmt.Fprintf(&b, "Reproduce: `%s`\n\n", s.command)
+			}
 			continue
 		}
 		if s.how != "" {
@@ -154,3 +185,128 @@ func fmtValue(v float64) string {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// thisRunParts names the parts measured at r.Date.
+func (r *Results) thisRunParts() string {
+	var ps []string
+	for _, p := range Parts {
+		if t, ok := r.Measured[p]; ok && t.Equal(r.Date) {
+			ps = append(ps, p)
+		}
+	}
+	return strings.Join(ps, ", ")
+}
+
+// earlierParts says which parts' figures come from earlier runs, and when those ran; "" when none.
+func (r *Results) earlierParts() string {
+	var ps []string
+	for _, p := range Parts {
+		if t, ok := r.Measured[p]; ok && !t.Equal(r.Date) {
+			ps = append(ps, fmt.Sprintf("%s on %s", p, t.UTC().Format("2006-01-02 15:04 MST")))
+		}
+	}
+	if len(ps) == 0 {
+		return ""
+	}
+	return "the figures of the other parts are kept from earlier runs (" + strings.Join(ps, "; ") + ")"
+}
+
+// partOfNote is the part an entry of Skipped or Failures ("part: why") belongs to.
+func partOfNote(s string) string {
+	head, _, _ := strings.Cut(s, ":")
+	f := strings.Fields(head)
+	if len(f) == 0 {
+		return ""
+	}
+	if f[0] == "osken" {
+		return "bulk"
+	}
+	return f[0]
+}
+
+// keepEarlier merges what an earlier run wrote into jsonPath and mdPath for the parts this run did not measure
+// (ran): their figures, skipped and failure notes, measurement dates and BENCHMARKS.md sections, in the order of
+// Parts. Files that are missing, unreadable or from a run of another mode (quick or not) are not merged; the
+// reason is returned.
+func (r *Results) keepEarlier(jsonPath, mdPath string, ran []string) error {
+	raw, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return err
+	}
+	var old Results
+	if err := json.Unmarshal(raw, &old); err != nil {
+		return fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	if old.Quick != r.Quick {
+		return fmt.Errorf("%s was written by a run with quick=%v, this one has quick=%v", jsonPath, old.Quick, r.Quick)
+	}
+	kept := func(part string) bool { return part != "" && !slices.Contains(ran, part) }
+	for _, f := range old.Figures {
+		if p := partOfCommand(f.Command); kept(p) {
+			r.Figures = append(r.Figures, f)
+			if r.Measured == nil {
+				r.Measured = map[string]time.Time{}
+			}
+			if _, ok := r.Measured[p]; !ok {
+				t, ok := old.Measured[p]
+				if !ok {
+					t = old.Date
+				}
+				r.Measured[p] = t
+			}
+		}
+	}
+	for _, s := range old.Skipped {
+		if kept(partOfNote(s)) {
+			r.Skipped = append(r.Skipped, s)
+		}
+	}
+	for _, s := range old.Failures {
+		if kept(partOfNote(s)) {
+			r.Failures = append(r.Failures, s)
+		}
+	}
+	if md, err := os.ReadFile(mdPath); err == nil {
+		for _, chunk := range splitSections(string(md)) {
+			_, rest, _ := strings.Cut(chunk, "Reproduce: `")
+			cmd, _, _ := strings.Cut(rest, "`")
+			if p := partOfCommand(cmd); kept(p) {
+				r.sections = append(r.sections, section{command: cmd, raw: chunk})
+			}
+		}
+	}
+	order := func(p string) int {
+		if i := slices.Index(Parts, p); i >= 0 {
+			return i
+		}
+		return len(Parts)
+	}
+	slices.SortStableFunc(r.Figures, func(a, b Figure) int { return order(partOfCommand(a.Command)) - order(partOfCommand(b.Command)) })
+	slices.SortStableFunc(r.sections, func(a, b section) int { return order(a.part()) - order(b.part()) })
+	return nil
+}
+
+// splitSections cuts a markdown document into its level-2 sections, each from its "## " line to the next one.
+func splitSections(md string) []string {
+	var out []string
+	start := -1
+	for i := 0; i < len(md); {
+		end := strings.IndexByte(md[i:], '\n')
+		if end < 0 {
+			end = len(md)
+		} else {
+			end += i + 1
+		}
+		if strings.HasPrefix(md[i:], "## ") {
+			if start >= 0 {
+				out = append(out, md[start:i])
+			}
+			start = i
+		}
+		i = end
+	}
+	if start >= 0 {
+		out = append(out, md[start:])
+	}
+	return out
+}

@@ -561,10 +561,31 @@ func (sw *Switch) DeleteByCookie(ctx context.Context, cookie, mask uint64) error
 // switch refuses a MASTER or SLAVE request whose generation id is older than one it has seen (STALE): another
 // controller leads in a later term.
 func (sw *Switch) RequestRole(ctx context.Context, role ofwire.Role, generationID uint64) error {
+	reply, err := sw.roleRequest(ctx, role, generationID)
+	if err != nil {
+		return err
+	}
+	if reply.Role != role {
+		return fmt.Errorf("switch %s: asked for %s, granted %s", sw.dpid, role, reply.Role)
+	}
+	return nil
+}
+
+// ElectionID asks the switch for its master election id (a NOCHANGE role request, which changes nothing): the
+// highest generation id it has accepted; all ones while it has none.
+func (sw *Switch) ElectionID(ctx context.Context) (uint64, error) {
+	reply, err := sw.roleRequest(ctx, ofwire.RoleNoChange, 0)
+	if err != nil {
+		return 0, err
+	}
+	return reply.GenerationID, nil
+}
+
+func (sw *Switch) roleRequest(ctx context.Context, role ofwire.Role, generationID uint64) (ofwire.RoleMsg, error) {
 	xid := sw.allocXids(1)
 	r := &request{what: "role request " + role.String(), done: make(chan struct{})}
 	if err := sw.register(xid, r); err != nil {
-		return err
+		return ofwire.RoleMsg{}, err
 	}
 	if err := sw.writeMsg(func(b []byte) []byte {
 		return ofwire.AppendRole(b, ofwire.TypeRoleRequest, xid, role, generationID)
@@ -572,17 +593,16 @@ func (sw *Switch) RequestRole(ctx context.Context, role ofwire.Role, generationI
 		sw.deliver(xid, ofwire.Message{}, err)
 	}
 	if err := sw.wait(ctx, xid, r); err != nil {
-		return fmt.Errorf("switch %s: %s with generation %d: %w", sw.dpid, role, generationID, err)
+		return ofwire.RoleMsg{}, fmt.Errorf("switch %s: %s with generation %d: %w", sw.dpid, role, generationID, err)
 	}
 	reply, err := ofwire.DecodeRole(r.msg.Body)
 	if err != nil {
-		return err
+		return reply, err
 	}
-	sw.mu.Lock()
-	sw.role, sw.roleGen = reply.Role, generationID
-	sw.mu.Unlock()
-	if reply.Role != role {
-		return fmt.Errorf("switch %s: asked for %s, granted %s", sw.dpid, role, reply.Role)
+	if role != ofwire.RoleNoChange {
+		sw.mu.Lock()
+		sw.role, sw.roleGen = reply.Role, generationID
+		sw.mu.Unlock()
 	}
-	return nil
+	return reply, nil
 }

@@ -63,6 +63,9 @@ func (c *Controller) leadershipChanged(ctx context.Context) {
 		c.mu.Unlock()
 		for _, sw := range c.srv.Switches() {
 			c.view.MarkDirty(sw.DatapathID())
+			// MASTER at once, every switch concurrently: a takeover of many bridges must not wait for the pass and
+			// the read-back of the bridges before it (programming them still asks again if this did not take)
+			c.promote(sw, term)
 		}
 		c.updateTargets()
 		c.setHostsWritable(true)
@@ -92,14 +95,48 @@ func (c *Controller) demote(sw *Switch, term uint64) {
 		defer c.wg.Done()
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		if err := sw.RequestRole(rctx, ofwire.RoleSlave, term); err != nil {
-			var e ofwire.ErrorMsg
-			if errors.As(err, &e) && e.Type == ofwire.ErrTypeRoleRequestFailed && e.Code == ofwire.RoleErrStale {
-				// a later leader has spoken to this switch: it has already demoted us
-				c.log.Debug("switch knows a later term; it demoted this controller already", "datapath", sw.DatapathID(), "term", term)
-				return
+		err := sw.RequestRole(rctx, ofwire.RoleSlave, term)
+		var e ofwire.ErrorMsg
+		if errors.As(err, &e) && e.Type == ofwire.ErrTypeRoleRequestFailed && e.Code == ofwire.RoleErrStale {
+			// The switch knows a later term than this controller does: a member restarted after a failover knows
+			// the cluster's term only from the leader's first heartbeat, and a bridge may connect before that. The
+			// refusal changed nothing, and a new connection is EQUAL (it could change flows, and it gets
+			// packet-ins), so ask again with the switch's own election id, which it cannot find stale.
+			var gen uint64
+			if gen, err = sw.ElectionID(rctx); err == nil {
+				c.log.Debug("switch knows a later term; asking for SLAVE with its election id", "datapath", sw.DatapathID(),
+					"term", term, "election_id", gen)
+				err = sw.RequestRole(rctx, ofwire.RoleSlave, gen)
 			}
+		}
+		if err != nil {
 			c.log.Warn("asking for the SLAVE role failed", "datapath", sw.DatapathID(), "term", term, "err", err)
+		}
+	}()
+}
+
+// promote asks a switch, in the background, to make this controller MASTER in term, while it still leads in it.
+func (c *Controller) promote(sw *Switch, term uint64) {
+	c.mu.Lock()
+	ctx := c.runCtx
+	c.mu.Unlock()
+	if ctx == nil {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if lead, t, _ := c.leading(); !lead || t != term {
+			return
+		}
+		if lead, t := c.opts.Cluster.Leading(); !lead || t != term {
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := c.ensureMaster(rctx, sw, term); err != nil {
+			c.log.Debug("taking a switch over as MASTER failed; programming it will ask again", "datapath", sw.DatapathID(),
+				"term", term, "err", err)
 		}
 	}()
 }
