@@ -57,6 +57,9 @@ const (
 	ActPopVLAN  ActionType = 18
 	ActGroup    ActionType = 22
 	ActSetField ActionType = 25
+	// ActResubmit is the Nicira extension NXAST_RESUBMIT_TABLE (an OFPAT_EXPERIMENTER action) with in_port
+	// IN_PORT: look the frame up again in Table.
+	ActResubmit ActionType = 0xffff
 )
 
 // Action is one action of an apply-actions instruction or a group bucket.
@@ -67,6 +70,7 @@ type Action struct {
 	Group   uint32     // ActGroup
 	Set     FieldMatch // ActSetField: Field and Value (exact)
 	EthType uint16     // ActPushVLAN
+	Table   uint8      // ActResubmit
 }
 
 // Output returns output:port.
@@ -108,6 +112,8 @@ func (a Action) String() string {
 		return fmt.Sprintf("push_vlan:0x%04x", a.EthType)
 	case ActPopVLAN:
 		return "pop_vlan"
+	case ActResubmit:
+		return fmt.Sprintf("resubmit(,%d)", a.Table)
 	case ActSetField:
 		s := a.Set.String() // "name=value"
 		name, val, _ := strings.Cut(s, "=")

@@ -248,6 +248,10 @@ func (b *Bridge) validateActionsOpts(m Match, acts []Action, groups bool) error 
 				return &OFError{ErrTypeBadAction, BadActionArgument, fmt.Sprintf("push_vlan ethertype %#04x is not 0x8100 or 0x88a8", a.EthType)}
 			}
 		case ActPopVLAN:
+		case ActResubmit:
+			if a.Table == 0xff {
+				return &OFError{ErrTypeBadAction, BadActionArgument, "resubmit to table 255"}
+			}
 		default:
 			return &OFError{ErrTypeBadAction, BadActionType, fmt.Sprintf("action type %d is not supported", a.Type)}
 		}

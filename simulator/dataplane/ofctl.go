@@ -106,6 +106,10 @@ func parseAction(f *Flow, a string) (*Action, error) {
 	case "POP_VLAN":
 		return &Action{Type: ActPopVLAN}, nil
 	}
+	if t, ok := strings.CutPrefix(a, "resubmit(,"); ok && strings.HasSuffix(t, ")") {
+		n, err := strconv.ParseUint(strings.TrimSuffix(t, ")"), 10, 8)
+		return &Action{Type: ActResubmit, Table: uint8(n)}, err
+	}
 	k, v, _ := strings.Cut(a, ":")
 	switch k {
 	case "output":
