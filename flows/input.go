@@ -35,6 +35,9 @@ type Session struct {
 	// Filters select the frames the session copies: ordered, the first rule that matches decides, a frame no
 	// rule matches is not copied. Empty: every frame. In canonical form (model.FilterRule.Canonical).
 	Filters []model.FilterRule
+	// Revision is the stored definition's revision (model.Session.Revision). The compiler ignores it; the
+	// controller reports which revision it programmed.
+	Revision uint64
 }
 
 // NIC is a VM NIC as the compiler sees it: its MAC and where it is attached now.

@@ -40,6 +40,9 @@ type builder struct {
 	port, flowNet, pm, session, audit, swtch *gql.Object
 	qosIn, nicIn, clusterIn, hostIn, vmIn    *gql.InputObject
 	flowNetIn, sessionIn, pmIn               *gql.InputObject
+	filterAction                             *gql.Enum
+	filterRule                               *gql.Object
+	filterRuleIn, sessionUpdateIn            *gql.InputObject
 	query, mutation                          *gql.Object
 }
 
@@ -373,6 +376,13 @@ func (b *builder) objects() {
 				return optString(reason), nil
 			}),
 			"createdAt": plain(nn(b.timeT), "", func(s model.Session) any { return s.CreatedAt }),
+			"filters": plain(nn(gql.NewList(nn(b.filterRule))), "ordered; the first rule that matches a frame decides; empty: every frame",
+				func(s model.Session) any {
+					if s.Filters == nil {
+						return []model.FilterRule{}
+					}
+					return s.Filters
+				}),
 		}
 	})})
 

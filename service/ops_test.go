@@ -221,10 +221,11 @@ type fakeLive struct{ dp string }
 func (l fakeLive) SessionStatus(string) (model.SessionStatus, string) {
 	return model.StatusActive, "live"
 }
-func (l fakeLive) Switches() []model.Switch         { return []model.Switch{{DatapathID: l.dp}} }
-func (l fakeLive) NicPort(string) *model.SwitchPort { return nil }
-func (l fakeLive) HostConnected(string) bool        { return true }
-func (l fakeLive) HostDatapathID(string) string     { return l.dp }
+func (l fakeLive) SessionRevision(string) (uint64, bool) { return 0, false }
+func (l fakeLive) Switches() []model.Switch              { return []model.Switch{{DatapathID: l.dp}} }
+func (l fakeLive) NicPort(string) *model.SwitchPort      { return nil }
+func (l fakeLive) HostConnected(string) bool             { return true }
+func (l fakeLive) HostDatapathID(string) string          { return l.dp }
 
 func TestAuditsPageSize(t *testing.T) {
 	f := newFixture(t)
