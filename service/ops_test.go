@@ -260,3 +260,40 @@ func TestAuditRefused(t *testing.T) {
 		t.Fatalf("event %+v", e)
 	}
 }
+
+// TestUpdatePortMirrorSession: a field left out stays, a given one changes, an empty filter clears; sessions
+// differing only in filters coexist (s1 copies the same NICs both ways, unfiltered); the revision counts definition changes only; each call is one audit event.
+func TestUpdatePortMirrorSession(t *testing.T) {
+	f := newFixture(t)
+	web := []model.FilterRule{{Protocol: "tcp", DestinationPorts: "80"}}
+	in := SessionInput{Name: "web", Type: model.Egress, SourceNicUUID: f.n1a, DestinationNicUUID: f.n2b, Filters: web}
+	ses := f.must1(f.svc.AddPortMirrorSession(f.ctx, f.pm1, in)).(model.Session)
+	want := []model.FilterRule{{Action: model.FilterAccept, Protocol: "tcp", DestinationPorts: "80"}}
+	if !slices.Equal(ses.Filters, want) || ses.Revision != 0 {
+		t.Fatalf("added %+v, want canonical filters %+v at revision 0", ses, want)
+	}
+
+	name := "web2"
+	got := f.must1(f.svc.UpdatePortMirrorSession(f.ctx, ses.UUID, SessionUpdate{Name: &name})).(model.Session)
+	if got.Name != "web2" || !slices.Equal(got.Filters, want) || got.Revision != 0 || got.TunnelKey != ses.TunnelKey {
+		t.Errorf("rename: %+v; want name web2, filters kept, revision 0, tunnel key %d", got, ses.TunnelKey)
+	}
+	dns := []model.FilterRule{{Action: model.FilterReject, Protocol: "udp", SourcePorts: "53"}, {Protocol: "udp"}}
+	got = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, ses.UUID, SessionUpdate{Filters: &dns})).(model.Session)
+	if got.Name != "web2" || len(got.Filters) != 2 || got.Filters[0].Action != model.FilterReject || got.Revision != 1 {
+		t.Errorf("refilter: %+v; want the name kept, two rules, revision 1", got)
+	}
+	stored, err := f.svc.Session(f.ctx, ses.UUID)
+	if err != nil || stored.Revision != 1 || len(stored.Filters) != 2 {
+		t.Errorf("stored %+v, %v", stored, err)
+	}
+	var none []model.FilterRule
+	got = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, ses.UUID, SessionUpdate{Filters: &none})).(model.Session)
+	if got.Filters != nil || got.Revision != 2 {
+		t.Errorf("clear: %+v; want no filters, revision 2", got)
+	}
+	evs := audits(t, f.svc, AuditQuery{Operation: "updatePortMirrorSession", First: 10})
+	if len(evs) != 3 || !evs[0].Success || evs[0].ResourceUUID != f.pm1 || !strings.Contains(evs[0].Detail, ses.UUID) {
+		t.Errorf("audit events %+v, want 3 successful ones on the port mirror naming the session", evs)
+	}
+}
