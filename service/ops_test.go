@@ -297,3 +297,32 @@ func TestUpdatePortMirrorSession(t *testing.T) {
 		t.Errorf("audit events %+v, want 3 successful ones on the port mirror naming the session", evs)
 	}
 }
+
+// revLive is a controller whose last plan compiled revision 0 of every session, and reports it ACTIVE.
+type revLive struct{ fakeLive }
+
+func (revLive) SessionRevision(string) (uint64, bool) { return 0, true }
+
+// TestStatusPendingUntilRevisionProgrammed: after updatePortMirrorSession changed the definition, the session is
+// PENDING while the controller's plan still holds the older revision, whatever the switches confirmed of it.
+func TestStatusPendingUntilRevisionProgrammed(t *testing.T) {
+	f := newFixture(t)
+	f.svc.SetLive(revLive{fakeLive{dp: "0000000000000001"}})
+	ses, err := f.svc.Session(f.ctx, f.s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.svc.SessionStatus(f.ctx, ses); st != model.StatusActive {
+		t.Fatalf("before the update: %s, want ACTIVE", st)
+	}
+	rules := []model.FilterRule{{Protocol: "udp"}}
+	ses = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{Filters: &rules})).(model.Session)
+	if st, why := f.svc.SessionStatus(f.ctx, ses); st != model.StatusPending || why == "" {
+		t.Errorf("after the update: %s (%q), want PENDING with a reason", st, why)
+	}
+	name := "renamed"
+	ses = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{Name: &name})).(model.Session)
+	if ses.Revision != 1 {
+		t.Errorf("a rename moved the revision to %d, want 1", ses.Revision)
+	}
+}
