@@ -329,7 +329,7 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, *fabric, err
 			UUID: s.UUID, Type: s.Type,
 			SourceNIC: s.SourceNicUUID, DestinationNIC: s.DestinationNicUUID,
 			TunnelKey: s.TunnelKey, FlowNetwork: fn.UUID, Encapsulation: fn.Encapsulation,
-			Filters: s.Filters, Revision: s.Revision,
+			Filters: s.Filters, Revision: s.Revision, SnapLength: uint16(s.SnapLength),
 		})
 	}
 	return in, fab, nil
@@ -353,6 +353,7 @@ func fingerprints(seed maphash.Seed, in *flows.Input, plan *flows.Plan) map[stri
 		str(s.FlowNetwork)
 		str(string(s.Encapsulation))
 		str(model.FilterKey(s.Filters))
+		num(uint64(s.SnapLength))
 		for _, nic := range []string{s.SourceNIC, s.DestinationNIC} {
 			n := in.NICs[nic]
 			str(n.MAC)

@@ -128,14 +128,32 @@ type ingressEntry struct {
 	ids  idset
 }
 
-// copyKey is one kind of copy a source flow can make: to a target, under a filter ("" for none).
+// MinSnapLength is the shortest snap length a session may have (the API's rule; OVS takes 14 and more).
+const MinSnapLength = 64
+
+// copyKey is one kind of copy a source flow can make: to a target, cut to a snap length (0: whole), under a
+// filter ("" for none).
 type copyKey struct {
 	t    target
+	snap uint16
 	fkey string
 }
 
+// snapRank orders snap lengths from the longest copy: whole frames first.
+func snapRank(s uint16) int {
+	if s == 0 {
+		return 0
+	}
+	return 0x10000 - int(s)
+}
+
+// compareCopy orders copy kinds by target, then longest copy first, then unfiltered first: so that, for one
+// target, walking a flow's copy kinds in order reaches the longest copy any selecting session makes first.
 func compareCopy(a, b copyKey) int {
 	if c := compareTarget(a.t, b.t); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(snapRank(a.snap), snapRank(b.snap)); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.fkey, b.fkey)
@@ -157,16 +175,12 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	}
 	targets := slices.SortedFunc(maps.Values(best), compareTarget)
 	targets = slices.CompactFunc(targets, func(a, b target) bool { return compareTarget(a, b) == 0 })
-	tid := func(t target) int32 {
-		i, _ := slices.BinarySearchFunc(targets, t, compareTarget)
-		return int32(i)
-	}
 	// The ids the copy sets below hold are copy kinds: a target, unconditionally or under one filter.
 	copies := make([]copyKey, 0, len(targets))
 	rulesOf := make(map[string][]model.ParsedRule)
 	for _, n := range b.sources {
 		r := &p.res[n]
-		copies = append(copies, copyKey{best[r.sess.DestinationNIC], r.fkey})
+		copies = append(copies, copyKey{best[r.sess.DestinationNIC], r.snap, r.fkey})
 		if r.fkey != "" {
 			rulesOf[r.fkey] = r.rules
 		}
@@ -174,16 +188,21 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	slices.SortFunc(copies, compareCopy)
 	copies = slices.CompactFunc(copies, func(a, b copyKey) bool { return compareCopy(a, b) == 0 })
 	id := func(r *resolved) int32 {
-		i, _ := slices.BinarySearchFunc(copies, copyKey{best[r.sess.DestinationNIC], r.fkey}, compareCopy)
+		i, _ := slices.BinarySearchFunc(copies, copyKey{best[r.sess.DestinationNIC], r.snap, r.fkey}, compareCopy)
 		return int32(i)
 	}
-	copyActs := make([][]Action, len(targets))
-	for i, t := range targets {
-		if t.remote {
-			copyActs[i] = []Action{{Type: ActSetTunID, Value: uint64(t.key)}, {Type: ActSetTunDst, IP: t.ip},
-				{Type: ActOutput, Port: t.port}}
+	// The actions of each copy kind: to its target, cut when it has a snap length (output with max_len: the inner
+	// frame is cut before a tunnel encapsulates it).
+	copyActs := make([][]Action, len(copies))
+	for i, ck := range copies {
+		out := Action{Type: ActOutput, Port: ck.t.port}
+		if ck.snap != 0 {
+			out = Action{Type: ActOutputTrunc, Port: ck.t.port, Value: uint64(ck.snap)}
+		}
+		if ck.t.remote {
+			copyActs[i] = []Action{{Type: ActSetTunID, Value: uint64(ck.t.key)}, {Type: ActSetTunDst, IP: ck.t.ip}, out}
 		} else {
-			copyActs[i] = []Action{{Type: ActOutput, Port: t.port}}
+			copyActs[i] = []Action{out}
 		}
 	}
 	// Flows are emitted with their copy sets; the action lists are filled at the end from one allocation (each
@@ -331,10 +350,10 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	for _, ids := range sets {
 		n++
 		for _, i := range ids {
-			n += max(len(copyActs[tid(copies[i].t)]), 2)
+			n += max(len(copyActs[i]), 2)
 		}
 	}
-	fs := filterSlots{copies: copies, rulesOf: rulesOf, copyActs: copyActs, tid: tid, memo: make(map[string]uint32)}
+	fs := filterSlots{copies: copies, rulesOf: rulesOf, copyActs: copyActs, memo: make(map[string]uint32)}
 	arena := make([]Action, 0, n)
 	for k, ids := range sets {
 		from := len(arena)
@@ -345,11 +364,20 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 			for e < len(ids) && compareTarget(copies[ids[e]].t, t) == 0 {
 				e++
 			}
-			if copies[ids[j]].fkey == "" {
-				// Some session copies every frame of this flow to t: no filter needs asking.
-				arena = append(arena, copyActs[tid(t)]...)
+			// ids[j:e] copy to t, longest copy first: the filtered ones up to the first unfiltered one are asked in
+			// turn, and that unfiltered copy (or nothing) is what a frame none of them accepts gets.
+			u := int32(-1)
+			chain := ids[j:e]
+			for x, c := range chain {
+				if copies[c].fkey == "" {
+					u, chain = c, chain[:x]
+					break
+				}
+			}
+			if len(chain) == 0 {
+				arena = append(arena, copyActs[u]...)
 			} else {
-				arena = append(arena, fs.enter(fs.slot(ids[j:e]))...)
+				arena = append(arena, fs.enter(fs.slot(chain, u))...)
 			}
 			j = e
 		}
@@ -363,33 +391,37 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 type filterSlots struct {
 	copies   []copyKey
 	rulesOf  map[string][]model.ParsedRule
-	copyActs [][]Action
-	tid      func(target) int32
-	memo     map[string]uint32 // chain (copy ids) -> slot
+	copyActs [][]Action // by copy id
+	memo     map[string]uint32 // chain (copy ids) and fallback -> slot
 	defs     []slotDef         // slot i+1
 }
 
 type slotDef struct {
-	copy int32
-	next uint32 // 0: none
+	copy     int32
+	next     uint32 // 0: none
+	fallback int32  // with next 0: the unfiltered copy made when no filter of the chain accepts; -1: none
 }
 
-// slot returns the slot of a chain of copy ids (sorted, one target, each under a filter), allocating it.
-func (fs *filterSlots) slot(chain []int32) uint32 {
+// slot returns the slot of a chain of copy ids (sorted, one target, each under a filter) ending in fallback (an
+// unfiltered copy id, or -1), allocating it.
+func (fs *filterSlots) slot(chain []int32, fallback int32) uint32 {
 	var kb strings.Builder
 	for _, c := range chain {
 		kb.WriteString(strconv.Itoa(int(c)))
 		kb.WriteByte(',')
 	}
+	kb.WriteString(strconv.Itoa(int(fallback)))
 	k := kb.String()
 	if s, ok := fs.memo[k]; ok {
 		return s
 	}
-	var next uint32
+	d := slotDef{copy: chain[0], fallback: -1}
 	if len(chain) > 1 {
-		next = fs.slot(chain[1:])
+		d.next = fs.slot(chain[1:], fallback)
+	} else {
+		d.fallback = fallback
 	}
-	fs.defs = append(fs.defs, slotDef{copy: chain[0], next: next})
+	fs.defs = append(fs.defs, d)
 	s := uint32(len(fs.defs))
 	fs.memo[k] = s
 	return s
@@ -409,8 +441,11 @@ func (fs *filterSlots) flows() []Flow {
 	for i, d := range fs.defs {
 		slot := uint32(i + 1)
 		ck := fs.copies[d.copy]
-		accept := fs.copyActs[fs.tid(ck.t)]
+		accept := fs.copyActs[d.copy]
 		cont := fs.enter(d.next)
+		if d.fallback >= 0 {
+			cont = fs.copyActs[d.fallback]
+		}
 		for ri, rule := range fs.rulesOf[ck.fkey] {
 			acts := cont
 			if rule.Accept {
@@ -422,7 +457,7 @@ func (fs *filterSlots) flows() []Flow {
 					Cookie: cookie(KindFilter), Match: m, Actions: slices.Clip(acts)})
 			}
 		}
-		if d.next != 0 {
+		if len(cont) > 0 {
 			out = append(out, Flow{Table: TableFilter, Priority: PriorityFilterMiss, Cookie: cookie(KindFilter),
 				Match: Match{Reg0: slot, HasReg0: true}, Actions: slices.Clip(cont)})
 		}

@@ -60,13 +60,14 @@ const (
 	ActSetTunDst                       // set_field:IP->tun_dst (NXM_NX_TUN_IPV4_DST)
 	ActSetReg0                         // set_field:Value->reg0 (NXM_NX_REG0, whole register)
 	ActResubmit                        // resubmit(,Value): NXAST_RESUBMIT_TABLE with in_port IN_PORT
+	ActOutputTrunc                     // output(port=Port,max_len=Value): NXAST_OUTPUT_TRUNC, the copy cut to Value bytes
 )
 
 // Action is one apply-action. It is comparable.
 type Action struct {
 	Type  ActionType
 	Port  uint32     // ActOutput
-	Value uint64     // ActSetTunID, ActSetReg0, ActResubmit (the table)
+	Value uint64     // ActSetTunID, ActSetReg0, ActResubmit (the table), ActOutputTrunc (max_len)
 	IP    netip.Addr // ActSetTunDst (IPv4)
 }
 

@@ -183,6 +183,12 @@ func (a Action) appendText(b []byte) []byte {
 		b = append(b, "set_field:0x"...)
 		b = strconv.AppendUint(b, a.Value, 16)
 		return append(b, "->reg0"...)
+	case ActOutputTrunc:
+		b = append(b, "output(port="...)
+		b = strconv.AppendUint(b, uint64(a.Port), 10)
+		b = append(b, ",max_len="...)
+		b = strconv.AppendUint(b, a.Value, 10)
+		return append(b, ')')
 	case ActResubmit:
 		b = append(b, "resubmit(,"...)
 		b = strconv.AppendUint(b, a.Value, 10)
@@ -288,6 +294,17 @@ func parseAction(a string) (Action, error) {
 	switch {
 	case a == "NORMAL" || a == "normal":
 		return Action{Type: ActNormal}, nil
+	case strings.HasPrefix(a, "output(port=") && strings.HasSuffix(a, ")"):
+		port, ml, ok := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(a, "output(port="), ")"), ",max_len=")
+		if !ok {
+			return Action{}, fmt.Errorf("output(...) without max_len")
+		}
+		p, err := strconv.ParseUint(port, 10, 32)
+		if err != nil {
+			return Action{}, err
+		}
+		n, err := strconv.ParseUint(ml, 10, 32)
+		return Action{Type: ActOutputTrunc, Port: uint32(p), Value: n}, err
 	case strings.HasPrefix(a, "resubmit(,") && strings.HasSuffix(a, ")"):
 		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(a, "resubmit(,"), ")"), 10, 8)
 		return Action{Type: ActResubmit, Value: n}, err

@@ -66,6 +66,12 @@ func (t *topo) filter(rules ...model.FilterRule) *topo {
 	return t
 }
 
+// snap sets the snap length of the last session declared.
+func (t *topo) snap(n uint16) *topo {
+	t.in.Sessions[len(t.in.Sessions)-1].SnapLength = n
+	return t
+}
+
 func (t *topo) session(uuid string, dir model.Direction, src, dst string, key uint32, fn string) *topo {
 	t.in.Sessions = append(t.in.Sessions, Session{UUID: uuid, Type: dir, SourceNIC: src, DestinationNIC: dst,
 		TunnelKey: key, FlowNetwork: fn, Encapsulation: model.GRE})
@@ -164,6 +170,15 @@ func goldenCases() map[string]*topo {
 				model.FilterRule{}).
 			session("s4", model.Egress, "nic-a", "nic-m", 1, fnA).
 			filter(model.FilterRule{Protocol: "arp"}),
+		// Snap lengths: A's egress to M cut to 64 bytes, and whole when it is web traffic (another session); to N
+		// (remote) cut to 128 before encapsulation. B's ingress to M is cut to 96 unless A's web session keeps it
+		// whole.
+		"snap_lengths": twoHosts().
+			nic("nic-a", macA, br1, 1).nic("nic-b", macB, br1, 2).nic("nic-m", macM, br1, 4).nic("nic-n", macN, br2, 6).
+			session("s1", model.Egress, "nic-a", "nic-m", 1, fnA).snap(64).
+			session("s2", model.Egress, "nic-a", "nic-m", 1, fnA).filter(model.FilterRule{Protocol: "tcp", DestinationPorts: "80"}).
+			session("s3", model.Egress, "nic-a", "nic-n", 2, fnA).snap(128).
+			session("s4", model.Ingress, "nic-b", "nic-m", 1, fnA).snap(96),
 		// Everything that keeps a session pending; each says why, and what can be installed is.
 		"unrealisable": newTopo().
 			bridge(br1, 1, 2, 10).bridge(br2, 5, 6).

@@ -38,6 +38,8 @@ type Session struct {
 	// Revision is the stored definition's revision (model.Session.Revision). The compiler ignores it; the
 	// controller reports which revision it programmed.
 	Revision uint64
+	// SnapLength cuts the session's copies to this many bytes (64..65535); 0: whole frames.
+	SnapLength uint16
 }
 
 // NIC is a VM NIC as the compiler sees it: its MAC and where it is attached now.

@@ -77,6 +77,7 @@ type resolved struct {
 	dstPort     uint32
 	deliverPort uint32 // tunnel port on the destination bridge that delivers this session's key; 0: none
 
+	snap  uint16 // the session's snap length; 0: whole frames
 	fkey  string // model.FilterKey of the session's filter; "": every frame
 	rules []model.ParsedRule
 }
@@ -232,6 +233,11 @@ func resolveSession(in *Input, s *Session, src NIC, srcKnown bool, dst NIC, dstK
 		why("session %s has unknown direction %q", s.UUID, s.Type)
 	}
 	filterOK := true
+	r.snap = s.SnapLength
+	if r.snap != 0 && r.snap < MinSnapLength {
+		why("session %s: snap length %d is below %d", s.UUID, r.snap, MinSnapLength)
+		filterOK = false
+	}
 	if len(s.Filters) > 0 {
 		r.fkey = model.FilterKey(s.Filters)
 		for i, fr := range s.Filters {

@@ -106,7 +106,7 @@ func randomWorld(r *rand.Rand) *world {
 		}
 		w.in.Sessions = append(w.in.Sessions, Session{UUID: fmt.Sprintf("s%02d", i), Type: dirs[r.IntN(3)],
 			SourceNIC: src, DestinationNIC: dst, TunnelKey: k, FlowNetwork: fn, Encapsulation: model.GRE,
-			Filters: randomFilter(r)})
+			Filters: randomFilter(r), SnapLength: randomSnap(r)})
 	}
 	return w
 }
@@ -118,6 +118,14 @@ var (
 	randPorts    = []uint16{0, 1, 22, 79, 80, 81, 443, 1023, 1024, 4096, 8080, 49151, 65534, 65535}
 	randProtos   = []string{"", "", "tcp", "tcp", "udp", "icmp", "icmpv6", "arp", "47", "6"}
 )
+
+// randomSnap returns no snap length most of the time, else one of a few.
+func randomSnap(r *rand.Rand) uint16 {
+	if r.IntN(3) > 0 {
+		return 0
+	}
+	return []uint16{64, 96, 128, 1500, 65535}[r.IntN(5)]
+}
 
 // randomFilter returns no filter most of the time, else a few rules that are valid per the API.
 func randomFilter(r *rand.Rand) []model.FilterRule {
@@ -280,6 +288,7 @@ type emitted struct {
 	port  uint32
 	tunID uint64
 	tunIP netip.Addr
+	snap  uint16 // 0: the whole frame
 }
 
 // evaluate applies the table to a frame: the single highest-priority matching flow, or an error when none or
@@ -335,8 +344,15 @@ func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, 
 				return false, nil, fmt.Errorf("NORMAL in a resubmitted table: %s", best[0])
 			}
 			outs = append(outs, o...)
-		case ActOutput:
-			outs = append(outs, emitted{a.Port, *tunID, *tunIP})
+		case ActOutput, ActOutputTrunc:
+			var snap uint16
+			if a.Type == ActOutputTrunc {
+				if a.Value < 64 || a.Value > 65535 {
+					return false, nil, fmt.Errorf("max_len %d out of 64..65535 in %s", a.Value, best[0])
+				}
+				snap = uint16(a.Value)
+			}
+			outs = append(outs, emitted{a.Port, *tunID, *tunIP, snap})
 			*tunID, *tunIP = 0, netip.Addr{} // the oracle insists every tunnel copy sets both fields itself
 		}
 	}
@@ -345,8 +361,10 @@ func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, 
 
 // expectedCopies is the oracle: the destination NICs that a business frame entering dp at inPort gets a copy to,
 // from API.md's rule, restricted to sessions whose copy can leave this bridge now.
+// Each is "<nic>/<snap>": the copy is cut to the longest snap length of the sessions that select the frame for that
+// NIC (0: whole, longer than any).
 func (w *world) expectedCopies(dp string, fr frame) []string {
-	var want []string
+	snaps := map[string]int{}
 	for _, s := range w.in.Sessions {
 		src := w.in.NICs[s.SourceNIC]
 		if src.DatapathID != dp || !w.placed(s.SourceNIC) || !w.placed(s.DestinationNIC) {
@@ -364,9 +382,15 @@ func (w *world) expectedCopies(dp string, fr frame) []string {
 				continue
 			}
 		}
-		if !slices.Contains(want, s.DestinationNIC) {
-			want = append(want, s.DestinationNIC)
+		rank := int(s.SnapLength)
+		if rank == 0 {
+			rank = 1 << 16
 		}
+		snaps[s.DestinationNIC] = max(snaps[s.DestinationNIC], rank)
+	}
+	var want []string
+	for nic, rank := range snaps {
+		want = append(want, fmt.Sprintf("%s/%d", nic, rank%(1<<16)))
 	}
 	slices.Sort(want)
 	return want
@@ -540,7 +564,7 @@ func (w *world) check(r *rand.Rand) error {
 							return fmt.Errorf("bridge %s: copy of %+v to port %d, which is no destination", dp, fr, o.port)
 						}
 					}
-					got = append(got, to)
+					got = append(got, fmt.Sprintf("%s/%d", to, o.snap))
 				}
 				slices.Sort(got)
 				if want := w.expectedCopies(dp, fr); !slices.Equal(got, want) {

@@ -64,8 +64,32 @@ func TestSessionFiltersAndUpdate(t *testing.T) {
 	if len(get(d, "updatePortMirrorSession.filters").([]any)) != 0 || str(d, "updatePortMirrorSession.name") != "web-80" {
 		t.Errorf("filters: null: %v", d)
 	}
+	// snapLength: set, left out (stays), null (cleared), out of range (refused).
+	const snapSel = `mutation($u: ID!, $in: SessionUpdateInput!) { updatePortMirrorSession(uuid: $u, input: $in) { snapLength name } }`
+	d = e.ok(snapSel, map[string]any{"u": ses, "in": map[string]any{"snapLength": 96}})
+	if get(d, "updatePortMirrorSession.snapLength") != float64(96) {
+		t.Errorf("snapLength 96: %v", d)
+	}
+	d = e.ok(snapSel, map[string]any{"u": ses, "in": map[string]any{"name": "cut"}})
+	if get(d, "updatePortMirrorSession.snapLength") != float64(96) {
+		t.Errorf("snapLength left out: %v", d)
+	}
+	d = e.ok(snapSel, map[string]any{"u": ses, "in": map[string]any{"snapLength": nil}})
+	if get(d, "updatePortMirrorSession.snapLength") != nil {
+		t.Errorf("snapLength null: %v", d)
+	}
+	r = e.post("", snapSel, map[string]any{"u": ses, "in": map[string]any{"snapLength": 10}})
+	if r.code() != "VALIDATION" || r.rule() != "INVALID_ARGUMENT" {
+		t.Errorf("snapLength 10: %s", r.raw)
+	}
+	d = e.ok(`mutation($pm: ID!, $in: SessionInput!) { addPortMirrorSession(portMirrorUuid: $pm, input: $in) { snapLength } }`,
+		map[string]any{"pm": pm, "in": map[string]any{"name": "s9", "type": "INGRESS", "sourceNicUuid": w.web1Nic,
+			"destinationNicUuid": w.capture1, "snapLength": 64}})
+	if get(d, "addPortMirrorSession.snapLength") != float64(64) {
+		t.Errorf("addPortMirrorSession snapLength 64: %v", d)
+	}
 	d = e.ok(`query($u: ID!) { audits(resourceUuid: $u, operation: "updatePortMirrorSession") { success actor } }`, map[string]any{"u": pm})
-	if n := len(get(d, "audits").([]any)); n != 5 {
-		t.Errorf("%d updatePortMirrorSession audit events, want 5: %v", n, d)
+	if n := len(get(d, "audits").([]any)); n != 9 {
+		t.Errorf("%d updatePortMirrorSession audit events, want 9: %v", n, d)
 	}
 }

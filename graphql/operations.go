@@ -82,10 +82,12 @@ func (b *builder) inputs() {
 		"destinationNicUuid": {Type: nn(id)},
 		"filters": {Type: gql.NewList(nn(b.filterRuleIn)),
 			Description: "ordered; the first rule that matches a frame decides; a frame no rule matches is not copied; empty or null: every frame"},
+		"snapLength": {Type: gql.Int, Description: "copies are cut to this many bytes (64..65535); the frame itself is untouched; null: whole"},
 	}})
 	b.sessionUpdateIn = gql.NewInputObject(gql.InputObjectConfig{Name: "SessionUpdateInput", Fields: gql.InputObjectConfigFieldMap{
-		"name":    {Type: str},
-		"filters": {Type: gql.NewList(nn(b.filterRuleIn)), Description: "replaces the filter; an empty list or null clears it"},
+		"name":       {Type: str},
+		"filters":    {Type: gql.NewList(nn(b.filterRuleIn)), Description: "replaces the filter; an empty list or null clears it"},
+		"snapLength": {Type: gql.Int, Description: "null: whole frames again"},
 	}})
 	b.pmIn = gql.NewInputObject(gql.InputObjectConfig{Name: "PortMirrorInput", Fields: gql.InputObjectConfigFieldMap{
 		"name":            {Type: nn(str)},
@@ -322,6 +324,12 @@ func (b *builder) mutationType() *gql.Object {
 						up.Name = argStringPtr(m, "name")
 					}
 				}
+				if _, given := raw["snapLength"]; given {
+					up.SnapLengthSet = true
+					if n, ok := m["snapLength"].(int); ok {
+						up.SnapLength = &n
+					}
+				}
 				if _, given := raw["filters"]; given {
 					rules := filterInputs(argList(m, "filters"))
 					up.Filters = &rules
@@ -342,6 +350,9 @@ func sessionInput(m map[string]any) service.SessionInput {
 	}
 	si.Type, _ = m["type"].(model.Direction)
 	si.Filters = filterInputs(argList(m, "filters"))
+	if n, ok := m["snapLength"].(int); ok {
+		si.SnapLength = &n
+	}
 	return si
 }
 

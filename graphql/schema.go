@@ -376,6 +376,12 @@ func (b *builder) objects() {
 				return optString(reason), nil
 			}),
 			"createdAt": plain(nn(b.timeT), "", func(s model.Session) any { return s.CreatedAt }),
+			"snapLength": plain(integer, "copies are cut to this many bytes; null: whole frames", func(s model.Session) any {
+				if s.SnapLength == 0 {
+					return nil
+				}
+				return int64(s.SnapLength)
+			}),
 			"filters": plain(nn(gql.NewList(nn(b.filterRule))), "ordered; the first rule that matches a frame decides; empty: every frame",
 				func(s model.Session) any {
 					if s.Filters == nil {

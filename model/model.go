@@ -170,6 +170,8 @@ type Session struct {
 	Filters []FilterRule `json:"filters,omitempty"`
 	// Revision counts the changes of the session's definition (updatePortMirrorSession); 0 as created.
 	Revision uint64 `json:"revision,omitempty"`
+	// SnapLength cuts copies to this many bytes (64..65535); 0: whole frames.
+	SnapLength int `json:"snapLength,omitempty"`
 }
 
 // AuditEvent records one mutation, refused or not.

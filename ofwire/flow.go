@@ -77,6 +77,7 @@ const (
 	// NiciraExperimenter is the Nicira vendor id of NXAST_* actions.
 	NiciraExperimenter uint32 = 0x00002320
 	nxastResubmitTable uint16 = 14
+	nxastOutputTrunc   uint16 = 39 // port u16, max_len u32
 	nxInPort16         uint16 = 0xfff8 // OFPP_IN_PORT in the 16-bit port numbers of NXAST_RESUBMIT_TABLE
 	instrApply         uint16 = 4
 	flowModFixed              = 48 // header and fixed part of ofp_flow_mod
@@ -218,6 +219,19 @@ func appendActions(dst []byte, acts []flows.Action) ([]byte, error) {
 			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassNXM1, nxmReg0, false, 4))
 			dst = binary.BigEndian.AppendUint32(dst, uint32(a.Value))
 			dst = append(dst, 0, 0, 0, 0)
+		case flows.ActOutputTrunc:
+			if a.Port == 0 || a.Port > 0xfeff {
+				return dst[:start], fmt.Errorf("action %d: output with max_len to port %d: NXAST_OUTPUT_TRUNC takes a 16-bit port of 1..65279", i, a.Port)
+			}
+			if a.Value < 14 || a.Value > 0xffffffff {
+				return dst[:start], fmt.Errorf("action %d: output max_len %d: OVS needs at least 14", i, a.Value)
+			}
+			dst = binary.BigEndian.AppendUint16(dst, actExperimenter)
+			dst = binary.BigEndian.AppendUint16(dst, 16)
+			dst = binary.BigEndian.AppendUint32(dst, NiciraExperimenter)
+			dst = binary.BigEndian.AppendUint16(dst, nxastOutputTrunc)
+			dst = binary.BigEndian.AppendUint16(dst, uint16(a.Port))
+			dst = binary.BigEndian.AppendUint32(dst, uint32(a.Value))
 		case flows.ActResubmit:
 			if a.Value > 0xfe {
 				return dst[:start], fmt.Errorf("action %d: resubmit to table %d, above 254", i, a.Value)
@@ -633,6 +647,13 @@ func decodeActions(b []byte) ([]flows.Action, error) {
 				a = flows.Action{Type: flows.ActSetReg0, Value: uint64(binary.BigEndian.Uint32(o.value))}
 			}
 		case actExperimenter:
+			if n == 16 && binary.BigEndian.Uint32(b[4:]) == NiciraExperimenter && binary.BigEndian.Uint16(b[8:]) == nxastOutputTrunc {
+				port, ml := binary.BigEndian.Uint16(b[10:]), binary.BigEndian.Uint32(b[12:])
+				if port != 0 && port <= 0xfeff && ml >= 14 {
+					a = flows.Action{Type: flows.ActOutputTrunc, Port: uint32(port), Value: uint64(ml)}
+				}
+				break
+			}
 			if n == 16 && binary.BigEndian.Uint32(b[4:]) == NiciraExperimenter &&
 				binary.BigEndian.Uint16(b[8:]) == nxastResubmitTable && binary.BigEndian.Uint16(b[10:]) == nxInPort16 &&
 				b[12] != 0xff && b[13] == 0 && b[14] == 0 && b[15] == 0 {

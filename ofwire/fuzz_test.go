@@ -153,6 +153,7 @@ func FuzzDecodeFlowStats(f *testing.F) {
 		{Table: 1, Priority: 9, Match: flows.Match{Reg0: 7, HasReg0: true, EthType: 0x86dd, IPProto: 6, HasIPProto: true,
 			IPSrc: netip.MustParsePrefix("2001:db8::/32"), TPDst: 0x400, TPDstMask: 0xfc00},
 			Actions: []flows.Action{{Type: flows.ActSetReg0, Value: 2}, {Type: flows.ActResubmit, Value: 1}}},
+		{Priority: 9, Actions: []flows.Action{{Type: flows.ActNormal}, {Type: flows.ActOutputTrunc, Port: 11, Value: 96}}},
 	} {
 		fm, _ := AppendFlowMod(nil, 1, FlowAdd, fl)
 		f.Add(flowStatFromFlowMod(fm, 0))

@@ -361,6 +361,31 @@ func TestFilterFlowRoundTrip(t *testing.T) {
 	}
 }
 
+// TestOutputTrunc: output with max_len is NXAST_OUTPUT_TRUNC with the bytes the facts file measured
+// ("ffff 0010 00002320 0027 000b 00000060" for port 11, 96 bytes), round-trips, and refuses what OVS refuses.
+func TestOutputTrunc(t *testing.T) {
+	f := flows.Flow{Priority: 200, Match: flows.Match{InPort: 1}, Actions: []flows.Action{{Type: flows.ActNormal},
+		{Type: flows.ActSetTunID, Value: 5001}, {Type: flows.ActOutputTrunc, Port: 11, Value: 96}}}
+	fm, err := AppendFlowMod(nil, 1, FlowAdd, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{0xff, 0xff, 0, 0x10, 0, 0, 0x23, 0x20, 0, 0x27, 0, 0x0b, 0, 0, 0, 0x60}
+	if !bytes.Contains(fm, want) {
+		t.Errorf("output(port=11,max_len=96) is not % x in % x", want, fm)
+	}
+	got, err := DecodeFlowStats(flowStatFromFlowMod(fm, 0))
+	if err != nil || len(got) != 1 || !reflect.DeepEqual(got[0].Flow, f) {
+		t.Errorf("decoded %+v, %v", got, err)
+	}
+	for _, bad := range []flows.Action{{Type: flows.ActOutputTrunc, Port: 0x10000, Value: 96},
+		{Type: flows.ActOutputTrunc, Port: 3, Value: 13}, {Type: flows.ActOutputTrunc, Port: 0, Value: 64}} {
+		if _, err := AppendFlowMod(nil, 1, FlowAdd, flows.Flow{Actions: []flows.Action{bad}}); err == nil {
+			t.Errorf("%v encoded", bad)
+		}
+	}
+}
+
 func TestAppendFlowModRefusesIPv6TunDst(t *testing.T) {
 	f := flows.Flow{Actions: []flows.Action{{Type: flows.ActSetTunDst, IP: netip.MustParseAddr("2001:db8::1")}}}
 	dst := []byte("keep")

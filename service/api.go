@@ -156,6 +156,7 @@ type SessionInput struct {
 	SourceNicUUID      string             `json:"sourceNicUuid,omitempty"`
 	DestinationNicUUID string             `json:"destinationNicUuid,omitempty"`
 	Filters            []model.FilterRule `json:"filters,omitempty"`
+	SnapLength         *int               `json:"snapLength,omitempty"` // nil: whole frames
 }
 
 // SessionUpdate is what updatePortMirrorSession changes: a nil field stays as it is.
@@ -165,6 +166,9 @@ type SessionUpdate struct {
 	Filters *[]model.FilterRule `json:"filters,omitempty"`
 	// NameCleared: the caller gave name: null, which a session cannot have.
 	NameCleared bool `json:"-"`
+	// SnapLengthSet: snapLength was given; SnapLength nil then clears it (whole frames).
+	SnapLengthSet bool `json:"-"`
+	SnapLength    *int `json:"snapLength,omitempty"`
 }
 
 type PortMirrorInput struct {

@@ -325,4 +325,13 @@ func TestStatusPendingUntilRevisionProgrammed(t *testing.T) {
 	if ses.Revision != 1 {
 		t.Errorf("a rename moved the revision to %d, want 1", ses.Revision)
 	}
+	n := 128
+	ses = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{SnapLengthSet: true, SnapLength: &n})).(model.Session)
+	if ses.SnapLength != 128 || ses.Revision != 2 || len(ses.Filters) != 1 {
+		t.Errorf("snap length set: %+v, want 128 at revision 2, the filter kept", ses)
+	}
+	ses = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{SnapLengthSet: true})).(model.Session)
+	if ses.SnapLength != 0 || ses.Revision != 3 {
+		t.Errorf("snap length cleared: %+v, want 0 at revision 3", ses)
+	}
 }

@@ -15,6 +15,7 @@ type sessionIn struct {
 	SourceNicUUID      string             `json:"sourceNicUuid"`
 	DestinationNicUUID string             `json:"destinationNicUuid"`
 	Filters            []model.FilterRule `json:"filters,omitempty"`
+	SnapLength         *int               `json:"snapLength,omitempty"`
 }
 
 func sessionInputs(in []SessionInput) []sessionIn {
@@ -36,6 +37,10 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 		return model.Session{}, invalid("%s: type %q is not INGRESS, EGRESS or BIDIRECTION", what, in.Type)
 	}
 	filters, err := checkFilters(what, in.Filters)
+	if err != nil {
+		return model.Session{}, err
+	}
+	snap, err := checkSnapLength(what, in.SnapLength)
 	if err != nil {
 		return model.Session{}, err
 	}
@@ -89,7 +94,7 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 		return model.Session{}, invalid("%s: %s has no free tunnel key left", what, descFN(fn))
 	}
 	ses := model.Session{UUID: newUUID(), Name: in.Name, Type: in.Type, PortMirrorUUID: pm.UUID,
-		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC(), Filters: filters}
+		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC(), Filters: filters, SnapLength: snap}
 	tx.Put(ses)
 	return ses, nil
 }
@@ -110,6 +115,23 @@ func checkDuplicate(tx *store.Txn, what, self, pmUUID string, src, dst model.VmN
 		}
 	}
 	return nil
+}
+
+// Snap length bounds of API.md.
+const (
+	minSnapLength = 64
+	maxSnapLength = 65535
+)
+
+// checkSnapLength checks a snap length given (nil: whole frames, 0).
+func checkSnapLength(what string, n *int) (int, error) {
+	if n == nil {
+		return 0, nil
+	}
+	if *n < minSnapLength || *n > maxSnapLength {
+		return 0, invalid("%s: snapLength %d is outside %d..%d", what, *n, minSnapLength, maxSnapLength)
+	}
+	return *n, nil
 }
 
 // checkFilters checks a filter's rules and returns them in canonical form (nil for none).
@@ -141,6 +163,9 @@ func (s *Service) UpdatePortMirrorSession(ctx context.Context, uuid string, in S
 	}
 	if in.Filters != nil {
 		input["filters"] = *in.Filters
+	}
+	if in.SnapLengthSet {
+		input["snapLength"] = in.SnapLength
 	}
 	var out model.Session
 	err := s.mutate(ctx, "updatePortMirrorSession", "PortMirror", "", input, func(tx *store.Txn, a *audit) error {
@@ -184,6 +209,16 @@ func (s *Service) UpdatePortMirrorSession(ctx context.Context, uuid string, in S
 					return err
 				}
 				ses.Filters = filters
+				changed = true
+			}
+		}
+		if in.SnapLengthSet {
+			snap, err := checkSnapLength(what, in.SnapLength)
+			if err != nil {
+				return err
+			}
+			if snap != ses.SnapLength {
+				ses.SnapLength = snap
 				changed = true
 			}
 		}

@@ -346,6 +346,20 @@ func TestRefusals(t *testing.T) {
 				_, err := f.svc.UpdatePortMirrorSession(f.ctx, uH1, SessionUpdate{})
 				return err
 			}, names: func(f *fx) []string { return []string{"session", uH1} }},
+		{name: "snap length too short", op: "addPortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				in := sess("cut", model.Egress, f.n1a, f.n2c)
+				n := 63
+				in.SnapLength = &n
+				_, err := f.svc.AddPortMirrorSession(f.ctx, f.pm1, in)
+				return err
+			}, names: func(f *fx) []string { return []string{"cut", "snapLength 63", "64..65535"} }},
+		{name: "snap length too long", op: "updatePortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				n := 65536
+				_, err := f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{SnapLengthSet: true, SnapLength: &n})
+				return err
+			}, names: func(f *fx) []string { return []string{"s1", "snapLength 65536"} }},
 		{name: "enable missing", op: "enablePortMirror", code: CodeNotFound,
 			call:  func(f *fx) error { _, err := f.svc.EnablePortMirror(f.ctx, uH1); return err },
 			names: func(f *fx) []string { return []string{"port mirror", uH1} }},

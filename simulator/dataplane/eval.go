@@ -187,6 +187,13 @@ func (x *xlate) actions(fr *Frame, acts []Action, depth int) {
 			}
 		case ActSetField:
 			applySetField(fr, a.Set)
+		case ActOutputTrunc:
+			// As OVS: the copy is cut (a tunnel encapsulates the cut frame); the frame itself is untouched.
+			c := fr.Clone()
+			if uint32(len(c.Raw)) > a.MaxTrunc {
+				c.Raw = c.Raw[:a.MaxTrunc]
+			}
+			x.output(&c, a.Port, depth)
 		case ActResubmit:
 			// As OVS: look the frame up in the table and run the rule's actions; a miss does nothing, and the
 			// frame's changes (registers, tunnel metadata) carry on after the resubmit returns.

@@ -196,3 +196,98 @@ func TestMirrorFilters(t *testing.T) {
 		w.WaitBaselineOnly(t, h)
 	}
 }
+
+// TestMirrorSnapLength on real OVS: copies cut to a session's snapLength, to a remote destination (cut before
+// GRE encapsulation) and a local one, while b receives every frame whole; where an unfiltered session cuts to 128
+// bytes and a filtered one keeps its frames whole, the destination gets the selected frames whole and the others
+// cut, each once.
+func TestMirrorSnapLength(t *testing.T) {
+	tp := NewTopology(t, TopologyOptions{Secure: true})
+	a := tp.AddVM(t, tp.HV1, "a")
+	b := tp.AddVM(t, tp.HV2, "b")
+	mr := tp.AddMonitorVM(t, tp.HV2, "mr")
+	ml := tp.AddMonitorVM(t, tp.HV1, "ml")
+	w := NewWorld(t, tp, InventoryOptions{Encapsulation: "GRE"})
+	an, bn, dr, dl := a.DefaultNIC(), b.DefaultNIC(), mr.NICs[1], ml.NICs[1]
+	waitNICBound(t, w, an, tp.HV1)
+	waitNICBound(t, w, bn, tp.HV2)
+	sess := func(name string, dst *NIC, snap any, filters ...map[string]any) map[string]any {
+		return map[string]any{"name": name, "type": "EGRESS", "sourceNicUuid": an.UUID, "destinationNicUuid": dst.UUID,
+			"snapLength": snap, "filters": filters}
+	}
+	pm, _ := func() (string, error) {
+		var out struct{ CreatePortMirror struct{ UUID string } }
+		w.GC.Must(t, `mutation($in: PortMirrorInput!) { createPortMirror(input: $in) { uuid } }`,
+			map[string]any{"in": map[string]any{"name": "cut", "flowNetworkUuid": w.Inv.FlowNetworkUUID, "enable": true,
+				"sessions": []map[string]any{
+					sess("remote-64", dr, 64),
+					sess("local-128", dl, 128),
+					sess("local-whole-5000", dl, nil, map[string]any{"protocol": "udp", "destinationPorts": "5000"}),
+				}}}, &out)
+		return out.CreatePortMirror.UUID, nil
+	}()
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+
+	const n, payload = 10, 1000
+	const whole = 14 + 20 + 8 + payload
+	caps := map[*NIC]*Capture{dr: StartCapture(t, dr), dl: StartCapture(t, dl), bn: StartCapture(t, bn)}
+	err := a.Do(func() error {
+		for range n {
+			for _, port := range []string{"53", "5000"} {
+				c, err := net.Dial("udp", net.JoinHostPort(bn.IP, port))
+				if err != nil {
+					return err
+				}
+				_, err = c.Write(make([]byte, payload))
+				c.Close()
+				if err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// lengths counts, per destination port, the captured lengths of a's datagrams to b.
+	lengths := func(fs []Frame) map[string]int {
+		out := map[string]int{}
+		for _, f := range fs {
+			if f.Proto == 17 && f.SrcIP.String() == an.IP && f.DstIP.String() == bn.IP {
+				out[fmt.Sprintf("%d/%d", f.DstPort, len(f.Data))]++
+			}
+		}
+		return out
+	}
+	want := map[*NIC]map[string]int{
+		dr: {"53/64": n, "5000/64": n},
+		dl: {"53/128": n, fmt.Sprintf("5000/%d", whole): n},
+		bn: {fmt.Sprintf("53/%d", whole): n, fmt.Sprintf("5000/%d", whole): n},
+	}
+	for nic, wl := range want {
+		caps[nic].WaitFor(t, 10*time.Second, "datagrams", func(fs []Frame) bool {
+			got := lengths(fs)
+			for k, c := range wl {
+				if got[k] < c {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	deadline := time.Now().Add(quietWindow)
+	for time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // the quiet window of ExpectCopies
+	}
+	for nic, wl := range want {
+		got := lengths(caps[nic].Stop(t))
+		if fmt.Sprint(got) != fmt.Sprint(wl) {
+			t.Errorf("VM %s %s: datagrams by port/length %v, want %v", nic.VM.Name, nic.Name, got, wl)
+		}
+	}
+	w.Mutate(t, "deletePortMirror", pm)
+	for _, h := range tp.Hypervisors() {
+		w.WaitBaselineOnly(t, h)
+	}
+}
