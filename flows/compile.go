@@ -391,7 +391,7 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 type filterSlots struct {
 	copies   []copyKey
 	rulesOf  map[string][]model.ParsedRule
-	copyActs [][]Action // by copy id
+	copyActs [][]Action        // by copy id
 	memo     map[string]uint32 // chain (copy ids) and fallback -> slot
 	defs     []slotDef         // slot i+1
 }

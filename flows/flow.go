@@ -54,13 +54,13 @@ type Match struct {
 type ActionType uint8
 
 const (
-	ActOutput    ActionType = iota + 1 // output:Port
-	ActNormal                          // NORMAL: the switch's own L2 forwarding
-	ActSetTunID                        // set_field:Value->tun_id
-	ActSetTunDst                       // set_field:IP->tun_dst (NXM_NX_TUN_IPV4_DST)
-	ActSetReg0                         // set_field:Value->reg0 (NXM_NX_REG0, whole register)
-	ActResubmit                        // resubmit(,Value): NXAST_RESUBMIT_TABLE with in_port IN_PORT
-	ActOutputTrunc                     // output(port=Port,max_len=Value): NXAST_OUTPUT_TRUNC, the copy cut to Value bytes
+	ActOutput      ActionType = iota + 1 // output:Port
+	ActNormal                            // NORMAL: the switch's own L2 forwarding
+	ActSetTunID                          // set_field:Value->tun_id
+	ActSetTunDst                         // set_field:IP->tun_dst (NXM_NX_TUN_IPV4_DST)
+	ActSetReg0                           // set_field:Value->reg0 (NXM_NX_REG0, whole register)
+	ActResubmit                          // resubmit(,Value): NXAST_RESUBMIT_TABLE with in_port IN_PORT
+	ActOutputTrunc                       // output(port=Port,max_len=Value): NXAST_OUTPUT_TRUNC, the copy cut to Value bytes
 )
 
 // Action is one apply-action. It is comparable.

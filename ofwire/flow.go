@@ -77,7 +77,7 @@ const (
 	// NiciraExperimenter is the Nicira vendor id of NXAST_* actions.
 	NiciraExperimenter uint32 = 0x00002320
 	nxastResubmitTable uint16 = 14
-	nxastOutputTrunc   uint16 = 39 // port u16, max_len u32
+	nxastOutputTrunc   uint16 = 39     // port u16, max_len u32
 	nxInPort16         uint16 = 0xfff8 // OFPP_IN_PORT in the 16-bit port numbers of NXAST_RESUBMIT_TABLE
 	instrApply         uint16 = 4
 	flowModFixed              = 48 // header and fixed part of ofp_flow_mod

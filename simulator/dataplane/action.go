@@ -67,12 +67,12 @@ const (
 
 // Action is one action of an apply-actions instruction or a group bucket.
 type Action struct {
-	Type    ActionType
-	Port    uint32     // ActOutput
-	MaxLen  uint16     // ActOutput (only meaningful for CONTROLLER)
-	Group   uint32     // ActGroup
-	Set     FieldMatch // ActSetField: Field and Value (exact)
-	EthType uint16     // ActPushVLAN
+	Type     ActionType
+	Port     uint32     // ActOutput
+	MaxLen   uint16     // ActOutput (only meaningful for CONTROLLER)
+	Group    uint32     // ActGroup
+	Set      FieldMatch // ActSetField: Field and Value (exact)
+	EthType  uint16     // ActPushVLAN
 	Table    uint8      // ActResubmit
 	MaxTrunc uint32     // ActOutputTrunc
 }
