@@ -4,7 +4,7 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin
 
-.PHONY: run test build lint bench demo clean
+.PHONY: run test build lint bench demo clean web-vendor
 
 ## run: start portmirrord on its defaults (data in ./data, API and GraphiQL on http://127.0.0.1:8080/graphql);
 ##      pass flags with ARGS, e.g. make run ARGS="--config portmirrord.yaml"
@@ -36,6 +36,20 @@ bench:
 ##       ARGS go to portmirror-sim, e.g. make demo ARGS="--hosts 5 --sessions 6 --frames 500"
 demo:
 	@GO="$(GO)" sh cmd/portmirror-sim/demo.sh $(ARGS)
+
+## web-vendor: refresh the console's front-end libraries (Preact, htm) in web/static/vendor and axe-core for the
+##             browser tests in test/console/testdata from npm, at the versions of web/package-lock.json; the
+##             files are committed, so run, test and build never need npm
+web-vendor:
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p web/static/vendor test/console/testdata
+	for f in preact/dist/preact.module.js preact/hooks/dist/hooks.module.js htm/dist/htm.module.js; do \
+		sed '/^\/\/# sourceMappingURL=/d' web/node_modules/$$f > web/static/vendor/$$(basename $$f); done
+	cp web/node_modules/preact/LICENSE web/static/vendor/LICENSE.preact
+	cp web/node_modules/htm/LICENSE web/static/vendor/LICENSE.htm
+	cp web/node_modules/axe-core/axe.min.js test/console/testdata/axe.min.js
+	cp web/node_modules/axe-core/LICENSE test/console/testdata/LICENSE.axe-core
+	rm -rf web/node_modules
 
 clean:
 	rm -rf $(BIN)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,9 +93,12 @@ type Options struct {
 	// Timing; zero takes the defaults below, tuned for a LAN.
 	HeartbeatTimeout   time.Duration // default 750ms
 	ElectionTimeout    time.Duration // default 750ms
-	LeaderLeaseTimeout time.Duration // default 400ms
+	LeaderLeaseTimeout time.Duration // default 750ms (as long as the heartbeat timeout: a loaded leader does not step down needlessly)
 	ApplyTimeout       time.Duration // how long a write waits for a majority before UNAVAILABLE; default 8s
 	SnapshotThreshold  uint64        // log entries between snapshots; default 8192
+
+	// TLS, when set, carries the replication over mutual TLS (and the members' internal requests).
+	TLS *TLS
 
 	// Transport, when set, replaces the TCP transport (tests partition nodes with raft's in-memory one); its
 	// LocalAddr is this node's Raft address and the caller closes it.
@@ -125,6 +129,9 @@ type Node struct {
 	observations chan raft.Observation
 	observer     *raft.Observer
 	wg           sync.WaitGroup // barriers in flight; Close waits for them
+
+	clientOnce sync.Once
+	client     *http.Client
 }
 
 type peerHealth struct {
@@ -156,7 +163,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	def(&o.HeartbeatTimeout, 750*time.Millisecond)
 	def(&o.ElectionTimeout, 750*time.Millisecond)
-	def(&o.LeaderLeaseTimeout, 400*time.Millisecond)
+	def(&o.LeaderLeaseTimeout, 750*time.Millisecond)
 	def(&o.ApplyTimeout, 8*time.Second)
 	if o.SnapshotThreshold == 0 {
 		o.SnapshotThreshold = 8192
@@ -186,11 +193,21 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 			return nil, fmt.Errorf("--raft-listen %q: the others cannot reach an unspecified address; list this node in --peers with a reachable one", advertise)
 		}
 		n.advertise = raft.ServerAddress(addr.String())
-		tr, err := raft.NewTCPTransportWithLogger(o.RaftListen, addr, 3, 5*time.Second, hlog)
-		if err != nil {
-			return nil, fmt.Errorf("--raft-listen %s: %w", o.RaftListen, err)
+		if o.TLS != nil {
+			stream, err := newTLSStream(o.RaftListen, addr, o.TLS)
+			if err != nil {
+				return nil, fmt.Errorf("--raft-listen %s: %w", o.RaftListen, err)
+			}
+			tr := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 3,
+				Timeout: 5 * time.Second, Logger: hlog})
+			n.transport, n.closeTr = tr, tr.Close
+		} else {
+			tr, err := raft.NewTCPTransportWithLogger(o.RaftListen, addr, 3, 5*time.Second, hlog)
+			if err != nil {
+				return nil, fmt.Errorf("--raft-listen %s: %w", o.RaftListen, err)
+			}
+			n.transport, n.closeTr = tr, tr.Close
 		}
-		n.transport, n.closeTr = tr, tr.Close
 	}
 	var err error
 	n.boltStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(o.Dir, "raft.db")})

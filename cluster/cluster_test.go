@@ -128,6 +128,26 @@ func putCluster(ctx context.Context, st *store.Store, uuid, name string) error {
 	})
 }
 
+// putOnLeader writes a cluster through whichever node leads, again after an UNAVAILABLE refusal (a loaded machine
+// may make a leader step down) until it is acknowledged or 20 s pass. A write whose outcome was unknown may have
+// been committed: writing the same object again is harmless.
+func putOnLeader(t *testing.T, nodes []*testNode, uuid, name string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		l := leader(t, nodes)
+		err := putCluster(context.Background(), l.st, uuid, name)
+		var un *store.UnavailableError
+		switch {
+		case err == nil:
+			return
+		case !errors.As(err, &un) || time.Now().After(deadline):
+			t.Fatalf("write %s: %v", uuid, err)
+		}
+		t.Logf("write %s refused (%v); finding the leader again", uuid, err)
+	}
+}
+
 // waitAll waits until every live node holds the cluster uuid.
 func waitAll(t *testing.T, nodes []*testNode, uuid string) {
 	t.Helper()
@@ -165,9 +185,7 @@ func TestReplicationAndFailover(t *testing.T) {
 		}
 	}
 	for i := range 100 {
-		if err := putCluster(ctx, l.st, fmt.Sprintf("00000000-0000-4000-8000-%012d", i), fmt.Sprint("c", i)); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
+		putOnLeader(t, nodes, fmt.Sprintf("00000000-0000-4000-8000-%012d", i), fmt.Sprint("c", i))
 	}
 	waitAll(t, nodes, "00000000-0000-4000-8000-000000000099")
 	for _, n := range nodes {
@@ -189,6 +207,7 @@ func TestReplicationAndFailover(t *testing.T) {
 	}
 
 	// Kill the leader: another takes over, with every acknowledged write, and accepts writes.
+	l = leader(t, nodes)
 	_, oldTerm := l.node.Leading()
 	l.stop(t)
 	l2 := leader(t, nodes)
@@ -198,9 +217,7 @@ func TestReplicationAndFailover(t *testing.T) {
 	if got := store.Count[model.Cluster](l2.st); got != 100 {
 		t.Fatalf("new leader holds %d clusters, want 100", got)
 	}
-	if err := putCluster(ctx, l2.st, "00000000-0000-4000-8000-00000000a001", "after"); err != nil {
-		t.Fatal(err)
-	}
+	putOnLeader(t, nodes, "00000000-0000-4000-8000-00000000a001", "after")
 	waitAll(t, nodes, "00000000-0000-4000-8000-00000000a001")
 
 	// The old leader restarts on its data: it catches up and does not lead at once.
@@ -251,7 +268,6 @@ func TestMajorityLoss(t *testing.T) {
 
 func TestSnapshotCatchUp(t *testing.T) {
 	nodes, _ := startCluster(t, 3)
-	ctx := context.Background()
 	l := leader(t, nodes)
 	var lagging *testNode
 	for _, n := range nodes {
@@ -263,10 +279,9 @@ func TestSnapshotCatchUp(t *testing.T) {
 	lagging.stop(t)
 	// Enough writes for several snapshots (threshold 64) and a truncated log.
 	for i := range 400 {
-		if err := putCluster(ctx, l.st, fmt.Sprintf("00000000-0000-4000-8000-%012d", i), "c"); err != nil {
-			t.Fatal(err)
-		}
+		putOnLeader(t, nodes, fmt.Sprintf("00000000-0000-4000-8000-%012d", i), "c")
 	}
+	l = leader(t, nodes)
 	if err := l.node.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}

@@ -139,7 +139,7 @@ func (n *Node) publishSelf(ctx context.Context) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderSecret, secret)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.httpClient().Do(req)
 	if err != nil {
 		n.log.Debug("publishing this controller's addresses through the leader failed", "err", err)
 		return
@@ -150,6 +150,22 @@ func (n *Node) publishSelf(ctx context.Context) {
 		n.log.Warn("the leader refused this controller's addresses", "status", resp.Status)
 	}
 }
+
+// httpClient is the client of requests to other members (mutual TLS with --cluster-tls-*).
+func (n *Node) httpClient() *http.Client {
+	n.clientOnce.Do(func() {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32
+		if n.opts.TLS != nil {
+			tr.TLSClientConfig = n.opts.TLS.Client.Clone()
+		}
+		n.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	})
+	return n.client
+}
+
+// HTTPTransport is the transport of requests to other members: the API forwards through it.
+func (n *Node) HTTPTransport() http.RoundTripper { return n.httpClient().Transport }
 
 // HeaderSecret carries the members' secret on requests between controllers.
 const HeaderSecret = "X-Portmirror-Cluster-Secret"
@@ -349,7 +365,7 @@ func (n *Node) Route(ctx context.Context) (leaderURL, stale string) {
 			if err == nil {
 				return "", ""
 			}
-			return "", "this controller could not confirm with a majority that it still leads: " + err.Error()
+			return "", fmt.Sprintf("this controller leads but no majority of the controllers confirmed it (%v)", err)
 		}
 		if url, ok := n.LeaderAPI(); ok && n.Secret() != "" {
 			return url, ""

@@ -114,7 +114,7 @@ func (e *env) do(req *http.Request) result {
 		e.t.Fatal(err)
 	}
 	r := result{status: resp.StatusCode, raw: string(raw)}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/json") || strings.HasPrefix(ct, "application/graphql-response+json") {
 		if err := json.Unmarshal(raw, &r); err != nil {
 			e.t.Fatalf("response is not JSON: %v\n%s", err, raw)
 		}

@@ -3,13 +3,10 @@ package graphql
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -28,6 +25,8 @@ type Cluster interface {
 	// CheckSecret reports whether a request carrying it comes from a member.
 	CheckSecret(secret string) bool
 	Secret() string
+	// HTTPTransport carries requests to other members (mutual TLS where the cluster uses it).
+	HTTPTransport() http.RoundTripper
 }
 
 // Headers of a request forwarded from one controller to the leader.
@@ -41,6 +40,10 @@ const (
 
 // forwardTimeout bounds one forwarded request; the leader refuses a mutation it cannot commit within 10 s.
 const forwardTimeout = 15 * time.Second
+
+// staleRetryMargin: an answer marked stale from the controller a request was forwarded to (it does not lead) is
+// retried at the leader while more than this is left of forwardTimeout, and passed on after.
+const staleRetryMargin = 5 * time.Second
 
 type staleKey struct{}
 
@@ -159,9 +162,7 @@ func (r *recorder) WriteHeader(status int) {
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, body []byte, leaderURL string) {
 	ctx, cancel := context.WithTimeout(r.Context(), forwardTimeout)
 	defer cancel()
-	key := make([]byte, 12)
-	_, _ = rand.Read(key)
-	idem := hex.EncodeToString(key)
+	deadline, _ := ctx.Deadline()
 	for {
 		target := strings.TrimRight(leaderURL, "/") + r.URL.RequestURI()
 		req, err := http.NewRequestWithContext(ctx, r.Method, target, bytes.NewReader(body))
@@ -177,12 +178,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, body []byte, l
 		req.Header.Set(HeaderClusterSecret, h.cluster.Secret())
 		req.Header.Set(HeaderForwardedFor, r.RemoteAddr)
 		req.Header.Set(HeaderVia, h.cluster.ID())
-		// lets the client retry on a kept-alive connection the leader closed before reading the request
-		req.Header.Set("X-Idempotency-Key", idem)
+		// No idempotency key: with one, net/http resends a request whose kept-alive connection broke after it was
+		// written (the leader may have read and committed it), and a resend that then cannot connect would pass
+		// below for a request never sent ("nothing was changed"). Without one it resends only what it never wrote.
 		resp, err := h.forwarder.Do(req)
-		if err == nil {
+		if err == nil && (resp.Header.Get(HeaderStale) == "" || time.Until(deadline) < staleRetryMargin) {
 			defer resp.Body.Close()
-			for _, k := range []string{"Content-Type", "Cache-Control", "WWW-Authenticate", "Allow", HeaderStale} {
+			for _, k := range []string{"Content-Type", "Cache-Control", "Vary", "WWW-Authenticate", "Allow", HeaderStale} {
 				if v := resp.Header.Get(k); v != "" {
 					w.Header().Set(k, v)
 				}
@@ -191,21 +193,30 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, body []byte, l
 			_, _ = io.Copy(w, resp.Body)
 			return
 		}
-		var op *net.OpError
-		notSent := errors.As(err, &op) && op.Op == "dial"
-		if !notSent || ctx.Err() != nil {
-			h.logger.Warn("forwarding a request to the leader failed", "leader", leaderURL, "err", err)
-			msg := "the request was forwarded to the leader controller, which did not answer; its outcome is unknown (a mutation may have been applied: the audit trail tells): " + err.Error()
-			if !notSent {
-				h.writeErrors(w, http.StatusServiceUnavailable, requestError(service.CodeUnavailable, "", msg))
+		if err == nil {
+			// The controller reached does not lead (this one's idea of the leader was out of date, e.g. a restarted
+			// ex-leader): it refused a mutation unchanged, or answered a query from its copy. Look for the leader again.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			h.logger.Info("the controller the request was forwarded to does not lead; looking for the leader again",
+				"forwarded_to", leaderURL, "why", resp.Header.Get(HeaderStale))
+		} else {
+			var op *net.OpError
+			notSent := errors.As(err, &op) && op.Op == "dial"
+			if !notSent || ctx.Err() != nil {
+				h.logger.Warn("forwarding a request to the leader failed", "leader", leaderURL, "err", err)
+				msg := "the request was forwarded to the leader controller, which did not answer; its outcome is unknown (a mutation may have been applied: the audit trail tells): " + err.Error()
+				if !notSent {
+					h.writeErrors(w, http.StatusServiceUnavailable, requestError(service.CodeUnavailable, "", msg))
+					return
+				}
+				h.writeErrors(w, http.StatusServiceUnavailable, requestError(service.CodeUnavailable, "",
+					"no leader controller could be reached; nothing was changed: "+err.Error()))
 				return
 			}
-			h.writeErrors(w, http.StatusServiceUnavailable, requestError(service.CodeUnavailable, "",
-				"no leader controller could be reached; nothing was changed: "+err.Error()))
-			return
+			h.logger.Info("the leader did not take the connection; looking for the leader again", "leader", leaderURL, "err", err)
 		}
-		// The leader is gone: wait for the next one, or serve here if this controller now leads.
-		h.logger.Info("the leader did not take the connection; looking for the leader again", "leader", leaderURL, "err", err)
+		// Wait for the leader, or serve here if this controller now leads.
 		select {
 		case <-ctx.Done():
 		case <-time.After(100 * time.Millisecond):
@@ -230,11 +241,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, body []byte, l
 }
 
 // newForwarder is the HTTP client forwarded requests go through.
-func newForwarder(log *slog.Logger) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 32
-	tr.ResponseHeaderTimeout = forwardTimeout
-	_ = log
-	return &http.Client{Transport: tr, Timeout: forwardTimeout,
+func newForwarder(c Cluster) *http.Client {
+	return &http.Client{Transport: c.HTTPTransport(), Timeout: forwardTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

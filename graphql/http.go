@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,9 @@ type Options struct {
 	MaxBodyBytes int64 // a POST body larger than this is refused with 413; default 1 MiB
 	MaxDepth     int   // a document nested deeper is refused; default 12
 	MaxFields    int   // a document selecting more fields (fragments expanded) is refused; default 5000
+	// Console serves GET / and what is under ConsolePrefix (the web console); nil: / redirects to GraphiQL.
+	Console       http.Handler
+	ConsolePrefix string
 	// Cluster, when set, routes every GraphQL request to the leader controller (see Cluster).
 	Cluster Cluster
 	// HealthDetail adds fields to GET /healthz's body (the cluster role and leader).
@@ -110,7 +114,7 @@ func New(opts Options) (*Handler, error) {
 		detail:    opts.HealthDetail,
 	}
 	if h.cluster != nil {
-		h.forwarder = newForwarder(h.logger)
+		h.forwarder = newForwarder(h.cluster)
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -138,9 +142,16 @@ func New(opts Options) (*Handler, error) {
 	mux.HandleFunc(assetsPath, serveAsset)
 	mux.HandleFunc("/healthz", h.serveHealth)
 	mux.Handle("/metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn)}))
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/graphql", http.StatusFound)
-	})
+	if opts.Console != nil {
+		mux.Handle("/{$}", opts.Console)
+		if opts.ConsolePrefix != "" {
+			mux.Handle(opts.ConsolePrefix, opts.Console)
+		}
+	} else {
+		mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/graphql", http.StatusFound)
+		})
+	}
 	h.mux = mux
 	return h, nil
 }
@@ -153,89 +164,204 @@ func (h *Handler) Schema() gql.Schema { return h.schema }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// request is the body of POST /graphql.
+// request is a GraphQL-over-HTTP request: the JSON body of a POST, or the parameters of a GET.
 type request struct {
 	Query         string         `json:"query"`
 	Variables     map[string]any `json:"variables"`
 	OperationName string         `json:"operationName"`
+	Extensions    map[string]any `json:"extensions"`
 }
 
-// response is what POST /graphql answers; graphql-go's Result has the same shape.
+// response is what /graphql answers; graphql-go's Result has the same shape. noData leaves out the data entry,
+// as the GraphQL specification asks of an error raised before execution (a request error).
 type response struct {
 	Data   any                        `json:"data"`
 	Errors []gqlerrors.FormattedError `json:"errors,omitempty"`
+	noData bool
 }
 
-func (h *Handler) serveGraphQL(w http.ResponseWriter, r *http.Request) {
-	switch r.Method {
-	case http.MethodPost:
-		h.servePost(w, r)
-	case http.MethodGet, http.MethodHead:
-		if r.URL.Query().Has("query") {
-			w.Header().Set("Allow", "POST")
-			h.writeErrors(w, http.StatusMethodNotAllowed, requestError(service.CodeValidation, service.RuleInvalidArgument,
-				"queries and mutations are sent with POST /graphql and a JSON body {query, variables, operationName}; GET /graphql only serves GraphiQL"))
-			return
-		}
-		serveGraphiQL(w, r)
-	default:
-		w.Header().Set("Allow", "GET, HEAD, POST")
-		h.writeErrors(w, http.StatusMethodNotAllowed, requestError(service.CodeValidation, service.RuleInvalidArgument,
-			r.Method+" is not allowed on /graphql: POST a query, or GET the GraphiQL page"))
+func (r response) MarshalJSON() ([]byte, error) {
+	if r.noData {
+		return json.Marshal(struct {
+			Errors []gqlerrors.FormattedError `json:"errors"`
+		}{r.Errors})
 	}
+	type plain response // without this method
+	return json.Marshal(plain(r))
 }
 
-// outcome is what one POST ended as, for metrics and the log.
+// The media types of the GraphQL-over-HTTP specification.
+const (
+	mediaGraphQLResponse = "application/graphql-response+json"
+	mediaJSON            = "application/json"
+)
+
+// negotiate picks the response's media type from the Accept header: the acceptable one with the highest
+// quality, application/graphql-response+json on a tie; application/json when Accept is absent or says only */*
+// or application/*, as the specification asks of servers during its transition. "" when neither is acceptable.
+func negotiate(accept string) string {
+	if strings.TrimSpace(accept) == "" {
+		return mediaJSON
+	}
+	best, bestQ, bestExplicit := "", 0.0, false
+	for part := range strings.SplitSeq(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if _, err := fmt.Sscanf(v, "%g", &q); err != nil {
+				continue
+			}
+		}
+		if q <= 0 {
+			continue
+		}
+		var cand string
+		explicit := true
+		switch mt {
+		case mediaGraphQLResponse, mediaJSON:
+			cand = mt
+		case "*/*", "application/*":
+			cand, explicit = mediaJSON, false
+		default:
+			continue
+		}
+		if q > bestQ || q == bestQ && (explicit && !bestExplicit || explicit && cand == mediaGraphQLResponse) {
+			best, bestQ, bestExplicit = cand, q, explicit
+		}
+	}
+	return best
+}
+
+// acceptsHTML reports whether the client asked for HTML (a browser opening the URL).
+func acceptsHTML(accept string) bool {
+	for part := range strings.SplitSeq(accept, ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "text/html" {
+			return true
+		}
+	}
+	return false
+}
+
+// exchange is one request to /graphql and how it is answered.
+type exchange struct {
+	h     *Handler
+	w     http.ResponseWriter
+	r     *http.Request
+	media string // the response's media type
+	out   outcome
+}
+
+// outcome is what one request ended as, for metrics and the log.
 type outcome struct {
 	operation string // the first root field, or what stopped the request before execution
 	code      string
 	actor     string
 }
 
-func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
+// fail answers a request error: no data entry, the status given.
+func (x *exchange) fail(status int, e gqlerrors.FormattedError) {
+	x.out.code, _ = e.Extensions["code"].(string)
+	x.h.writeJSON(x.w, x.media, status, response{Errors: []gqlerrors.FormattedError{e}, noData: true})
+}
+
+// requestErrors answers a document that does not parse or validate, or whose variables do not fit: no data
+// entry; 400 for application/graphql-response+json, 200 for application/json (the specification's rule).
+func (x *exchange) requestErrors(ctx context.Context, errs []gqlerrors.FormattedError) {
+	res := &gql.Result{Errors: errs}
+	completeErrors(ctx, res)
+	x.out.code = firstCode(res.Errors)
+	status := http.StatusOK
+	if x.media == mediaGraphQLResponse {
+		status = http.StatusBadRequest
+	}
+	x.h.writeJSON(x.w, x.media, status, response{Errors: res.Errors, noData: true})
+}
+
+// result answers an execution. One that never started (variables that do not coerce) has neither data nor an
+// error with a path: that is a request error.
+func (x *exchange) result(ctx context.Context, res *gql.Result) {
+	if res.Data == nil && len(res.Errors) > 0 && !slices.ContainsFunc(res.Errors, func(e gqlerrors.FormattedError) bool { return len(e.Path) > 0 }) {
+		x.requestErrors(ctx, res.Errors)
+		return
+	}
+	completeErrors(ctx, res)
+	x.out.code = firstCode(res.Errors)
+	x.h.writeJSON(x.w, x.media, http.StatusOK, response{Data: res.Data, Errors: res.Errors})
+}
+
+func (h *Handler) serveGraphQL(w http.ResponseWriter, r *http.Request) {
+	accept := r.Header.Get("Accept")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		// GraphiQL for a person: a GET without a query, unless the client asked for JSON and not HTML
+		if !r.URL.Query().Has("query") && (acceptsHTML(accept) || strings.TrimSpace(accept) == "" || negotiate(accept) == "") {
+			serveGraphiQL(w, r)
+			return
+		}
+	case http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		h.writeJSON(w, mediaJSON, http.StatusMethodNotAllowed, response{noData: true, Errors: []gqlerrors.FormattedError{
+			requestError(service.CodeValidation, service.RuleInvalidArgument,
+				r.Method+" is not allowed on /graphql: POST a query or mutation, GET a query, or GET the GraphiQL page")}})
+		return
+	}
+	w.Header().Add("Vary", "Accept")
+	x := &exchange{h: h, w: w, r: r, media: negotiate(accept), out: outcome{operation: "invalid", code: "OK"}}
+	if x.media == "" {
+		x.media = mediaJSON
+		x.fail(http.StatusNotAcceptable, requestError(service.CodeValidation, service.RuleInvalidArgument,
+			"the Accept header allows neither application/graphql-response+json nor application/json, the media types of GraphQL responses"))
+		return
+	}
+	x.serve()
+}
+
+func (x *exchange) serve() {
+	h, r, w := x.h, x.r, x.w
 	start := time.Now()
-	out := outcome{operation: "invalid", code: "OK"}
 	ri := &requestInfo{id: newRequestID(), logger: h.logger}
 	defer func() {
 		d := time.Since(start)
-		h.metrics.requests.WithLabelValues(out.operation, out.code).Inc()
-		h.metrics.duration.WithLabelValues(out.operation).Observe(d.Seconds())
+		h.metrics.requests.WithLabelValues(x.out.operation, x.out.code).Inc()
+		h.metrics.duration.WithLabelValues(x.out.operation).Observe(d.Seconds())
 		h.logger.LogAttrs(r.Context(), slog.LevelDebug, "graphql request", slog.String("request_id", ri.id),
-			slog.String("remote", r.RemoteAddr), slog.String("actor", out.actor), slog.String("operation", out.operation),
-			slog.String("code", out.code), slog.Duration("duration", d))
+			slog.String("method", r.Method), slog.String("remote", r.RemoteAddr), slog.String("actor", x.out.actor),
+			slog.String("operation", x.out.operation), slog.String("code", x.out.code), slog.Duration("duration", d))
 	}()
-	fail := func(status int, e gqlerrors.FormattedError) {
-		out.code, _ = e.Extensions["code"].(string)
-		h.writeErrors(w, status, e)
-	}
-	result := func(ctx context.Context, res *gql.Result) {
-		completeErrors(ctx, res)
-		out.code = firstCode(res.Errors)
-		h.writeResult(w, http.StatusOK, res)
-	}
 
 	who, aerr := h.auth.authenticate(r)
 	if aerr != nil {
-		out.operation = "unauthenticated"
+		x.out.operation = "unauthenticated"
 		if aerr.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="portmirror"`)
 		}
-		fail(aerr.status, requestError(service.Code(aerr.code), "", aerr.msg))
+		x.fail(aerr.status, requestError(service.Code(aerr.code), "", aerr.msg))
 		return
 	}
-	out.actor = who.actor
+	x.out.actor = who.actor
 
-	// application/json only: a browser cannot send it cross-site without a CORS preflight, which this server
-	// never grants, so a web page cannot drive the API through a user's browser.
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		fail(http.StatusUnsupportedMediaType, requestError(service.CodeValidation, service.RuleInvalidArgument,
-			"the request body must be JSON {query, variables, operationName} with Content-Type: application/json"))
-		return
+	var req request
+	var status int
+	var e gqlerrors.FormattedError
+	if r.Method == http.MethodPost {
+		// application/json only: a browser cannot send it cross-site without a CORS preflight, which this server
+		// never grants, so a web page cannot drive the API through a user's browser.
+		mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if cs, ok := params["charset"]; err != nil || mt != mediaJSON || ok && !strings.EqualFold(cs, "utf-8") {
+			x.fail(http.StatusUnsupportedMediaType, requestError(service.CodeValidation, service.RuleInvalidArgument,
+				"the request body must be JSON {query, variables, operationName} with Content-Type: application/json (UTF-8)"))
+			return
+		}
+		req, status, e = h.readRequest(w, r)
+	} else {
+		req, status, e = readGetRequest(r)
 	}
-	req, status, e := h.readRequest(w, r)
 	if status != 0 {
-		fail(status, e)
+		x.fail(status, e)
 		return
 	}
 
@@ -243,20 +369,32 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	src := source.NewSource(&source.Source{Body: []byte(req.Query), Name: "GraphQL request"})
 	astDoc, err := parser.Parse(parser.ParseParams{Source: src})
 	if err != nil {
-		result(r.Context(), &gql.Result{Errors: gqlerrors.FormatErrors(err)})
+		x.requestErrors(r.Context(), gqlerrors.FormatErrors(err))
 		return
 	}
 	doc := newDocument(astDoc, req.OperationName)
 	if err := doc.measure(h.maxDepth, h.maxFields); err != nil {
-		fail(http.StatusOK, requestError(service.CodeValidation, service.RuleInvalidArgument, err.Error()))
+		x.requestErrors(r.Context(), []gqlerrors.FormattedError{requestError(service.CodeValidation, service.RuleInvalidArgument, err.Error())})
 		return
 	}
 	if vr := gql.ValidateDocument(&h.schema, astDoc, nil); !vr.IsValid {
-		result(r.Context(), &gql.Result{Errors: vr.Errors})
+		x.requestErrors(r.Context(), vr.Errors)
 		return
 	}
 	if fields := doc.rootFields(); len(fields) > 0 && fields[0].Name != nil {
-		out.operation = fields[0].Name.Value
+		x.out.operation = fields[0].Name.Value
+	}
+	if doc.op == nil && req.OperationName != "" {
+		x.requestErrors(r.Context(), []gqlerrors.FormattedError{requestError(service.CodeValidation, service.RuleInvalidArgument,
+			fmt.Sprintf("the document has no operation named %q", req.OperationName))})
+		return
+	}
+	if r.Method != http.MethodPost && doc.isMutation() {
+		// GET is safe: a mutation is sent with POST (the specification's 405)
+		w.Header().Set("Allow", "POST")
+		x.fail(http.StatusMethodNotAllowed, requestError(service.CodeValidation, service.RuleInvalidArgument,
+			"a mutation is sent with POST /graphql; GET runs queries only"))
+		return
 	}
 
 	// The request's own context is not passed on: graphql-go returns as soon as its context is done but leaves
@@ -264,27 +402,28 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	// does, which is what lets a graceful shutdown wait for the mutations in flight.
 	ctx := context.WithoutCancel(r.Context())
 	ctx = service.WithActor(ctx, who.actor)
+	ctx = withPrincipal(ctx, who)
 	ctx = withRequestInfo(ctx, ri)
 
 	if stale := staleFrom(ctx); stale != "" && doc.isMutation() {
-		fail(http.StatusServiceUnavailable, requestError(service.CodeUnavailable, "",
+		x.fail(http.StatusServiceUnavailable, requestError(service.CodeUnavailable, "",
 			"mutations are refused while no majority of the controllers is reachable; nothing was changed: "+stale))
 		return
 	}
 	if doc.isMutation() && who.role != RoleAdmin {
 		h.refuseMutations(ctx, doc, req.Variables, who)
-		fail(http.StatusForbidden, requestError(service.CodeForbidden, "",
+		x.fail(http.StatusForbidden, requestError(service.CodeForbidden, "",
 			fmt.Sprintf("token %q has the role %s, which may only query; mutations need an admin token", who.actor, who.role)))
 		return
 	}
 
 	if !doc.isMutation() {
 		if body, err := executeFast(ctx, &h.schema, doc); err == nil {
-			h.writeBody(w, http.StatusOK, body)
+			h.writeBody(w, x.media, http.StatusOK, body)
 			return
 		}
 	}
-	result(ctx, gql.Execute(gql.ExecuteParams{
+	x.result(ctx, gql.Execute(gql.ExecuteParams{
 		Schema:        h.schema,
 		AST:           astDoc,
 		OperationName: req.OperationName,
@@ -293,31 +432,54 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	}))
 }
 
+// badRequest is a malformed GraphQL-over-HTTP request (400 in either media type).
+func badRequest(msg string) (request, int, gqlerrors.FormattedError) {
+	return request{}, http.StatusBadRequest, requestError(service.CodeValidation, service.RuleInvalidArgument, msg)
+}
+
+// readGetRequest reads the parameters of a GET: query, and variables and extensions as JSON objects.
+func readGetRequest(r *http.Request) (request, int, gqlerrors.FormattedError) {
+	qs := r.URL.Query()
+	req := request{Query: qs.Get("query"), OperationName: qs.Get("operationName")}
+	for _, p := range []struct {
+		name string
+		into *map[string]any
+	}{{"variables", &req.Variables}, {"extensions", &req.Extensions}} {
+		v := qs.Get(p.name)
+		if v == "" {
+			continue
+		}
+		if err := json.Unmarshal([]byte(v), p.into); err != nil {
+			return badRequest(fmt.Sprintf("the %s parameter is not a JSON object: %v", p.name, err))
+		}
+	}
+	if strings.TrimSpace(req.Query) == "" {
+		return badRequest("the request has no query: GET /graphql?query=...; open /graphql in a browser for GraphiQL")
+	}
+	return req, 0, gqlerrors.FormattedError{}
+}
+
 // readRequest reads and decodes the body; a non-zero status is a refusal with its error.
 func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (request, int, gqlerrors.FormattedError) {
-	var req request
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return req, http.StatusRequestEntityTooLarge, requestError(service.CodeValidation, service.RuleInvalidArgument,
+			return request{}, http.StatusRequestEntityTooLarge, requestError(service.CodeValidation, service.RuleInvalidArgument,
 				fmt.Sprintf("the request body is larger than %d bytes: send smaller documents (e.g. fewer sessions per call)", h.maxBody))
 		}
-		return req, http.StatusBadRequest, requestError(service.CodeValidation, service.RuleInvalidArgument,
-			"reading the request body: "+err.Error())
+		return badRequest("reading the request body: " + err.Error())
 	}
+	var req request
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil {
-		return req, http.StatusBadRequest, requestError(service.CodeValidation, service.RuleInvalidArgument,
-			"the request body is not JSON of the form {\"query\": ..., \"variables\": {...}, \"operationName\": ...}: "+err.Error())
+		return badRequest("the request body is not JSON of the form {\"query\": ..., \"variables\": {...}, \"operationName\": ...}: " + err.Error())
 	}
 	if dec.More() {
-		return req, http.StatusBadRequest, requestError(service.CodeValidation, service.RuleInvalidArgument,
-			"the request body has data after its JSON object: send one request per POST")
+		return badRequest("the request body has data after its JSON object: send one request per POST")
 	}
 	if strings.TrimSpace(req.Query) == "" {
-		return req, http.StatusBadRequest, requestError(service.CodeValidation, service.RuleInvalidArgument,
-			"the request has no query: send {\"query\": \"...\"}")
+		return badRequest("the request has no query: send {\"query\": \"...\"}")
 	}
 	return req, 0, gqlerrors.FormattedError{}
 }
@@ -379,27 +541,24 @@ func (h *Handler) mutationResource(ctx context.Context, op string, args map[stri
 	return "", ""
 }
 
+// writeErrors answers a request error in application/json (for refusals made before the media type is known).
 func (h *Handler) writeErrors(w http.ResponseWriter, status int, errs ...gqlerrors.FormattedError) {
-	h.writeJSON(w, status, response{Errors: errs})
+	h.writeJSON(w, mediaJSON, status, response{Errors: errs, noData: true})
 }
 
-func (h *Handler) writeResult(w http.ResponseWriter, status int, res *gql.Result) {
-	h.writeJSON(w, status, response{Data: res.Data, Errors: res.Errors})
-}
-
-func (h *Handler) writeJSON(w http.ResponseWriter, status int, v any) {
+func (h *Handler) writeJSON(w http.ResponseWriter, media string, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		h.logger.Error("encoding a GraphQL response failed", "error", err)
 		status = http.StatusInternalServerError
 		body = []byte(`{"errors":[{"message":"encoding the response failed; see the portmirrord log","extensions":{"code":"INTERNAL"}}]}`)
 	}
-	h.writeBody(w, status, append(body, '\n'))
+	h.writeBody(w, media, status, append(body, '\n'))
 }
 
-// writeBody writes a JSON response body as it is.
-func (h *Handler) writeBody(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+// writeBody writes a JSON response body as it is, in the media type given.
+func (h *Handler) writeBody(w http.ResponseWriter, media string, status int, body []byte) {
+	w.Header().Set("Content-Type", media+"; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
@@ -439,5 +598,5 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if status != http.StatusOK {
 		body["status"] = "unavailable"
 	}
-	h.writeJSON(w, status, body)
+	h.writeJSON(w, mediaJSON, status, body)
 }

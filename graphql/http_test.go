@@ -182,7 +182,7 @@ func TestHTTPRefusals(t *testing.T) {
 		{"fragment cycle", "POST", "application/json", `{"query": "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }"}`, 200, "VALIDATION", "spreads itself"},
 		{"missing variable", "POST", "application/json", `{"query": "query($u: ID!) { host(uuid: $u) { uuid } }"}`, 200, "VALIDATION", "$u"},
 		{"ambiguous operation", "POST", "application/json", `{"query": "query A { clusters { uuid } } query B { hosts { uuid } }"}`, 200, "VALIDATION", "operation name"},
-		{"GET with a query", "GET", "", "", 405, "VALIDATION", "POST"},
+		{"GET with a mutation", "GET", "", "", 405, "VALIDATION", "POST"},
 		{"PUT", "PUT", "application/json", `{"query": "{ clusters { uuid } }"}`, 405, "VALIDATION", "PUT"},
 	}
 	for _, c := range cases {
@@ -190,7 +190,7 @@ func TestHTTPRefusals(t *testing.T) {
 			e.t = t
 			url := e.srv.URL + "/graphql"
 			if c.method == "GET" {
-				url += "?query=%7B+clusters+%7B+uuid+%7D+%7D"
+				url += "?query=mutation+%7B+deletePortMirror%28uuid%3A+%22x%22%29+%7D"
 			}
 			req, _ := http.NewRequest(c.method, url, strings.NewReader(c.body))
 			if c.contentType != "" {

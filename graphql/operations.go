@@ -115,7 +115,7 @@ func uuidArg() gql.FieldConfigArgument {
 
 func (b *builder) queryType() *gql.Object {
 	ops := b.ops
-	return gql.NewObject(gql.ObjectConfig{Name: "Query", Fields: gql.Fields{
+	fields := gql.Fields{
 		"clusters": root(listOf(b.cluster), "", nil, func(ctx context.Context, _ map[string]any) (any, error) {
 			return ops.Clusters(ctx)
 		}),
@@ -174,6 +174,8 @@ func (b *builder) queryType() *gql.Object {
 				q := service.AuditQuery{
 					ResourceUUID: argString(a, "resourceUuid"),
 					Operation:    argString(a, "operation"),
+					Actor:        argString(a, "actor"),
+					ResourceType: argString(a, "resourceType"),
 					First:        first,
 					After:        argString(a, "after"),
 				}
@@ -181,7 +183,9 @@ func (b *builder) queryType() *gql.Object {
 				q.Until, _ = a["until"].(time.Time)
 				return ops.Audits(ctx, q)
 			}),
-	}})
+	}
+	b.consoleQueries(fields)
+	return gql.NewObject(gql.ObjectConfig{Name: "Query", Fields: fields})
 }
 
 func (b *builder) mutationType() *gql.Object {

@@ -22,7 +22,7 @@ func NewSchema(ops service.Operations) (gql.Schema, error) {
 	}
 	// graphql-go fills an enum's lookup maps on first use, unguarded; fill them now, before requests run
 	// concurrently.
-	for _, e := range []*gql.Enum{b.direction, b.state, b.status, b.encap} {
+	for _, e := range append([]*gql.Enum{b.direction, b.state, b.status, b.encap}, b.enumsToFill...) {
 		for _, v := range e.Values() {
 			e.Serialize(v.Value)
 			e.ParseValue(v.Name)
@@ -44,6 +44,7 @@ type builder struct {
 	filterRule                               *gql.Object
 	filterRuleIn, sessionUpdateIn            *gql.InputObject
 	query, mutation                          *gql.Object
+	enumsToFill                              []*gql.Enum // enums made elsewhere than enums()
 }
 
 // sourceAs returns a resolver's source as T, whether it was stored as T or *T.
@@ -218,6 +219,10 @@ func (b *builder) objects() {
 				return ops.VmInstancesOnHost(ctx, h.UUID)
 			}),
 			"createdAt": plain(b.timeT, "", func(h model.Host) any { return optTime(h.CreatedAt) }),
+			"switch": linked(b.swtch, "the host's bridge as the controller knows it; null before it ever connected",
+				func(ctx context.Context, h model.Host, _ map[string]any) (any, error) {
+					return b.hostSwitch(ctx, h), nil
+				}),
 		}
 	})})
 
@@ -422,6 +427,16 @@ func (b *builder) hostDatapathID(ctx context.Context, h model.Host) string {
 		}
 	}
 	return ""
+}
+
+// hostSwitch is the switch the controller associates with the host, or that has its registered datapath id.
+func (b *builder) hostSwitch(ctx context.Context, h model.Host) any {
+	for _, s := range b.ops.Switches(ctx) {
+		if s.HostUUID == h.UUID || h.DatapathID != "" && s.DatapathID == h.DatapathID {
+			return s
+		}
+	}
+	return nil
 }
 
 func optInt(p *int64) any {

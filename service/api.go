@@ -183,6 +183,8 @@ type PortMirrorInput struct {
 type AuditQuery struct {
 	ResourceUUID string    // events about it and what it holds; "" for all
 	Operation    string    // "" for all
+	Actor        string    // "" for all
+	ResourceType string    // "" for all
 	Since, Until time.Time // zero for unbounded
 	First        int       // at most this many; <= 0 means 100
 	After        string    // the id of the last event of the previous page; "" to start at the newest
@@ -241,6 +243,9 @@ type Operations interface {
 	Session(ctx context.Context, uuid string) (model.Session, error)
 	AllSessions(ctx context.Context) ([]model.Session, error)
 	Audits(ctx context.Context, q AuditQuery) ([]model.AuditEvent, error)
+	// CandidateNics says of each NIC whether a session may use it as its source or destination, by the rules the
+	// session mutations check.
+	CandidateNics(ctx context.Context, q CandidateQuery) ([]CandidateNic, error)
 
 	// live state, through Live
 	SessionStatus(ctx context.Context, s model.Session) (model.SessionStatus, string)

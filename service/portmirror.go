@@ -55,36 +55,8 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 	if src.UUID == dst.UUID {
 		return model.Session{}, refuse(CodeValidation, RuleSameNic, "%s: source and destination are the same %s", what, descNic(tx, src))
 	}
-	if dst.IsDefault {
-		return model.Session{}, refuse(CodeValidation, RuleDestinationIsDefault, "%s: destination %s is its VM's default NIC; use a dedicated capture NIC", what, descNic(tx, dst))
-	}
-	ends := []struct {
-		role string
-		nic  model.VmNic
-	}{{"source", src}, {"destination", dst}}
-	for _, n := range ends {
-		if n.nic.QoS.IsSet() {
-			return model.Session{}, refuse(CodeValidation, RuleNicHasQoS, "%s: %s %s has QoS set; clear it first", what, n.role, descNic(tx, n.nic))
-		}
-	}
-	for _, n := range ends {
-		h, _, err := nicHost(tx, n.nic)
-		if err != nil {
-			return model.Session{}, err
-		}
-		if !fn.AttachedTo(h.ClusterUUID) {
-			c, _ := store.Get[model.Cluster](tx, h.ClusterUUID)
-			return model.Session{}, refuse(CodeValidation, RuleClusterNotAttached, "%s: %s %s is on %s of %s, which is not attached to %s",
-				what, n.role, descNic(tx, n.nic), descHost(h), descCluster(c), descFN(fn))
-		}
-	}
-	if ss := store.Lookup[model.Session](tx, store.IdxSource, dst.UUID); len(ss) > 0 {
-		return model.Session{}, refuse(CodeValidation, RuleMirrorLoop, "%s: destination %s is the source of %s; a NIC cannot be both",
-			what, descNic(tx, dst), sessionWhere(tx, ss[0]))
-	}
-	if ss := store.Lookup[model.Session](tx, store.IdxDestination, src.UUID); len(ss) > 0 {
-		return model.Session{}, refuse(CodeValidation, RuleMirrorLoop, "%s: source %s is the destination of %s; a NIC cannot be both",
-			what, descNic(tx, src), sessionWhere(tx, ss[0]))
+	if err := checkSessionEnds(tx, what, fn, src, dst); err != nil {
+		return model.Session{}, err
 	}
 	if err := checkDuplicate(tx, what, "", pm.UUID, src, dst, in.Type, filters); err != nil {
 		return model.Session{}, err

@@ -157,7 +157,7 @@ func (s *Service) Audits(ctx context.Context, q AuditQuery) ([]model.AuditEvent,
 		return nil, invalid("audits: until %s is before since %s", q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))
 	}
 	evs, err := s.st.Audits(ctx, store.AuditQuery{ResourceUUID: ref(q.ResourceUUID), Operation: q.Operation,
-		Since: q.Since, Until: q.Until, First: first, After: q.After})
+		Actor: q.Actor, ResourceType: q.ResourceType, Since: q.Since, Until: q.Until, First: first, After: q.After})
 	if err != nil {
 		return nil, &Error{Code: CodeInternal, Message: "reading the audit log failed; check the data directory and the log", Err: fmt.Errorf("audits: %w", err)}
 	}

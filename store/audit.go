@@ -52,6 +52,8 @@ func (s *Store) AppendAudit(ctx context.Context, ev model.AuditEvent) (model.Aud
 type AuditQuery struct {
 	ResourceUUID string    // events whose resource or related uuids include it; "" for all
 	Operation    string    // "" for all
+	Actor        string    // "" for all
+	ResourceType string    // "" for all
 	Since, Until time.Time // inclusive bounds; zero for unbounded
 	First        int       // at most this many; must be > 0
 	After        string    // an event id: start with the next older event; "" for the newest
@@ -94,7 +96,9 @@ func (s *Store) Audits(ctx context.Context, q AuditQuery) ([]model.AuditEvent, e
 			if err != nil {
 				return fmt.Errorf("read audit event %s: %w", id, err)
 			}
-			if q.Operation != "" && ev.Operation != q.Operation {
+			if q.Operation != "" && ev.Operation != q.Operation ||
+				q.Actor != "" && ev.Actor != q.Actor ||
+				q.ResourceType != "" && ev.ResourceType != q.ResourceType {
 				continue
 			}
 			if !q.Since.IsZero() && ev.Time.Before(q.Since) {

@@ -15,6 +15,7 @@ import (
 	"portmirror/graphql"
 	"portmirror/service"
 	"portmirror/store"
+	"portmirror/web"
 )
 
 // shutdownGrace bounds how long a stop waits for the API requests in flight.
@@ -128,10 +129,16 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		}
 	}
 
+	console, err := web.New()
+	if err != nil {
+		return err
+	}
 	gopts := graphql.Options{
-		Backend: svc,
-		Tokens:  cfg.apiTokens(),
-		Logger:  log.With("component", "api"),
+		Backend:       svc,
+		Console:       console,
+		ConsolePrefix: web.Prefix,
+		Tokens:        cfg.apiTokens(),
+		Logger:        log.With("component", "api"),
 		Health: []graphql.HealthCheck{
 			{Name: "store", Check: func(ctx context.Context) error {
 				_, err := st.Audits(ctx, store.AuditQuery{First: 1})
@@ -168,7 +175,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("portmirrord ready", "api", "http://"+ln.Addr().String()+"/graphql", "api_addr", ln.Addr().String())
+	log.Info("portmirrord ready", "api", "http://"+ln.Addr().String()+"/graphql", "console", "http://"+ln.Addr().String()+"/",
+		"api_addr", ln.Addr().String())
 
 	var serveErr error
 	select {

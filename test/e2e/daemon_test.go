@@ -77,6 +77,12 @@ type Daemon struct {
 	// APIOnly makes Start wait only for /healthz to answer (any status), not for 200.
 	APIOnly bool
 
+	// A member of a cluster of controllers (see StartCluster) has a NodeID; the others are empty.
+	NodeID       string // --node-id
+	RaftListen   string // --raft-listen, 127.0.0.1:PORT
+	Peers        string // --peers, ID=ADDR,... (the same on every member)
+	APIAdvertise string // --api-advertise, http://127.0.0.1:PORT
+
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -94,6 +100,15 @@ type DaemonOptions struct {
 // advertises tcp:ControllerIP:PORT; with tp nil, on 127.0.0.1. It skips the test
 // when the daemon's source is absent, and fails when it does not build or start.
 func StartDaemon(t testing.TB, tp *Topology, opts DaemonOptions) *Daemon {
+	t.Helper()
+	d := newDaemon(t, tp, opts)
+	d.Start(t)
+	return d
+}
+
+// newDaemon builds (once) portmirrord and prepares a Daemon for tp without starting
+// it: free ports, a data directory, and its end when the test ends.
+func newDaemon(t testing.TB, tp *Topology, opts DaemonOptions) *Daemon {
 	t.Helper()
 	bin, err := daemonBinary()
 	if errors.Is(err, errNoDaemon) {
@@ -128,11 +143,10 @@ func StartDaemon(t testing.TB, tp *Topology, opts DaemonOptions) *Daemon {
 	d.OpenFlowTarget = "tcp:" + d.OpenFlowListen
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("e2e: portmirrord log (tail):\n%s", tailFile(d.LogPath, 60))
+			t.Logf("e2e: portmirrord %s log (tail):\n%s", d.NodeID, tailFile(d.LogPath, 60))
 		}
 		d.kill()
 	})
-	d.Start(t)
 	return d
 }
 
@@ -148,13 +162,32 @@ func freePort(host string) (int, error) {
 
 // Args are the daemon's command line.
 func (d *Daemon) Args() []string {
-	return append([]string{"--data-dir", d.DataDir, "--api-listen", d.APIAddr,
-		"--openflow-listen", d.OpenFlowListen, "--openflow-advertise", d.OpenFlowTarget}, d.ExtraArgs...)
+	args := []string{"--data-dir", d.DataDir, "--api-listen", d.APIAddr,
+		"--openflow-listen", d.OpenFlowListen, "--openflow-advertise", d.OpenFlowTarget}
+	if d.NodeID != "" {
+		args = append(args, "--node-id", d.NodeID, "--raft-listen", d.RaftListen, "--peers", d.Peers,
+			"--api-advertise", d.APIAdvertise)
+	}
+	return append(args, d.ExtraArgs...)
 }
 
 // Start starts the daemon (again, on the same data directory and addresses) and
 // waits until /healthz answers 200 (or answers at all, with APIOnly).
 func (d *Daemon) Start(t testing.TB) {
+	t.Helper()
+	d.start(t, !d.APIOnly)
+}
+
+// Running reports whether the daemon was started and not killed or stopped since.
+func (d *Daemon) Running() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cmd != nil
+}
+
+// start starts the daemon and waits until /healthz answers: 200 when healthy is
+// set, anything otherwise.
+func (d *Daemon) start(t testing.TB, healthy bool) {
 	t.Helper()
 	d.mu.Lock()
 	if d.cmd != nil {
@@ -201,12 +234,16 @@ func (d *Daemon) Start(t testing.TB) {
 			return false, nil
 		}
 		last = fmt.Sprintf("HTTP %d: %s", code, body)
-		return code == http.StatusOK || d.APIOnly, nil
+		return code == http.StatusOK || !healthy, nil
 	})
 	if err != nil {
 		t.Fatalf("portmirrord not healthy (%v; last /healthz: %s); log:\n%s", err, last, tailFile(d.LogPath, 40))
 	}
-	t.Logf("e2e: portmirrord up in %v (api %s, openflow %s)", time.Since(start).Round(time.Millisecond), d.URL, d.OpenFlowTarget)
+	name := ""
+	if d.NodeID != "" {
+		name = " " + d.NodeID
+	}
+	t.Logf("e2e: portmirrord%s up in %v (api %s, openflow %s)", name, time.Since(start).Round(time.Millisecond), d.URL, d.OpenFlowTarget)
 }
 
 // Healthz returns the status code and body of GET /healthz.

@@ -78,13 +78,21 @@ func ErrorRule(err error) string {
 // any, is still decoded); a non-JSON or non-2xx response without errors returns an
 // error quoting the body.
 func (c *GraphQLClient) Do(ctx context.Context, query string, vars map[string]any, out any) error {
+	_, err := c.DoExt(ctx, query, vars, out)
+	return err
+}
+
+// DoExt is Do that also returns the response's top-level "extensions" (nil when
+// absent), e.g. {"stale": true, "staleReason": ...} from a controller that reaches
+// no leader.
+func (c *GraphQLClient) DoExt(ctx context.Context, query string, vars map[string]any, out any) (map[string]any, error) {
 	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
 	if err != nil {
-		return fmt.Errorf("graphql: encode request: %w", err)
+		return nil, fmt.Errorf("graphql: encode request: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("graphql: %w", err)
+		return nil, fmt.Errorf("graphql: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -97,32 +105,33 @@ func (c *GraphQLClient) Do(ctx context.Context, query string, vars map[string]an
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("graphql: %w", err)
+		return nil, fmt.Errorf("graphql: %w", err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("graphql: read response: %w", err)
+		return nil, fmt.Errorf("graphql: read response: %w", err)
 	}
 	var r struct {
-		Data   json.RawMessage `json:"data"`
-		Errors []GraphQLError  `json:"errors"`
+		Data       json.RawMessage `json:"data"`
+		Errors     []GraphQLError  `json:"errors"`
+		Extensions map[string]any  `json:"extensions"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return fmt.Errorf("graphql: HTTP %d, not a GraphQL response: %.300q", resp.StatusCode, raw)
+		return nil, fmt.Errorf("graphql: HTTP %d, not a GraphQL response: %.300q", resp.StatusCode, raw)
 	}
 	if out != nil && len(r.Data) > 0 && string(r.Data) != "null" {
 		if err := json.Unmarshal(r.Data, out); err != nil {
-			return fmt.Errorf("graphql: decode data into %T: %w", out, err)
+			return nil, fmt.Errorf("graphql: decode data into %T: %w", out, err)
 		}
 	}
 	if len(r.Errors) > 0 {
-		return &GraphQLErrors{Status: resp.StatusCode, Errors: r.Errors}
+		return r.Extensions, &GraphQLErrors{Status: resp.StatusCode, Errors: r.Errors}
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("graphql: HTTP %d without errors: %.300q", resp.StatusCode, raw)
+		return nil, fmt.Errorf("graphql: HTTP %d without errors: %.300q", resp.StatusCode, raw)
 	}
-	return nil
+	return r.Extensions, nil
 }
 
 // Must is Do that fails the test on any error.
