@@ -3,8 +3,9 @@
 GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin
+FUZZTIME    ?= 30s
 
-.PHONY: run test build lint bench demo clean web-vendor
+.PHONY: run test build lint bench demo package fuzz clean web-vendor
 
 ## run: start portmirrord on its defaults (data in ./data, API and GraphiQL on http://127.0.0.1:8080/graphql);
 ##      pass flags with ARGS, e.g. make run ARGS="--config portmirrord.yaml"
@@ -27,7 +28,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 ## bench: measure against OVS's own limits and os-ken; writes BENCHMARKS.md and bench/results.json (about 5 min);
-##        BENCH_QUICK=1 runs every part at a tenth of its size; ARGS="-only bulk,daemon,status,storm" picks parts
+##        BENCH_QUICK=1 runs every part at a tenth of its size; ARGS="-only bulk,daemon,status,storm,tls" picks parts
 bench:
 	$(GO) run ./cmd/portmirror-bench $(ARGS)
 
@@ -36,6 +37,16 @@ bench:
 ##       ARGS go to portmirror-sim, e.g. make demo ARGS="--hosts 5 --sessions 6 --frames 500"
 demo:
 	@GO="$(GO)" sh cmd/portmirror-sim/demo.sh $(ARGS)
+
+## fuzz: every fuzz target (OpenFlow decoders, the GraphQL request path, the config parser) for FUZZTIME each
+##       (default 30s); the corpus is kept in each package's testdata/fuzz
+fuzz:
+	@GO="$(GO)" FUZZTIME="$(FUZZTIME)" sh test/fuzz.sh
+
+## package: the Debian package dist/portmirror_<version>_<arch>.deb (dpkg-deb; layout in packaging/README.md);
+##          VERSION=1.2.3 names the version (default 0.0~git<date>.<commit>)
+package:
+	@GO="$(GO)" sh packaging/build-deb.sh $(VERSION)
 
 ## web-vendor: refresh the console's front-end libraries (Preact, htm) in web/static/vendor and axe-core for the
 ##             browser tests in test/console/testdata from npm, at the versions of web/package-lock.json; the
@@ -52,4 +63,4 @@ web-vendor:
 	rm -rf web/node_modules
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -15,7 +15,7 @@ import (
 )
 
 // Parts are the measurements, in the order they run.
-var Parts = []string{"bulk", "daemon", "status", "storm"}
+var Parts = []string{"bulk", "daemon", "status", "storm", "tls"}
 
 // Config says what to run and where to write.
 type Config struct {
@@ -56,6 +56,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		"daemon": b.partDaemon,
 		"status": b.partStatus,
 		"storm":  b.partStorm,
+		"tls":    b.partTLS,
 	}
 	for _, p := range Parts {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, p) {

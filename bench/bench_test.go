@@ -31,7 +31,8 @@ func TestQuickSmoke(t *testing.T) {
 		t.Logf("Open vSwitch is not installed (%s missing): the bulk parts were skipped", m)
 	}
 	want := []string{"memory.daemon_idle_rss_mib", "api.list_sessions_p50_ms", "api.create_port_mirror_10_sessions_p50_ms",
-		"status.active_p99_ms", "storm.local.flow_mods_sent", "storm.remote.reconcile_seconds", "scale.bridges_connected"}
+		"status.active_p99_ms", "storm.local.flow_mods_sent", "storm.remote.reconcile_seconds", "scale.bridges_connected",
+		"tls.plain.storm_ms", "tls.tls_ecdsa.extra_cpu_ms_per_connect", "tls.tls_rsa2048.storm_ms"}
 	if ovsMissing() == "" {
 		want = append(want, "bulk.portmirror_vs_raw", "bulk.portmirror_vs_ofctl_bundle")
 	}
@@ -69,7 +70,7 @@ func TestQuickSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"quick mode", "## Machine", "## Goals", "Reproduce: `BENCH_QUICK=1 go run ./cmd/portmirror-bench -only",
-		"3. Session → ACTIVE latency", "4. Reconnect storm", "6. API over HTTP"} {
+		"3. Session → ACTIVE latency", "4. Reconnect storm", "6. API over HTTP", "7. TLS handshake cost per switch connect"} {
 		if !strings.Contains(string(text), s) {
 			t.Errorf("BENCHMARKS.md lacks %q", s)
 		}

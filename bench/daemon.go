@@ -64,7 +64,7 @@ func (b *bencher) daemonBinary(ctx context.Context, dir string) (string, error) 
 func startDaemon(ctx context.Context, bin, dataDir string) (*daemon, error) {
 	d := &daemon{exited: make(chan struct{}), client: &http.Client{Timeout: 2 * time.Minute}}
 	d.cmd = exec.Command(bin, "--data-dir", dataDir, "--api-listen", "127.0.0.1:0", "--openflow-listen", "127.0.0.1:0",
-		"--log-format", "json", "--log-level", "info")
+		"--log-format", "json", "--log-level", "info", "--openflow-max-conns-per-addr", "0")
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -21,6 +22,8 @@ type Options struct {
 	Logger    *slog.Logger
 	Listen    string // OpenFlow listen address, e.g. ":6653"
 	Advertise string // controller target set on OVSDB-managed bridges, e.g. "tcp:192.0.2.1:6653"; "" leaves them
+	// OVSDBTLS is the client configuration for hosts whose ovsdbAddress is ssl:IP:PORT; nil refuses them.
+	OVSDBTLS *tls.Config
 	// Server tunes the OpenFlow connections; its Addr, Handler and Logger are set by the controller.
 	Server Config
 	// RetryMin and RetryMax bound the backoff of a bridge whose programming failed; defaults 100ms and 10s.

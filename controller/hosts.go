@@ -58,7 +58,7 @@ func (c *Controller) syncHosts(ctx context.Context, hosts []model.Host) {
 			continue
 		}
 		m, err := ovsdbhost.NewManager(ovsdbhost.HostConfig{
-			HostUUID: h.UUID, Address: h.OVSDBAddress, Bridge: h.Bridge, ControllerTargets: c.wantedTargets(),
+			HostUUID: h.UUID, Address: h.OVSDBAddress, TLS: c.opts.OVSDBTLS, Bridge: h.Bridge, ControllerTargets: c.wantedTargets(),
 		}, c.log.With("host", h.Name, "host_uuid", h.UUID))
 		if err != nil {
 			c.log.Error("cannot manage host through OVSDB", "host", h.Name, "host_uuid", h.UUID, "err", err)

@@ -6,6 +6,7 @@ package controller
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"portmirror/internal/netlimit"
 	"portmirror/model"
 	"portmirror/ofwire"
 )
@@ -47,6 +49,16 @@ type Config struct {
 	HandshakeTimeout time.Duration // hello, features and port-desc must complete within; default 10s
 	RequestTimeout   time.Duration // a request (dump, barrier) without reply is abandoned after; default 60s
 	WriteTimeout     time.Duration // one write blocked this long closes the connection; default 15s
+	// TLS, when set, makes every connection TLS (as OVS's ssl: targets speak it): a connection that does not
+	// complete a TLS handshake within HandshakeTimeout, or whose certificate the config refuses, is closed.
+	// The config should require and verify client certificates.
+	TLS *tls.Config
+	// MaxConnsPerAddr bounds the open connections from one remote IP address, handshaking ones included; a
+	// connection beyond it is closed at once. 0: no bound.
+	MaxConnsPerAddr int
+	// OnRefused, when set, is called (from the accepting or the connection's goroutine) for every connection
+	// closed because of the bound above or a failed TLS handshake, with the remote address and the reason.
+	OnRefused func(remote string, reason error)
 }
 
 func (c *Config) defaults() {
@@ -81,6 +93,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*Switch]struct{} // every live connection, handshaking ones included
+	perAddr  map[string]int       // live connections by remote IP
 	switches map[string]*Switch   // by datapath id, after the handshake
 	closed   bool
 
@@ -113,7 +126,7 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	return &Server{
 		cfg: cfg, ln: ln, log: cfg.Logger,
-		conns: map[*Switch]struct{}{}, switches: map[string]*Switch{},
+		conns: map[*Switch]struct{}{}, switches: map[string]*Switch{}, perAddr: map[string]int{},
 		events:  newEventQueue(cfg.Logger),
 		writers: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }},
 	}, nil
@@ -171,13 +184,25 @@ func (s *Server) Serve(ctx context.Context) error {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		host := netlimit.Host(c.RemoteAddr())
+		if s.cfg.TLS != nil {
+			c = tls.Server(c, s.cfg.TLS)
+		}
 		sw := newSwitch(s, c)
+		sw.host = host
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			c.Close()
 			continue
 		}
+		if s.cfg.MaxConnsPerAddr > 0 && s.perAddr[host] >= s.cfg.MaxConnsPerAddr {
+			s.mu.Unlock()
+			c.Close()
+			s.refused(sw.remote, fmt.Errorf("%w: %d connections from %s are open already", ErrTooManyConns, s.cfg.MaxConnsPerAddr, host))
+			continue
+		}
+		s.perAddr[host]++
 		s.conns[sw] = struct{}{}
 		s.mu.Unlock()
 		wg.Add(1)
@@ -191,6 +216,16 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.events.close()
 	<-evDone
 	return acceptErr
+}
+
+// ErrTooManyConns is the reason given to Config.OnRefused for a connection over Config.MaxConnsPerAddr.
+var ErrTooManyConns = errors.New("too many OpenFlow connections from one address")
+
+// refused reports a refused connection to Config.OnRefused.
+func (s *Server) refused(remote string, reason error) {
+	if s.cfg.OnRefused != nil {
+		s.cfg.OnRefused(remote, reason)
+	}
 }
 
 var (
@@ -242,6 +277,9 @@ func (s *Server) register(sw *Switch) bool {
 func (s *Server) unregister(sw *Switch) {
 	s.mu.Lock()
 	delete(s.conns, sw)
+	if s.perAddr[sw.host]--; s.perAddr[sw.host] <= 0 {
+		delete(s.perAddr, sw.host)
+	}
 	if s.switches[sw.dpid] == sw {
 		delete(s.switches, sw.dpid)
 	}

@@ -3,6 +3,8 @@ package controller
 import (
 	"bufio"
 	"cmp"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +27,7 @@ type Switch struct {
 	srv    *Server
 	conn   net.Conn
 	remote string
+	host   string // the remote IP address, for the per-address bound
 	log    *slog.Logger
 
 	// Set by the handshake, read-only afterwards.
@@ -150,6 +153,12 @@ func (sw *Switch) run() {
 		sw.failAll(fmt.Errorf("%w: %w", ErrDisconnected, sw.Err()))
 		sw.logClose(sw.Err())
 	}()
+	if tc, ok := sw.conn.(*tls.Conn); ok {
+		if err = sw.tlsHandshake(tc); err != nil {
+			sw.srv.refused(sw.remote, err)
+			return
+		}
+	}
 	br := bufio.NewReaderSize(sw.conn, readBufferSize)
 	if err = sw.handshake(br); err != nil {
 		err = fmt.Errorf("handshake: %w", err)
@@ -180,10 +189,25 @@ func (sw *Switch) logClose(err error) {
 	switch {
 	case errors.Is(err, errServerStopped), errors.Is(err, errReplaced), errors.Is(err, io.EOF):
 		sw.log.Info("openflow connection closed", attrs...)
+	case errors.Is(err, ErrTLSHandshake) && sw.srv.cfg.OnRefused != nil:
+		sw.log.Debug("openflow connection closed", attrs...) // OnRefused reports it
 	default:
 		sw.log.Warn("openflow connection closed", attrs...)
 	}
 }
+
+// tlsHandshake completes the TLS handshake within HandshakeTimeout: the switch's certificate is verified here.
+func (sw *Switch) tlsHandshake(tc *tls.Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), sw.srv.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrTLSHandshake, err)
+	}
+	return nil
+}
+
+// ErrTLSHandshake wraps the reason of a failed TLS handshake (a plain-TCP peer, an unknown CA, no certificate).
+var ErrTLSHandshake = errors.New("TLS handshake failed")
 
 // handshake exchanges hellos, then asks for features and port descriptions, all within HandshakeTimeout.
 func (sw *Switch) handshake(br *bufio.Reader) error {

@@ -3,6 +3,7 @@ package graphql
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,17 +19,33 @@ const (
 	RoleViewer Role = "viewer" // queries only
 )
 
-// Token is a named API token with its role.
+// Token is a named API token with its role. The secret is given either as it is (Secret) or as the hex SHA-256
+// digest of it (SHA256), so that the config file need not hold the token itself.
 type Token struct {
 	Name   string // recorded as the actor of audit events
 	Secret string // what the client sends as "Authorization: Bearer <Secret>"
+	SHA256 string // or: the lower- or upper-case hex SHA-256 of that secret (`printf %s TOKEN | sha256sum`)
 	Role   Role
 }
 
-// ValidateTokens checks a token list: each named, with a secret, a known role, names and secrets unique.
+// digest is the SHA-256 the token is compared by; ok is false for a malformed SHA256.
+func (t Token) digest() (sum [sha256.Size]byte, ok bool) {
+	if t.SHA256 == "" {
+		return sha256.Sum256([]byte(t.Secret)), true
+	}
+	b, err := hex.DecodeString(t.SHA256)
+	if err != nil || len(b) != sha256.Size {
+		return sum, false
+	}
+	copy(sum[:], b)
+	return sum, true
+}
+
+// ValidateTokens checks a token list: each named, with a secret or its digest (not both), a known role, names
+// and secrets unique.
 func ValidateTokens(tokens []Token) error {
 	names := map[string]bool{}
-	secrets := map[string]string{}
+	secrets := map[[sha256.Size]byte]string{}
 	for i, t := range tokens {
 		switch {
 		case strings.TrimSpace(t.Name) == "":
@@ -37,18 +54,26 @@ func ValidateTokens(tokens []Token) error {
 			return fmt.Errorf("token %q: the name %q is reserved for audit events without a token", t.Name, t.Name)
 		case names[t.Name]:
 			return fmt.Errorf("token %q: the name is used twice", t.Name)
+		case t.Secret != "" && t.SHA256 != "":
+			return fmt.Errorf("token %q: give the token or its sha256, not both", t.Name)
+		case t.SHA256 != "":
+			if _, ok := t.digest(); !ok {
+				return fmt.Errorf("token %q: sha256 must be 64 hex digits (`printf %%s TOKEN | sha256sum`)", t.Name)
+			}
 		case len(t.Secret) < 16:
 			return fmt.Errorf("token %q: the token must be at least 16 characters (e.g. `openssl rand -hex 24`)", t.Name)
 		case strings.ContainsAny(t.Secret, " \t\r\n"):
 			return fmt.Errorf("token %q: the token must not contain white space", t.Name)
-		case t.Role != RoleAdmin && t.Role != RoleViewer:
+		}
+		if t.Role != RoleAdmin && t.Role != RoleViewer {
 			return fmt.Errorf("token %q: role is %q; it must be admin or viewer", t.Name, t.Role)
 		}
-		if other, ok := secrets[t.Secret]; ok {
+		sum, _ := t.digest()
+		if other, ok := secrets[sum]; ok {
 			return fmt.Errorf("tokens %q and %q have the same token", other, t.Name)
 		}
 		names[t.Name] = true
-		secrets[t.Secret] = t.Name
+		secrets[sum] = t.Name
 	}
 	return nil
 }
@@ -71,7 +96,8 @@ type hashedToken struct {
 func newAuthenticator(tokens []Token) *authenticator {
 	a := &authenticator{}
 	for _, t := range tokens {
-		a.tokens = append(a.tokens, hashedToken{sum: sha256.Sum256([]byte(t.Secret)), name: t.Name, role: t.Role})
+		sum, _ := t.digest() // ValidateTokens refused a malformed one
+		a.tokens = append(a.tokens, hashedToken{sum: sum, name: t.Name, role: t.Role})
 	}
 	return a
 }

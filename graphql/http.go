@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gql "github.com/graphql-go/graphql"
@@ -52,6 +53,11 @@ type Options struct {
 	MaxBodyBytes int64 // a POST body larger than this is refused with 413; default 1 MiB
 	MaxDepth     int   // a document nested deeper is refused; default 12
 	MaxFields    int   // a document selecting more fields (fragments expanded) is refused; default 5000
+	// MetricsAuth makes GET /metrics authenticate as POST /graphql does (a token of any role; loopback only
+	// without tokens). Without it /metrics is open to every client that reaches the listener.
+	MetricsAuth bool
+	// OnAuthFailure, when set, is called for every refused authentication with the client's address and why.
+	OnAuthFailure func(remote, reason string)
 	// Console serves GET / and what is under ConsolePrefix (the web console); nil: / redirects to GraphiQL.
 	Console       http.Handler
 	ConsolePrefix string
@@ -72,20 +78,21 @@ const (
 
 // Handler is the HTTP API. It is safe for concurrent use.
 type Handler struct {
-	backend   Backend
-	schema    gql.Schema
-	auth      *authenticator
-	health    []HealthCheck
-	logger    *slog.Logger
-	registry  *prometheus.Registry
-	metrics   *metrics
-	maxBody   int64
-	maxDepth  int
-	maxFields int
-	mux       *http.ServeMux
-	cluster   Cluster
-	detail    func() map[string]any
-	forwarder *http.Client
+	backend    Backend
+	schema     gql.Schema
+	auth       atomic.Pointer[authenticator]
+	onAuthFail func(remote, reason string)
+	health     []HealthCheck
+	logger     *slog.Logger
+	registry   *prometheus.Registry
+	metrics    *metrics
+	maxBody    int64
+	maxDepth   int
+	maxFields  int
+	mux        *http.ServeMux
+	cluster    Cluster
+	detail     func() map[string]any
+	forwarder  *http.Client
 }
 
 // New builds the API handler.
@@ -101,21 +108,22 @@ func New(opts Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		backend:   opts.Backend,
-		schema:    schema,
-		auth:      newAuthenticator(opts.Tokens),
-		health:    opts.Health,
-		logger:    opts.Logger,
-		registry:  opts.Registry,
-		maxBody:   opts.MaxBodyBytes,
-		maxDepth:  opts.MaxDepth,
-		maxFields: opts.MaxFields,
-		cluster:   opts.Cluster,
-		detail:    opts.HealthDetail,
+		backend:    opts.Backend,
+		schema:     schema,
+		onAuthFail: opts.OnAuthFailure,
+		health:     opts.Health,
+		logger:     opts.Logger,
+		registry:   opts.Registry,
+		maxBody:    opts.MaxBodyBytes,
+		maxDepth:   opts.MaxDepth,
+		maxFields:  opts.MaxFields,
+		cluster:    opts.Cluster,
+		detail:     opts.HealthDetail,
 	}
 	if h.cluster != nil {
 		h.forwarder = newForwarder(h.cluster)
 	}
+	h.auth.Store(newAuthenticator(opts.Tokens))
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
@@ -141,7 +149,11 @@ func New(opts Options) (*Handler, error) {
 	}
 	mux.HandleFunc(assetsPath, serveAsset)
 	mux.HandleFunc("/healthz", h.serveHealth)
-	mux.Handle("/metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn)}))
+	var metricsHandler http.Handler = promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn)})
+	if opts.MetricsAuth {
+		metricsHandler = h.requireToken(metricsHandler)
+	}
+	mux.Handle("/metrics", metricsHandler)
 	if opts.Console != nil {
 		mux.Handle("/{$}", opts.Console)
 		if opts.ConsolePrefix != "" {
@@ -154,6 +166,38 @@ func New(opts Options) (*Handler, error) {
 	}
 	h.mux = mux
 	return h, nil
+}
+
+// SetTokens replaces the tokens (a config reload); requests from then on authenticate against the new list.
+func (h *Handler) SetTokens(tokens []Token) error {
+	if err := ValidateTokens(tokens); err != nil {
+		return fmt.Errorf("graphql: %w", err)
+	}
+	h.auth.Store(newAuthenticator(tokens))
+	return nil
+}
+
+// authenticate finds who sends r, reporting a refusal to OnAuthFailure.
+func (h *Handler) authenticate(r *http.Request) (principal, *authError) {
+	who, aerr := h.auth.Load().authenticate(r)
+	if aerr != nil && h.onAuthFail != nil {
+		h.onAuthFail(r.RemoteAddr, r.Method+" "+r.URL.Path+": "+aerr.msg)
+	}
+	return who, aerr
+}
+
+// requireToken lets a request through to next only when it authenticates.
+func (h *Handler) requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, aerr := h.authenticate(r); aerr != nil {
+			if aerr.status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="portmirror"`)
+			}
+			h.writeErrors(w, aerr.status, requestError(service.Code(aerr.code), "", aerr.msg))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Registry is where the API's metrics are registered; the daemon registers its other collectors on it.
@@ -333,7 +377,7 @@ func (x *exchange) serve() {
 			slog.String("operation", x.out.operation), slog.String("code", x.out.code), slog.Duration("duration", d))
 	}()
 
-	who, aerr := h.auth.authenticate(r)
+	who, aerr := h.authenticate(r)
 	if aerr != nil {
 		x.out.operation = "unauthenticated"
 		if aerr.status == http.StatusUnauthorized {

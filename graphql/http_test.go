@@ -3,6 +3,7 @@ package graphql
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,13 +145,18 @@ func TestTokenValidation(t *testing.T) {
 		tokens []Token
 		err    string
 	}{
-		{"ok", []Token{{"a", long, RoleAdmin}, {"b", long + "x", RoleViewer}}, ""},
-		{"empty name", []Token{{"", long, RoleAdmin}}, "name is empty"},
-		{"short", []Token{{"a", "short", RoleAdmin}}, "at least 16"},
-		{"bad role", []Token{{"a", long, "root"}}, `"root"`},
-		{"same name", []Token{{"a", long, RoleAdmin}, {"a", long + "x", RoleAdmin}}, "twice"},
-		{"same token", []Token{{"a", long, RoleAdmin}, {"b", long, RoleViewer}}, "same token"},
-		{"reserved name", []Token{{"local", long, RoleAdmin}}, "reserved"},
+		{"ok", []Token{{Name: "a", Secret: long, Role: RoleAdmin}, {Name: "b", Secret: long + "x", Role: RoleViewer}}, ""},
+		{"empty name", []Token{{Name: "", Secret: long, Role: RoleAdmin}}, "name is empty"},
+		{"short", []Token{{Name: "a", Secret: "short", Role: RoleAdmin}}, "at least 16"},
+		{"bad role", []Token{{Name: "a", Secret: long, Role: "root"}}, `"root"`},
+		{"same name", []Token{{Name: "a", Secret: long, Role: RoleAdmin}, {Name: "a", Secret: long + "x", Role: RoleAdmin}}, "twice"},
+		{"same token", []Token{{Name: "a", Secret: long, Role: RoleAdmin}, {Name: "b", Secret: long, Role: RoleViewer}}, "same token"},
+		{"reserved name", []Token{{Name: "local", Secret: long, Role: RoleAdmin}}, "reserved"},
+		{"digest", []Token{{Name: "a", SHA256: strings.Repeat("ab", 32), Role: RoleAdmin}}, ""},
+		{"digest not hex", []Token{{Name: "a", SHA256: strings.Repeat("zz", 32), Role: RoleAdmin}}, "64 hex digits"},
+		{"digest too short", []Token{{Name: "a", SHA256: "abcd", Role: RoleAdmin}}, "64 hex digits"},
+		{"token and digest", []Token{{Name: "a", Secret: long, SHA256: strings.Repeat("ab", 32), Role: RoleAdmin}}, "not both"},
+		{"digest of another's token", []Token{{Name: "a", Secret: long, Role: RoleAdmin}, {Name: "b", SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte(long))), Role: RoleViewer}}, "same token"},
 	} {
 		err := ValidateTokens(c.tokens)
 		if (err == nil) != (c.err == "") || err != nil && !strings.Contains(err.Error(), c.err) {
@@ -409,4 +415,63 @@ func postOnce(srv *httptest.Server, body []byte) string {
 		return fmt.Sprintf("%d %s", resp.StatusCode, raw)
 	}
 	return ""
+}
+
+// TestTokenDigestsAndMetricsAuth: a token given as its SHA-256 authenticates like one given as it is; with
+// MetricsAuth, /metrics needs a token; every refusal reaches OnAuthFailure with the client's address; SetTokens
+// replaces the list for the next request.
+func TestTokenDigestsAndMetricsAuth(t *testing.T) {
+	var mu sync.Mutex
+	var failures []string
+	e := newEnv(t, func(o *Options) {
+		o.Tokens = []Token{{Name: "hashed", SHA256: fmt.Sprintf("%X", sha256.Sum256([]byte(adminToken))), Role: RoleAdmin}}
+		o.MetricsAuth = true
+		o.OnAuthFailure = func(remote, reason string) {
+			mu.Lock()
+			defer mu.Unlock()
+			failures = append(failures, remote+" "+reason)
+		}
+	})
+	if r := e.post(adminToken, `{ clusters { uuid } }`, nil); r.status != 200 || len(r.Errors) > 0 {
+		t.Fatalf("the token of a digest: %d %s", r.status, r.raw)
+	}
+	if r := e.post(fmt.Sprintf("%x", sha256.Sum256([]byte(adminToken))), `{ clusters { uuid } }`, nil); r.code() != "UNAUTHENTICATED" {
+		t.Fatalf("the digest itself sent as a token: %d %s", r.status, r.raw)
+	}
+	metrics := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/metrics", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := metrics(""); got != http.StatusUnauthorized {
+		t.Errorf("/metrics without a token: %d", got)
+	}
+	if got := metrics(adminToken); got != http.StatusOK {
+		t.Errorf("/metrics with a token: %d", got)
+	}
+	mu.Lock()
+	if len(failures) != 2 || !strings.HasPrefix(failures[0], "127.0.0.1:") || !strings.Contains(failures[1], "/metrics") {
+		t.Errorf("auth failures reported: %q", failures)
+	}
+	mu.Unlock()
+
+	if err := e.h.SetTokens([]Token{{Name: "next", Secret: viewerToken, Role: RoleViewer}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.post(adminToken, `{ clusters { uuid } }`, nil); r.code() != "UNAUTHENTICATED" {
+		t.Errorf("a replaced token still works: %s", r.raw)
+	}
+	if r := e.post(viewerToken, `{ clusters { uuid } }`, nil); r.status != 200 {
+		t.Errorf("the new token: %s", r.raw)
+	}
+	if err := e.h.SetTokens([]Token{{Name: "bad", Secret: "short", Role: RoleAdmin}}); err == nil {
+		t.Error("SetTokens took a bad list")
+	}
 }

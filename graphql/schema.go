@@ -201,7 +201,7 @@ func (b *builder) objects() {
 				return ops.Cluster(ctx, h.ClusterUUID)
 			}),
 			"managementIp": plain(str, "", func(h model.Host) any { return optString(h.ManagementIP) }),
-			"ovsdbAddress": plain(str, `"tcp:IP:PORT" or "unix:PATH"; when set the controller manages the bridge through OVSDB`,
+			"ovsdbAddress": plain(str, `"tcp:IP:PORT", "ssl:IP:PORT" (the controller's --openflow-tls-* files) or "unix:PATH"; when set the controller manages the bridge through OVSDB`,
 				func(h model.Host) any { return optString(h.OVSDBAddress) }),
 			"bridge": plain(nn(str), `default "br-int"`, func(h model.Host) any { return h.Bridge }),
 			"datapathId": linked(str, "16 hex digits, given at registration or learned through OVSDB or the bridge's connection",

@@ -78,7 +78,7 @@ type Host struct {
 	Name         string    `json:"name"`
 	ClusterUUID  string    `json:"clusterUuid"`
 	ManagementIP string    `json:"managementIp,omitempty"`
-	OVSDBAddress string    `json:"ovsdbAddress,omitempty"` // "tcp:IP:PORT" or "unix:PATH"; empty: not managed through OVSDB
+	OVSDBAddress string    `json:"ovsdbAddress,omitempty"` // "tcp:IP:PORT", "ssl:IP:PORT" or "unix:PATH"; empty: not managed through OVSDB
 	Bridge       string    `json:"bridge"`
 	DatapathID   string    `json:"datapathId,omitempty"` // 16 lower-case hex digits, or empty while unknown
 	CreatedAt    time.Time `json:"createdAt"`

@@ -143,8 +143,8 @@ func normCIDR(what, s string) (netip.Prefix, error) {
 
 func checkOVSDBAddress(what, s string) error {
 	switch {
-	case strings.HasPrefix(s, "tcp:"):
-		if _, err := netip.ParseAddrPort(strings.TrimPrefix(s, "tcp:")); err == nil {
+	case strings.HasPrefix(s, "tcp:"), strings.HasPrefix(s, "ssl:"):
+		if _, err := netip.ParseAddrPort(s[len("tcp:"):]); err == nil {
 			return nil
 		}
 		// OVS writes IPv4 as tcp:IP:PORT and IPv6 as tcp:[IP]:PORT; ParseAddrPort handles both.
@@ -153,7 +153,7 @@ func checkOVSDBAddress(what, s string) error {
 			return nil
 		}
 	}
-	return invalid("%s: ovsdbAddress %q is not \"tcp:IP:PORT\" or \"unix:PATH\"", what, s)
+	return invalid("%s: ovsdbAddress %q is not \"tcp:IP:PORT\", \"ssl:IP:PORT\" or \"unix:PATH\"", what, s)
 }
 
 func checkIfaceName(what, field, s string, maxLen int) error {

@@ -22,7 +22,7 @@ echo "== building portmirrord and portmirror-sim"
 "$GO" build -o "$tmp/portmirror-sim" ./cmd/portmirror-sim
 
 echo "== starting portmirrord (data in $tmp/data, logs in $tmp/portmirrord.log)"
-"$tmp/portmirrord" --data-dir "$tmp/data" --api-listen 127.0.0.1:0 --openflow-listen 127.0.0.1:0 \
+"$tmp/portmirrord" --data-dir "$tmp/data" --api-listen 127.0.0.1:0 --openflow-listen 127.0.0.1:0 --openflow-max-conns-per-addr 0 \
 	>"$tmp/portmirrord.log" 2>&1 &
 pid=$!
 api="" of=""

@@ -34,17 +34,38 @@ type Config struct {
 	Peers        string `yaml:"peers"`
 	APIAdvertise string `yaml:"api_advertise"`
 
+	// Transport security (API.md "Transport security"): PEM files.
+	OpenFlowTLSCert string `yaml:"openflow_tls_cert"`
+	OpenFlowTLSKey  string `yaml:"openflow_tls_key"`
+	OpenFlowTLSCA   string `yaml:"openflow_tls_ca"`
+	APITLSCert      string `yaml:"api_tls_cert"`
+	APITLSKey       string `yaml:"api_tls_key"`
+	APITLSClientCA  string `yaml:"api_tls_client_ca"`
+	ClusterTLSCert  string `yaml:"cluster_tls_cert"`
+	ClusterTLSKey   string `yaml:"cluster_tls_key"`
+	ClusterTLSCA    string `yaml:"cluster_tls_ca"`
+
+	// Limits of what listens (README "Hardening").
+	OpenFlowMaxConnsPerAddr int  `yaml:"openflow_max_conns_per_addr"`
+	APIMaxConnsPerAddr      int  `yaml:"api_max_conns_per_addr"`
+	APIMaxRequests          int  `yaml:"api_max_requests"`
+	MetricsRequireToken     bool `yaml:"metrics_require_token"`
+
+	// TLS is what the files above hold, read by parseConfig (see TLSConfigs).
+	TLS TLSConfigs `yaml:"-"`
+
 	// ConfigFile is the file the rest was read from ("" for none); WorldReadable is set when that file, which
 	// holds tokens, can be read by every user of the machine.
 	ConfigFile    string `yaml:"-"`
 	WorldReadable bool   `yaml:"-"`
 }
 
-// TokenConfig is one API token of the config file.
+// TokenConfig is one API token of the config file: the token itself, or its SHA-256 in hex.
 type TokenConfig struct {
-	Name  string `yaml:"name"`
-	Token string `yaml:"token"`
-	Role  string `yaml:"role"`
+	Name   string `yaml:"name"`
+	Token  string `yaml:"token"`
+	SHA256 string `yaml:"sha256"`
+	Role   string `yaml:"role"`
 }
 
 // defaults are the embedded defaults of API.md.
@@ -55,8 +76,19 @@ func defaults() Config {
 		OpenFlowListen: ":6653",
 		LogLevel:       "info",
 		LogFormat:      "text",
+
+		OpenFlowMaxConnsPerAddr: DefaultOpenFlowMaxConnsPerAddr,
+		APIMaxConnsPerAddr:      DefaultAPIMaxConnsPerAddr,
+		APIMaxRequests:          DefaultAPIMaxRequests,
 	}
 }
+
+// Default limits; README "Hardening" says why each is what it is.
+const (
+	DefaultOpenFlowMaxConnsPerAddr = 32
+	DefaultAPIMaxConnsPerAddr      = 64
+	DefaultAPIMaxRequests          = 128
+)
 
 // errUsage is a command line or config file the daemon cannot run with (exit status 2).
 type errUsage struct{ err error }
@@ -82,7 +114,20 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 	fs.StringVar(&flags.APIAdvertise, "api-advertise", cfg.APIAdvertise, "`URL` of this controller's API for the others (default: from --api-listen)")
 	fs.StringVar(&flags.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&flags.LogFormat, "log-format", cfg.LogFormat, "text or json (to stderr)")
-	configFile := fs.String("config", "", "YAML `file` with tokens and any of the other settings (keys data_dir, api_listen, openflow_listen, openflow_advertise, log_level, log_format, tokens)")
+	fs.StringVar(&flags.OpenFlowTLSCert, "openflow-tls-cert", "", "PEM `file`: the controller's certificate for OpenFlow over TLS (with --openflow-tls-key and --openflow-tls-ca; plain TCP is then refused)")
+	fs.StringVar(&flags.OpenFlowTLSKey, "openflow-tls-key", "", "PEM `file`: the private key of --openflow-tls-cert")
+	fs.StringVar(&flags.OpenFlowTLSCA, "openflow-tls-ca", "", "PEM `file`: the CA whose signature a switch's certificate must carry (also checks ssl: OVSDB servers)")
+	fs.StringVar(&flags.APITLSCert, "api-tls-cert", "", "PEM `file`: serve the API over HTTPS (TLS 1.2 or later, HTTP/2) with this certificate")
+	fs.StringVar(&flags.APITLSKey, "api-tls-key", "", "PEM `file`: the private key of --api-tls-cert")
+	fs.StringVar(&flags.APITLSClientCA, "api-tls-client-ca", "", "PEM `file`: also require API clients to present a certificate this CA signed")
+	fs.StringVar(&flags.ClusterTLSCert, "cluster-tls-cert", "", "PEM `file`: this controller's certificate for replication and forwarding between controllers (mutual TLS)")
+	fs.StringVar(&flags.ClusterTLSKey, "cluster-tls-key", "", "PEM `file`: the private key of --cluster-tls-cert")
+	fs.StringVar(&flags.ClusterTLSCA, "cluster-tls-ca", "", "PEM `file`: the CA that signs every controller's --cluster-tls-cert")
+	fs.IntVar(&flags.OpenFlowMaxConnsPerAddr, "openflow-max-conns-per-addr", cfg.OpenFlowMaxConnsPerAddr, "open OpenFlow connections allowed from one IP address; 0: no bound")
+	fs.IntVar(&flags.APIMaxConnsPerAddr, "api-max-conns-per-addr", cfg.APIMaxConnsPerAddr, "open API connections allowed from one IP address; 0: no bound")
+	fs.IntVar(&flags.APIMaxRequests, "api-max-requests", cfg.APIMaxRequests, "API requests served at once; more are answered 503 at once; 0: no bound")
+	fs.BoolVar(&flags.MetricsRequireToken, "metrics-require-token", false, "GET /metrics needs a token (any role), as the API does")
+	configFile := fs.String("config", "", "YAML `file` with tokens and any of the other settings (each flag's name with _ for -, e.g. data_dir, api_tls_cert; and tokens)")
 	fs.Usage = func() {
 		fmt.Fprintf(usageOut, "Usage: portmirrord [flags]\n\nThe port mirroring controller: GraphQL API, OpenFlow 1.3 controller.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -124,11 +169,42 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 			cfg.LogLevel = flags.LogLevel
 		case "log-format":
 			cfg.LogFormat = flags.LogFormat
+		case "openflow-tls-cert":
+			cfg.OpenFlowTLSCert = flags.OpenFlowTLSCert
+		case "openflow-tls-key":
+			cfg.OpenFlowTLSKey = flags.OpenFlowTLSKey
+		case "openflow-tls-ca":
+			cfg.OpenFlowTLSCA = flags.OpenFlowTLSCA
+		case "api-tls-cert":
+			cfg.APITLSCert = flags.APITLSCert
+		case "api-tls-key":
+			cfg.APITLSKey = flags.APITLSKey
+		case "api-tls-client-ca":
+			cfg.APITLSClientCA = flags.APITLSClientCA
+		case "cluster-tls-cert":
+			cfg.ClusterTLSCert = flags.ClusterTLSCert
+		case "cluster-tls-key":
+			cfg.ClusterTLSKey = flags.ClusterTLSKey
+		case "cluster-tls-ca":
+			cfg.ClusterTLSCA = flags.ClusterTLSCA
+		case "openflow-max-conns-per-addr":
+			cfg.OpenFlowMaxConnsPerAddr = flags.OpenFlowMaxConnsPerAddr
+		case "api-max-conns-per-addr":
+			cfg.APIMaxConnsPerAddr = flags.APIMaxConnsPerAddr
+		case "api-max-requests":
+			cfg.APIMaxRequests = flags.APIMaxRequests
+		case "metrics-require-token":
+			cfg.MetricsRequireToken = flags.MetricsRequireToken
 		}
 	})
 	if err := cfg.validate(); err != nil {
 		return Config{}, errUsage{err}
 	}
+	tlsConfigs, err := cfg.loadTLS()
+	if err != nil {
+		return Config{}, errUsage{err}
+	}
+	cfg.TLS = tlsConfigs
 	return cfg, nil
 }
 
@@ -166,11 +242,29 @@ func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.OpenFlowListen); err != nil {
 		return bad("openflow-listen", "openflow_listen", "%q is not HOST:PORT: %v", c.OpenFlowListen, err)
 	}
+	if c.OpenFlowAdvertise != "" && (c.OpenFlowTLSCert != "") != strings.HasPrefix(c.OpenFlowAdvertise, "ssl:") {
+		if c.OpenFlowTLSCert != "" {
+			return bad("openflow-advertise", "openflow_advertise", "%q: with --openflow-tls-cert the listener speaks TLS only, so bridges must be told ssl:HOST:PORT", c.OpenFlowAdvertise)
+		}
+		return bad("openflow-advertise", "openflow_advertise", "%q: an ssl: target needs --openflow-tls-cert, --openflow-tls-key and --openflow-tls-ca", c.OpenFlowAdvertise)
+	}
 	if c.OpenFlowAdvertise != "" {
 		proto, addr, ok := strings.Cut(c.OpenFlowAdvertise, ":")
 		host, port, err := net.SplitHostPort(addr)
 		if !ok || (proto != "tcp" && proto != "ssl") || err != nil || host == "" || port == "" {
 			return bad("openflow-advertise", "openflow_advertise", "%q is not an OVS controller target like tcp:192.0.2.1:6653", c.OpenFlowAdvertise)
+		}
+	}
+	for _, l := range []struct {
+		flag, key string
+		v         int
+	}{
+		{"openflow-max-conns-per-addr", "openflow_max_conns_per_addr", c.OpenFlowMaxConnsPerAddr},
+		{"api-max-conns-per-addr", "api_max_conns_per_addr", c.APIMaxConnsPerAddr},
+		{"api-max-requests", "api_max_requests", c.APIMaxRequests},
+	} {
+		if l.v < 0 {
+			return bad(l.flag, l.key, "%d is negative; 0 means no bound", l.v)
 		}
 	}
 	if c.NodeID != "" || c.RaftListen != "" || c.Peers != "" {
@@ -204,7 +298,7 @@ func (c *Config) validate() error {
 }
 
 // apiAdvertise is the API URL the other controllers forward to: --api-advertise, or one made of --api-listen
-// (whose unspecified host becomes the --raft-listen host).
+// (whose unspecified host becomes the --raft-listen host; https when the API serves TLS).
 func (c *Config) apiAdvertise(listen net.Addr) string {
 	if c.APIAdvertise != "" {
 		return strings.TrimRight(c.APIAdvertise, "/")
@@ -213,21 +307,32 @@ func (c *Config) apiAdvertise(listen net.Addr) string {
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host, _, _ = net.SplitHostPort(c.RaftListen)
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	scheme := "http://"
+	if c.APITLSCert != "" {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port)
 }
 
 func (c *Config) apiTokens() []graphql.Token {
 	out := make([]graphql.Token, 0, len(c.Tokens))
 	for _, t := range c.Tokens {
-		out = append(out, graphql.Token{Name: t.Name, Secret: t.Token, Role: graphql.Role(t.Role)})
+		out = append(out, graphql.Token{Name: t.Name, Secret: t.Token, SHA256: t.SHA256, Role: graphql.Role(t.Role)})
 	}
 	return out
 }
 
-func (c *Config) logger(w io.Writer) *slog.Logger {
+// logLevel is the parsed --log-level (validate checked it).
+func (c *Config) logLevel() slog.Level {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
-	opts := &slog.HandlerOptions{Level: lvl}
+	return lvl
+}
+
+// logger logs at level, which starts at --log-level and a reload may change.
+func (c *Config) logger(w io.Writer, level *slog.LevelVar) *slog.Logger {
+	level.Set(c.logLevel())
+	opts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -24,15 +24,17 @@ data_dir: /var/lib/pm
 api_listen: 0.0.0.0:9000
 openflow_listen: 127.0.0.1:6653
 log_level: debug
+api_max_requests: 10
+openflow_max_conns_per_addr: 8
 tokens:
   - {name: ops, token: 0123456789abcdef0123, role: admin}
 `)
-	cfg, err := parseConfig([]string{"--config", file, "--api-listen", "127.0.0.1:9100", "--data-dir=/tmp/x"}, io.Discard)
+	cfg, err := parseConfig([]string{"--config", file, "--api-listen", "127.0.0.1:9100", "--data-dir=/tmp/x", "--openflow-max-conns-per-addr", "0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{DataDir: "/tmp/x", APIListen: "127.0.0.1:9100", OpenFlowListen: "127.0.0.1:6653", LogLevel: "debug",
-		LogFormat: "text", ConfigFile: file}
+		LogFormat: "text", ConfigFile: file, APIMaxRequests: 10, APIMaxConnsPerAddr: DefaultAPIMaxConnsPerAddr}
 	got := cfg
 	got.Tokens = nil
 	if !reflect.DeepEqual(got, want) {
@@ -66,6 +68,8 @@ func TestConfigRefused(t *testing.T) {
 		{"bad advertise flag", []string{"--openflow-advertise", "192.0.2.1:6653"}, "", "openflow-advertise"},
 		{"bad log level", []string{"--log-level", "loud"}, "", "log-level"},
 		{"unknown flag", []string{"--verbose"}, "", "verbose"},
+		{"negative limit", []string{"--api-max-requests", "-1"}, "", "api-max-requests"},
+		{"token and digest", nil, "tokens: [{name: a, token: 0123456789abcdef0123, sha256: " + strings.Repeat("ab", 32) + ", role: admin}]\n", "not both"},
 		{"missing file", []string{"--config", "/nonexistent/pm.yaml"}, "", "/nonexistent/pm.yaml"},
 		{"arguments", []string{"serve"}, "", "serve"},
 	} {

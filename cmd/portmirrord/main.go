@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -27,14 +29,17 @@ func mainStatus(args []string) int {
 		fmt.Fprintf(os.Stderr, "portmirrord: %v\n", err)
 		return 2
 	}
-	log := cfg.logger(os.Stderr)
+	var level slog.LevelVar
+	log := cfg.logger(os.Stderr, &level)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	// After the first signal, a second one stops the process at once (the default action).
 	context.AfterFunc(ctx, stop)
 
-	if err := run(ctx, cfg, log); err != nil {
+	// SIGHUP re-reads the flags' config file and the TLS files (see reload).
+	reread := func() (Config, error) { return parseConfig(args, io.Discard) }
+	if err := run(ctx, cfg, log, reloader{reread: reread, level: &level}); err != nil {
 		log.Error("portmirrord stopped on an error", "error", err)
 		return 1
 	}

@@ -4,15 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"portmirror/cluster"
 	"portmirror/controller"
 	"portmirror/graphql"
+	"portmirror/internal/netlimit"
+	"portmirror/internal/secaudit"
 	"portmirror/service"
 	"portmirror/store"
 	"portmirror/web"
@@ -21,10 +27,38 @@ import (
 // shutdownGrace bounds how long a stop waits for the API requests in flight.
 const shutdownGrace = 15 * time.Second
 
+// The API server's timeouts (README "Hardening" says why each is what it is).
+const (
+	apiReadHeaderTimeout = 10 * time.Second
+	apiReadTimeout       = 30 * time.Second
+	apiWriteTimeout      = 60 * time.Second
+	apiIdleTimeout       = 2 * time.Minute
+	apiMaxHeaderBytes    = 64 << 10
+)
+
+// httpErrorLog is the API server's error log: a failed TLS handshake is a refusal for the auditor, anything
+// else a warning.
+func httpErrorLog(log *slog.Logger, audit *secaudit.Auditor) *stdlog.Logger {
+	return stdlog.New(writerFunc(func(p []byte) (int, error) {
+		line := strings.TrimSpace(string(p))
+		if rest, ok := strings.CutPrefix(line, "http: TLS handshake error from "); ok {
+			remote, reason, _ := strings.Cut(rest, ": ")
+			audit.Refused("api", secaudit.Certificate, remote, "TLS handshake: "+reason)
+			return len(p), nil
+		}
+		log.Warn(line)
+		return len(p), nil
+	}), "", 0)
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
 // run wires the daemon and serves until ctx is done: store → service → (OpenFlow controller) → HTTP API. On
 // return the API has stopped accepting requests, the requests in flight have finished (within shutdownGrace),
 // and the store is closed, so every acknowledged mutation is on disk.
-func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
+func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err error) {
 	log.Info("portmirrord starting", "data_dir", cfg.DataDir, "api_listen", cfg.APIListen,
 		"openflow_listen", cfg.OpenFlowListen, "openflow_advertise", cfg.OpenFlowAdvertise, "tokens", len(cfg.Tokens))
 	if cfg.WorldReadable {
@@ -49,12 +83,22 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 
 	svc := service.New(st, service.Options{Logger: log.With("component", "service")})
 
+	// Every refusal at a door (bad token, bad certificate, over a bound) is counted and logged at a bounded rate.
+	registry := prometheus.NewRegistry()
+	audit, err := secaudit.New(log.With("component", "security"), registry)
+	if err != nil {
+		return fmt.Errorf("registering the refusal metric: %w", err)
+	}
+
 	// The API's listener comes first: a cluster member publishes its address.
-	ln, err := net.Listen("tcp", cfg.APIListen)
+	rawLn, err := net.Listen("tcp", cfg.APIListen)
 	if err != nil {
 		return fmt.Errorf("API listener (--api-listen): %w", err)
 	}
-	defer ln.Close()
+	defer rawLn.Close()
+	ln := netlimit.PerAddr(rawLn, cfg.APIMaxConnsPerAddr, func(remote string) {
+		audit.Refused("api", secaudit.ConnsPerAddr, remote, fmt.Sprintf("%d connections from this address are open already (--api-max-conns-per-addr)", cfg.APIMaxConnsPerAddr))
+	})
 
 	// With --node-id, this controller is a member of a cluster: every write goes through the Raft log.
 	var node *cluster.Node
@@ -64,6 +108,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 			NodeID: cfg.NodeID, RaftListen: cfg.RaftListen, Peers: peers, Dir: filepath.Join(cfg.DataDir, "raft"),
 			Store: st, Logger: log.With("component", "cluster"),
 			APIAdvertise: cfg.apiAdvertise(ln.Addr()), OpenFlowAdvertise: cfg.OpenFlowAdvertise,
+			TLS: clusterTLS(cfg.TLS.Cluster),
 		})
 		if err != nil {
 			return fmt.Errorf("joining the cluster (--node-id, --raft-listen, --peers): %w", err)
@@ -95,6 +140,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		Logger:    log.With("component", "controller"),
 		Listen:    cfg.OpenFlowListen,
 		Advertise: cfg.OpenFlowAdvertise,
+		OVSDBTLS:  cfg.TLS.OVSDB,
+		Server: controller.Config{TLS: cfg.TLS.OpenFlow, MaxConnsPerAddr: cfg.OpenFlowMaxConnsPerAddr,
+			OnRefused: func(remote string, reason error) {
+				kind := secaudit.Certificate
+				if errors.Is(reason, controller.ErrTooManyConns) {
+					kind = secaudit.ConnsPerAddr
+				}
+				audit.Refused("openflow", kind, remote, reason.Error())
+			}},
 	}
 	if node != nil {
 		copts.Cluster = node
@@ -119,7 +173,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		}
 		log.Info("controller stopped")
 	}()
-	log.Info("OpenFlow listener up", "addr", ctrl.Addr().String())
+	log.Info("OpenFlow listener up", "addr", ctrl.Addr().String(), "tls", cfg.TLS.OpenFlow != nil)
 	openflowHealth := func(context.Context) error {
 		select {
 		case <-ctrlDone:
@@ -139,6 +193,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		ConsolePrefix: web.Prefix,
 		Tokens:        cfg.apiTokens(),
 		Logger:        log.With("component", "api"),
+		Registry:      registry,
+		MetricsAuth:   cfg.MetricsRequireToken,
+		OnAuthFailure: func(remote, reason string) {
+			audit.Refused("api", secaudit.Authentication, remote, reason)
+		},
 		Health: []graphql.HealthCheck{
 			{Name: "store", Check: func(ctx context.Context) error {
 				_, err := st.Audits(ctx, store.AuditQuery{First: 1})
@@ -165,18 +224,45 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 			return fmt.Errorf("registering the cluster's metrics: %w", err)
 		}
 	}
+	handler := netlimit.Concurrency(api, cfg.APIMaxRequests, []string{"/healthz", "/metrics"}, func(r *http.Request) {
+		audit.Refused("api", secaudit.Requests, r.RemoteAddr, fmt.Sprintf("%d requests in progress (--api-max-requests)", cfg.APIMaxRequests))
+	})
 	srv := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+		Handler:           handler,
+		ReadHeaderTimeout: apiReadHeaderTimeout,
+		ReadTimeout:       apiReadTimeout,
+		WriteTimeout:      apiWriteTimeout,
+		IdleTimeout:       apiIdleTimeout,
+		MaxHeaderBytes:    apiMaxHeaderBytes,
+		ErrorLog:          httpErrorLog(log.With("component", "http"), audit),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("portmirrord ready", "api", "http://"+ln.Addr().String()+"/graphql", "console", "http://"+ln.Addr().String()+"/",
-		"api_addr", ln.Addr().String())
+	scheme := "http"
+	if cfg.TLS.API != nil {
+		// HTTPS, TLS 1.2 or later; ServeTLS offers HTTP/2 (ALPN h2) beside HTTP/1.1.
+		scheme = "https"
+		srv.TLSConfig = cfg.TLS.API
+		go func() { served <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { served <- srv.Serve(ln) }()
+	}
+	log.Info("portmirrord ready", "api", scheme+"://"+ln.Addr().String()+"/graphql", "console", scheme+"://"+ln.Addr().String()+"/",
+		"api_addr", ln.Addr().String(), "client_certificates", cfg.APITLSClientCA != "")
+
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	reloadDone := make(chan struct{})
+	go func() {
+		defer close(reloadDone)
+		rl.watch(reloadCtx, reloadable{cfg: cfg, log: log, level: rl.level, setTokens: func(t []TokenConfig) error {
+			c := Config{Tokens: t}
+			return api.SetTokens(c.apiTokens())
+		}})
+	}()
+	defer func() {
+		stopReload()
+		<-reloadDone
+	}()
 
 	var serveErr error
 	select {
@@ -199,4 +285,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	}
 	// The controller stops next (deferred), after the API and before the store closes.
 	return serveErr
+}
+
+// clusterTLS is the cluster's mutual TLS from --cluster-tls-*, or nil.
+func clusterTLS(t *ClusterTLS) *cluster.TLS {
+	if t == nil {
+		return nil
+	}
+	return &cluster.TLS{Server: t.Server, Client: t.Client}
 }

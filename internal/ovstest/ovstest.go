@@ -49,6 +49,9 @@ type Options struct {
 	// TCP adds a ptcp remote on TCPHost to ovsdb-server, on a port the server picks (see TCPAddr). A restarted
 	// server (StartDB) listens on the same port again.
 	TCP bool
+	// SSL makes that remote pssl (implies TCP): ovsdb-server presents SSL.Certificate and accepts only clients
+	// whose certificate SSL.CACert signed; TCPAddr is then "ssl:<TCPHost>:<port>".
+	SSL *SSLFiles
 	// TCPHost is the IPv4 address the TCP remote listens on, 127.0.0.1 when empty; with Netns, an address that
 	// namespace holds.
 	TCPHost string
@@ -67,6 +70,11 @@ type Options struct {
 	// Dir is a run directory of the caller's, created if need be and left in place by Stop; a new temporary
 	// one (see DirPrefix), which Stop removes, when empty.
 	Dir string
+}
+
+// SSLFiles are the PEM files of ovsdb-server's SSL remote (absolute paths: the daemons run in /).
+type SSLFiles struct {
+	PrivateKey, Certificate, CACert string
 }
 
 // binaries are the programs every instance runs.
@@ -136,6 +144,9 @@ func Start(ctx context.Context, opts Options) (*OVS, error) {
 	}
 	if opts.TCPHost == "" {
 		opts.TCPHost = "127.0.0.1"
+	}
+	if opts.SSL != nil {
+		opts.TCP = true
 	}
 	if m := Missing(opts); len(m) > 0 {
 		return nil, fmt.Errorf("ovstest: %w: missing %s", ErrNotInstalled, strings.Join(m, ", "))
@@ -207,14 +218,19 @@ func (o *OVS) DBSocket() string { return o.path("db.sock") }
 // DBAddr is the database's unix remote, "unix:<Dir>/db.sock".
 func (o *OVS) DBAddr() string { return "unix:" + o.DBSocket() }
 
-// TCPAddr is the database's TCP remote, "tcp:<TCPHost>:<port>", or "" without Options.TCP.
+// TCPAddr is the database's TCP remote, "tcp:<TCPHost>:<port>" ("ssl:..." with Options.SSL), or "" without
+// Options.TCP.
 func (o *OVS) TCPAddr() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.tcpPort == 0 {
 		return ""
 	}
-	return fmt.Sprintf("tcp:%s:%d", o.opts.TCPHost, o.tcpPort)
+	proto := "tcp"
+	if o.opts.SSL != nil {
+		proto = "ssl"
+	}
+	return fmt.Sprintf("%s:%s:%d", proto, o.opts.TCPHost, o.tcpPort)
 }
 
 // Mgmt is the OpenFlow management socket of a bridge, "unix:<Dir>/<bridge>.mgmt". ovs-ofctl also finds it
@@ -228,7 +244,11 @@ func (o *OVS) StartDB(ctx context.Context) error {
 	defer o.mu.Unlock()
 	logStart := fileSize(o.path("ovsdb-server.log"))
 	args := []string{"ovsdb-server", o.path("conf.db"), "--remote=punix:" + o.DBSocket()}
-	if o.opts.TCP {
+	switch {
+	case o.opts.SSL != nil:
+		args = append(args, fmt.Sprintf("--remote=pssl:%d:%s", o.tcpPort, o.opts.TCPHost),
+			"--private-key="+o.opts.SSL.PrivateKey, "--certificate="+o.opts.SSL.Certificate, "--ca-cert="+o.opts.SSL.CACert)
+	case o.opts.TCP:
 		args = append(args, fmt.Sprintf("--remote=ptcp:%d:%s", o.tcpPort, o.opts.TCPHost))
 	}
 	if err := o.startDaemon(ctx, &o.dbPid, args); err != nil {

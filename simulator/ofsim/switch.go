@@ -3,6 +3,7 @@ package ofsim
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,6 +34,9 @@ type Config struct {
 	WriteTimeout  time.Duration // a write blocked this long drops the connection; 0: 30s
 	// OnPacketOut, when set, receives what a PACKET_OUT made the bridge emit (the fabric delivers it).
 	OnPacketOut func(dataplane.Result)
+	// TLS, when set, makes the switch speak OpenFlow over TLS (an OVS ssl: target): it completes a TLS
+	// handshake with this client configuration before the OpenFlow hello.
+	TLS *tls.Config
 	// NoBundles makes the switch answer every experimenter message, bundles (the ONF extension) included, with
 	// BAD_REQUEST/BAD_EXPERIMENTER, as a switch without the extension does.
 	NoBundles bool
@@ -144,6 +148,9 @@ func (s *Switch) dialLoop(ctx context.Context, addr string, wake <-chan struct{}
 		if !offline {
 			d := net.Dialer{Timeout: 5 * time.Second}
 			nc, err := d.DialContext(ctx, "tcp", addr)
+			if err == nil && s.cfg.TLS != nil {
+				nc, err = handshakeTLS(ctx, nc, s.cfg.TLS)
+			}
 			if err == nil {
 				negotiated, err := s.serve(ctx, nc, addr)
 				if negotiated {
@@ -170,6 +177,18 @@ func (s *Switch) dialLoop(ctx context.Context, addr string, wake <-chan struct{}
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 	}
+}
+
+// handshakeTLS completes a client TLS handshake on nc within 5 seconds, closing nc when it fails.
+func handshakeTLS(ctx context.Context, nc net.Conn, cfg *tls.Config) (net.Conn, error) {
+	tc := tls.Client(nc, cfg)
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tc, nil
 }
 
 // kick makes every controller's loop reconnect now.

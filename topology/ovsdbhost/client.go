@@ -3,6 +3,7 @@ package ovsdbhost
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,20 +18,21 @@ import (
 
 const database = "Open_vSwitch"
 
-// ParseAddress splits an OVSDB address ("unix:PATH" or "tcp:IP:PORT") into a network and an address for net.Dial.
-func ParseAddress(addr string) (network, address string, err error) {
+// ParseAddress splits an OVSDB address ("unix:PATH", "tcp:IP:PORT" or "ssl:IP:PORT") into a network and an
+// address for net.Dial; secure is true for ssl:.
+func ParseAddress(addr string) (network, address string, secure bool, err error) {
 	switch {
 	case strings.HasPrefix(addr, "unix:") && len(addr) > len("unix:"):
-		return "unix", strings.TrimPrefix(addr, "unix:"), nil
-	case strings.HasPrefix(addr, "tcp:"):
-		hp := strings.TrimPrefix(addr, "tcp:")
+		return "unix", strings.TrimPrefix(addr, "unix:"), false, nil
+	case strings.HasPrefix(addr, "tcp:"), strings.HasPrefix(addr, "ssl:"):
+		proto, hp, _ := strings.Cut(addr, ":")
 		host, port, err := net.SplitHostPort(hp)
 		if err != nil || host == "" || port == "" {
-			return "", "", fmt.Errorf("ovsdb address %q: want tcp:IP:PORT", addr)
+			return "", "", false, fmt.Errorf("ovsdb address %q: want %s:IP:PORT", addr, proto)
 		}
-		return "tcp", hp, nil
+		return "tcp", hp, proto == "ssl", nil
 	}
-	return "", "", fmt.Errorf("ovsdb address %q: want unix:PATH or tcp:IP:PORT", addr)
+	return "", "", false, fmt.Errorf("ovsdb address %q: want unix:PATH, tcp:IP:PORT or ssl:IP:PORT", addr)
 }
 
 // client is one OVSDB connection. It uses the go-openvswitch client for the JSON-RPC exchange, and watches the
@@ -43,15 +45,28 @@ type client struct {
 	mu  sync.Mutex // one transact at a time, so that the tap knows which reply is ours
 }
 
-func dial(ctx context.Context, addr string) (*client, error) {
-	network, address, err := ParseAddress(addr)
+// dial connects to an OVSDB address; an ssl: address needs tlsConfig, and the TLS handshake is done before dial
+// returns.
+func dial(ctx context.Context, addr string, tlsConfig *tls.Config) (*client, error) {
+	network, address, secure, err := ParseAddress(addr)
 	if err != nil {
 		return nil, err
+	}
+	if secure && tlsConfig == nil {
+		return nil, fmt.Errorf("ovsdb address %s: ssl: needs the controller's TLS files (--openflow-tls-cert, --openflow-tls-key, --openflow-tls-ca)", addr)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, fmt.Errorf("dial ovsdb %s: %w", addr, err)
+	}
+	if secure {
+		tc := tls.Client(conn, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("dial ovsdb %s: TLS handshake: %w", addr, err)
+		}
+		conn = tc
 	}
 	tap := &tapConn{Conn: conn, dead: make(chan struct{})}
 	lib, err := ovsdb.New(tap)

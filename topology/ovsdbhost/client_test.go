@@ -52,7 +52,7 @@ func TestConnectionLostMidMessage(t *testing.T) {
 		conn.Write([]byte(`{"id":"1","result":[{"rows":[{"name":"trunc`))
 		conn.Close()
 	}()
-	c, err := dial(t.Context(), "tcp:"+ln.Addr().String())
+	c, err := dial(t.Context(), "tcp:"+ln.Addr().String(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

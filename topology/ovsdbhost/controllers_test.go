@@ -28,7 +28,7 @@ type controllerWatch struct {
 
 func watchControllers(t *testing.T, addr, bridge string) *controllerWatch {
 	t.Helper()
-	network, address, err := ParseAddress(addr)
+	network, address, _, err := ParseAddress(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

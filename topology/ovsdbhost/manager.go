@@ -27,6 +27,7 @@ package ovsdbhost
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,8 +64,9 @@ const (
 // HostConfig says which bridge of which OVSDB to manage.
 type HostConfig struct {
 	HostUUID string
-	Address  string // "unix:PATH" or "tcp:IP:PORT"
-	Bridge   string // "" means model.DefaultBridge
+	Address  string      // "unix:PATH", "tcp:IP:PORT" or "ssl:IP:PORT"
+	TLS      *tls.Config // for an ssl: address: the client's certificate and the CA the server's is checked against
+	Bridge   string      // "" means model.DefaultBridge
 	// ControllerTargets are the controller targets the bridge lists as ours, e.g. "tcp:192.0.2.1:6653", one per
 	// controller of the cluster; NewManager sorts and deduplicates them. Empty leaves the bridge's controllers as
 	// they are. SetControllerTargets changes them at run time.
@@ -138,7 +140,7 @@ func NewManager(cfg HostConfig, logger *slog.Logger) (*Manager, error) {
 	if cfg.HostUUID == "" {
 		return nil, errors.New("ovsdb host manager: host uuid is empty")
 	}
-	if _, _, err := ParseAddress(cfg.Address); err != nil {
+	if _, _, _, err := ParseAddress(cfg.Address); err != nil {
 		return nil, fmt.Errorf("host %s: %w", cfg.HostUUID, err)
 	}
 	if cfg.Bridge == "" {
@@ -381,7 +383,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // session runs one connection. connected reports whether it got as far as connecting.
 func (m *Manager) session(ctx context.Context) (connected bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, m.cfg.CallTimeout)
-	c, err := dial(dctx, m.cfg.Address)
+	c, err := dial(dctx, m.cfg.Address, m.cfg.TLS)
 	cancel()
 	if err != nil {
 		return false, err

@@ -189,7 +189,7 @@ func TestNewManagerRejectsBadConfig(t *testing.T) {
 		want string
 	}{
 		{HostConfig{Address: "unix:/x"}, "host uuid is empty"},
-		{HostConfig{HostUUID: "h", Address: "/var/run/db.sock"}, "want unix:PATH or tcp:IP:PORT"},
+		{HostConfig{HostUUID: "h", Address: "/var/run/db.sock"}, "want unix:PATH, tcp:IP:PORT or ssl:IP:PORT"},
 		{HostConfig{HostUUID: "h", Address: "tcp:127.0.0.1"}, "want tcp:IP:PORT"},
 		{HostConfig{HostUUID: "h", Address: "unix:"}, "want unix:PATH"},
 		{HostConfig{HostUUID: "h", Address: "unix:/x", ControllerTargets: []string{"tcp:127.0.0.1:6653", ""}}, `controller target ""`},
@@ -205,7 +205,7 @@ func TestNewManagerRejectsBadConfig(t *testing.T) {
 func TestTxErrorsAreReported(t *testing.T) {
 	// A transaction the server refuses must come back as an error naming the operation, not be swallowed.
 	e := startOVSDB(t, false)
-	c, err := dial(t.Context(), e.addr())
+	c, err := dial(t.Context(), e.addr(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
