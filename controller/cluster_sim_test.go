@@ -77,7 +77,7 @@ func TestSimClusterRandomKills(t *testing.T) {
 				}
 			}
 			got, err := svc.AddPortMirrorSession(ctx, pmUUID, service.SessionInput{Name: s.Name, Type: s.Direction,
-				SourceNicUUID: s.Source.UUID, DestinationNicUUID: s.Destination.UUID})
+				SourceNicUUID: s.Source.UUID, DestinationNicUUID: s.Destination.UUID, Filters: s.Filters})
 			if err != nil {
 				t.Fatalf("adding %s %s -> %s: %v", s.Direction, s.Source, s.Destination, err)
 			}

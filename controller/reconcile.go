@@ -48,6 +48,7 @@ type work struct {
 type planState struct {
 	plan *flows.Plan
 	fp   map[string]uint64 // session uuid -> fingerprint of everything its flows depend on
+	rev  map[string]uint64 // session uuid -> the revision of its definition compiled
 }
 
 func (c *Controller) bridgeLocked(dpid string) *bridge {
@@ -92,7 +93,11 @@ func (c *Controller) pass(ctx context.Context) error {
 
 	c.mu.Lock()
 	prev := c.plan
-	c.plan = &planState{plan: plan, fp: fps}
+	revs := make(map[string]uint64, len(in.Sessions))
+	for _, s := range in.Sessions {
+		revs[s.UUID] = s.Revision
+	}
+	c.plan = &planState{plan: plan, fp: fps, rev: revs}
 	c.mu.Unlock()
 
 	// Bridges to recompute: those the view marked, and both the old and the new bridges of every session whose
@@ -324,6 +329,7 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, *fabric, err
 			UUID: s.UUID, Type: s.Type,
 			SourceNIC: s.SourceNicUUID, DestinationNIC: s.DestinationNicUUID,
 			TunnelKey: s.TunnelKey, FlowNetwork: fn.UUID, Encapsulation: fn.Encapsulation,
+			Filters: s.Filters, Revision: s.Revision, SnapLength: uint16(s.SnapLength),
 		})
 	}
 	return in, fab, nil
@@ -346,6 +352,8 @@ func fingerprints(seed maphash.Seed, in *flows.Input, plan *flows.Plan) map[stri
 		num(uint64(s.TunnelKey))
 		str(s.FlowNetwork)
 		str(string(s.Encapsulation))
+		str(model.FilterKey(s.Filters))
+		num(uint64(s.SnapLength))
 		for _, nic := range []string{s.SourceNIC, s.DestinationNIC} {
 			n := in.NICs[nic]
 			str(n.MAC)
@@ -520,6 +528,18 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	b.known = true
 	b.confirmed = w.sessions
 	return nil
+}
+
+// SessionRevision implements service.Live.
+func (c *Controller) SessionRevision(sessionUUID string) (uint64, bool) {
+	c.mu.Lock()
+	ps := c.plan
+	c.mu.Unlock()
+	if ps == nil {
+		return 0, false
+	}
+	r, ok := ps.rev[sessionUUID]
+	return r, ok
 }
 
 // SessionStatus implements service.Live.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -317,9 +318,40 @@ func randomTopology(rng *rand.Rand, seed uint64) fleet.Topology {
 // randomSession picks a source among the sending NICs, a destination among the capture NICs and a direction.
 func randomSession(rng *rand.Rand, f *fleet.Fleet, n int) fleet.Session {
 	senders, monitors := f.Senders(), f.Monitors()
-	return fleet.Session{Name: fmt.Sprintf("s%d", n), Source: senders[rng.IntN(len(senders))],
+	s := fleet.Session{Name: fmt.Sprintf("s%d", n), Source: senders[rng.IntN(len(senders))],
 		Destination: monitors[rng.IntN(len(monitors))],
 		Direction:   []model.Direction{model.Ingress, model.Egress, model.Bidirection}[rng.IntN(3)]}
+	s.Filters = randomFilter(rng, senders)
+	return s
+}
+
+// randomFilter returns no filter half of the time, else a few rules over what the fleet sends (ICMP unicast,
+// ARP broadcast, UDP multicast to port 5353) and the senders' addresses, in canonical form.
+func randomFilter(rng *rand.Rand, senders []*fleet.NIC) []model.FilterRule {
+	if rng.IntN(2) == 0 {
+		return nil
+	}
+	var out []model.FilterRule
+	for range 1 + rng.IntN(3) {
+		r := model.FilterRule{Action: model.FilterAccept}
+		if rng.IntN(3) == 0 {
+			r.Action = model.FilterReject
+		}
+		r.Protocol = []string{"", "icmp", "arp", "udp", "udp", "1"}[rng.IntN(6)]
+		if r.Protocol != "arp" && rng.IntN(2) == 0 {
+			ip := senders[rng.IntN(len(senders))].IP
+			r.SourceCIDR = netip.PrefixFrom(ip, []int{32, 24, 16}[rng.IntN(3)]).Masked().String()
+		}
+		if r.Protocol == "udp" && rng.IntN(2) == 0 {
+			r.DestinationPorts = []string{"5353", "5000-5352", "5300-6000", "1-1024"}[rng.IntN(4)]
+		}
+		c, err := r.Canonical()
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // TestSimRandomExact: random fleets and sessions of every direction, local and remote, overlapping sources and
@@ -383,12 +415,13 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 		for range 20 {
 			s := randomSession(rng, f, n)
 			for _, o := range all {
-				if o.fn == fn && o.Source == s.Source && o.Destination == s.Destination && o.Direction == s.Direction {
+				if o.fn == fn && o.Source == s.Source && o.Destination == s.Destination && o.Direction == s.Direction &&
+					model.FilterKey(o.Filters) == model.FilterKey(s.Filters) {
 					continue pick
 				}
 			}
 			got, err := e.svc.AddPortMirrorSession(e.ctx, pms[fn].uuid, service.SessionInput{Name: s.Name, Type: s.Direction,
-				SourceNicUUID: s.Source.UUID, DestinationNicUUID: s.Destination.UUID})
+				SourceNicUUID: s.Source.UUID, DestinationNicUUID: s.Destination.UUID, Filters: s.Filters})
 			if err != nil {
 				t.Fatalf("adding %s %s -> %s: %v", s.Direction, s.Source, s.Destination, err)
 			}

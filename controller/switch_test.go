@@ -655,11 +655,11 @@ func TestDumpFlowsWithPopPBBAndForeignMatch(t *testing.T) {
 	good := statFromFlowMod(fm)
 	pbb := append(bytes.Clone(good[:len(good)-16-8]), 0, 4, 0, 16, 0, 0, 0, 0, 0, 27, 0, 8, 0, 0, 0, 0) // apply [POP_PBB]
 	binary.BigEndian.PutUint16(pbb, uint16(len(pbb)))
-	// A match with eth_type (not expressible): in_port=2, eth_type=0x0800.
+	// A match with vlan_vid (not expressible): in_port=2, vlan_vid=0x1005.
 	foreign := make([]byte, 48)
 	binary.BigEndian.PutUint64(foreign[24:], flows.CookieOurs|4)
 	binary.BigEndian.PutUint16(foreign[12:], 7)
-	foreign = append(foreign, 0, 1, 0, 18, 0x80, 0, 0, 4, 0, 0, 0, 2, 0x80, 0, 10, 2, 8, 0, 0, 0, 0, 0, 0, 0)
+	foreign = append(foreign, 0, 1, 0, 18, 0x80, 0, 0, 4, 0, 0, 0, 2, 0x80, 0, 12, 2, 0x10, 5, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint16(foreign, uint16(len(foreign)))
 	var deleted []ofwire.Message
 	var mu sync.Mutex
@@ -685,7 +685,7 @@ func TestDumpFlowsWithPopPBBAndForeignMatch(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(deleted) != 1 || deleted[0].Body[17] != byte(ofwire.FlowDeleteStrict) || !bytes.Contains(deleted[0].Body, []byte{0x80, 0, 10, 2, 8, 0}) {
+	if len(deleted) != 1 || deleted[0].Body[17] != byte(ofwire.FlowDeleteStrict) || !bytes.Contains(deleted[0].Body, []byte{0x80, 0, 12, 2, 0x10, 5}) {
 		t.Fatalf("foreign flow not deleted strictly: %+v", deleted)
 	}
 }

@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"maps"
+	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
+
+	"portmirror/model"
 )
 
 // The priorities of the flows in table 0, highest first. Flows of one priority never overlap, so the frame's
@@ -19,6 +24,13 @@ import (
 //	100 dl_dst=<ingress source MAC or multicast>        NORMAL, the ingress copies of that address
 //	  0 (everything)                                    NORMAL
 //
+// A copy to a destination that only filtered sessions select on a frame's flow is not output in table 0: the flow
+// loads a filter slot into reg0 and resubmits to table 1 (TableFilter), whose flows for that slot are the
+// session's rules in order (reg0=<slot> plus the rule's fields, priority PriorityFilterTop minus the rule's
+// position): ACCEPT outputs the copy, REJECT and no match go on to the next filtered session copying to the same
+// destination (the slot's continuation: reg0=<next>, resubmit(,1)), or end. So a destination gets a frame once
+// however many of its sessions accept it, and business forwarding (NORMAL in table 0) never depends on a filter.
+//
 // A 300 flow is emitted only where the frame's copies differ from what the 200 or 100 flow would give it.
 const (
 	PriorityBaseline      uint16 = 0
@@ -28,6 +40,13 @@ const (
 	PriorityTunnelDrop    uint16 = 400
 	PriorityTunnelDeliver uint16 = 500
 	PriorityCapture       uint16 = 600
+
+	// TableFilter holds the filter slots' rules.
+	TableFilter uint8 = 1
+	// PriorityFilterTop is the priority of a slot's first rule; rule i has PriorityFilterTop-i.
+	PriorityFilterTop uint16 = 1000
+	// PriorityFilterMiss is a slot's catch-all: the continuation when no rule matched.
+	PriorityFilterMiss uint16 = 1
 )
 
 // The low 48 bits of a cookie tell the kind of flow: a function of the flow's priority alone, so a flow's cookie
@@ -40,6 +59,7 @@ const (
 	KindTunnelDrop
 	KindTunnelDeliver
 	KindCapture
+	KindFilter
 )
 
 func cookie(kind uint64) uint64 { return CookieOurs | kind }
@@ -54,8 +74,9 @@ func (p *Plan) Bridge(datapathID string) []Flow {
 		return []Flow{baseline}
 	}
 	out := p.destinationFlows(b, nil)
-	out = p.sourceFlows(b, out)
+	out, filters := p.sourceFlows(b, out)
 	out = append(out, baseline)
+	out = append(out, filters...)
 	// The flows are built in canonical order; sorting is the safety net.
 	if !slices.IsSortedFunc(out, CompareFlows) {
 		slices.SortFunc(out, CompareFlows)
@@ -107,10 +128,42 @@ type ingressEntry struct {
 	ids  idset
 }
 
-// sourceFlows: the flows that forward business traffic with NORMAL and add the copies.
-func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) []Flow {
+// MinSnapLength is the shortest snap length a session may have (the API's rule; OVS takes 14 and more).
+const MinSnapLength = 64
+
+// copyKey is one kind of copy a source flow can make: to a target, cut to a snap length (0: whole), under a
+// filter ("" for none).
+type copyKey struct {
+	t    target
+	snap uint16
+	fkey string
+}
+
+// snapRank orders snap lengths from the longest copy: whole frames first.
+func snapRank(s uint16) int {
+	if s == 0 {
+		return 0
+	}
+	return 0x10000 - int(s)
+}
+
+// compareCopy orders copy kinds by target, then longest copy first, then unfiltered first: so that, for one
+// target, walking a flow's copy kinds in order reaches the longest copy any selecting session makes first.
+func compareCopy(a, b copyKey) int {
+	if c := compareTarget(a.t, b.t); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(snapRank(a.snap), snapRank(b.snap)); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.fkey, b.fkey)
+}
+
+// sourceFlows: the flows that forward business traffic with NORMAL and add the copies, and the filter table's
+// flows they use.
+func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	if len(b.sources) == 0 {
-		return out
+		return out, nil
 	}
 	// One target per destination NIC, so a frame reaches each destination once however many sessions select it.
 	best := make(map[string]target)
@@ -122,17 +175,34 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) []Flow {
 	}
 	targets := slices.SortedFunc(maps.Values(best), compareTarget)
 	targets = slices.CompactFunc(targets, func(a, b target) bool { return compareTarget(a, b) == 0 })
-	id := func(t target) int32 {
-		i, _ := slices.BinarySearchFunc(targets, t, compareTarget)
+	// The ids the copy sets below hold are copy kinds: a target, unconditionally or under one filter.
+	copies := make([]copyKey, 0, len(targets))
+	rulesOf := make(map[string][]model.ParsedRule)
+	for _, n := range b.sources {
+		r := &p.res[n]
+		copies = append(copies, copyKey{best[r.sess.DestinationNIC], r.snap, r.fkey})
+		if r.fkey != "" {
+			rulesOf[r.fkey] = r.rules
+		}
+	}
+	slices.SortFunc(copies, compareCopy)
+	copies = slices.CompactFunc(copies, func(a, b copyKey) bool { return compareCopy(a, b) == 0 })
+	id := func(r *resolved) int32 {
+		i, _ := slices.BinarySearchFunc(copies, copyKey{best[r.sess.DestinationNIC], r.snap, r.fkey}, compareCopy)
 		return int32(i)
 	}
-	copyActs := make([][]Action, len(targets))
-	for i, t := range targets {
-		if t.remote {
-			copyActs[i] = []Action{{Type: ActSetTunID, Value: uint64(t.key)}, {Type: ActSetTunDst, IP: t.ip},
-				{Type: ActOutput, Port: t.port}}
+	// The actions of each copy kind: to its target, cut when it has a snap length (output with max_len: the inner
+	// frame is cut before a tunnel encapsulates it).
+	copyActs := make([][]Action, len(copies))
+	for i, ck := range copies {
+		out := Action{Type: ActOutput, Port: ck.t.port}
+		if ck.snap != 0 {
+			out = Action{Type: ActOutputTrunc, Port: ck.t.port, Value: uint64(ck.snap)}
+		}
+		if ck.t.remote {
+			copyActs[i] = []Action{{Type: ActSetTunID, Value: uint64(ck.t.key)}, {Type: ActSetTunDst, IP: ck.t.ip}, out}
 		} else {
-			copyActs[i] = []Action{{Type: ActOutput, Port: t.port}}
+			copyActs[i] = []Action{out}
 		}
 	}
 	// Flows are emitted with their copy sets; the action lists are filled at the end from one allocation (each
@@ -152,7 +222,7 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) []Flow {
 	var entries []ingressEntry
 	for _, n := range b.sources {
 		r := &p.res[n]
-		i := id(best[r.sess.DestinationNIC])
+		i := id(r)
 		if r.egress {
 			egress[r.srcPort] = egress[r.srcPort].with(i)
 		}
@@ -179,7 +249,7 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) []Flow {
 	var macs []MAC
 	entriesAt := make(map[uint32][]int)
 	var all idset
-	count := make([]int, len(targets)) // how many entries copy to each target
+	count := make([]int, len(copies)) // how many entries make each copy
 	for e := range entries {
 		m := entries[e].mac
 		if _, seen := byMAC[m]; !seen {
@@ -280,17 +350,160 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) []Flow {
 	for _, ids := range sets {
 		n++
 		for _, i := range ids {
-			n += len(copyActs[i])
+			n += max(len(copyActs[i]), 2)
 		}
 	}
+	fs := filterSlots{copies: copies, rulesOf: rulesOf, copyActs: copyActs, memo: make(map[string]uint32)}
 	arena := make([]Action, 0, n)
 	for k, ids := range sets {
 		from := len(arena)
 		arena = append(arena, Action{Type: ActNormal})
-		for _, i := range ids {
-			arena = append(arena, copyActs[i]...)
+		for j := 0; j < len(ids); {
+			t := copies[ids[j]].t
+			e := j + 1
+			for e < len(ids) && compareTarget(copies[ids[e]].t, t) == 0 {
+				e++
+			}
+			// ids[j:e] copy to t, longest copy first: the filtered ones up to the first unfiltered one are asked in
+			// turn, and that unfiltered copy (or nothing) is what a frame none of them accepts gets.
+			u := int32(-1)
+			chain := ids[j:e]
+			for x, c := range chain {
+				if copies[c].fkey == "" {
+					u, chain = c, chain[:x]
+					break
+				}
+			}
+			if len(chain) == 0 {
+				arena = append(arena, copyActs[u]...)
+			} else {
+				arena = append(arena, fs.enter(fs.slot(chain, u))...)
+			}
+			j = e
 		}
 		out[start+k].Actions = arena[from:len(arena):len(arena)]
+	}
+	return out, fs.flows()
+}
+
+// filterSlots allocates the filter table's slots of one bridge: a slot is a chain of filtered copies to one
+// target, evaluated in turn until one accepts.
+type filterSlots struct {
+	copies   []copyKey
+	rulesOf  map[string][]model.ParsedRule
+	copyActs [][]Action        // by copy id
+	memo     map[string]uint32 // chain (copy ids) and fallback -> slot
+	defs     []slotDef         // slot i+1
+}
+
+type slotDef struct {
+	copy     int32
+	next     uint32 // 0: none
+	fallback int32  // with next 0: the unfiltered copy made when no filter of the chain accepts; -1: none
+}
+
+// slot returns the slot of a chain of copy ids (sorted, one target, each under a filter) ending in fallback (an
+// unfiltered copy id, or -1), allocating it.
+func (fs *filterSlots) slot(chain []int32, fallback int32) uint32 {
+	var kb strings.Builder
+	for _, c := range chain {
+		kb.WriteString(strconv.Itoa(int(c)))
+		kb.WriteByte(',')
+	}
+	kb.WriteString(strconv.Itoa(int(fallback)))
+	k := kb.String()
+	if s, ok := fs.memo[k]; ok {
+		return s
+	}
+	d := slotDef{copy: chain[0], fallback: -1}
+	if len(chain) > 1 {
+		d.next = fs.slot(chain[1:], fallback)
+	} else {
+		d.fallback = fallback
+	}
+	fs.defs = append(fs.defs, d)
+	s := uint32(len(fs.defs))
+	fs.memo[k] = s
+	return s
+}
+
+// enter returns the actions that evaluate a slot.
+func (fs *filterSlots) enter(slot uint32) []Action {
+	if slot == 0 {
+		return nil
+	}
+	return []Action{{Type: ActSetReg0, Value: uint64(slot)}, {Type: ActResubmit, Value: uint64(TableFilter)}}
+}
+
+// flows returns the filter table's flows of every slot allocated.
+func (fs *filterSlots) flows() []Flow {
+	var out []Flow
+	for i, d := range fs.defs {
+		slot := uint32(i + 1)
+		ck := fs.copies[d.copy]
+		accept := fs.copyActs[d.copy]
+		cont := fs.enter(d.next)
+		if d.fallback >= 0 {
+			cont = fs.copyActs[d.fallback]
+		}
+		for ri, rule := range fs.rulesOf[ck.fkey] {
+			acts := cont
+			if rule.Accept {
+				acts = accept
+			}
+			for _, m := range RuleMatches(rule) {
+				m.Reg0, m.HasReg0 = slot, true
+				out = append(out, Flow{Table: TableFilter, Priority: PriorityFilterTop - uint16(ri),
+					Cookie: cookie(KindFilter), Match: m, Actions: slices.Clip(acts)})
+			}
+		}
+		if len(cont) > 0 {
+			out = append(out, Flow{Table: TableFilter, Priority: PriorityFilterMiss, Cookie: cookie(KindFilter),
+				Match: Match{Reg0: slot, HasReg0: true}, Actions: slices.Clip(cont)})
+		}
+	}
+	return out
+}
+
+// RuleMatches returns the matches whose union is exactly the frames a filter rule matches: one per IP family
+// and per masked port block (a port range is turned into the fewest prefix-masked values).
+func RuleMatches(r model.ParsedRule) []Match {
+	if r.ARP {
+		return []Match{{EthType: EthTypeARP}}
+	}
+	if !r.IPv4 && !r.IPv6 {
+		return []Match{{}}
+	}
+	var fams []uint16
+	if r.IPv4 {
+		fams = append(fams, EthTypeIPv4)
+	}
+	if r.IPv6 {
+		fams = append(fams, EthTypeIPv6)
+	}
+	srcs, dsts := [][2]uint16{{0, 0}}, [][2]uint16{{0, 0}}
+	if r.Proto == model.ProtoTCP || r.Proto == model.ProtoUDP {
+		if !r.SrcPorts.Any() {
+			srcs = r.SrcPorts.PortMasks()
+		}
+		if !r.DstPorts.Any() {
+			dsts = r.DstPorts.PortMasks()
+		}
+	}
+	var out []Match
+	for _, et := range fams {
+		m := Match{EthType: et, IPSrc: r.Src, IPDst: r.Dst}
+		if r.Proto >= 0 {
+			m.IPProto, m.HasIPProto = uint8(r.Proto), true
+		}
+		for _, sp := range srcs {
+			for _, dp := range dsts {
+				x := m
+				x.TPSrc, x.TPSrcMask = sp[0], sp[1]
+				x.TPDst, x.TPDstMask = dp[0], dp[1]
+				out = append(out, x)
+			}
+		}
 	}
 	return out
 }
@@ -364,5 +577,39 @@ func CompareKeys(a, b Key) int {
 	if c := bytes.Compare(a.Match.EthDstMask[:], b.Match.EthDstMask[:]); c != 0 {
 		return c
 	}
-	return bytes.Compare(a.Match.EthDst[:], b.Match.EthDst[:])
+	if c := bytes.Compare(a.Match.EthDst[:], b.Match.EthDst[:]); c != 0 {
+		return c
+	}
+	return compareFilterFields(&a.Match, &b.Match)
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := compareBool(a.IsValid(), b.IsValid()); c != 0 {
+		return c
+	}
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
+}
+
+func compareFilterFields(a, b *Match) int {
+	return cmp.Or(
+		compareBool(a.HasReg0, b.HasReg0), cmp.Compare(a.Reg0, b.Reg0),
+		cmp.Compare(a.EthType, b.EthType),
+		compareBool(a.HasIPProto, b.HasIPProto), cmp.Compare(a.IPProto, b.IPProto),
+		comparePrefix(a.IPSrc, b.IPSrc), comparePrefix(a.IPDst, b.IPDst),
+		cmp.Compare(a.TPSrcMask, b.TPSrcMask), cmp.Compare(a.TPSrc, b.TPSrc),
+		cmp.Compare(a.TPDstMask, b.TPDstMask), cmp.Compare(a.TPDst, b.TPDst),
+	)
 }

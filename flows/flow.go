@@ -17,6 +17,13 @@ const (
 	PortAny uint32 = 0xffffffff // OFPP_ANY: in a match, no in_port constraint is written as InPort 0 instead
 )
 
+// Ethernet types the filter table matches.
+const (
+	EthTypeIPv4 uint16 = 0x0800
+	EthTypeARP  uint16 = 0x0806
+	EthTypeIPv6 uint16 = 0x86dd
+)
+
 // MAC is an Ethernet address.
 type MAC [6]byte
 
@@ -28,23 +35,39 @@ type Match struct {
 	EthDstMask MAC    // all zero: any destination; all 0xff: exact
 	TunID      uint64 // with HasTunID
 	HasTunID   bool
+
+	// The fields below appear only in the filter table (TableFilter).
+	Reg0       uint32 // with HasReg0: NXM_NX_REG0, the filter slot
+	HasReg0    bool
+	EthType    uint16 // 0: any
+	IPProto    uint8  // with HasIPProto; needs EthType IPv4 or IPv6
+	HasIPProto bool
+	IPSrc      netip.Prefix // invalid: any; IPv4 with EthType 0x0800, IPv6 with 0x86dd
+	IPDst      netip.Prefix
+	TPSrc      uint16 // under TPSrcMask (0: any); needs IPProto tcp or udp
+	TPSrcMask  uint16
+	TPDst      uint16
+	TPDstMask  uint16
 }
 
 // ActionType says what an Action does.
 type ActionType uint8
 
 const (
-	ActOutput    ActionType = iota + 1 // output:Port
-	ActNormal                          // NORMAL: the switch's own L2 forwarding
-	ActSetTunID                        // set_field:Value->tun_id
-	ActSetTunDst                       // set_field:IP->tun_dst (NXM_NX_TUN_IPV4_DST)
+	ActOutput      ActionType = iota + 1 // output:Port
+	ActNormal                            // NORMAL: the switch's own L2 forwarding
+	ActSetTunID                          // set_field:Value->tun_id
+	ActSetTunDst                         // set_field:IP->tun_dst (NXM_NX_TUN_IPV4_DST)
+	ActSetReg0                           // set_field:Value->reg0 (NXM_NX_REG0, whole register)
+	ActResubmit                          // resubmit(,Value): NXAST_RESUBMIT_TABLE with in_port IN_PORT
+	ActOutputTrunc                       // output(port=Port,max_len=Value): NXAST_OUTPUT_TRUNC, the copy cut to Value bytes
 )
 
 // Action is one apply-action. It is comparable.
 type Action struct {
 	Type  ActionType
 	Port  uint32     // ActOutput
-	Value uint64     // ActSetTunID
+	Value uint64     // ActSetTunID, ActSetReg0, ActResubmit (the table), ActOutputTrunc (max_len)
 	IP    netip.Addr // ActSetTunDst (IPv4)
 }
 

@@ -66,6 +66,98 @@ func (m Match) appendText(b []byte) []byte {
 			b = m.EthDstMask.appendText(b)
 		}
 	}
+	return m.appendFilterText(b, start)
+}
+
+// appendFilterText appends the filter table's fields, in the order and shorthand ovs-ofctl dump-flows prints.
+func (m Match) appendFilterText(b []byte, start int) []byte {
+	sep := func() {
+		if len(b) > start {
+			b = append(b, ',')
+		}
+	}
+	if m.HasReg0 {
+		sep()
+		b = append(b, "reg0=0x"...)
+		b = strconv.AppendUint(b, uint64(m.Reg0), 16)
+	}
+	if m.EthType != 0 {
+		sep()
+		name := ""
+		switch {
+		case m.EthType == EthTypeARP:
+			name = "arp"
+		case m.EthType == EthTypeIPv4 && !m.HasIPProto:
+			name = "ip"
+		case m.EthType == EthTypeIPv6 && !m.HasIPProto:
+			name = "ipv6"
+		case m.EthType == EthTypeIPv4 && m.IPProto == 6:
+			name = "tcp"
+		case m.EthType == EthTypeIPv4 && m.IPProto == 17:
+			name = "udp"
+		case m.EthType == EthTypeIPv4 && m.IPProto == 1:
+			name = "icmp"
+		case m.EthType == EthTypeIPv6 && m.IPProto == 6:
+			name = "tcp6"
+		case m.EthType == EthTypeIPv6 && m.IPProto == 17:
+			name = "udp6"
+		case m.EthType == EthTypeIPv6 && m.IPProto == 58:
+			name = "icmp6"
+		case m.EthType == EthTypeIPv4:
+			name = "ip"
+		case m.EthType == EthTypeIPv6:
+			name = "ipv6"
+		}
+		if name != "" {
+			b = append(b, name...)
+		} else {
+			b = append(b, "dl_type=0x"...)
+			b = strconv.AppendUint(b, uint64(m.EthType), 16)
+		}
+	}
+	src, dst := "nw_src=", "nw_dst="
+	if m.EthType == EthTypeIPv6 {
+		src, dst = "ipv6_src=", "ipv6_dst="
+	}
+	for _, x := range []struct {
+		name string
+		p    netip.Prefix
+	}{{src, m.IPSrc}, {dst, m.IPDst}} {
+		if !x.p.IsValid() {
+			continue
+		}
+		sep()
+		b = append(b, x.name...)
+		b = x.p.Addr().AppendTo(b)
+		if x.p.Bits() != x.p.Addr().BitLen() {
+			b = append(b, '/')
+			b = strconv.AppendInt(b, int64(x.p.Bits()), 10)
+		}
+	}
+	if m.HasIPProto && !(m.IPProto == 6 || m.IPProto == 17 || (m.IPProto == 1 && m.EthType == EthTypeIPv4) ||
+		(m.IPProto == 58 && m.EthType == EthTypeIPv6)) {
+		sep()
+		b = append(b, "nw_proto="...)
+		b = strconv.AppendUint(b, uint64(m.IPProto), 10)
+	}
+	for _, x := range []struct {
+		name   string
+		v, msk uint16
+	}{{"tp_src=", m.TPSrc, m.TPSrcMask}, {"tp_dst=", m.TPDst, m.TPDstMask}} {
+		if x.msk == 0 {
+			continue
+		}
+		sep()
+		b = append(b, x.name...)
+		if x.msk == 0xffff {
+			b = strconv.AppendUint(b, uint64(x.v), 10)
+		} else {
+			b = append(b, "0x"...)
+			b = strconv.AppendUint(b, uint64(x.v), 16)
+			b = append(b, "/0x"...)
+			b = strconv.AppendUint(b, uint64(x.msk), 16)
+		}
+	}
 	return b
 }
 
@@ -87,6 +179,20 @@ func (a Action) appendText(b []byte) []byte {
 		b = append(b, "set_field:"...)
 		b = a.IP.AppendTo(b)
 		return append(b, "->tun_dst"...)
+	case ActSetReg0:
+		b = append(b, "set_field:0x"...)
+		b = strconv.AppendUint(b, a.Value, 16)
+		return append(b, "->reg0"...)
+	case ActOutputTrunc:
+		b = append(b, "output(port="...)
+		b = strconv.AppendUint(b, uint64(a.Port), 10)
+		b = append(b, ",max_len="...)
+		b = strconv.AppendUint(b, a.Value, 10)
+		return append(b, ')')
+	case ActResubmit:
+		b = append(b, "resubmit(,"...)
+		b = strconv.AppendUint(b, a.Value, 10)
+		return append(b, ')')
 	}
 	return fmt.Appendf(b, "unknown_action_%d", a.Type)
 }
@@ -132,6 +238,35 @@ func ParseFlow(s string) (Flow, error) {
 			if err == nil && masked {
 				f.Match.EthDstMask, err = ParseMAC(mask)
 			}
+		case "reg0":
+			var n uint64
+			n, err = strconv.ParseUint(v, 0, 32)
+			f.Match.Reg0, f.Match.HasReg0 = uint32(n), true
+		case "ip", "ipv6", "arp", "tcp", "udp", "icmp", "tcp6", "udp6", "icmp6":
+			f.Match.EthType = map[string]uint16{"ip": EthTypeIPv4, "tcp": EthTypeIPv4, "udp": EthTypeIPv4,
+				"icmp": EthTypeIPv4, "arp": EthTypeARP}[k]
+			if f.Match.EthType == 0 {
+				f.Match.EthType = EthTypeIPv6
+			}
+			if p, ok := map[string]uint8{"tcp": 6, "udp": 17, "icmp": 1, "tcp6": 6, "udp6": 17, "icmp6": 58}[k]; ok {
+				f.Match.IPProto, f.Match.HasIPProto = p, true
+			}
+		case "dl_type", "eth_type":
+			var n uint64
+			n, err = strconv.ParseUint(v, 0, 16)
+			f.Match.EthType = uint16(n)
+		case "nw_proto", "ip_proto":
+			var n uint64
+			n, err = strconv.ParseUint(v, 0, 8)
+			f.Match.IPProto, f.Match.HasIPProto = uint8(n), true
+		case "nw_src", "ipv6_src", "ip_src":
+			f.Match.IPSrc, err = parsePrefix(v)
+		case "nw_dst", "ipv6_dst", "ip_dst":
+			f.Match.IPDst, err = parsePrefix(v)
+		case "tp_src", "tcp_src", "udp_src":
+			f.Match.TPSrc, f.Match.TPSrcMask, err = parseMasked16(v)
+		case "tp_dst", "tcp_dst", "udp_dst":
+			f.Match.TPDst, f.Match.TPDstMask, err = parseMasked16(v)
 		case "duration", "n_packets", "n_bytes", "idle_age", "hard_age", "reset_counts":
 			// statistics of dump-flows
 		default:
@@ -159,6 +294,23 @@ func parseAction(a string) (Action, error) {
 	switch {
 	case a == "NORMAL" || a == "normal":
 		return Action{Type: ActNormal}, nil
+	case strings.HasPrefix(a, "output(port=") && strings.HasSuffix(a, ")"):
+		port, ml, ok := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(a, "output(port="), ")"), ",max_len=")
+		if !ok {
+			return Action{}, fmt.Errorf("output(...) without max_len")
+		}
+		p, err := strconv.ParseUint(port, 10, 32)
+		if err != nil {
+			return Action{}, err
+		}
+		n, err := strconv.ParseUint(ml, 10, 32)
+		return Action{Type: ActOutputTrunc, Port: uint32(p), Value: n}, err
+	case strings.HasPrefix(a, "resubmit(,") && strings.HasSuffix(a, ")"):
+		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(a, "resubmit(,"), ")"), 10, 8)
+		return Action{Type: ActResubmit, Value: n}, err
+	case strings.HasPrefix(a, "load:") && strings.HasSuffix(a, "->NXM_NX_REG0[]"):
+		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(a, "load:"), "->NXM_NX_REG0[]"), 0, 32)
+		return Action{Type: ActSetReg0, Value: n}, err
 	case strings.HasPrefix(a, "output:"):
 		n, err := strconv.ParseUint(strings.TrimPrefix(a, "output:"), 10, 32)
 		return Action{Type: ActOutput, Port: uint32(n)}, err
@@ -171,6 +323,9 @@ func parseAction(a string) (Action, error) {
 		case "tun_id":
 			n, err := strconv.ParseUint(v, 0, 64)
 			return Action{Type: ActSetTunID, Value: n}, err
+		case "reg0":
+			n, err := strconv.ParseUint(v, 0, 32)
+			return Action{Type: ActSetReg0, Value: n}, err
 		case "tun_dst":
 			ip, err := netip.ParseAddr(v)
 			if err == nil && !ip.Is4() {
@@ -208,4 +363,49 @@ func SplitActions(s string) []string {
 		out = append(out, t)
 	}
 	return out
+}
+
+func parsePrefix(v string) (netip.Prefix, error) {
+	if strings.Contains(v, "/") {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			// ovs-ofctl may print an IPv4 mask as a dotted quad.
+			addr, mask, _ := strings.Cut(v, "/")
+			a, err1 := netip.ParseAddr(addr)
+			m, err2 := netip.ParseAddr(mask)
+			if err1 != nil || err2 != nil {
+				return p, err
+			}
+			bits := 0
+			for _, x := range m.AsSlice() {
+				for i := 7; i >= 0 && x&(1<<i) != 0; i-- {
+					bits++
+				}
+			}
+			return netip.PrefixFrom(a, bits).Masked(), nil
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func parseMasked16(v string) (val, mask uint16, err error) {
+	x, m, masked := strings.Cut(v, "/")
+	n, err := strconv.ParseUint(x, 0, 16)
+	if err != nil {
+		return 0, 0, err
+	}
+	mask = 0xffff
+	if masked {
+		k, err := strconv.ParseUint(m, 0, 16)
+		if err != nil {
+			return 0, 0, err
+		}
+		mask = uint16(k)
+	}
+	return uint16(n) & mask, mask, nil
 }

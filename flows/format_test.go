@@ -52,8 +52,8 @@ func TestFlowStringRoundTrip(t *testing.T) {
 
 func TestParseFlowRejects(t *testing.T) {
 	cases := map[string]string{
-		"priority=1": "no actions=",
-		"priority=1, nw_src=1.2.3.4 actions=NORMAL": `field "nw_src=1.2.3.4"`,
+		"priority=1":                                "no actions=",
+		"priority=1, dl_vlan=3 actions=NORMAL":      `field "dl_vlan=3"`,
 		"priority=70000 actions=NORMAL":             `field "priority=70000"`,
 		"priority=1, dl_dst=aa:bb actions=NORMAL":   `field "dl_dst=aa:bb"`,
 		"priority=1 actions=NORMAL,mod_vlan_vid:3":  `action "mod_vlan_vid:3"`,

@@ -53,6 +53,25 @@ func (t *topo) ep(fn, dp, ip string, tun uint32) *topo {
 	return t
 }
 
+// filter sets the filter of the last session declared.
+func (t *topo) filter(rules ...model.FilterRule) *topo {
+	for i, r := range rules {
+		c, err := r.Canonical()
+		if err != nil {
+			panic(err)
+		}
+		rules[i] = c
+	}
+	t.in.Sessions[len(t.in.Sessions)-1].Filters = rules
+	return t
+}
+
+// snap sets the snap length of the last session declared.
+func (t *topo) snap(n uint16) *topo {
+	t.in.Sessions[len(t.in.Sessions)-1].SnapLength = n
+	return t
+}
+
 func (t *topo) session(uuid string, dir model.Direction, src, dst string, key uint32, fn string) *topo {
 	t.in.Sessions = append(t.in.Sessions, Session{UUID: uuid, Type: dir, SourceNIC: src, DestinationNIC: dst,
 		TunnelKey: key, FlowNetwork: fn, Encapsulation: model.GRE})
@@ -135,6 +154,31 @@ func goldenCases() map[string]*topo {
 			nic("nic-a", macA, br1, 1).nic("nic-b", macB, br1, 2).nic("nic-m", macM, br2, 5).nic("nic-n", macN, br2, 6).
 			session("s1", model.Egress, "nic-a", "nic-m", 1, fnA).
 			session("s2", model.Bidirection, "nic-b", "nic-n", 1, fnB),
+		// Filters: web traffic of A to M (local) and, overlapping, DNS and web from one subnet to N (remote);
+		// a third session to M copies all of B's egress except SSH. A→B web frames reach M once.
+		"filters": twoHosts().
+			nic("nic-a", macA, br1, 1).nic("nic-b", macB, br1, 2).nic("nic-m", macM, br1, 4).nic("nic-n", macN, br2, 6).
+			session("s1", model.Egress, "nic-a", "nic-m", 1, fnA).
+			filter(model.FilterRule{Protocol: "tcp", DestinationPorts: "80"}, model.FilterRule{Protocol: "tcp", DestinationPorts: "443"}).
+			session("s2", model.Bidirection, "nic-a", "nic-n", 2, fnA).
+			filter(model.FilterRule{Action: model.FilterReject, SourceCIDR: "198.18.9.0/24"},
+				model.FilterRule{Protocol: "udp", DestinationPorts: "53"},
+				model.FilterRule{Protocol: "tcp", SourceCIDR: "198.18.0.0/16", DestinationPorts: "1024-65535"},
+				model.FilterRule{DestinationCIDR: "2001:db8::/32"}).
+			session("s3", model.Ingress, "nic-b", "nic-m", 1, fnA).
+			filter(model.FilterRule{Action: model.FilterReject, Protocol: "tcp", DestinationPorts: "22"},
+				model.FilterRule{}).
+			session("s4", model.Egress, "nic-a", "nic-m", 1, fnA).
+			filter(model.FilterRule{Protocol: "arp"}),
+		// Snap lengths: A's egress to M cut to 64 bytes, and whole when it is web traffic (another session); to N
+		// (remote) cut to 128 before encapsulation. B's ingress to M is cut to 96 unless A's web session keeps it
+		// whole.
+		"snap_lengths": twoHosts().
+			nic("nic-a", macA, br1, 1).nic("nic-b", macB, br1, 2).nic("nic-m", macM, br1, 4).nic("nic-n", macN, br2, 6).
+			session("s1", model.Egress, "nic-a", "nic-m", 1, fnA).snap(64).
+			session("s2", model.Egress, "nic-a", "nic-m", 1, fnA).filter(model.FilterRule{Protocol: "tcp", DestinationPorts: "80"}).
+			session("s3", model.Egress, "nic-a", "nic-n", 2, fnA).snap(128).
+			session("s4", model.Ingress, "nic-b", "nic-m", 1, fnA).snap(96),
 		// Everything that keeps a session pending; each says why, and what can be installed is.
 		"unrealisable": newTopo().
 			bridge(br1, 1, 2, 10).bridge(br2, 5, 6).

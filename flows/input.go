@@ -32,6 +32,14 @@ type Session struct {
 	TunnelKey      uint32 // the key copies carry on the flow network; one per destination NIC within it
 	FlowNetwork    string // flow network uuid
 	Encapsulation  model.Encapsulation
+	// Filters select the frames the session copies: ordered, the first rule that matches decides, a frame no
+	// rule matches is not copied. Empty: every frame. In canonical form (model.FilterRule.Canonical).
+	Filters []model.FilterRule
+	// Revision is the stored definition's revision (model.Session.Revision). The compiler ignores it; the
+	// controller reports which revision it programmed.
+	Revision uint64
+	// SnapLength cuts the session's copies to this many bytes (64..65535); 0: whole frames.
+	SnapLength uint16
 }
 
 // NIC is a VM NIC as the compiler sees it: its MAC and where it is attached now.

@@ -76,6 +76,10 @@ type resolved struct {
 	dstDP       string // destination bridge when the destination port exists there
 	dstPort     uint32
 	deliverPort uint32 // tunnel port on the destination bridge that delivers this session's key; 0: none
+
+	snap  uint16 // the session's snap length; 0: whole frames
+	fkey  string // model.FilterKey of the session's filter; "": every frame
+	rules []model.ParsedRule
 }
 
 // bridgePlan lists what concerns one bridge.
@@ -228,6 +232,24 @@ func resolveSession(in *Input, s *Session, src NIC, srcKnown bool, dst NIC, dstK
 	if !s.Type.Valid() {
 		why("session %s has unknown direction %q", s.UUID, s.Type)
 	}
+	filterOK := true
+	r.snap = s.SnapLength
+	if r.snap != 0 && r.snap < MinSnapLength {
+		why("session %s: snap length %d is below %d", s.UUID, r.snap, MinSnapLength)
+		filterOK = false
+	}
+	if len(s.Filters) > 0 {
+		r.fkey = model.FilterKey(s.Filters)
+		for i, fr := range s.Filters {
+			pr, err := fr.Parse()
+			if err != nil {
+				why("session %s: filter rule %d: %v", s.UUID, i+1, err)
+				filterOK = false
+				break
+			}
+			r.rules = append(r.rules, pr)
+		}
+	}
 	srcOK := placed("source", s.SourceNIC, src, srcKnown)
 	dstOK := placed("destination", s.DestinationNIC, dst, dstKnown)
 	if srcKnown && src.Bound() {
@@ -238,7 +260,7 @@ func resolveSession(in *Input, s *Session, src NIC, srcKnown bool, dst NIC, dstK
 	}
 	slices.Sort(rep.Bridges)
 
-	sourceUsable := s.Type.Valid()
+	sourceUsable := s.Type.Valid() && filterOK
 	if s.SourceNIC == s.DestinationNIC {
 		why("source and destination are the same NIC %s (SAME_NIC)", s.SourceNIC)
 		sourceUsable = false

@@ -105,23 +105,174 @@ func randomWorld(r *rand.Rand) *world {
 			keys[[2]string{fn, dst}] = k
 		}
 		w.in.Sessions = append(w.in.Sessions, Session{UUID: fmt.Sprintf("s%02d", i), Type: dirs[r.IntN(3)],
-			SourceNIC: src, DestinationNIC: dst, TunnelKey: k, FlowNetwork: fn, Encapsulation: model.GRE})
+			SourceNIC: src, DestinationNIC: dst, TunnelKey: k, FlowNetwork: fn, Encapsulation: model.GRE,
+			Filters: randomFilter(r), SnapLength: randomSnap(r)})
 	}
 	return w
 }
 
-// frame is what enters a bridge: business traffic (no tunnel metadata) or a copy arriving on a tunnel port.
-type frame struct {
-	inPort uint32
-	dlDst  MAC
-	tunID  uint64
+// Values random filters and frames draw from, so that they meet often.
+var (
+	randPrefixes = []string{"198.18.0.0/16", "198.18.1.0/24", "198.18.1.7/32", "10.0.0.0/8", "2001:db8::/32", "2001:db8:1::/48"}
+	randAddrs    = []string{"198.18.1.7", "198.18.1.8", "198.18.2.1", "10.1.2.3", "192.0.2.1", "2001:db8:1::5", "2001:db8:2::1", "2001:dbf::1"}
+	randPorts    = []uint16{0, 1, 22, 79, 80, 81, 443, 1023, 1024, 4096, 8080, 49151, 65534, 65535}
+	randProtos   = []string{"", "", "tcp", "tcp", "udp", "icmp", "icmpv6", "arp", "47", "6"}
+)
+
+// randomSnap returns no snap length most of the time, else one of a few.
+func randomSnap(r *rand.Rand) uint16 {
+	if r.IntN(3) > 0 {
+		return 0
+	}
+	return []uint16{64, 96, 128, 1500, 65535}[r.IntN(5)]
 }
 
-func matches(m Match, fr frame) bool {
+// randomFilter returns no filter most of the time, else a few rules that are valid per the API.
+func randomFilter(r *rand.Rand) []model.FilterRule {
+	if r.IntN(3) == 0 {
+		return nil
+	}
+	var out []model.FilterRule
+	for range 1 + r.IntN(4) {
+		for {
+			fr := model.FilterRule{Action: model.FilterAccept, Protocol: randProtos[r.IntN(len(randProtos))]}
+			if r.IntN(3) == 0 {
+				fr.Action = model.FilterReject
+			}
+			if r.IntN(2) == 0 {
+				fr.SourceCIDR = randPrefixes[r.IntN(len(randPrefixes))]
+			}
+			if r.IntN(2) == 0 {
+				fr.DestinationCIDR = randPrefixes[r.IntN(len(randPrefixes))]
+			}
+			ports := func() string {
+				switch r.IntN(4) {
+				case 0:
+					return fmt.Sprint(randPorts[r.IntN(len(randPorts))])
+				case 1:
+					a, b := r.IntN(65536), r.IntN(65536)
+					return fmt.Sprintf("%d-%d", min(a, b), max(a, b))
+				case 2:
+					a, b := randPorts[r.IntN(len(randPorts))], randPorts[r.IntN(len(randPorts))]
+					return fmt.Sprintf("%d-%d", min(a, b), max(a, b))
+				}
+				return ""
+			}
+			if fr.Protocol == "tcp" || fr.Protocol == "udp" || fr.Protocol == "6" {
+				fr.SourcePorts, fr.DestinationPorts = ports(), ports()
+			}
+			c, err := fr.Canonical()
+			if err == nil {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// frame is what enters a bridge: business traffic (no tunnel metadata) or a copy arriving on a tunnel port.
+type frame struct {
+	inPort       uint32
+	dlDst        MAC
+	tunID        uint64
+	ethType      uint16
+	proto        uint8
+	ipSrc, ipDst netip.Addr
+	tpSrc, tpDst uint16
+}
+
+// randomL3 returns a frame's upper layers: ARP, IPv4 or IPv6 with a random protocol, addresses and ports, or
+// another EtherType.
+func randomL3(r *rand.Rand, fr frame) frame {
+	switch r.IntN(8) {
+	case 0:
+		fr.ethType = EthTypeARP
+		return fr
+	case 1:
+		fr.ethType = 0x88cc
+		return fr
+	}
+	for {
+		fr.ipSrc = netip.MustParseAddr(randAddrs[r.IntN(len(randAddrs))])
+		fr.ipDst = netip.MustParseAddr(randAddrs[r.IntN(len(randAddrs))])
+		if fr.ipSrc.Is4() == fr.ipDst.Is4() {
+			break
+		}
+	}
+	fr.ethType = EthTypeIPv4
+	if fr.ipSrc.Is6() {
+		fr.ethType = EthTypeIPv6
+	}
+	fr.proto = []uint8{6, 6, 17, 17, 1, 58, 47}[r.IntN(7)]
+	if fr.proto == 6 || fr.proto == 17 {
+		fr.tpSrc = randPorts[r.IntN(len(randPorts))]
+		fr.tpDst = uint16(r.IntN(65536))
+		if r.IntN(2) == 0 {
+			fr.tpDst = randPorts[r.IntN(len(randPorts))]
+		}
+	}
+	return fr
+}
+
+// filterSelects is the oracle of a filter: the first rule that matches decides, checked field by field with
+// plain comparisons (no masks).
+func filterSelects(rules []model.FilterRule, fr frame) bool {
+	if len(rules) == 0 {
+		return true
+	}
+	for _, rule := range rules {
+		p, err := rule.Parse()
+		if err != nil {
+			panic(err)
+		}
+		ok := true
+		isIP := fr.ethType == EthTypeIPv4 || fr.ethType == EthTypeIPv6
+		switch {
+		case p.ARP:
+			ok = fr.ethType == EthTypeARP
+		case p.IPv4 || p.IPv6:
+			ok = (p.IPv4 && fr.ethType == EthTypeIPv4) || (p.IPv6 && fr.ethType == EthTypeIPv6)
+		}
+		if ok && p.Proto >= 0 {
+			ok = isIP && int(fr.proto) == p.Proto
+		}
+		if ok && p.Src.IsValid() {
+			ok = isIP && p.Src.Contains(fr.ipSrc)
+		}
+		if ok && p.Dst.IsValid() {
+			ok = isIP && p.Dst.Contains(fr.ipDst)
+		}
+		if ok && (p.Proto == model.ProtoTCP || p.Proto == model.ProtoUDP) {
+			ok = fr.tpSrc >= p.SrcPorts.Lo && fr.tpSrc <= p.SrcPorts.Hi && fr.tpDst >= p.DstPorts.Lo && fr.tpDst <= p.DstPorts.Hi
+		}
+		if ok {
+			return p.Accept
+		}
+	}
+	return false
+}
+
+func matches(m Match, fr frame, reg0 uint32) bool {
 	if m.InPort != 0 && m.InPort != fr.inPort {
 		return false
 	}
 	if m.HasTunID && m.TunID != fr.tunID {
+		return false
+	}
+	if m.HasReg0 && m.Reg0 != reg0 {
+		return false
+	}
+	if m.EthType != 0 && m.EthType != fr.ethType {
+		return false
+	}
+	if m.HasIPProto && m.IPProto != fr.proto {
+		return false
+	}
+	if m.IPSrc.IsValid() && !m.IPSrc.Contains(fr.ipSrc) || m.IPDst.IsValid() && !m.IPDst.Contains(fr.ipDst) {
+		return false
+	}
+	if fr.tpSrc&m.TPSrcMask != m.TPSrc || fr.tpDst&m.TPDstMask != m.TPDst {
 		return false
 	}
 	for i := range 6 {
@@ -137,14 +288,25 @@ type emitted struct {
 	port  uint32
 	tunID uint64
 	tunIP netip.Addr
+	snap  uint16 // 0: the whole frame
 }
 
 // evaluate applies the table to a frame: the single highest-priority matching flow, or an error when none or
 // several of equal priority match.
 func evaluate(table []Flow, fr frame) (normal bool, outs []emitted, err error) {
+	var tunID uint64
+	var tunIP netip.Addr
+	var reg0 uint32
+	return evaluateIn(table, fr, 0, 0, &reg0, &tunID, &tunIP)
+}
+
+func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, tunID *uint64, tunIP *netip.Addr) (normal bool, outs []emitted, err error) {
+	if depth > 64 {
+		return false, nil, fmt.Errorf("resubmit depth over 64")
+	}
 	var best []Flow
 	for _, f := range table {
-		if !matches(f.Match, fr) {
+		if f.Table != tableID || !matches(f.Match, fr, *reg0) {
 			continue
 		}
 		switch {
@@ -154,25 +316,44 @@ func evaluate(table []Flow, fr frame) (normal bool, outs []emitted, err error) {
 			best = append(best, f)
 		}
 	}
-	if len(best) != 1 {
-		return false, nil, fmt.Errorf("%d flows of top priority match %+v: %v", len(best), fr, best)
+	if len(best) == 0 && tableID != 0 {
+		return false, nil, nil // a resubmit that misses does nothing
 	}
-	var tunID uint64
-	var tunIP netip.Addr
+	if len(best) != 1 {
+		return false, nil, fmt.Errorf("%d flows of top priority match %+v in table %d: %v", len(best), fr, tableID, best)
+	}
 	for i, a := range best[0].Actions {
 		switch a.Type {
 		case ActNormal:
-			if i != 0 {
+			if i != 0 || tableID != 0 {
 				return false, nil, fmt.Errorf("NORMAL is not first in %s", best[0])
 			}
 			normal = true
 		case ActSetTunID:
-			tunID = a.Value
+			*tunID = a.Value
 		case ActSetTunDst:
-			tunIP = a.IP
-		case ActOutput:
-			outs = append(outs, emitted{a.Port, tunID, tunIP})
-			tunID, tunIP = 0, netip.Addr{} // the oracle insists every tunnel copy sets both fields itself
+			*tunIP = a.IP
+		case ActSetReg0:
+			*reg0 = uint32(a.Value)
+		case ActResubmit:
+			n, o, err := evaluateIn(table, fr, uint8(a.Value), depth+1, reg0, tunID, tunIP)
+			if err != nil {
+				return false, nil, err
+			}
+			if n {
+				return false, nil, fmt.Errorf("NORMAL in a resubmitted table: %s", best[0])
+			}
+			outs = append(outs, o...)
+		case ActOutput, ActOutputTrunc:
+			var snap uint16
+			if a.Type == ActOutputTrunc {
+				if a.Value < 64 || a.Value > 65535 {
+					return false, nil, fmt.Errorf("max_len %d out of 64..65535 in %s", a.Value, best[0])
+				}
+				snap = uint16(a.Value)
+			}
+			outs = append(outs, emitted{a.Port, *tunID, *tunIP, snap})
+			*tunID, *tunIP = 0, netip.Addr{} // the oracle insists every tunnel copy sets both fields itself
 		}
 	}
 	return normal, outs, nil
@@ -180,8 +361,10 @@ func evaluate(table []Flow, fr frame) (normal bool, outs []emitted, err error) {
 
 // expectedCopies is the oracle: the destination NICs that a business frame entering dp at inPort gets a copy to,
 // from API.md's rule, restricted to sessions whose copy can leave this bridge now.
+// Each is "<nic>/<snap>": the copy is cut to the longest snap length of the sessions that select the frame for that
+// NIC (0: whole, longer than any).
 func (w *world) expectedCopies(dp string, fr frame) []string {
-	var want []string
+	snaps := map[string]int{}
 	for _, s := range w.in.Sessions {
 		src := w.in.NICs[s.SourceNIC]
 		if src.DatapathID != dp || !w.placed(s.SourceNIC) || !w.placed(s.DestinationNIC) {
@@ -190,7 +373,7 @@ func (w *world) expectedCopies(dp string, fr frame) []string {
 		mac, _ := ParseMAC(src.MAC)
 		selected := s.Type.CopiesEgress() && fr.inPort == src.Port ||
 			s.Type.CopiesIngress() && fr.inPort != src.Port && (fr.dlDst == mac || fr.dlDst.IsMulticast())
-		if !selected {
+		if !selected || !filterSelects(s.Filters, fr) {
 			continue
 		}
 		dst := w.in.NICs[s.DestinationNIC]
@@ -199,9 +382,15 @@ func (w *world) expectedCopies(dp string, fr frame) []string {
 				continue
 			}
 		}
-		if !slices.Contains(want, s.DestinationNIC) {
-			want = append(want, s.DestinationNIC)
+		rank := int(s.SnapLength)
+		if rank == 0 {
+			rank = 1 << 16
 		}
+		snaps[s.DestinationNIC] = max(snaps[s.DestinationNIC], rank)
+	}
+	var want []string
+	for nic, rank := range snaps {
+		want = append(want, fmt.Sprintf("%s/%d", nic, rank%(1<<16)))
 	}
 	slices.Sort(want)
 	return want
@@ -329,8 +518,14 @@ func (w *world) check(r *rand.Rand) error {
 				}
 				continue
 			}
+			var frs []frame
 			for _, mac := range macs {
-				fr := frame{inPort: port, dlDst: mac}
+				frs = append(frs, frame{inPort: port, dlDst: mac})
+				for range 4 {
+					frs = append(frs, randomL3(r, frame{inPort: port, dlDst: mac}))
+				}
+			}
+			for _, fr := range frs {
 				normal, outs, err := evaluate(tables[dp], fr)
 				if err != nil {
 					return fmt.Errorf("bridge %s: %w", dp, err)
@@ -369,7 +564,7 @@ func (w *world) check(r *rand.Rand) error {
 							return fmt.Errorf("bridge %s: copy of %+v to port %d, which is no destination", dp, fr, o.port)
 						}
 					}
-					got = append(got, to)
+					got = append(got, fmt.Sprintf("%s/%d", to, o.snap))
 				}
 				slices.Sort(got)
 				if want := w.expectedCopies(dp, fr); !slices.Equal(got, want) {

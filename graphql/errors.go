@@ -41,6 +41,7 @@ func invalidArgument(msg string) error {
 type requestInfo struct {
 	id     string
 	logger *slog.Logger
+	vars   map[string]any // the request's variables as sent (a null stays a present nil)
 }
 
 type requestInfoKey struct{}

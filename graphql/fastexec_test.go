@@ -33,6 +33,8 @@ func (l staticLive) SessionStatus(uuid string) (model.SessionStatus, string) {
 	return model.StatusActive, ""
 }
 
+func (l staticLive) SessionRevision(string) (uint64, bool) { return 0, false }
+
 func (l staticLive) Switches() []model.Switch {
 	return []model.Switch{
 		{DatapathID: "0000000000000001", HostUUID: l.w.host1, Connected: true, RemoteAddress: "127.0.0.1:4000",

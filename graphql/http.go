@@ -409,6 +409,7 @@ func (x *exchange) serve() {
 		return
 	}
 
+	ri.vars = req.Variables
 	src := source.NewSource(&source.Source{Body: []byte(req.Query), Name: "GraphQL request"})
 	astDoc, err := parser.Parse(parser.ParseParams{Source: src})
 	if err != nil {
@@ -575,7 +576,7 @@ func (h *Handler) mutationResource(ctx context.Context, op string, args map[stri
 	case "addPortMirrorSession":
 		// an operation on a session is an event about its port mirror (API.md), as the service records it
 		return "PortMirror", argString(args, "portMirrorUuid")
-	case "deletePortMirrorSession":
+	case "deletePortMirrorSession", "updatePortMirrorSession":
 		if s, err := h.backend.Session(ctx, argString(args, "uuid")); err == nil {
 			return "PortMirror", s.PortMirrorUUID
 		}

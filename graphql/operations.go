@@ -52,11 +52,42 @@ func (b *builder) inputs() {
 		"encapsulation": {Type: b.encap, DefaultValue: model.GRE},
 		"clusterUuids":  {Type: gql.NewList(nn(id))},
 	}})
+	b.filterAction = gql.NewEnum(gql.EnumConfig{Name: "FilterAction", Values: gql.EnumValueConfigMap{
+		"ACCEPT": {Value: model.FilterAccept, Description: "copy the frames the rule matches"},
+		"REJECT": {Value: model.FilterReject, Description: "do not copy them"},
+	}})
+	ruleField := func(get func(model.FilterRule) string) *gql.Field {
+		return plain(str, "", func(r model.FilterRule) any { return optString(get(r)) })
+	}
+	b.filterRule = gql.NewObject(gql.ObjectConfig{Name: "MirrorFilterRule", Fields: gql.Fields{
+		"action":           plain(nn(b.filterAction), "", func(r model.FilterRule) any { return r.Action }),
+		"protocol":         ruleField(func(r model.FilterRule) string { return r.Protocol }),
+		"sourceCidr":       ruleField(func(r model.FilterRule) string { return r.SourceCIDR }),
+		"destinationCidr":  ruleField(func(r model.FilterRule) string { return r.DestinationCIDR }),
+		"sourcePorts":      ruleField(func(r model.FilterRule) string { return r.SourcePorts }),
+		"destinationPorts": ruleField(func(r model.FilterRule) string { return r.DestinationPorts }),
+	}})
+	b.filterRuleIn = gql.NewInputObject(gql.InputObjectConfig{Name: "MirrorFilterRuleInput", Fields: gql.InputObjectConfigFieldMap{
+		"action":           {Type: b.filterAction, DefaultValue: model.FilterAccept},
+		"protocol":         {Type: str, Description: `"tcp", "udp", "icmp", "icmpv6", "arp", or an IP protocol number; null: any`},
+		"sourceCidr":       {Type: str, Description: "IPv4 or IPv6 CIDR; null: any"},
+		"destinationCidr":  {Type: str},
+		"sourcePorts":      {Type: str, Description: `"80" or "1024-65535" (tcp and udp only); null: any`},
+		"destinationPorts": {Type: str},
+	}})
 	b.sessionIn = gql.NewInputObject(gql.InputObjectConfig{Name: "SessionInput", Fields: gql.InputObjectConfigFieldMap{
 		"name":               {Type: nn(str)},
 		"type":               {Type: nn(b.direction)},
 		"sourceNicUuid":      {Type: nn(id)},
 		"destinationNicUuid": {Type: nn(id)},
+		"filters": {Type: gql.NewList(nn(b.filterRuleIn)),
+			Description: "ordered; the first rule that matches a frame decides; a frame no rule matches is not copied; empty or null: every frame"},
+		"snapLength": {Type: gql.Int, Description: "copies are cut to this many bytes (64..65535); the frame itself is untouched; null: whole"},
+	}})
+	b.sessionUpdateIn = gql.NewInputObject(gql.InputObjectConfig{Name: "SessionUpdateInput", Fields: gql.InputObjectConfigFieldMap{
+		"name":       {Type: str},
+		"filters":    {Type: gql.NewList(nn(b.filterRuleIn)), Description: "replaces the filter; an empty list or null clears it"},
+		"snapLength": {Type: gql.Int, Description: "null: whole frames again"},
 	}})
 	b.pmIn = gql.NewInputObject(gql.InputObjectConfig{Name: "PortMirrorInput", Fields: gql.InputObjectConfigFieldMap{
 		"name":            {Type: nn(str)},
@@ -274,6 +305,45 @@ func (b *builder) mutationType() *gql.Object {
 				return ops.AddPortMirrorSession(ctx, argString(a, "portMirrorUuid"), sessionInput(argObject(a, "input")))
 			}),
 		"deletePortMirrorSession": root(nn(gql.ID), "", uuidArg(), deleted(ops.DeletePortMirrorSession)),
+		"updatePortMirrorSession": {Type: nn(b.session),
+			Description: "changes a session in place: a field left out stays, an explicit null clears it; PENDING until the switches confirm",
+			Args:        gql.FieldConfigArgument{"uuid": {Type: nn(gql.ID)}, "input": {Type: nn(b.sessionUpdateIn)}},
+			Resolve: func(p gql.ResolveParams) (any, error) {
+				// graphql-go drops null fields of input objects: what the caller wrote is read from the document
+				// and the raw variables.
+				raw := map[string]any{}
+				if len(p.Info.FieldASTs) > 0 {
+					for _, a := range p.Info.FieldASTs[0].Arguments {
+						if a != nil && a.Name != nil && a.Name.Value == "input" {
+							raw, _ = plainValue(a.Value, requestInfoFrom(p.Context).vars).(map[string]any)
+						}
+					}
+				}
+				m := argObject(p.Args, "input")
+				var up service.SessionUpdate
+				if v, given := raw["name"]; given {
+					if v == nil {
+						up.NameCleared = true
+					} else {
+						up.Name = argStringPtr(m, "name")
+					}
+				}
+				if _, given := raw["snapLength"]; given {
+					up.SnapLengthSet = true
+					if n, ok := m["snapLength"].(int); ok {
+						up.SnapLength = &n
+					}
+				}
+				if _, given := raw["filters"]; given {
+					rules := filterInputs(argList(m, "filters"))
+					up.Filters = &rules
+				}
+				r, err := ops.UpdatePortMirrorSession(p.Context, argString(p.Args, "uuid"), up)
+				if err != nil {
+					return nil, toAPIError(p.Context, p.Info.FieldName, err)
+				}
+				return r, nil
+			}},
 	}})
 }
 
@@ -283,7 +353,25 @@ func sessionInput(m map[string]any) service.SessionInput {
 		DestinationNicUUID: argString(m, "destinationNicUuid"),
 	}
 	si.Type, _ = m["type"].(model.Direction)
+	si.Filters = filterInputs(argList(m, "filters"))
+	if n, ok := m["snapLength"].(int); ok {
+		si.SnapLength = &n
+	}
 	return si
+}
+
+// filterInputs reads a [MirrorFilterRuleInput!]; the service checks the values.
+func filterInputs(l []any) []model.FilterRule {
+	var out []model.FilterRule
+	for _, x := range l {
+		m, _ := x.(map[string]any)
+		r := model.FilterRule{Protocol: argString(m, "protocol"), SourceCIDR: argString(m, "sourceCidr"),
+			DestinationCIDR: argString(m, "destinationCidr"), SourcePorts: argString(m, "sourcePorts"),
+			DestinationPorts: argString(m, "destinationPorts")}
+		r.Action, _ = m["action"].(model.FilterAction)
+		out = append(out, r)
+	}
+	return out
 }
 
 // qosInput reads a NicQosInput; nil (absent or null) is no QoS. The service checks the values.

@@ -40,6 +40,9 @@ type builder struct {
 	port, flowNet, pm, session, audit, swtch *gql.Object
 	qosIn, nicIn, clusterIn, hostIn, vmIn    *gql.InputObject
 	flowNetIn, sessionIn, pmIn               *gql.InputObject
+	filterAction                             *gql.Enum
+	filterRule                               *gql.Object
+	filterRuleIn, sessionUpdateIn            *gql.InputObject
 	query, mutation                          *gql.Object
 	enumsToFill                              []*gql.Enum // enums made elsewhere than enums()
 }
@@ -378,6 +381,19 @@ func (b *builder) objects() {
 				return optString(reason), nil
 			}),
 			"createdAt": plain(nn(b.timeT), "", func(s model.Session) any { return s.CreatedAt }),
+			"snapLength": plain(integer, "copies are cut to this many bytes; null: whole frames", func(s model.Session) any {
+				if s.SnapLength == 0 {
+					return nil
+				}
+				return int64(s.SnapLength)
+			}),
+			"filters": plain(nn(gql.NewList(nn(b.filterRule))), "ordered; the first rule that matches a frame decides; empty: every frame",
+				func(s model.Session) any {
+					if s.Filters == nil {
+						return []model.FilterRule{}
+					}
+					return s.Filters
+				}),
 		}
 	})})
 

@@ -166,6 +166,12 @@ type Session struct {
 	DestinationNicUUID string    `json:"destinationNicUuid"`
 	TunnelKey          uint32    `json:"tunnelKey"` // one per destination NIC within the flow network
 	CreatedAt          time.Time `json:"createdAt"`
+	// Filters select the frames copied (ordered, first match decides); empty: every frame. Canonical form.
+	Filters []FilterRule `json:"filters,omitempty"`
+	// Revision counts the changes of the session's definition (updatePortMirrorSession); 0 as created.
+	Revision uint64 `json:"revision,omitempty"`
+	// SnapLength cuts copies to this many bytes (64..65535); 0: whole frames.
+	SnapLength int `json:"snapLength,omitempty"`
 }
 
 // AuditEvent records one mutation, refused or not.

@@ -53,6 +53,17 @@ const (
 
 	oxmInPort   uint8 = 0  // basic, 4 bytes
 	oxmEthDst   uint8 = 3  // basic, 6 bytes, maskable
+	oxmEthType  uint8 = 5  // basic, 2 bytes
+	oxmIPProto  uint8 = 10 // basic, 1 byte
+	oxmIPv4Src  uint8 = 11 // basic, 4 bytes, maskable
+	oxmIPv4Dst  uint8 = 12
+	oxmTCPSrc   uint8 = 13 // basic, 2 bytes, maskable
+	oxmTCPDst   uint8 = 14
+	oxmUDPSrc   uint8 = 15
+	oxmUDPDst   uint8 = 16
+	oxmIPv6Src  uint8 = 26 // basic, 16 bytes, maskable
+	oxmIPv6Dst  uint8 = 27
+	nxmReg0     uint8 = 0  // NXM1 NXM_NX_REG0, 4 bytes, maskable
 	oxmTunnelID uint8 = 38 // basic, 8 bytes, maskable
 	nxmTunID    uint8 = 16 // NXM1 NXM_NX_TUN_ID, 8 bytes, maskable
 	nxmTunDst   uint8 = 32 // NXM1 NXM_NX_TUN_IPV4_DST, 4 bytes, maskable
@@ -60,11 +71,17 @@ const (
 
 // Action and instruction types.
 const (
-	actOutput      uint16 = 0
-	actSetField    uint16 = 25
-	instrApply     uint16 = 4
-	flowModFixed          = 48 // header and fixed part of ofp_flow_mod
-	flowStatsFixed        = 48 // fixed part of ofp_flow_stats
+	actOutput       uint16 = 0
+	actSetField     uint16 = 25
+	actExperimenter uint16 = 0xffff
+	// NiciraExperimenter is the Nicira vendor id of NXAST_* actions.
+	NiciraExperimenter uint32 = 0x00002320
+	nxastResubmitTable uint16 = 14
+	nxastOutputTrunc   uint16 = 39     // port u16, max_len u32
+	nxInPort16         uint16 = 0xfff8 // OFPP_IN_PORT in the 16-bit port numbers of NXAST_RESUBMIT_TABLE
+	instrApply         uint16 = 4
+	flowModFixed              = 48 // header and fixed part of ofp_flow_mod
+	flowStatsFixed            = 48 // fixed part of ofp_flow_stats
 )
 
 func oxmHeader(class uint16, field uint8, hasMask bool, length int) uint32 {
@@ -99,9 +116,67 @@ func appendMatch(dst []byte, m flows.Match) []byte {
 		dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, oxmTunnelID, false, 8))
 		dst = binary.BigEndian.AppendUint64(dst, m.TunID)
 	}
+	dst = appendFilterMatch(dst, m)
 	binary.BigEndian.PutUint16(dst[start+2:], uint16(len(dst)-start))
 	for len(dst)-start < pad8(len(dst)-start) {
 		dst = append(dst, 0)
+	}
+	return dst
+}
+
+// appendFilterMatch appends the filter table's fields (registers, L3 and L4), prerequisites first.
+func appendFilterMatch(dst []byte, m flows.Match) []byte {
+	if m.HasReg0 {
+		dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassNXM1, nxmReg0, false, 4))
+		dst = binary.BigEndian.AppendUint32(dst, m.Reg0)
+	}
+	if m.EthType != 0 {
+		dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, oxmEthType, false, 2))
+		dst = binary.BigEndian.AppendUint16(dst, m.EthType)
+	}
+	if m.HasIPProto {
+		dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, oxmIPProto, false, 1))
+		dst = append(dst, m.IPProto)
+	}
+	for i, p := range []netip.Prefix{m.IPSrc, m.IPDst} {
+		if !p.IsValid() {
+			continue
+		}
+		field := oxmIPv4Src + uint8(i)
+		if p.Addr().Is6() {
+			field = oxmIPv6Src + uint8(i)
+		}
+		a := p.Addr().AsSlice()
+		if p.Bits() == len(a)*8 {
+			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, field, false, len(a)))
+			dst = append(dst, a...)
+			continue
+		}
+		dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, field, true, 2*len(a)))
+		dst = append(dst, p.Masked().Addr().AsSlice()...)
+		for j := range a {
+			bits := min(max(p.Bits()-8*j, 0), 8)
+			dst = append(dst, byte(0xff<<(8-bits)))
+		}
+	}
+	srcField, dstField := oxmTCPSrc, oxmTCPDst
+	if m.IPProto == 17 {
+		srcField, dstField = oxmUDPSrc, oxmUDPDst
+	}
+	for _, x := range []struct {
+		field  uint8
+		v, msk uint16
+	}{{srcField, m.TPSrc, m.TPSrcMask}, {dstField, m.TPDst, m.TPDstMask}} {
+		switch x.msk {
+		case 0:
+		case 0xffff:
+			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, x.field, false, 2))
+			dst = binary.BigEndian.AppendUint16(dst, x.v)
+		default:
+			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, x.field, true, 4))
+			dst = binary.BigEndian.AppendUint16(dst, x.v&x.msk)
+			dst = binary.BigEndian.AppendUint16(dst, x.msk)
+		}
 	}
 	return dst
 }
@@ -136,6 +211,37 @@ func appendActions(dst []byte, acts []flows.Action) ([]byte, error) {
 			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassNXM1, nxmTunDst, false, 4))
 			dst = append(dst, ip[:]...)
 			dst = append(dst, 0, 0, 0, 0)
+		case flows.ActSetReg0:
+			if a.Value > 0xffffffff {
+				return dst[:start], fmt.Errorf("action %d: set_field %#x->reg0 does not fit 32 bits", i, a.Value)
+			}
+			dst = append(dst, 0, byte(actSetField), 0, 16)
+			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassNXM1, nxmReg0, false, 4))
+			dst = binary.BigEndian.AppendUint32(dst, uint32(a.Value))
+			dst = append(dst, 0, 0, 0, 0)
+		case flows.ActOutputTrunc:
+			if a.Port == 0 || a.Port > 0xfeff {
+				return dst[:start], fmt.Errorf("action %d: output with max_len to port %d: NXAST_OUTPUT_TRUNC takes a 16-bit port of 1..65279", i, a.Port)
+			}
+			if a.Value < 14 || a.Value > 0xffffffff {
+				return dst[:start], fmt.Errorf("action %d: output max_len %d: OVS needs at least 14", i, a.Value)
+			}
+			dst = binary.BigEndian.AppendUint16(dst, actExperimenter)
+			dst = binary.BigEndian.AppendUint16(dst, 16)
+			dst = binary.BigEndian.AppendUint32(dst, NiciraExperimenter)
+			dst = binary.BigEndian.AppendUint16(dst, nxastOutputTrunc)
+			dst = binary.BigEndian.AppendUint16(dst, uint16(a.Port))
+			dst = binary.BigEndian.AppendUint32(dst, uint32(a.Value))
+		case flows.ActResubmit:
+			if a.Value > 0xfe {
+				return dst[:start], fmt.Errorf("action %d: resubmit to table %d, above 254", i, a.Value)
+			}
+			dst = binary.BigEndian.AppendUint16(dst, actExperimenter)
+			dst = binary.BigEndian.AppendUint16(dst, 16)
+			dst = binary.BigEndian.AppendUint32(dst, NiciraExperimenter)
+			dst = binary.BigEndian.AppendUint16(dst, nxastResubmitTable)
+			dst = binary.BigEndian.AppendUint16(dst, nxInPort16)
+			dst = append(dst, byte(a.Value), 0, 0, 0)
 		default:
 			return dst[:start], fmt.Errorf("action %d: type %d cannot be encoded", i, a.Type)
 		}
@@ -306,6 +412,20 @@ func (o oxm) String() string {
 		return "tun_id"
 	case o.class == oxmClassNXM1 && o.field == nxmTunDst:
 		return "tun_dst"
+	case o.class == oxmClassNXM1 && o.field == nxmReg0:
+		return "reg0"
+	case o.class == oxmClassBasic && o.field == oxmEthType:
+		return "eth_type"
+	case o.class == oxmClassBasic && o.field == oxmIPProto:
+		return "ip_proto"
+	case o.class == oxmClassBasic && (o.field == oxmIPv4Src || o.field == oxmIPv6Src):
+		return "ip_src"
+	case o.class == oxmClassBasic && (o.field == oxmIPv4Dst || o.field == oxmIPv6Dst):
+		return "ip_dst"
+	case o.class == oxmClassBasic && (o.field == oxmTCPSrc || o.field == oxmUDPSrc):
+		return "tp_src"
+	case o.class == oxmClassBasic && (o.field == oxmTCPDst || o.field == oxmUDPDst):
+		return "tp_dst"
 	}
 	return fmt.Sprintf("oxm(class=0x%04x,field=%d)", o.class, o.field)
 }
@@ -388,6 +508,66 @@ func decodeMatch(b []byte) (m flows.Match, foreign string, err error) {
 				return m, "", malformed("tun_dst of %d bytes (masked %v)", len(v), o.hasMask)
 			}
 			other = append(other, "tun_dst="+netip.AddrFrom4([4]byte(v[:4])).String())
+		case "reg0":
+			switch {
+			case !o.hasMask && len(v) == 4:
+				m.Reg0, m.HasReg0 = binary.BigEndian.Uint32(v), true
+			case o.hasMask && len(v) == 8 && binary.BigEndian.Uint32(v[4:]) == 0xffffffff:
+				m.Reg0, m.HasReg0 = binary.BigEndian.Uint32(v), true
+			case o.hasMask && len(v) == 8:
+				other = append(other, "reg0 with a partial mask")
+			default:
+				return m, "", malformed("reg0 of %d bytes (masked %v)", len(v), o.hasMask)
+			}
+		case "eth_type":
+			if o.hasMask || len(v) != 2 {
+				return m, "", malformed("eth_type of %d bytes (masked %v)", len(v), o.hasMask)
+			}
+			m.EthType = binary.BigEndian.Uint16(v)
+		case "ip_proto":
+			if o.hasMask || len(v) != 1 {
+				return m, "", malformed("ip_proto of %d bytes (masked %v)", len(v), o.hasMask)
+			}
+			m.IPProto, m.HasIPProto = v[0], true
+		case "ip_src", "ip_dst":
+			size := 4
+			if o.field == oxmIPv6Src || o.field == oxmIPv6Dst {
+				size = 16
+			}
+			if (!o.hasMask && len(v) != size) || (o.hasMask && len(v) != 2*size) {
+				return m, "", malformed("%s of %d bytes (masked %v)", name, len(v), o.hasMask)
+			}
+			addr, _ := netip.AddrFromSlice(v[:size])
+			bits := size * 8
+			if o.hasMask {
+				var ok bool
+				if bits, ok = prefixLen(v[size:]); !ok {
+					other = append(other, name+" with a non-prefix mask")
+					continue
+				}
+			}
+			p := netip.PrefixFrom(addr, bits).Masked()
+			if name == "ip_src" {
+				m.IPSrc = p
+			} else {
+				m.IPDst = p
+			}
+		case "tp_src", "tp_dst":
+			var val, msk uint16
+			switch {
+			case !o.hasMask && len(v) == 2:
+				val, msk = binary.BigEndian.Uint16(v), 0xffff
+			case o.hasMask && len(v) == 4:
+				msk = binary.BigEndian.Uint16(v[2:])
+				val = binary.BigEndian.Uint16(v) & msk
+			default:
+				return m, "", malformed("%s of %d bytes (masked %v)", name, len(v), o.hasMask)
+			}
+			if name == "tp_src" {
+				m.TPSrc, m.TPSrcMask = val, msk
+			} else {
+				m.TPDst, m.TPDstMask = val, msk
+			}
 		default:
 			other = append(other, name)
 		}
@@ -463,10 +643,44 @@ func decodeActions(b []byte) ([]flows.Action, error) {
 				a = flows.Action{Type: flows.ActSetTunID, Value: binary.BigEndian.Uint64(o.value)}
 			case o.String() == "tun_dst" && !o.hasMask && len(o.value) == 4:
 				a = flows.Action{Type: flows.ActSetTunDst, IP: netip.AddrFrom4([4]byte(o.value))}
+			case o.String() == "reg0" && !o.hasMask && len(o.value) == 4:
+				a = flows.Action{Type: flows.ActSetReg0, Value: uint64(binary.BigEndian.Uint32(o.value))}
+			}
+		case actExperimenter:
+			if n == 16 && binary.BigEndian.Uint32(b[4:]) == NiciraExperimenter && binary.BigEndian.Uint16(b[8:]) == nxastOutputTrunc {
+				port, ml := binary.BigEndian.Uint16(b[10:]), binary.BigEndian.Uint32(b[12:])
+				if port != 0 && port <= 0xfeff && ml >= 14 {
+					a = flows.Action{Type: flows.ActOutputTrunc, Port: uint32(port), Value: uint64(ml)}
+				}
+				break
+			}
+			if n == 16 && binary.BigEndian.Uint32(b[4:]) == NiciraExperimenter &&
+				binary.BigEndian.Uint16(b[8:]) == nxastResubmitTable && binary.BigEndian.Uint16(b[10:]) == nxInPort16 &&
+				b[12] != 0xff && b[13] == 0 && b[14] == 0 && b[15] == 0 {
+				a = flows.Action{Type: flows.ActResubmit, Value: uint64(b[12])}
 			}
 		}
 		acts = append(acts, a)
 		b = b[n:]
 	}
 	return acts, nil
+}
+
+// prefixLen returns the length of a prefix mask (ones then zeros), or false when the mask is not one.
+func prefixLen(mask []byte) (int, bool) {
+	n, zeros := 0, false
+	for _, x := range mask {
+		for i := 7; i >= 0; i-- {
+			one := x&(1<<i) != 0
+			switch {
+			case one && zeros:
+				return 0, false
+			case one:
+				n++
+			default:
+				zeros = true
+			}
+		}
+	}
+	return n, true
 }

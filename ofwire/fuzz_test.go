@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net/netip"
 	"reflect"
 	"testing"
 
@@ -148,6 +149,15 @@ func FuzzDecodeFlowStats(f *testing.F) {
 	}
 	f.Add(rawEntry(oxmTunDst, applyActions(nxResubmit)))
 	f.Add(rawEntry(nil, gotoTable))
+	for _, fl := range []flows.Flow{
+		{Table: 1, Priority: 9, Match: flows.Match{Reg0: 7, HasReg0: true, EthType: 0x86dd, IPProto: 6, HasIPProto: true,
+			IPSrc: netip.MustParsePrefix("2001:db8::/32"), TPDst: 0x400, TPDstMask: 0xfc00},
+			Actions: []flows.Action{{Type: flows.ActSetReg0, Value: 2}, {Type: flows.ActResubmit, Value: 1}}},
+		{Priority: 9, Actions: []flows.Action{{Type: flows.ActNormal}, {Type: flows.ActOutputTrunc, Port: 11, Value: 96}}},
+	} {
+		fm, _ := AppendFlowMod(nil, 1, FlowAdd, fl)
+		f.Add(flowStatFromFlowMod(fm, 0))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		st, err := DecodeFlowStats(body)
 		if err != nil {

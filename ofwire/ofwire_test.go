@@ -322,6 +322,70 @@ func TestFlowRoundTrip(t *testing.T) {
 	}
 }
 
+// TestFilterFlowRoundTrip: the filter table's fields and actions survive encoding and decoding, and their bytes
+// are those OVS documents (NXAST_RESUBMIT_TABLE, set_field to NXM_NX_REG0).
+func TestFilterFlowRoundTrip(t *testing.T) {
+	pfx := netip.MustParsePrefix
+	tests := []flows.Flow{
+		{Table: 1, Priority: 1000, Cookie: 0x504d000000000008, Match: flows.Match{Reg0: 7, HasReg0: true, EthType: 0x0800,
+			IPProto: 6, HasIPProto: true, IPSrc: pfx("198.18.0.0/16"), IPDst: pfx("198.18.1.7/32"), TPSrc: 0x400, TPSrcMask: 0xfc00,
+			TPDst: 80, TPDstMask: 0xffff}, Actions: []flows.Action{{Type: flows.ActOutput, Port: 4}}},
+		{Table: 1, Priority: 999, Match: flows.Match{Reg0: 1, HasReg0: true, EthType: 0x86dd, IPProto: 17, HasIPProto: true,
+			IPDst: pfx("2001:db8::/33"), TPDst: 0x8000, TPDstMask: 0x8000}},
+		{Table: 1, Priority: 1, Match: flows.Match{Reg0: 2, HasReg0: true, EthType: 0x0806},
+			Actions: []flows.Action{{Type: flows.ActSetReg0, Value: 1}, {Type: flows.ActResubmit, Value: 1}}},
+		{Priority: 200, Match: flows.Match{InPort: 3}, Actions: []flows.Action{{Type: flows.ActNormal},
+			{Type: flows.ActSetReg0, Value: 0xffffffff}, {Type: flows.ActResubmit, Value: 1}}},
+	}
+	for _, f := range tests {
+		fm, err := AppendFlowMod(nil, 1, FlowAdd, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeFlowStats(flowStatFromFlowMod(fm, 0))
+		if err != nil || len(got) != 1 || got[0].Foreign != "" || !reflect.DeepEqual(got[0].Flow, f) {
+			t.Errorf("%s: decoded %+v, %v", f, got, err)
+		}
+	}
+	fm, _ := AppendFlowMod(nil, 1, FlowAdd, tests[2])
+	want := []byte{0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 14, 0xff, 0xf8, 1, 0, 0, 0}
+	if !bytes.Contains(fm, want) {
+		t.Errorf("resubmit(,1) is not encoded as % x in % x", want, fm)
+	}
+	setReg := []byte{0, 25, 0, 16, 0, 1, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0}
+	if !bytes.Contains(fm, setReg) {
+		t.Errorf("set_field:1->reg0 is not encoded as % x in % x", setReg, fm)
+	}
+	if _, err := AppendFlowMod(nil, 1, FlowAdd, flows.Flow{Actions: []flows.Action{{Type: flows.ActResubmit, Value: 255}}}); err == nil {
+		t.Error("resubmit to table 255 encoded")
+	}
+}
+
+// TestOutputTrunc: output with max_len is NXAST_OUTPUT_TRUNC with the bytes the facts file measured
+// ("ffff 0010 00002320 0027 000b 00000060" for port 11, 96 bytes), round-trips, and refuses what OVS refuses.
+func TestOutputTrunc(t *testing.T) {
+	f := flows.Flow{Priority: 200, Match: flows.Match{InPort: 1}, Actions: []flows.Action{{Type: flows.ActNormal},
+		{Type: flows.ActSetTunID, Value: 5001}, {Type: flows.ActOutputTrunc, Port: 11, Value: 96}}}
+	fm, err := AppendFlowMod(nil, 1, FlowAdd, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{0xff, 0xff, 0, 0x10, 0, 0, 0x23, 0x20, 0, 0x27, 0, 0x0b, 0, 0, 0, 0x60}
+	if !bytes.Contains(fm, want) {
+		t.Errorf("output(port=11,max_len=96) is not % x in % x", want, fm)
+	}
+	got, err := DecodeFlowStats(flowStatFromFlowMod(fm, 0))
+	if err != nil || len(got) != 1 || !reflect.DeepEqual(got[0].Flow, f) {
+		t.Errorf("decoded %+v, %v", got, err)
+	}
+	for _, bad := range []flows.Action{{Type: flows.ActOutputTrunc, Port: 0x10000, Value: 96},
+		{Type: flows.ActOutputTrunc, Port: 3, Value: 13}, {Type: flows.ActOutputTrunc, Port: 0, Value: 64}} {
+		if _, err := AppendFlowMod(nil, 1, FlowAdd, flows.Flow{Actions: []flows.Action{bad}}); err == nil {
+			t.Errorf("%v encoded", bad)
+		}
+	}
+}
+
 func TestAppendFlowModRefusesIPv6TunDst(t *testing.T) {
 	f := flows.Flow{Actions: []flows.Action{{Type: flows.ActSetTunDst, IP: netip.MustParseAddr("2001:db8::1")}}}
 	dst := []byte("keep")
@@ -362,7 +426,7 @@ var (
 	nxResubmit = []byte{0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 1, 0, 0, 0, 0, 0, 0} // Nicira experimenter action
 	gotoTable  = []byte{0, 1, 0, 8, 5, 0, 0, 0}
 	oxmInPort1 = []byte{0x80, 0, 0, 4, 0, 0, 0, 1}
-	oxmEthType = []byte{0x80, 0, 10, 2, 0x08, 0x00}
+	oxmVlanVID = []byte{0x80, 0, 12, 2, 0x10, 0x05}
 	oxmTunDst  = []byte{0, 1, 64, 4, 198, 18, 0, 1}
 )
 
@@ -380,7 +444,7 @@ func TestDecodeFlowStatsForeign(t *testing.T) {
 			wantActs: []flows.Action{{Type: ActUnknown, Value: 0xffff}}},
 		{name: "goto_table instruction", entry: rawEntry(nil, gotoTable),
 			wantActs: []flows.Action{{Type: ActUnknown, Value: InstructionFlag + 1}}},
-		{name: "eth_type in match", entry: rawEntry(append(oxmInPort1, oxmEthType...), nil), wantForeign: "oxm(class=0x8000,field=5)"},
+		{name: "vlan_vid in match", entry: rawEntry(append(oxmInPort1, oxmVlanVID...), nil), wantForeign: "oxm(class=0x8000,field=6)"},
 		{name: "tun_dst in match", entry: rawEntry(oxmTunDst, nil), wantForeign: "tun_dst=198.18.0.1"},
 		{name: "duplicate field", entry: rawEntry(append(oxmInPort1, oxmInPort1...), nil), wantErr: "twice"},
 		{name: "OXM longer than match", entry: rawEntry([]byte{0x80, 0, 0, 40, 0, 0, 0, 1}, nil), wantErr: "OXM in_port of 40 bytes"},

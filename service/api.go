@@ -94,6 +94,9 @@ type Live interface {
 	// SessionStatus is the status of a session of an ENABLED port mirror (the service answers INACTIVE for a
 	// disabled one itself), with a reason for PENDING and ERROR.
 	SessionStatus(sessionUUID string) (model.SessionStatus, string)
+	// SessionRevision is the revision of the session's definition that the controller's last plan compiled;
+	// false when it has not compiled the session.
+	SessionRevision(sessionUUID string) (uint64, bool)
 	// Switches lists every bridge that is or was connected.
 	Switches() []model.Switch
 	// NicPort is where a NIC is attached now, or nil while it is unbound.
@@ -148,10 +151,24 @@ type FlowNetworkInput struct {
 }
 
 type SessionInput struct {
-	Name               string          `json:"name"`
-	Type               model.Direction `json:"type"`
-	SourceNicUUID      string          `json:"sourceNicUuid,omitempty"`
-	DestinationNicUUID string          `json:"destinationNicUuid,omitempty"`
+	Name               string             `json:"name"`
+	Type               model.Direction    `json:"type"`
+	SourceNicUUID      string             `json:"sourceNicUuid,omitempty"`
+	DestinationNicUUID string             `json:"destinationNicUuid,omitempty"`
+	Filters            []model.FilterRule `json:"filters,omitempty"`
+	SnapLength         *int               `json:"snapLength,omitempty"` // nil: whole frames
+}
+
+// SessionUpdate is what updatePortMirrorSession changes: a nil field stays as it is.
+type SessionUpdate struct {
+	Name *string `json:"name,omitempty"`
+	// Filters replaces the filter when set; a set, empty list (or an explicit null) clears it.
+	Filters *[]model.FilterRule `json:"filters,omitempty"`
+	// NameCleared: the caller gave name: null, which a session cannot have.
+	NameCleared bool `json:"-"`
+	// SnapLengthSet: snapLength was given; SnapLength nil then clears it (whole frames).
+	SnapLengthSet bool `json:"-"`
+	SnapLength    *int `json:"snapLength,omitempty"`
 }
 
 type PortMirrorInput struct {
@@ -201,6 +218,7 @@ type Operations interface {
 	DeletePortMirror(ctx context.Context, uuid string) error
 	AddPortMirrorSession(ctx context.Context, portMirrorUUID string, in SessionInput) (model.Session, error)
 	DeletePortMirrorSession(ctx context.Context, uuid string) error
+	UpdatePortMirrorSession(ctx context.Context, uuid string, in SessionUpdate) (model.Session, error)
 
 	// queries: a missing object is a NOT_FOUND *Error from the single-object getters
 	Clusters(ctx context.Context) ([]model.Cluster, error)

@@ -221,10 +221,11 @@ type fakeLive struct{ dp string }
 func (l fakeLive) SessionStatus(string) (model.SessionStatus, string) {
 	return model.StatusActive, "live"
 }
-func (l fakeLive) Switches() []model.Switch         { return []model.Switch{{DatapathID: l.dp}} }
-func (l fakeLive) NicPort(string) *model.SwitchPort { return nil }
-func (l fakeLive) HostConnected(string) bool        { return true }
-func (l fakeLive) HostDatapathID(string) string     { return l.dp }
+func (l fakeLive) SessionRevision(string) (uint64, bool) { return 0, false }
+func (l fakeLive) Switches() []model.Switch              { return []model.Switch{{DatapathID: l.dp}} }
+func (l fakeLive) NicPort(string) *model.SwitchPort      { return nil }
+func (l fakeLive) HostConnected(string) bool             { return true }
+func (l fakeLive) HostDatapathID(string) string          { return l.dp }
 
 func TestAuditsPageSize(t *testing.T) {
 	f := newFixture(t)
@@ -257,5 +258,80 @@ func TestAuditRefused(t *testing.T) {
 	e := audits(t, f.svc, AuditQuery{ResourceUUID: f.pm1, First: 1})[0]
 	if e.Success || e.Actor != "viewer-bob" || e.Operation != "deletePortMirror" || e.Error != err.Message || !strings.Contains(e.Detail, f.pm1) {
 		t.Fatalf("event %+v", e)
+	}
+}
+
+// TestUpdatePortMirrorSession: a field left out stays, a given one changes, an empty filter clears; sessions
+// differing only in filters coexist (s1 copies the same NICs both ways, unfiltered); the revision counts definition changes only; each call is one audit event.
+func TestUpdatePortMirrorSession(t *testing.T) {
+	f := newFixture(t)
+	web := []model.FilterRule{{Protocol: "tcp", DestinationPorts: "80"}}
+	in := SessionInput{Name: "web", Type: model.Egress, SourceNicUUID: f.n1a, DestinationNicUUID: f.n2b, Filters: web}
+	ses := f.must1(f.svc.AddPortMirrorSession(f.ctx, f.pm1, in)).(model.Session)
+	want := []model.FilterRule{{Action: model.FilterAccept, Protocol: "tcp", DestinationPorts: "80"}}
+	if !slices.Equal(ses.Filters, want) || ses.Revision != 0 {
+		t.Fatalf("added %+v, want canonical filters %+v at revision 0", ses, want)
+	}
+
+	name := "web2"
+	got := f.must1(f.svc.UpdatePortMirrorSession(f.ctx, ses.UUID, SessionUpdate{Name: &name})).(model.Session)
+	if got.Name != "web2" || !slices.Equal(got.Filters, want) || got.Revision != 0 || got.TunnelKey != ses.TunnelKey {
+		t.Errorf("rename: %+v; want name web2, filters kept, revision 0, tunnel key %d", got, ses.TunnelKey)
+	}
+	dns := []model.FilterRule{{Action: model.FilterReject, Protocol: "udp", SourcePorts: "53"}, {Protocol: "udp"}}
+	got = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, ses.UUID, SessionUpdate{Filters: &dns})).(model.Session)
+	if got.Name != "web2" || len(got.Filters) != 2 || got.Filters[0].Action != model.FilterReject || got.Revision != 1 {
+		t.Errorf("refilter: %+v; want the name kept, two rules, revision 1", got)
+	}
+	stored, err := f.svc.Session(f.ctx, ses.UUID)
+	if err != nil || stored.Revision != 1 || len(stored.Filters) != 2 {
+		t.Errorf("stored %+v, %v", stored, err)
+	}
+	var none []model.FilterRule
+	got = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, ses.UUID, SessionUpdate{Filters: &none})).(model.Session)
+	if got.Filters != nil || got.Revision != 2 {
+		t.Errorf("clear: %+v; want no filters, revision 2", got)
+	}
+	evs := audits(t, f.svc, AuditQuery{Operation: "updatePortMirrorSession", First: 10})
+	if len(evs) != 3 || !evs[0].Success || evs[0].ResourceUUID != f.pm1 || !strings.Contains(evs[0].Detail, ses.UUID) {
+		t.Errorf("audit events %+v, want 3 successful ones on the port mirror naming the session", evs)
+	}
+}
+
+// revLive is a controller whose last plan compiled revision 0 of every session, and reports it ACTIVE.
+type revLive struct{ fakeLive }
+
+func (revLive) SessionRevision(string) (uint64, bool) { return 0, true }
+
+// TestStatusPendingUntilRevisionProgrammed: after updatePortMirrorSession changed the definition, the session is
+// PENDING while the controller's plan still holds the older revision, whatever the switches confirmed of it.
+func TestStatusPendingUntilRevisionProgrammed(t *testing.T) {
+	f := newFixture(t)
+	f.svc.SetLive(revLive{fakeLive{dp: "0000000000000001"}})
+	ses, err := f.svc.Session(f.ctx, f.s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.svc.SessionStatus(f.ctx, ses); st != model.StatusActive {
+		t.Fatalf("before the update: %s, want ACTIVE", st)
+	}
+	rules := []model.FilterRule{{Protocol: "udp"}}
+	ses = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{Filters: &rules})).(model.Session)
+	if st, why := f.svc.SessionStatus(f.ctx, ses); st != model.StatusPending || why == "" {
+		t.Errorf("after the update: %s (%q), want PENDING with a reason", st, why)
+	}
+	name := "renamed"
+	ses = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{Name: &name})).(model.Session)
+	if ses.Revision != 1 {
+		t.Errorf("a rename moved the revision to %d, want 1", ses.Revision)
+	}
+	n := 128
+	ses = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{SnapLengthSet: true, SnapLength: &n})).(model.Session)
+	if ses.SnapLength != 128 || ses.Revision != 2 || len(ses.Filters) != 1 {
+		t.Errorf("snap length set: %+v, want 128 at revision 2, the filter kept", ses)
+	}
+	ses = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{SnapLengthSet: true})).(model.Session)
+	if ses.SnapLength != 0 || ses.Revision != 3 {
+		t.Errorf("snap length cleared: %+v, want 0 at revision 3", ses)
 	}
 }

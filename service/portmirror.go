@@ -10,10 +10,12 @@ import (
 
 // sessionIn is a session input as the audit detail records it.
 type sessionIn struct {
-	Name               string          `json:"name"`
-	Type               model.Direction `json:"type"`
-	SourceNicUUID      string          `json:"sourceNicUuid"`
-	DestinationNicUUID string          `json:"destinationNicUuid"`
+	Name               string             `json:"name"`
+	Type               model.Direction    `json:"type"`
+	SourceNicUUID      string             `json:"sourceNicUuid"`
+	DestinationNicUUID string             `json:"destinationNicUuid"`
+	Filters            []model.FilterRule `json:"filters,omitempty"`
+	SnapLength         *int               `json:"snapLength,omitempty"`
 }
 
 func sessionInputs(in []SessionInput) []sessionIn {
@@ -34,6 +36,14 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 	if !in.Type.Valid() {
 		return model.Session{}, invalid("%s: type %q is not INGRESS, EGRESS or BIDIRECTION", what, in.Type)
 	}
+	filters, err := checkFilters(what, in.Filters)
+	if err != nil {
+		return model.Session{}, err
+	}
+	snap, err := checkSnapLength(what, in.SnapLength)
+	if err != nil {
+		return model.Session{}, err
+	}
 	src, err := getNic(tx, ref(in.SourceNicUUID))
 	if err != nil {
 		return model.Session{}, err
@@ -48,20 +58,156 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 	if err := checkSessionEnds(tx, what, fn, src, dst); err != nil {
 		return model.Session{}, err
 	}
-	for _, o := range store.Lookup[model.Session](tx, store.IdxSource, src.UUID) {
-		if o.PortMirrorUUID == pm.UUID && o.DestinationNicUUID == dst.UUID && o.Type == in.Type {
-			return model.Session{}, refuse(CodeConflict, RuleDuplicateSession, "%s: %s already copies %s traffic of %s to %s",
-				what, descSession(o), in.Type, descNic(tx, src), descNic(tx, dst))
-		}
+	if err := checkDuplicate(tx, what, "", pm.UUID, src, dst, in.Type, filters); err != nil {
+		return model.Session{}, err
 	}
 	key, ok := keys.key(dst.UUID)
 	if !ok {
 		return model.Session{}, invalid("%s: %s has no free tunnel key left", what, descFN(fn))
 	}
 	ses := model.Session{UUID: newUUID(), Name: in.Name, Type: in.Type, PortMirrorUUID: pm.UUID,
-		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC()}
+		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC(), Filters: filters, SnapLength: snap}
 	tx.Put(ses)
 	return ses, nil
+}
+
+// checkDuplicate refuses a session (other than self) of the port mirror with the same source, destination,
+// direction and filter.
+func checkDuplicate(tx *store.Txn, what, self, pmUUID string, src, dst model.VmNic, typ model.Direction, filters []model.FilterRule) error {
+	key := model.FilterKey(filters)
+	for _, o := range store.Lookup[model.Session](tx, store.IdxSource, src.UUID) {
+		if o.UUID != self && o.PortMirrorUUID == pmUUID && o.DestinationNicUUID == dst.UUID && o.Type == typ &&
+			model.FilterKey(o.Filters) == key {
+			how := "every frame"
+			if key != "" {
+				how = "the same filter"
+			}
+			return refuse(CodeConflict, RuleDuplicateSession, "%s: %s already copies %s traffic of %s to %s, with %s",
+				what, descSession(o), typ, descNic(tx, src), descNic(tx, dst), how)
+		}
+	}
+	return nil
+}
+
+// Snap length bounds of API.md.
+const (
+	minSnapLength = 64
+	maxSnapLength = 65535
+)
+
+// checkSnapLength checks a snap length given (nil: whole frames, 0).
+func checkSnapLength(what string, n *int) (int, error) {
+	if n == nil {
+		return 0, nil
+	}
+	if *n < minSnapLength || *n > maxSnapLength {
+		return 0, invalid("%s: snapLength %d is outside %d..%d", what, *n, minSnapLength, maxSnapLength)
+	}
+	return *n, nil
+}
+
+// checkFilters checks a filter's rules and returns them in canonical form (nil for none).
+func checkFilters(what string, rules []model.FilterRule) ([]model.FilterRule, error) {
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	if len(rules) > model.MaxFilterRules {
+		return nil, invalid("%s: the filter has %d rules, more than %d", what, len(rules), model.MaxFilterRules)
+	}
+	out := make([]model.FilterRule, len(rules))
+	for i, r := range rules {
+		c, err := r.Canonical()
+		if err != nil {
+			return nil, invalid("%s: filter rule %d: %v", what, i+1, err)
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// UpdatePortMirrorSession changes a session in place: a nil field of in stays as it is. The session keeps its
+// uuid, tunnel key and counters; its status is PENDING until the switches confirm the new definition.
+func (s *Service) UpdatePortMirrorSession(ctx context.Context, uuid string, in SessionUpdate) (model.Session, error) {
+	uuid = ref(uuid)
+	input := map[string]any{"uuid": uuid}
+	if in.Name != nil || in.NameCleared {
+		input["name"] = in.Name
+	}
+	if in.Filters != nil {
+		input["filters"] = *in.Filters
+	}
+	if in.SnapLengthSet {
+		input["snapLength"] = in.SnapLength
+	}
+	var out model.Session
+	err := s.mutate(ctx, "updatePortMirrorSession", "PortMirror", "", input, func(tx *store.Txn, a *audit) error {
+		a.relate(uuid)
+		ses, err := getSession(tx, uuid)
+		if err != nil {
+			return err
+		}
+		a.resourceUUID = ses.PortMirrorUUID
+		pm, err := getPM(tx, ses.PortMirrorUUID)
+		if err != nil {
+			return err
+		}
+		what := descSession(ses) + " of " + descPM(pm)
+		before := ses
+		changed := false
+		if in.NameCleared {
+			return invalid("%s: name cannot be cleared; give a new name or leave it out", what)
+		}
+		if in.Name != nil {
+			if err := checkName(what, *in.Name); err != nil {
+				return err
+			}
+			ses.Name = *in.Name
+		}
+		if in.Filters != nil {
+			filters, err := checkFilters(what, *in.Filters)
+			if err != nil {
+				return err
+			}
+			if model.FilterKey(filters) != model.FilterKey(ses.Filters) {
+				src, err := getNic(tx, ses.SourceNicUUID)
+				if err != nil {
+					return err
+				}
+				dst, err := getNic(tx, ses.DestinationNicUUID)
+				if err != nil {
+					return err
+				}
+				if err := checkDuplicate(tx, what, ses.UUID, pm.UUID, src, dst, ses.Type, filters); err != nil {
+					return err
+				}
+				ses.Filters = filters
+				changed = true
+			}
+		}
+		if in.SnapLengthSet {
+			snap, err := checkSnapLength(what, in.SnapLength)
+			if err != nil {
+				return err
+			}
+			if snap != ses.SnapLength {
+				ses.SnapLength = snap
+				changed = true
+			}
+		}
+		if changed {
+			ses.Revision++
+		}
+		if changed || ses.Name != before.Name {
+			tx.Put(ses)
+			pm.UpdatedAt = s.now().UTC()
+			tx.Put(pm)
+		}
+		a.set("before", before)
+		a.set("after", ses)
+		out = ses
+		return nil
+	})
+	return out, err
 }
 
 // sessionWhere names a session and its port mirror.

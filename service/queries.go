@@ -177,6 +177,9 @@ func (s *Service) SessionStatus(ctx context.Context, ses model.Session) (model.S
 	if live == nil {
 		return model.StatusPending, "controller not running"
 	}
+	if rev, ok := live.SessionRevision(ses.UUID); ok && rev != ses.Revision {
+		return model.StatusPending, "the session's new definition is not yet programmed on its switches"
+	}
 	return live.SessionStatus(ses.UUID)
 }
 

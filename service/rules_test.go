@@ -272,6 +272,94 @@ func TestRefusals(t *testing.T) {
 				_, err := f.svc.UpdatePortMirror(f.ctx, f.pm1, &empty, nil)
 				return err
 			}, names: func(f *fx) []string { return []string{"pm-a", f.pm1} }},
+		{name: "filter bad cidr", op: "addPortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				in := sess("flt", model.Egress, f.n1a, f.n2c)
+				in.Filters = []model.FilterRule{{Protocol: "tcp"}, {SourceCIDR: "198.18.0.0/40"}}
+				_, err := f.svc.AddPortMirrorSession(f.ctx, f.pm1, in)
+				return err
+			}, names: func(f *fx) []string { return []string{"flt", "pm-a", "filter rule 2", "sourceCidr", "198.18.0.0/40"} }},
+		{name: "filter ports without tcp or udp", op: "addPortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				in := sess("flt", model.Egress, f.n1a, f.n2c)
+				in.Filters = []model.FilterRule{{Protocol: "icmp", DestinationPorts: "80"}}
+				_, err := f.svc.AddPortMirrorSession(f.ctx, f.pm1, in)
+				return err
+			}, names: func(f *fx) []string { return []string{"flt", "tcp and udp only"} }},
+		{name: "filter bad port range", op: "createPortMirror", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				in := sess("flt", model.Egress, f.n1b, f.n2c)
+				in.Filters = []model.FilterRule{{Protocol: "udp", SourcePorts: "99-12"}}
+				_, err := f.svc.CreatePortMirror(f.ctx, PortMirrorInput{Name: "pm-b", FlowNetworkUUID: f.fn2, Sessions: []SessionInput{in}})
+				return err
+			}, names: func(f *fx) []string { return []string{"flt", "sourcePorts", "99-12"} }},
+		{name: "filter bad protocol and action", op: "addPortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				in := sess("flt", model.Egress, f.n1a, f.n2c)
+				in.Filters = []model.FilterRule{{Protocol: "sctp"}}
+				_, err := f.svc.AddPortMirrorSession(f.ctx, f.pm1, in)
+				return err
+			}, names: func(f *fx) []string { return []string{"protocol", "sctp"} }},
+		{name: "filter too many rules", op: "addPortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				in := sess("flt", model.Egress, f.n1a, f.n2c)
+				in.Filters = make([]model.FilterRule, model.MaxFilterRules+1)
+				_, err := f.svc.AddPortMirrorSession(f.ctx, f.pm1, in)
+				return err
+			}, names: func(f *fx) []string { return []string{"65 rules"} }},
+		{name: "duplicate filter", op: "addPortMirrorSession", code: CodeConflict, rule: RuleDuplicateSession,
+			setup: func(f *fx) {
+				in := sess("web", model.Bidirection, f.n1a, f.n2b)
+				in.Filters = []model.FilterRule{{Protocol: "tcp", DestinationPorts: "80"}}
+				f.must1(f.svc.AddPortMirrorSession(f.ctx, f.pm1, in))
+			},
+			call: func(f *fx) error {
+				in := sess("web-again", model.Bidirection, f.n1a, f.n2b)
+				in.Filters = []model.FilterRule{{Action: model.FilterAccept, Protocol: "TCP", DestinationPorts: "80-80"}}
+				_, err := f.svc.AddPortMirrorSession(f.ctx, f.pm1, in)
+				return err
+			}, names: func(f *fx) []string { return []string{"web-again", "web", "same filter"} }},
+		{name: "update to a bad filter", op: "updatePortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				rules := []model.FilterRule{{DestinationCIDR: "not-a-cidr"}}
+				_, err := f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{Filters: &rules})
+				return err
+			}, names: func(f *fx) []string { return []string{"s1", "pm-a", "destinationCidr", "not-a-cidr"} }},
+		{name: "update clears the name", op: "updatePortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				_, err := f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{NameCleared: true})
+				return err
+			}, names: func(f *fx) []string { return []string{"s1", "name"} }},
+		{name: "update into a duplicate", op: "updatePortMirrorSession", code: CodeConflict, rule: RuleDuplicateSession,
+			setup: func(f *fx) {
+				in := sess("web", model.Bidirection, f.n1a, f.n2b)
+				in.Filters = []model.FilterRule{{Protocol: "tcp"}}
+				f.must1(f.svc.AddPortMirrorSession(f.ctx, f.pm1, in))
+			},
+			call: func(f *fx) error {
+				rules := []model.FilterRule{{Protocol: "tcp"}}
+				_, err := f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{Filters: &rules})
+				return err
+			}, names: func(f *fx) []string { return []string{"s1", "web"} }},
+		{name: "update missing session", op: "updatePortMirrorSession", code: CodeNotFound,
+			call: func(f *fx) error {
+				_, err := f.svc.UpdatePortMirrorSession(f.ctx, uH1, SessionUpdate{})
+				return err
+			}, names: func(f *fx) []string { return []string{"session", uH1} }},
+		{name: "snap length too short", op: "addPortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				in := sess("cut", model.Egress, f.n1a, f.n2c)
+				n := 63
+				in.SnapLength = &n
+				_, err := f.svc.AddPortMirrorSession(f.ctx, f.pm1, in)
+				return err
+			}, names: func(f *fx) []string { return []string{"cut", "snapLength 63", "64..65535"} }},
+		{name: "snap length too long", op: "updatePortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				n := 65536
+				_, err := f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{SnapLengthSet: true, SnapLength: &n})
+				return err
+			}, names: func(f *fx) []string { return []string{"s1", "snapLength 65536"} }},
 		{name: "enable missing", op: "enablePortMirror", code: CodeNotFound,
 			call:  func(f *fx) error { _, err := f.svc.EnablePortMirror(f.ctx, uH1); return err },
 			names: func(f *fx) []string { return []string{"port mirror", uH1} }},

@@ -57,16 +57,24 @@ const (
 	ActPopVLAN  ActionType = 18
 	ActGroup    ActionType = 22
 	ActSetField ActionType = 25
+	// ActResubmit is the Nicira extension NXAST_RESUBMIT_TABLE (an OFPAT_EXPERIMENTER action) with in_port
+	// IN_PORT: look the frame up again in Table.
+	ActResubmit ActionType = 0xffff
+	// ActOutputTrunc is Nicira's NXAST_OUTPUT_TRUNC (also an OFPAT_EXPERIMENTER action on the wire; the number is
+	// the simulator's own): output to Port, the frame cut to MaxTrunc bytes.
+	ActOutputTrunc ActionType = 0xfffe
 )
 
 // Action is one action of an apply-actions instruction or a group bucket.
 type Action struct {
-	Type    ActionType
-	Port    uint32     // ActOutput
-	MaxLen  uint16     // ActOutput (only meaningful for CONTROLLER)
-	Group   uint32     // ActGroup
-	Set     FieldMatch // ActSetField: Field and Value (exact)
-	EthType uint16     // ActPushVLAN
+	Type     ActionType
+	Port     uint32     // ActOutput
+	MaxLen   uint16     // ActOutput (only meaningful for CONTROLLER)
+	Group    uint32     // ActGroup
+	Set      FieldMatch // ActSetField: Field and Value (exact)
+	EthType  uint16     // ActPushVLAN
+	Table    uint8      // ActResubmit
+	MaxTrunc uint32     // ActOutputTrunc
 }
 
 // Output returns output:port.
@@ -108,6 +116,10 @@ func (a Action) String() string {
 		return fmt.Sprintf("push_vlan:0x%04x", a.EthType)
 	case ActPopVLAN:
 		return "pop_vlan"
+	case ActResubmit:
+		return fmt.Sprintf("resubmit(,%d)", a.Table)
+	case ActOutputTrunc:
+		return fmt.Sprintf("output(port=%s,max_len=%d)", PortString(a.Port), a.MaxTrunc)
 	case ActSetField:
 		s := a.Set.String() // "name=value"
 		name, val, _ := strings.Cut(s, "=")

@@ -248,6 +248,17 @@ func (b *Bridge) validateActionsOpts(m Match, acts []Action, groups bool) error 
 				return &OFError{ErrTypeBadAction, BadActionArgument, fmt.Sprintf("push_vlan ethertype %#04x is not 0x8100 or 0x88a8", a.EthType)}
 			}
 		case ActPopVLAN:
+		case ActOutputTrunc:
+			if a.Port == 0 || a.Port > PortMax && a.Port != PortInPort && a.Port != PortLocal {
+				return &OFError{ErrTypeBadAction, BadActionOutPort, fmt.Sprintf("output with max_len to port %s is not supported", PortString(a.Port))}
+			}
+			if a.MaxTrunc < 14 {
+				return &OFError{ErrTypeBadAction, BadActionArgument, fmt.Sprintf("output max_len %d is below 14", a.MaxTrunc)}
+			}
+		case ActResubmit:
+			if a.Table == 0xff {
+				return &OFError{ErrTypeBadAction, BadActionArgument, "resubmit to table 255"}
+			}
 		default:
 			return &OFError{ErrTypeBadAction, BadActionType, fmt.Sprintf("action type %d is not supported", a.Type)}
 		}

@@ -187,6 +187,21 @@ func (x *xlate) actions(fr *Frame, acts []Action, depth int) {
 			}
 		case ActSetField:
 			applySetField(fr, a.Set)
+		case ActOutputTrunc:
+			// As OVS: the copy is cut (a tunnel encapsulates the cut frame); the frame itself is untouched.
+			c := fr.Clone()
+			if uint32(len(c.Raw)) > a.MaxTrunc {
+				c.Raw = c.Raw[:a.MaxTrunc]
+			}
+			x.output(&c, a.Port, depth)
+		case ActResubmit:
+			// As OVS: look the frame up in the table and run the rule's actions; a miss does nothing, and the
+			// frame's changes (registers, tunnel metadata) carry on after the resubmit returns.
+			if depth > maxDepth {
+				x.say(depth+1, "-> resubmit depth exceeded: dropped")
+				continue
+			}
+			x.resubmit(fr, a.Table, depth+1)
 		case ActPushVLAN:
 			if !fr.HasVLAN {
 				fr.SetVLAN(0, 0)
@@ -197,9 +212,36 @@ func (x *xlate) actions(fr *Frame, acts []Action, depth int) {
 	}
 }
 
+// resubmit looks the frame up in one table and runs the matching rule's actions (counted like any hit).
+func (x *xlate) resubmit(fr *Frame, table uint8, depth int) {
+	var hit *Flow
+	for _, f := range x.b.tables[table] {
+		if f.Match.Matches(fr) {
+			hit = f
+			break
+		}
+	}
+	if hit == nil {
+		x.say(depth, "%d. No match.", table)
+		return
+	}
+	m := hit.Match.String()
+	if m != "" {
+		m += ", "
+	}
+	x.say(depth, "%d. %spriority %d%s", table, m, hit.Priority, cookieNote(hit.Cookie))
+	if x.commit {
+		hit.Packets++
+		hit.Bytes += uint64(len(fr.Raw))
+	}
+	x.actions(fr, hit.Actions, depth+1)
+}
+
 func applySetField(fr *Frame, fm FieldMatch) {
 	v := fm.Uint()
 	switch fm.Field {
+	case FieldReg0:
+		fr.Reg0 = uint32(v)
 	case FieldTunnelID:
 		fr.Tunnel.ID = v
 	case FieldTunDst:

@@ -93,6 +93,7 @@ func (t Tunnel) String() string {
 type Frame struct {
 	InPort uint32
 	Tunnel Tunnel
+	Reg0   uint32 // NXM_NX_REG0; 0 when the frame enters the pipeline
 
 	EthDst, EthSrc MAC
 	HasVLAN        bool

@@ -57,6 +57,7 @@ var (
 	FieldTunnelID   = NewField(ClassBasic, 38)
 	FieldTunSrc     = NewField(ClassNXM1, FieldTunSrcNum)
 	FieldTunDst     = NewField(ClassNXM1, FieldTunDstNum)
+	FieldReg0       = NewField(ClassNXM1, 0) // NXM_NX_REG0: pipeline metadata, 0 when a frame enters
 )
 
 type fieldInfo struct {
@@ -75,6 +76,7 @@ var fieldInfos = map[Field]fieldInfo{
 	FieldIPv6Src: {"ipv6_src", 16, true}, FieldIPv6Dst: {"ipv6_dst", 16, true},
 	FieldICMPv6Type: {"icmpv6_type", 1, false}, FieldICMPv6Code: {"icmpv6_code", 1, false},
 	FieldTunnelID: {"tun_id", 8, true}, FieldTunSrc: {"tun_src", 4, true}, FieldTunDst: {"tun_dst", 4, true},
+	FieldReg0: {"reg0", 4, true},
 }
 
 // Size is the field's value length in bytes, or 0 for a field the evaluator does not know.
@@ -328,6 +330,8 @@ func frameValue(fr *Frame, field Field, b []byte) {
 		binary.BigEndian.PutUint16(b, fr.ARPOp)
 	case FieldTunnelID:
 		binary.BigEndian.PutUint64(b, fr.Tunnel.ID)
+	case FieldReg0:
+		binary.BigEndian.PutUint32(b, fr.Reg0)
 	case FieldTunSrc:
 		if fr.Tunnel.Src.Is4() {
 			copy(b, fr.Tunnel.Src.AsSlice())

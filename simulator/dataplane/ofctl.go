@@ -106,6 +106,19 @@ func parseAction(f *Flow, a string) (*Action, error) {
 	case "POP_VLAN":
 		return &Action{Type: ActPopVLAN}, nil
 	}
+	if t, ok := strings.CutPrefix(a, "output(port="); ok && strings.HasSuffix(t, ")") {
+		port, ml, _ := strings.Cut(strings.TrimSuffix(t, ")"), ",max_len=")
+		p, err := parsePort(port)
+		if err != nil {
+			return nil, err
+		}
+		n, err := strconv.ParseUint(ml, 10, 32)
+		return &Action{Type: ActOutputTrunc, Port: p, MaxTrunc: uint32(n)}, err
+	}
+	if t, ok := strings.CutPrefix(a, "resubmit(,"); ok && strings.HasSuffix(t, ")") {
+		n, err := strconv.ParseUint(strings.TrimSuffix(t, ")"), 10, 8)
+		return &Action{Type: ActResubmit, Table: uint8(n)}, err
+	}
 	k, v, _ := strings.Cut(a, ":")
 	switch k {
 	case "output":

@@ -114,6 +114,25 @@ func ovsCases() []ovsCase {
 			Flows: []string{"priority=100,ipv6,ipv6_dst=fd00::/16,actions=output:2", "priority=90,udp6,udp_dst=9,actions=output:3", "priority=0,actions=output:4"},
 			Steps: []step{trace(1, BuildUDP(macB, macA, ip6A, ip6B, 1, 9, nil)),
 				trace(1, BuildUDP(macB, macA, ip6A, netip.MustParseAddr("2001:db8::1"), 1, 9, nil)), trace(1, udp4(macA, macB, 9))}},
+		{Name: "filter slots: reg0 and resubmit chains",
+			Flows: []string{"priority=100,in_port=1,actions=NORMAL,set_field:0x2->reg0,resubmit(,1),set_field:0x3->reg0,resubmit(,1)",
+				"table=1,priority=1000,reg0=0x1,tcp,tcp_dst=0x400/0xfc00,actions=output:3",
+				"table=1,priority=999,reg0=0x1,ip,nw_src=10.0.0.0/8,actions=drop",
+				"table=1,priority=998,reg0=0x1,ipv6,ipv6_dst=fd00::/16,actions=output:3",
+				"table=1,priority=1000,reg0=0x2,udp,udp_dst=53,actions=drop",
+				"table=1,priority=999,reg0=0x2,ip,actions=output:3",
+				"table=1,priority=1,reg0=0x2,actions=set_field:0x1->reg0,resubmit(,1)",
+				"table=1,priority=1000,reg0=0x3,udp6,actions=set_field:0x9->tun_id,set_field:198.18.0.2->tun_dst,output:10",
+				normal},
+			Steps: []step{trace(1, BuildTCPSyn(macB, macA, ipA, ipB, 1234, 1030)), trace(1, udp4(macA, macB, 53)),
+				trace(1, udp4(macA, macB, 54)), trace(1, bcast(macA)), trace(1, BuildUDP(macB, macA, ip6A, ip6B, 1, 9, nil)),
+				trace(1, BuildTCPSyn(macB, macA, ip6A, ip6B, 1234, 2000)), trace(2, udp4(macA, macB, 53))}},
+		{Name: "output with max_len, locally and toward a tunnel",
+			Flows: []string{"priority=100,in_port=1,actions=NORMAL,output(port=3,max_len=64),set_field:0x7->tun_id,set_field:198.18.0.2->tun_dst,output(port=10,max_len=96),output(port=4,max_len=2000)",
+				"priority=90,in_port=2,actions=NORMAL,set_field:0x1->reg0,resubmit(,1)",
+				"table=1,priority=10,reg0=0x1,udp,actions=output(port=3,max_len=70)", normal},
+			Steps: []step{trace(1, BuildUDP(macB, macA, ipA, ipB, 1, 9, make([]byte, 200))), trace(1, bcast(macA)),
+				trace(2, BuildUDP(macC, macB, ipB, ipA, 1, 9, make([]byte, 100))), trace(2, bcast(macB))}},
 		{Name: "VLAN match", Flows: []string{"priority=100,dl_vlan=10,actions=output:2", "priority=90,vlan_tci=0x1000/0x1000,actions=output:3", "priority=0,actions=output:4"},
 			Steps: []step{trace(1, WithVLAN(bcast(macA), 10, 0)), trace(1, WithVLAN(bcast(macA), 11, 0)), trace(1, bcast(macA))}},
 		{Name: "reserved output ports",
@@ -208,7 +227,8 @@ func parseTunnel(t *testing.T, s string) Tunnel {
 }
 
 // emitKeys renders what left the bridge the way the OVS side is rendered: one string per copy, sorted.
-func emitKeys(r Result) []string {
+// A copy cut shorter than the frame sent carries " len=N".
+func emitKeys(r Result, sent int, tagged bool) []string {
 	keys := []string{}
 	for _, e := range r.Emits {
 		k := PortString(e.Port)
@@ -216,6 +236,16 @@ func emitKeys(r Result) []string {
 			k += fmt.Sprintf(" tun_id=%#x tun_dst=%v", e.Frame.Tunnel.ID, e.Frame.Tunnel.Dst)
 		} else if e.Frame.HasVLAN {
 			k += fmt.Sprintf(" vlan=%d", e.Frame.VID)
+		}
+		whole := sent
+		switch {
+		case tagged && !e.Frame.HasVLAN:
+			whole -= 4
+		case !tagged && e.Frame.HasVLAN:
+			whole += 4
+		}
+		if len(e.Frame.Raw) < whole {
+			k += fmt.Sprintf(" len=%d", len(e.Frame.Raw))
 		}
 		keys = append(keys, k)
 	}
@@ -240,7 +270,7 @@ func runSim(t *testing.T, c ovsCase) [][]string {
 			continue
 		}
 		r := b.Trace(fr)
-		out = append(out, emitKeys(r))
+		out = append(out, emitKeys(r, len(s.Frame), fr.HasVLAN))
 		t.Logf("sim trace:\n%s", r.TraceString())
 	}
 	return out
@@ -395,13 +425,24 @@ func ovsOutputs(t *testing.T, trace string, odp map[string]string, frame []byte)
 		vlan = int(fr.VID)
 	}
 	keys := []string{}
-	var walk func(acts string, vlan int, underlay bool)
-	walk = func(acts string, vlan int, underlay bool) {
+	// trunc(N) cuts the packet for the output (or tunnel push) that follows it.
+	cut := func(k string, trunc *int) string {
+		if *trunc > 0 && *trunc < len(frame) {
+			k += fmt.Sprintf(" len=%d", *trunc)
+		}
+		*trunc = 0
+		return k
+	}
+	var walk func(acts string, vlan int, underlay bool, trunc int)
+	walk = func(acts string, vlan int, underlay bool, trunc int) {
 		for _, a := range flows.SplitActions(acts) {
 			switch {
+			case strings.HasPrefix(a, "trunc(") && strings.HasSuffix(a, ")"):
+				trunc, _ = strconv.Atoi(a[len("trunc(") : len(a)-1])
 			case a == "drop" || a == "" || strings.HasPrefix(a, "set(eth("):
 			case strings.HasPrefix(a, "clone(") && strings.HasSuffix(a, ")"):
-				walk(a[len("clone("):len(a)-1], vlan, underlay)
+				walk(a[len("clone("):len(a)-1], vlan, underlay, trunc) // a trunc before clone() cuts what the clone outputs
+				trunc = 0
 			case a == "pop_vlan":
 				vlan = -1
 			case pushVLAN.MatchString(a):
@@ -409,7 +450,7 @@ func ovsOutputs(t *testing.T, trace string, odp map[string]string, frame []byte)
 			case tnlPush.MatchString(a):
 				m := tnlPush.FindStringSubmatch(a)
 				id, _ := strconv.ParseUint(m[2], 0, 64)
-				keys = append(keys, fmt.Sprintf("10 tun_id=%#x tun_dst=%s", id, m[1]))
+				keys = append(keys, cut(fmt.Sprintf("10 tun_id=%#x tun_dst=%s", id, m[1]), &trunc))
 				underlay = true // what follows in this list is the encapsulated copy leaving the underlay bridge
 			case underlay:
 			default:
@@ -421,11 +462,11 @@ func ovsOutputs(t *testing.T, trace string, odp map[string]string, frame []byte)
 				if vlan >= 0 {
 					k += fmt.Sprintf(" vlan=%d", vlan)
 				}
-				keys = append(keys, k)
+				keys = append(keys, cut(k, &trunc))
 			}
 		}
 	}
-	walk(dp, vlan, false)
+	walk(dp, vlan, false, 0)
 	slices.Sort(keys)
 	return keys
 }

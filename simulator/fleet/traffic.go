@@ -206,7 +206,50 @@ type Session struct {
 	Source      *NIC
 	Destination *NIC
 	Direction   model.Direction
-	Enabled     bool // its port mirror is enabled
+	Enabled     bool               // its port mirror is enabled
+	Filters     []model.FilterRule // ordered, first match decides; empty: every frame
+}
+
+// Selects reports whether the session's filter selects the frame: the first rule that matches decides, a frame
+// that no rule matches is not selected. Fields are compared directly, as a person reads the rule.
+func (s Session) Selects(raw []byte) bool {
+	if len(s.Filters) == 0 {
+		return true
+	}
+	p, err := dataplane.ParseFrame(raw)
+	if err != nil {
+		return false
+	}
+	isIP := p.EthType == dataplane.EthTypeIPv4 || p.EthType == dataplane.EthTypeIPv6
+	for _, r := range s.Filters {
+		pr, err := r.Parse()
+		if err != nil {
+			return false
+		}
+		ok := true
+		switch {
+		case pr.ARP:
+			ok = p.EthType == dataplane.EthTypeARP
+		case pr.IPv4 || pr.IPv6:
+			ok = (pr.IPv4 && p.EthType == dataplane.EthTypeIPv4) || (pr.IPv6 && p.EthType == dataplane.EthTypeIPv6)
+		}
+		if ok && pr.Proto >= 0 {
+			ok = isIP && int(p.IPProto) == pr.Proto
+		}
+		if ok && pr.Src.IsValid() {
+			ok = isIP && pr.Src.Contains(p.IPSrc)
+		}
+		if ok && pr.Dst.IsValid() {
+			ok = isIP && pr.Dst.Contains(p.IPDst)
+		}
+		if ok && (pr.Proto == model.ProtoTCP || pr.Proto == model.ProtoUDP) {
+			ok = p.L4Src >= pr.SrcPorts.Lo && p.L4Src <= pr.SrcPorts.Hi && p.L4Dst >= pr.DstPorts.Lo && p.L4Dst <= pr.DstPorts.Hi
+		}
+		if ok {
+			return pr.Accept
+		}
+	}
+	return false
 }
 
 // Expect is the rule of API.md for one frame: a session selects frames at its source NIC's host (EGRESS: sent by
@@ -231,7 +274,7 @@ func (f *Fleet) Expect(fr Frame, sessions []Session) map[*NIC]int {
 		if s.Direction.CopiesIngress() && s.Source != fr.From && reached[h] && (dst == s.Source.MAC || dst.IsMulticast()) {
 			sel = true
 		}
-		if !sel {
+		if !sel || !s.Selects(fr.Raw) {
 			continue
 		}
 		if perHost[h] == nil {

@@ -188,6 +188,23 @@ func decodeActions(b []byte) ([]dataplane.Action, error) {
 		case dataplane.ActPushVLAN:
 			a.EthType = binary.BigEndian.Uint16(body)
 		case dataplane.ActPopVLAN:
+		case dataplane.ActResubmit:
+			if l == 16 && binary.BigEndian.Uint32(body) == 0x2320 && binary.BigEndian.Uint16(body[4:]) == 39 {
+				// NXAST_OUTPUT_TRUNC: u16 port (OpenFlow 1.0 numbering), u32 max_len.
+				a.Type = dataplane.ActOutputTrunc
+				a.Port = uint32(binary.BigEndian.Uint16(body[6:]))
+				if a.Port >= 0xff00 {
+					a.Port += 0xffff0000
+				}
+				a.MaxTrunc = binary.BigEndian.Uint32(body[8:])
+				break
+			}
+			// Otherwise only Nicira's NXAST_RESUBMIT_TABLE with in_port IN_PORT.
+			if l != 16 || binary.BigEndian.Uint32(body) != 0x2320 || binary.BigEndian.Uint16(body[4:]) != 14 ||
+				binary.BigEndian.Uint16(body[6:]) != 0xfff8 || body[8] == 0xff {
+				return nil, ofErr(dataplane.ErrTypeBadAction, dataplane.BadActionType, "experimenter action % x is not supported", body)
+			}
+			a.Table = body[8]
 		case dataplane.ActSetField:
 			class, fb, ol := binary.BigEndian.Uint16(body), body[2], int(body[3])
 			f := dataplane.NewField(class, fb>>1)
@@ -229,6 +246,12 @@ func appendActions(dst []byte, acts []dataplane.Action) []byte {
 			dst = append(dst, 0, 0)
 		case dataplane.ActPopVLAN:
 			dst = append(dst, 0, byte(a.Type), 0, 8, 0, 0, 0, 0)
+		case dataplane.ActResubmit:
+			dst = append(dst, 0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 14, 0xff, 0xf8, a.Table, 0, 0, 0)
+		case dataplane.ActOutputTrunc:
+			dst = append(dst, 0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 39)
+			dst = binary.BigEndian.AppendUint16(dst, uint16(a.Port))
+			dst = binary.BigEndian.AppendUint32(dst, a.MaxTrunc)
 		case dataplane.ActSetField:
 			start := len(dst)
 			dst = append(dst, 0, byte(a.Type), 0, 0)

@@ -20,6 +20,8 @@ type Frame struct {
 	// IPv4 only:
 	SrcIP, DstIP netip.Addr
 	Proto        uint8
+	// TCP and UDP only (Proto 6 and 17):
+	SrcPort, DstPort uint16
 	// ICMP only (Proto 1):
 	ICMPType, ICMPCode uint8
 	ICMPID, ICMPSeq    uint16
@@ -167,6 +169,9 @@ func decodeFrame(d []byte) (Frame, error) {
 	f.Proto = p[9]
 	f.SrcIP = netip.AddrFrom4([4]byte(p[12:16]))
 	f.DstIP = netip.AddrFrom4([4]byte(p[16:20]))
+	if (f.Proto == 6 || f.Proto == 17) && len(p) >= ihl+4 {
+		f.SrcPort, f.DstPort = binary.BigEndian.Uint16(p[ihl:]), binary.BigEndian.Uint16(p[ihl+2:])
+	}
 	if f.Proto == 1 && len(p) >= ihl+8 {
 		icmp := p[ihl:]
 		f.ICMPType, f.ICMPCode = icmp[0], icmp[1]
