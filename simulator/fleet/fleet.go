@@ -150,7 +150,7 @@ func Build(t Topology, opts Options) (*Fleet, error) {
 		t.Encapsulation = model.GRE
 	}
 	if !t.Encapsulation.Valid() {
-		return nil, fmt.Errorf("fleet: encapsulation %q is not GRE or VXLAN", t.Encapsulation)
+		return nil, fmt.Errorf("fleet: encapsulation %q is not GRE, VXLAN, ERSPAN_V1 or ERSPAN_V2", t.Encapsulation)
 	}
 	if t.FlowNetworks < 0 || t.FlowNetworks > MaxFlowNetworks {
 		return nil, fmt.Errorf("fleet: %d flow networks: the address plan holds 1 to %d", t.FlowNetworks, MaxFlowNetworks)

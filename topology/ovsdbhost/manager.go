@@ -256,7 +256,7 @@ func (m *Manager) SetDesired(tunnels []TunnelSpec, isolatedPorts []string) (uint
 			t.Encapsulation = model.GRE
 		}
 		if !t.Encapsulation.Valid() {
-			return 0, fmt.Errorf("host %s: tunnel of flow network %s: encapsulation %q is not GRE or VXLAN", m.cfg.HostUUID, t.FlowNetworkUUID, t.Encapsulation)
+			return 0, fmt.Errorf("host %s: tunnel of flow network %s: encapsulation %q is not GRE, VXLAN, ERSPAN_V1 or ERSPAN_V2", m.cfg.HostUUID, t.FlowNetworkUUID, t.Encapsulation)
 		}
 		ip, err := netip.ParseAddr(t.LocalIP)
 		if err != nil || !ip.Is4() {
