@@ -1,7 +1,6 @@
 package service
 
 import (
-
 	"portmirror/model"
 	"portmirror/store"
 )
@@ -36,4 +35,3 @@ func keysExhausted(what string, fn model.FlowNetwork) error {
 		"%s: %s has no free tunnel key left (%s carries keys 1..%d, one per destination NIC); delete sessions to other destinations first",
 		what, descFN(fn), fn.Encapsulation, min(fn.Encapsulation.MaxTunnelKey(), maxTunnelKey))
 }
-
