@@ -27,8 +27,8 @@ const (
 // The index (type II) and the hardware id (type III) are platform-specific in ERSPAN; the compiler sets both to 0
 // (explicitly, so what a copy carries never depends on earlier metadata).
 const (
-	ErspanDirIngress uint8 = 0
-	ErspanDirEgress  uint8 = 1
+	ErspanDirIngress uint8  = 0
+	ErspanDirEgress  uint8  = 1
 	ErspanIndex      uint32 = 0
 	ErspanHardwareID uint8  = 0
 )
