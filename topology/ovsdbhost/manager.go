@@ -91,14 +91,18 @@ type TunnelSpec struct {
 func (t TunnelSpec) PortName() string { return model.TunnelPortName(t.FlowNetworkUUID) }
 
 func (t TunnelSpec) ovsType() string {
-	if t.Encapsulation == model.VXLAN {
-		return "vxlan"
+	if typ := t.Encapsulation.PortType(); typ != "" {
+		return typ
 	}
 	return "gre"
 }
 
 func (t TunnelSpec) options() map[string]string {
-	return map[string]string{"remote_ip": "flow", "key": "flow", "local_ip": t.LocalIP}
+	o := map[string]string{"remote_ip": "flow", "key": "flow", "local_ip": t.LocalIP}
+	if t.Encapsulation.IsERSPAN() {
+		addErspanOptions(o)
+	}
+	return o
 }
 
 // Status is what the manager can tell about its host.
