@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -237,7 +236,7 @@ func (f *Fleet) newHost(c *Cluster) (*Host, error) {
 	if err := h.Bridge.AddPort(dataplane.Port{No: UplinkPort, Name: UplinkName, Up: true, MAC: f.ids.portMAC(i, UplinkPort)}); err != nil {
 		return nil, fmt.Errorf("fleet: host %s: %w", h.Name, err)
 	}
-	typ := strings.ToLower(string(f.Topology.Encapsulation))
+	typ := f.Topology.Encapsulation.PortType()
 	for _, fn := range f.FlowNetworks {
 		ip := endpointIP(fn.Index, i)
 		no := TunnelPortBase + uint32(fn.Index)
