@@ -15,13 +15,13 @@ type Field uint32
 
 // OXM classes.
 const (
-	ClassNXM1      uint16 = 0x0001 // Nicira extensions (NXM_NX_*)
-	ClassBasic     uint16 = 0x8000 // OpenFlow basic
+	ClassNXM1  uint16 = 0x0001 // Nicira extensions (NXM_NX_*)
+	ClassBasic uint16 = 0x8000 // OpenFlow basic
 	// ClassExperimenter holds Nicira's experimenter OXMs (NXOXM_ET_*): on the wire the header is followed by the
 	// experimenter id 0x00002320, which the OXM length counts.
 	ClassExperimenter uint16 = 0xffff
-	FieldTunSrcNum uint8  = 31     // NXM_NX_TUN_IPV4_SRC
-	FieldTunDstNum uint8  = 32     // NXM_NX_TUN_IPV4_DST
+	FieldTunSrcNum    uint8  = 31 // NXM_NX_TUN_IPV4_SRC
+	FieldTunDstNum    uint8  = 32 // NXM_NX_TUN_IPV4_DST
 )
 
 // NewField returns the field with the given OXM class and field number.
@@ -84,7 +84,7 @@ var fieldInfos = map[Field]fieldInfo{
 	FieldIPv6Src: {"ipv6_src", 16, true}, FieldIPv6Dst: {"ipv6_dst", 16, true},
 	FieldICMPv6Type: {"icmpv6_type", 1, false}, FieldICMPv6Code: {"icmpv6_code", 1, false},
 	FieldTunnelID: {"tun_id", 8, true}, FieldTunSrc: {"tun_src", 4, true}, FieldTunDst: {"tun_dst", 4, true},
-	FieldReg0: {"reg0", 4, true},
+	FieldReg0:         {"reg0", 4, true},
 	FieldTunErspanIdx: {"tun_erspan_idx", 4, true}, FieldTunErspanVer: {"tun_erspan_ver", 1, true},
 	FieldTunErspanDir: {"tun_erspan_dir", 1, true}, FieldTunErspanHwid: {"tun_erspan_hwid", 1, true},
 }
