@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -151,5 +152,17 @@ func TestErspanActionText(t *testing.T) {
 		if a, err := parseAction(bad); err == nil {
 			t.Errorf("%q parsed to %+v", bad, a)
 		}
+	}
+}
+
+// randomEncaps gives each flow network of a random world an encapsulation of the four (keys stay below 1023, the
+// ERSPAN maximum), drawing last so that the rest of the world is what it was before ERSPAN existed.
+func randomEncaps(r *rand.Rand, w *world) {
+	enc := map[string]model.Encapsulation{}
+	for _, fn := range w.fns {
+		enc[fn] = model.Encapsulations()[r.IntN(len(model.Encapsulations()))]
+	}
+	for i := range w.in.Sessions {
+		w.in.Sessions[i].Encapsulation = enc[w.in.Sessions[i].FlowNetwork]
 	}
 }
