@@ -61,10 +61,10 @@ var erspanFields = [...]struct {
 	hex  bool
 	max  uint64
 }{
-	ActSetErspanVer - ActSetErspanVer:  {"tun_erspan_ver", false, 0xf},
-	ActSetErspanIdx - ActSetErspanVer:  {"tun_erspan_idx", true, 0xfffff},
-	ActSetErspanDir - ActSetErspanVer:  {"tun_erspan_dir", false, 1},
-	ActSetErspanHwid - ActSetErspanVer: {"tun_erspan_hwid", true, 0x3f},
+	{"tun_erspan_ver", false, 0xf},    // ActSetErspanVer
+	{"tun_erspan_idx", true, 0xfffff}, // ActSetErspanIdx
+	{"tun_erspan_dir", false, 1},      // ActSetErspanDir
+	{"tun_erspan_hwid", true, 0x3f},   // ActSetErspanHwid
 }
 
 // IsErspanAction reports whether t is one of the ERSPAN set_field actions.
