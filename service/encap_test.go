@@ -129,28 +129,33 @@ func TestERSPANTunnelKeys(t *testing.T) {
 	}
 	fn := f.must1(svc.CreateFlowNetwork(ctx, FlowNetworkInput{Name: "span", CIDR: "198.18.30.0/24",
 		Encapsulation: model.ERSPANv2, ClusterUUIDs: []string{f.c2}})).(model.FlowNetwork)
-	pm := f.must1(svc.CreatePortMirror(ctx, PortMirrorInput{Name: "span-pm", FlowNetworkUUID: fn.UUID})).(model.PortMirror)
+	// 1023 destinations at once (one transaction), then the ids they got.
+	in2 := PortMirrorInput{Name: "span-pm", FlowNetworkUUID: fn.UUID}
+	for i := range 1023 {
+		in2.Sessions = append(in2.Sessions, SessionInput{Name: fmt.Sprint("s", i), Type: model.Egress,
+			SourceNicUUID: f.n3b, DestinationNicUUID: dsts[i]})
+	}
+	pm := f.must1(svc.CreatePortMirror(ctx, in2)).(model.PortMirror)
 	seen := map[uint32]bool{}
 	var first model.Session
-	for i := range 1023 {
-		s, err := svc.AddPortMirrorSession(ctx, pm.UUID, SessionInput{Name: fmt.Sprint("s", i), Type: model.Egress,
-			SourceNicUUID: f.n3b, DestinationNicUUID: dsts[i]})
-		if err != nil {
-			t.Fatalf("session %d: %v", i, err)
-		}
+	ss, err := svc.Sessions(ctx, pm.UUID)
+	if err != nil || len(ss) != 1023 {
+		t.Fatalf("%d sessions, %v", len(ss), err)
+	}
+	for _, s := range ss {
 		if s.TunnelKey < 1 || s.TunnelKey > 1023 || seen[s.TunnelKey] {
-			t.Fatalf("session %d: key %d (outside 1..1023 or reused)", i, s.TunnelKey)
+			t.Fatalf("session %s: key %d (outside 1..1023 or reused)", s.Name, s.TunnelKey)
 		}
 		seen[s.TunnelKey] = true
-		if i == 0 {
+		if s.DestinationNicUUID == dsts[0] {
 			first = s
 		}
 	}
 	// A second session to an existing destination shares its id.
 	s, err := svc.AddPortMirrorSession(ctx, pm.UUID, SessionInput{Name: "again", Type: model.Ingress,
 		SourceNicUUID: f.n3b, DestinationNicUUID: dsts[5]})
-	if err != nil || s.TunnelKey != 6 {
-		t.Fatalf("second session to a destination: key %d, %v; want 6", s.TunnelKey, err)
+	if want := keyOf(ss, dsts[5]); err != nil || s.TunnelKey != want {
+		t.Fatalf("second session to a destination: key %d, %v; want its %d", s.TunnelKey, err, want)
 	}
 	before := dump(t, f.st)
 	_, err = svc.AddPortMirrorSession(ctx, pm.UUID, SessionInput{Name: "one-too-many", Type: model.Egress,
@@ -172,4 +177,13 @@ func TestERSPANTunnelKeys(t *testing.T) {
 	if err != nil || s.TunnelKey != first.TunnelKey {
 		t.Fatalf("after freeing %d: key %d, %v", first.TunnelKey, s.TunnelKey, err)
 	}
+}
+
+func keyOf(ss []model.Session, dst string) uint32 {
+	for _, s := range ss {
+		if s.DestinationNicUUID == dst {
+			return s.TunnelKey
+		}
+	}
+	return 0
 }
