@@ -345,8 +345,10 @@ func resolveSession(in *Input, s *Session, src NIC, srcKnown bool, dst NIC, dstK
 			s.FlowNetwork, dst.DatapathID)
 	}
 	if ok {
-		r.copy = target{remote: true, port: srcTun, key: s.TunnelKey, ip: dstEP.IP,
-			erspanVer: s.Encapsulation.ERSPANVersion(), erspanDir: erspanDir(s.Type)}
+		r.copy = target{remote: true, port: srcTun, key: s.TunnelKey, ip: dstEP.IP, erspanVer: s.Encapsulation.ERSPANVersion()}
+		if r.copy.erspanVer == 2 {
+			r.copy.erspanDir = erspanDir(s.Type)
+		}
 		r.hasCopy = r.egress || r.ingress
 	}
 	return r, rep
