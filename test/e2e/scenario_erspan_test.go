@@ -170,6 +170,14 @@ func testMirrorERSPAN(t *testing.T, enc model.Encapsulation) {
 	t.Logf("e2e: %s: %d pings and %d datagrams of %d bytes copied once each, decapsulated; cut copies %d bytes",
 		enc, n, n, whole, 64)
 
+	// A restarted controller reads the ERSPAN flows back from both bridges as it wrote them: no flow_mod.
+	w.D.Restart(t)
+	w.WaitConnected(t)
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	if got := w.D.FlowModsSent(t); got != 0 {
+		t.Errorf("%s: the restarted controller sent %v flow_mods to bridges that hold what it wants", enc, got)
+	}
+
 	// GRE beside ERSPAN on one cluster: refused, nothing changed.
 	var before, after struct{ FlowNetworks []struct{ UUID string } }
 	w.GC.Must(t, `{ flowNetworks { uuid } }`, nil, &before)
