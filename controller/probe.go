@@ -18,22 +18,16 @@ import (
 const (
 	ProbeTimeout = 2 * time.Second
 	ProbeRetry   = 250 * time.Millisecond
-	// probeCatchSeconds is the hard timeout of a catch flow: it disappears by itself, whatever becomes of us.
-	probeCatchSeconds = 10
+	// probeCatchSeconds is the hard timeout of a catch flow. Each probe adds it again (which restarts the
+	// timeout); it is never deleted otherwise, so that back-to-back probes do not race the switch's flow caches
+	// (a probe frame meeting a stale cache entry is only dropped: it is retried, and never reaches a VM).
+	probeCatchSeconds = 30
 )
 
-// prober tracks the probes under way: who waits for which nonce, and the catch flows installed for them.
+// prober tracks the probes under way: who waits for which nonce.
 type prober struct {
 	mu      sync.Mutex
 	waiting map[uint64]chan probeCatch // by nonce
-
-	flowMu  sync.Mutex // serialises installing and removing catch flows
-	catches map[catchKey]int
-}
-
-type catchKey struct {
-	dpid      string
-	port, key uint32
 }
 
 // probeCatch is a probe frame the controller received back.
@@ -45,7 +39,7 @@ type probeCatch struct {
 }
 
 func newProber() *prober {
-	return &prober{waiting: map[uint64]chan probeCatch{}, catches: map[catchKey]int{}}
+	return &prober{waiting: map[uint64]chan probeCatch{}}
 }
 
 // packetIn is the server's OnPacketIn: it hands a probe frame to the probe waiting for its nonce.
@@ -141,8 +135,8 @@ func (c *Controller) ProbeSession(ctx context.Context, sessionUUID string) (mode
 	var dst *Switch
 	expect := route.SourceBridge
 	if route.Remote {
-		res.Path = append(res.Path, fmt.Sprintf("%s key %d from %s tunnel port %d to %s", encap, route.Key, srcName,
-			route.Tunnel, route.PeerIP))
+		res.Path = append(res.Path, fmt.Sprintf("%s from %s tunnel port %d to %s (probe key %d; the session's key %d)", encap,
+			srcName, route.Tunnel, route.PeerIP, flows.ProbeTunnelKey, route.Key))
 		expect = route.DestBridge
 		if dst = c.srv.Switch(route.DestBridge); dst == nil {
 			return fail("switch %s of the destination NIC is not connected", dstName)
@@ -157,13 +151,10 @@ func (c *Controller) ProbeSession(ctx context.Context, sessionUUID string) (mode
 		if f, missing := flows.MissingFlow([]flows.Flow{*route.DeliverFlow}, have); missing {
 			return fail("switch %s lacks the deliver flow for %s key %d: %q", dstName, encap, route.Key, f.String())
 		}
-		catch := flows.ProbeCatchFlow(route.DeliverPort, route.Key)
-		release, err := c.probes.holdCatch(ctx, dst, catch)
-		if err != nil {
+		if err := dst.addCatchFlow(ctx, flows.ProbeCatchFlow(route.DeliverPort)); err != nil {
 			return fail("installing the probe's catch flow on switch %s: %v", dstName, err)
 		}
-		defer release()
-		res.Path = append(res.Path, fmt.Sprintf("%s tunnel port %d, caught before port %d (destination)", dstName,
+		res.Path = append(res.Path, fmt.Sprintf("%s tunnel port %d (caught there; the destination is port %d)", dstName,
 			route.DeliverPort, route.DestPort))
 	} else {
 		res.Path = append(res.Path, fmt.Sprintf("%s port %d (destination), caught before it", srcName, route.DestPort))
@@ -201,8 +192,8 @@ func (c *Controller) ProbeSession(ctx context.Context, sessionUUID string) (mode
 			return res, nil
 		case <-deadline.C:
 			if route.Remote {
-				return fail("no probe frame reached switch %s within %s (%d sent): %s key %d from switch %s tunnel port %d to %s; check the flow network between the hosts",
-					dstName, ProbeTimeout, len(sent), encap, route.Key, srcName, route.Tunnel, route.PeerIP)
+				return fail("no probe frame reached switch %s within %s (%d sent): %s from switch %s tunnel port %d to %s; check the flow network between the hosts",
+					dstName, ProbeTimeout, len(sent), encap, srcName, route.Tunnel, route.PeerIP)
 			}
 			return fail("switch %s did not return the probe frame within %s (%d sent)", srcName, ProbeTimeout, len(sent))
 		case <-tick.C:
@@ -231,35 +222,11 @@ func (c *Controller) switchName(ctx context.Context, dpid string) string {
 	return dpid
 }
 
-// holdCatch installs (or refreshes) a catch flow on a switch for as long as the returned release is not called;
-// concurrent probes of one key share it.
-func (p *prober) holdCatch(ctx context.Context, sw *Switch, f flows.Flow) (func(), error) {
-	k := catchKey{sw.DatapathID(), f.Match.InPort, uint32(f.Match.TunID)}
-	p.flowMu.Lock()
-	defer p.flowMu.Unlock()
-	// Always ADD: it refreshes the hard timeout of a catch flow other probes hold.
-	err := sw.checked(ctx, "the probe's catch flow", func(b []byte, xid uint32) ([]byte, error) {
+// addCatchFlow adds (again) a probe catch flow, with its hard timeout, and confirms the switch took it.
+func (sw *Switch) addCatchFlow(ctx context.Context, f flows.Flow) error {
+	return sw.checked(ctx, "the probe's catch flow", func(b []byte, xid uint32) ([]byte, error) {
 		return ofwire.AppendFlowModHardTimeout(b, xid, ofwire.FlowAdd, f, probeCatchSeconds)
 	})
-	if err != nil {
-		return nil, err
-	}
-	p.catches[k]++
-	return func() {
-		p.flowMu.Lock()
-		defer p.flowMu.Unlock()
-		p.catches[k]--
-		if p.catches[k] > 0 {
-			return
-		}
-		delete(p.catches, k)
-		ctx := context.WithoutCancel(ctx)
-		if err := sw.checked(ctx, "removing the probe's catch flow", func(b []byte, xid uint32) ([]byte, error) {
-			return ofwire.AppendFlowMod(b, xid, ofwire.FlowDeleteStrict, f)
-		}); err != nil {
-			sw.log.Warn("the probe's catch flow stays until its hard timeout", "dpid", sw.DatapathID(), "err", err)
-		}
-	}, nil
 }
 
 // packetOut sends a frame through actions as if it had arrived on inPort, and confirms the switch took it.

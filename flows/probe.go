@@ -13,10 +13,12 @@ import (
 //   - It injects a marked frame with PACKET_OUT at the source bridge, in_port the source port, with the actions of
 //     the session's copy and nothing else (no NORMAL: no business port ever sees it). A copy to a local
 //     destination is output to CONTROLLER instead of the destination port; a copy to another bridge goes through
-//     the tunnel port with the session's key and the peer's endpoint, as the copy flow sends it.
-//   - On the destination bridge a catch flow (ProbeCatchFlow), above the deliver flow, sends the marked frames of
-//     that key to CONTROLLER: the monitoring VM never receives them. It lives only while probes run (under the
-//     probe cookie, which reconciliation never reads or deletes, and with a hard timeout).
+//     the session's tunnel port to the peer's endpoint, as the copy flow sends it, but with the tunnel key
+//     ProbeTunnelKey (0), which no session ever has.
+//   - On the destination bridge a catch flow (ProbeCatchFlow) sends the marked frames of key 0 arriving on the
+//     tunnel port to CONTROLLER. Without it they meet the tunnel port's drop flow: whatever the switch's flow
+//     caches hold while flows change, a probe frame can never reach a VM, and no session's copy is ever caught.
+//     The catch flow carries the probe cookie, which reconciliation never reads or deletes, and a hard timeout.
 //
 // So probe frames never pass through a session's flows: they are not counted in its counters.
 
@@ -25,7 +27,7 @@ import (
 const (
 	ProbeUDPSrc uint16 = 65000
 	ProbeUDPDst uint16 = 65001
-	// PriorityProbeCatch is above PriorityTunnelDeliver: a probe frame is caught before it reaches the port.
+	// PriorityProbeCatch is above the tunnel port's drop flow (and the deliver flows, which no probe frame matches).
 	PriorityProbeCatch uint16 = PriorityTunnelDeliver + 1
 	// CookieProbe marks the catch flows: a high part of its own, so reconciliation (CookieOurs under CookieMask)
 	// never reads or deletes them.
@@ -101,11 +103,14 @@ func ipChecksum(h []byte) uint16 {
 	return ^uint16(sum)
 }
 
-// ProbeCatchFlow is the flow that catches the probe frames of a key arriving on a tunnel port: it sends them to
-// the controller, above the deliver flow of that key, so the destination port never sees them.
-func ProbeCatchFlow(tunnelPort, key uint32) Flow {
+// ProbeTunnelKey is the tunnel key of probe frames between bridges: sessions' keys start at 1.
+const ProbeTunnelKey uint32 = 0
+
+// ProbeCatchFlow is the flow that catches probe frames arriving on a tunnel port (key ProbeTunnelKey): it sends
+// them to the controller.
+func ProbeCatchFlow(tunnelPort uint32) Flow {
 	return Flow{Priority: PriorityProbeCatch, Cookie: CookieProbe,
-		Match: Match{InPort: tunnelPort, TunID: uint64(key), HasTunID: true, EthDst: ProbeMAC, EthDstMask: exactMask(),
+		Match: Match{InPort: tunnelPort, TunID: uint64(ProbeTunnelKey), HasTunID: true, EthDst: ProbeMAC, EthDstMask: exactMask(),
 			EthType: EthTypeIPv4, IPProto: 17, HasIPProto: true,
 			TPSrc: ProbeUDPSrc, TPSrcMask: 0xffff, TPDst: ProbeUDPDst, TPDstMask: 0xffff},
 		Actions: []Action{{Type: ActOutput, Port: PortController}}}
@@ -126,7 +131,7 @@ type ProbeRoute struct {
 	Copies bool
 	Remote bool       // the copy crosses the flow network
 	Tunnel uint32     // remote: the source bridge's tunnel port
-	Key    uint32     // remote: the tunnel key
+	Key    uint32     // remote: the session's tunnel key
 	PeerIP netip.Addr // remote: the destination host's endpoint
 
 	DestBridge  string // datapath id; "" when the destination port is not placed
@@ -141,13 +146,14 @@ type ProbeRoute struct {
 }
 
 // CopyActions are the actions a probe's PACKET_OUT runs at the source bridge: the session's copy, with a local
-// destination replaced by the controller. Nil when the session copies nothing.
+// destination replaced by the controller and a remote one's key by ProbeTunnelKey. Nil when the session copies
+// nothing.
 func (r *ProbeRoute) CopyActions() []Action {
 	switch {
 	case !r.Copies:
 		return nil
 	case r.Remote:
-		return []Action{{Type: ActSetTunID, Value: uint64(r.Key)}, {Type: ActSetTunDst, IP: r.PeerIP},
+		return []Action{{Type: ActSetTunID, Value: uint64(ProbeTunnelKey)}, {Type: ActSetTunDst, IP: r.PeerIP},
 			{Type: ActOutput, Port: r.Tunnel}}
 	}
 	return []Action{{Type: ActOutput, Port: PortController}}

@@ -58,15 +58,14 @@ func TestParseProbeFrameRefuses(t *testing.T) {
 }
 
 func TestProbeCatchFlow(t *testing.T) {
-	f := ProbeCatchFlow(9, 7)
-	deliver := Flow{Priority: PriorityTunnelDeliver, Match: Match{InPort: 9, TunID: 7, HasTunID: true}}
-	if f.Priority <= deliver.Priority || f.Priority >= PriorityCapture {
-		t.Errorf("catch priority %d, want above the deliver flow's %d", f.Priority, deliver.Priority)
+	f := ProbeCatchFlow(9)
+	if f.Priority <= PriorityTunnelDrop {
+		t.Errorf("catch priority %d, want above the tunnel drop's %d", f.Priority, PriorityTunnelDrop)
 	}
 	if f.Cookie&CookieMask == CookieOurs {
 		t.Errorf("catch cookie %#x is under CookieOurs: reconciliation would delete it", f.Cookie)
 	}
-	if f.Match.InPort != 9 || !f.Match.HasTunID || f.Match.TunID != 7 || f.Match.TPSrc != ProbeUDPSrc ||
+	if f.Match.InPort != 9 || !f.Match.HasTunID || f.Match.TunID != uint64(ProbeTunnelKey) || f.Match.TPSrc != ProbeUDPSrc ||
 		f.Match.TPDst != ProbeUDPDst || f.Match.TPSrcMask != 0xffff || f.Match.EthDst != ProbeMAC {
 		t.Errorf("catch match %+v", f.Match)
 	}
@@ -119,9 +118,17 @@ func TestProbeRoute(t *testing.T) {
 		remote.PeerIP != netip.MustParseAddr("198.18.100.2") || remote.DeliverPort != 8 || remote.DestBridge != "b" {
 		t.Fatalf("remote route %+v", remote)
 	}
-	want := []Action{{Type: ActSetTunID, Value: 7}, {Type: ActSetTunDst, IP: netip.MustParseAddr("198.18.100.2")}, {Type: ActOutput, Port: 9}}
+	want := []Action{{Type: ActSetTunID, Value: uint64(ProbeTunnelKey)}, {Type: ActSetTunDst, IP: netip.MustParseAddr("198.18.100.2")}, {Type: ActOutput, Port: 9}}
 	if got := remote.CopyActions(); !slices.Equal(got, want) {
 		t.Errorf("remote copy actions %v, want %v", got, want)
+	}
+	// No session has the probe key: a probe frame never meets a deliver flow, whatever the switch caches.
+	for _, dp := range []string{"a", "b"} {
+		for _, f := range plan.Bridge(dp) {
+			if f.Match.HasTunID && f.Match.TunID == uint64(ProbeTunnelKey) {
+				t.Errorf("bridge %s: flow %s matches the probe key", dp, f)
+			}
+		}
 	}
 	for _, a := range remote.CopyActions() {
 		if a.Type == ActNormal {
