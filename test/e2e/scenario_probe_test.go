@@ -60,12 +60,18 @@ var deliverFlowRE = regexp.MustCompile(`priority=500,tun_id=(0x[0-9a-f]+),in_por
 // no frame reached the remote switch; an unknown session and a disabled port mirror are refused, and each
 // probe is audited.
 func TestProbeSession(t *testing.T) {
+	for _, encap := range []string{"GRE", "VXLAN"} {
+		t.Run(encap, func(t *testing.T) { testProbeSession(t, encap) })
+	}
+}
+
+func testProbeSession(t *testing.T, encap string) {
 	tp := NewTopology(t, TopologyOptions{Secure: true})
 	a := tp.AddVM(t, tp.HV1, "a")
 	b := tp.AddVM(t, tp.HV2, "b")
 	mr := tp.AddMonitorVM(t, tp.HV2, "mr")
 	ml := tp.AddMonitorVM(t, tp.HV1, "ml")
-	w := NewWorld(t, tp, InventoryOptions{Encapsulation: "GRE"})
+	w := NewWorld(t, tp, InventoryOptions{Encapsulation: encap})
 	an, bn, dr, dl := a.DefaultNIC(), b.DefaultNIC(), mr.NICs[1], ml.NICs[1]
 	waitNICBound(t, w, an, tp.HV1)
 	waitNICBound(t, w, bn, tp.HV2)
@@ -99,8 +105,8 @@ func TestProbeSession(t *testing.T) {
 			continue
 		}
 		latencies[name] = append(latencies[name], *r.LatencyMs)
-		if name == "remote" && !strings.Contains(strings.Join(r.Path, " | "), "GRE from") {
-			t.Errorf("remote probe path %q names no GRE hop", r.Path)
+		if name == "remote" && !strings.Contains(strings.Join(r.Path, " | "), encap+" from") {
+			t.Errorf("remote probe path %q names no %s hop", r.Path, encap)
 		}
 	}
 	t.Logf("e2e: remote probe path: %q", probe(t, w, sessions["remote"]).Path)
