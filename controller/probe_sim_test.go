@@ -58,6 +58,23 @@ func TestSimProbe(t *testing.T) {
 		}
 		t.Logf("probe of %s: %.3f ms via %q", s.Name, *r.LatencyMs, r.Path)
 	}
+	// Concurrent probes are told apart: each gets its own frame back.
+	results := make(chan error, 16)
+	for i := range 16 {
+		go func() {
+			s := sessions[i%2]
+			r, err := e.svc.ProbePortMirrorSession(e.ctx, s.UUID)
+			if err == nil && !r.Delivered {
+				err = fmt.Errorf("probe %d of %s not delivered: %s", i, s.Name, r.Reason)
+			}
+			results <- err
+		}()
+	}
+	for range 16 {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
 	arrivals, emitted := f.PacketOutArrivals()
 	if len(arrivals) > 0 {
 		t.Errorf("probe frames reached VM NICs: %+v", arrivals)
@@ -118,7 +135,7 @@ func TestSimProbe(t *testing.T) {
 			refused++
 		}
 	}
-	if ok != 3 || refused != 2 {
-		t.Errorf("audit events: %d successful, %d refused; want 3 and 2", ok, refused)
+	if ok != 19 || refused != 2 {
+		t.Errorf("audit events: %d successful, %d refused; want 19 and 2", ok, refused)
 	}
 }
