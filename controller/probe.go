@@ -133,6 +133,7 @@ func (c *Controller) ProbeSession(ctx context.Context, sessionUUID string) (mode
 		return fail("switch %s lacks the session's copy flow %q", srcName, f.String())
 	}
 	var dst *Switch
+	var caughtAt string // the last hop, once the frame is caught
 	expect := route.SourceBridge
 	if route.Remote {
 		res.Path = append(res.Path, fmt.Sprintf("%s from %s tunnel port %d to %s (probe key %d; the session's key %d)", encap,
@@ -154,10 +155,10 @@ func (c *Controller) ProbeSession(ctx context.Context, sessionUUID string) (mode
 		if err := dst.addCatchFlow(ctx, flows.ProbeCatchFlow(route.DeliverPort)); err != nil {
 			return fail("installing the probe's catch flow on switch %s: %v", dstName, err)
 		}
-		res.Path = append(res.Path, fmt.Sprintf("%s tunnel port %d (caught there; the destination is port %d)", dstName,
-			route.DeliverPort, route.DestPort))
+		caughtAt = fmt.Sprintf("%s tunnel port %d (caught there; the destination is port %d)", dstName,
+			route.DeliverPort, route.DestPort)
 	} else {
-		res.Path = append(res.Path, fmt.Sprintf("%s port %d (destination), caught before it", srcName, route.DestPort))
+		caughtAt = fmt.Sprintf("%s port %d (destination), caught before it", srcName, route.DestPort)
 	}
 
 	nonce, caught, done := c.probes.wait()
@@ -189,6 +190,7 @@ func (c *Controller) ProbeSession(ctx context.Context, sessionUUID string) (mode
 			}
 			ms := float64(got.at.Sub(sent[int(got.attempt)%len(sent)]).Microseconds()) / 1000
 			res.Delivered, res.LatencyMs = true, &ms
+			res.Path = append(res.Path, caughtAt)
 			return res, nil
 		case <-deadline.C:
 			if route.Remote {
