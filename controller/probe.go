@@ -132,6 +132,10 @@ func (c *Controller) ProbeSession(ctx context.Context, sessionUUID string) (mode
 	if f, missing := flows.MissingFlow(route.SourceFlows, have); missing {
 		return fail("switch %s lacks the session's copy flow %q", srcName, f.String())
 	}
+	if route.Remote && route.Key == flows.ProbeTunnelKey {
+		// Keys are allocated from 1: a session on key 0 would receive the probe frames.
+		return fail("session %s has tunnel key %d, the probes' key: it cannot be probed", sessionUUID, route.Key)
+	}
 	var dst *Switch
 	var caughtAt string // the last hop, once the frame is caught
 	expect := route.SourceBridge
