@@ -45,3 +45,37 @@ func TestSimErspanReconnectSendsNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestSimProbeErspan: a probe of a remote session over ERSPAN carries the version the erspan port needs (without
+// it the switch drops the frame, as OVS does) and is delivered.
+func TestSimProbeErspan(t *testing.T) {
+	for _, enc := range []model.Encapsulation{model.ERSPANv1, model.ERSPANv2} {
+		t.Run(string(enc), func(t *testing.T) {
+			topo := fleet.Topology{Encapsulation: enc, Clusters: []fleet.ClusterSpec{{Hosts: []fleet.HostSpec{{VMs: 1}, {Monitors: 1}}}}}
+			e := newSimEnv(t, topo, envOptions{})
+			f := e.fleet
+			e.waitBaseline(10 * time.Second)
+			e.announceAll()
+			var src, mon *fleet.NIC
+			for _, n := range f.NICs {
+				switch {
+				case n.Capture:
+					mon = n
+				case !n.VM.Monitor && src == nil:
+					src = n
+				}
+			}
+			_, sessions, err := f.CreatePortMirror(e.ctx, e.svc, f.FlowNetworks[0], "probed", true, []fleet.Session{
+				{Name: "remote", Source: src, Destination: mon, Direction: model.Ingress}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.waitSettled(sessions, 10*time.Second)
+			r, err := e.svc.ProbePortMirrorSession(e.ctx, sessions[0].UUID)
+			if err != nil || !r.Delivered || r.Reason != "" {
+				t.Fatalf("probe: %+v, %v; want delivered", r, err)
+			}
+			t.Logf("probe over %s: path %q", enc, r.Path)
+		})
+	}
+}
