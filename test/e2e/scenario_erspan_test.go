@@ -75,12 +75,12 @@ func testMirrorERSPAN(t *testing.T, enc model.Encapsulation) {
 	var keys struct {
 		PortMirror struct {
 			Sessions []struct {
-				Name, Status string
-				TunnelKey    int
+				UUID, Name, Status string
+				TunnelKey          int
 			}
 		}
 	}
-	w.GC.Must(t, `query($u: ID!) { portMirror(uuid: $u) { sessions { name status tunnelKey } } }`, map[string]any{"u": pm}, &keys)
+	w.GC.Must(t, `query($u: ID!) { portMirror(uuid: $u) { sessions { uuid name status tunnelKey } } }`, map[string]any{"u": pm}, &keys)
 	key := map[string]int{}
 	for _, s := range keys.PortMirror.Sessions {
 		if s.TunnelKey < 1 || s.TunnelKey > 1023 {
@@ -176,6 +176,25 @@ func testMirrorERSPAN(t *testing.T, enc model.Encapsulation) {
 	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
 	if got := w.D.FlowModsSent(t); got != 0 {
 		t.Errorf("%s: the restarted controller sent %v flow_mods to bridges that hold what it wants", enc, got)
+	}
+
+	// Probes cross the ERSPAN flow network (the probe frame carries the version the erspan port needs) and are
+	// caught before the monitoring VMs.
+	pc := StartCapture(t, dr)
+	for _, s := range keys.PortMirror.Sessions {
+		if r := probe(t, w, s.UUID); !r.Delivered {
+			t.Errorf("%s: probe of %s not delivered: %q", enc, s.Name, deref(r.Reason))
+		}
+	}
+	time.Sleep(quietWindow)
+	if fs := probeFrames(pc.Stop(t)); len(fs) > 0 {
+		t.Errorf("%s: probe frames reached the monitoring VM:\n%s", enc, FramesString(fs))
+	}
+	// The probes' catch flows expire after 30 s; remove them now so that the bridges can return to the baseline.
+	for _, h := range tp.Hypervisors() {
+		if _, err := h.Ofctl(t.Context(), "del-flows", h.Bridge, "cookie=0x5052000000000001/-1"); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// GRE beside ERSPAN on one cluster: refused, nothing changed.
