@@ -49,6 +49,9 @@ func (s *Service) mutate(ctx context.Context, operation, resourceType, resourceU
 	if err == nil {
 		return nil
 	}
+	if refusal != nil && errors.Is(refusal, errNothingToDo) {
+		return errNothingToDo // nothing was asked of the service by a person: no event
+	}
 	var e *Error
 	var tooLarge *store.TooLargeError
 	var unavailable *store.UnavailableError
