@@ -213,3 +213,54 @@ func TestExpirySurvivesRestart(t *testing.T) {
 		t.Errorf("the later session after the restart: %+v, %v; want its expiry %v kept", kept, err, later)
 	}
 }
+
+// TestClusterExpiryAfterFailover: in a cluster only the leader expires sessions, and a new leader takes over the
+// expiries its predecessor had pending: the leader is stopped before the session's time, and the session is
+// still deleted once, by "system", through the new leader.
+func TestClusterExpiryAfterFailover(t *testing.T) {
+	ms := startMembers(t, 3)
+	ctx := service.WithActor(context.Background(), "cluster-expiry-test")
+	l := leaderOf(t, ms, 15*time.Second)
+	f, err := fleet.Build(fleet.Uniform(34, 2, 2, 1), fleet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Register(ctx, l.svc); err != nil {
+		t.Fatal(err)
+	}
+	plan := f.PlanSessions(1)
+	at := time.Now().Add(2 * time.Second)
+	pm, err := l.svc.CreatePortMirror(ctx, service.PortMirrorInput{Name: "pm", FlowNetworkUUID: f.FlowNetworks[0].UUID, Enable: true,
+		Sessions: []service.SessionInput{{Name: plan[0].Name, Type: plan[0].Direction, SourceNicUUID: plan[0].Source.UUID,
+			DestinationNicUUID: plan[0].Destination.UUID, ExpiresAt: &at}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, _ := l.svc.Sessions(ctx, pm.UUID)
+	l.stop()
+	var rest []*member
+	for _, m := range ms {
+		if m != l {
+			rest = append(rest, m)
+		}
+	}
+	nl := leaderOf(t, rest, 15*time.Second)
+	gone := waitGone(t, nl.svc, ss[0].UUID, 15*time.Second)
+	if gone.Before(at) {
+		t.Errorf("deleted at %v, before its time %v", gone, at)
+	}
+	for _, m := range rest {
+		// both remaining members hold the one event (replicated): neither a follower nor a retry wrote another
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			evs, _ := m.svc.Audits(ctx, service.AuditQuery{ResourceUUID: ss[0].UUID, Operation: "expirePortMirrorSession"})
+			if len(evs) == 1 && evs[0].Actor == "system" && evs[0].ResourceUUID == pm.UUID {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: expiry events %+v, want one by system", m.id, evs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
