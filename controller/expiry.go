@@ -3,11 +3,45 @@ package controller
 import (
 	"container/heap"
 	"context"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"portmirror/service"
 	"portmirror/store"
 )
+
+// expiryMetrics count what the expiry goroutine did, for /metrics.
+type expiryMetrics struct {
+	expired, failed atomic.Uint64
+	scheduled       atomic.Int64
+
+	expiredDesc, failedDesc, scheduledDesc *prometheus.Desc
+}
+
+func newExpiryMetrics() *expiryMetrics {
+	return &expiryMetrics{
+		expiredDesc: prometheus.NewDesc("portmirror_sessions_expired_total",
+			"Sessions this controller deleted because their expiresAt came (audited as expirePortMirrorSession by system).", nil, nil),
+		failedDesc: prometheus.NewDesc("portmirror_session_expiry_failures_total",
+			"Attempts to delete an expired session that failed (each is tried again).", nil, nil),
+		scheduledDesc: prometheus.NewDesc("portmirror_session_expiries_scheduled",
+			"Sessions with an expiresAt that this controller is waiting for (0 on a controller that does not lead).", nil, nil),
+	}
+}
+
+func (m *expiryMetrics) describe(ch chan<- *prometheus.Desc) {
+	ch <- m.expiredDesc
+	ch <- m.failedDesc
+	ch <- m.scheduledDesc
+}
+
+func (m *expiryMetrics) collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(m.expiredDesc, prometheus.CounterValue, float64(m.expired.Load()))
+	ch <- prometheus.MustNewConstMetric(m.failedDesc, prometheus.CounterValue, float64(m.failed.Load()))
+	ch <- prometheus.MustNewConstMetric(m.scheduledDesc, prometheus.GaugeValue, float64(m.scheduled.Load()))
+}
 
 // Sessions with an expiresAt are deleted at that time by the controller that leads (or runs alone), through the
 // service like any deletion (audited as expirePortMirrorSession by "system"); the reconciliation then removes
@@ -113,10 +147,14 @@ func (c *Controller) runExpiry(ctx context.Context) {
 	e.reload(ctx)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	defer c.metrics.expiry.scheduled.Store(0)
 	for {
 		leading := c.expiryLeading()
 		if leading {
 			c.expireDue(ctx, e)
+			c.metrics.expiry.scheduled.Store(int64(len(e.entries)))
+		} else {
+			c.metrics.expiry.scheduled.Store(0)
 		}
 		timer.Stop()
 		if it, ok := e.earliest(); ok && leading {
@@ -155,12 +193,14 @@ func (c *Controller) expireDue(ctx context.Context, e *expiry) {
 		deleted, err := c.svc.ExpirePortMirrorSession(ctx, it.uuid)
 		switch {
 		case err != nil:
+			c.metrics.expiry.failed.Add(1)
 			en := e.entries[it.uuid]
 			en.next = now.Add(c.opts.RetryMax)
 			c.log.Warn("deleting an expired session failed; trying again", "session", it.uuid,
 				"expires_at", en.at, "retry_in", c.opts.RetryMax, "err", err)
 			e.set(it.uuid, en)
 		case deleted:
+			c.metrics.expiry.expired.Add(1)
 			c.log.Info("session expired: deleted", "session", it.uuid, "expires_at", e.entries[it.uuid].at)
 			delete(e.entries, it.uuid)
 		default:

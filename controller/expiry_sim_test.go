@@ -6,12 +6,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"portmirror/controller"
 	"portmirror/model"
 	"portmirror/service"
 	"portmirror/simulator/fleet"
 	"portmirror/store"
 )
+
+// metricValue is the value of a counter or gauge without labels of the controller's collector.
+func metricValue(t *testing.T, c *controller.Controller, name string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(c.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
 
 // waitGone polls until the session is no longer stored.
 func waitGone(t *testing.T, svc *service.Service, uuid string, within time.Duration) time.Time {
@@ -77,6 +103,9 @@ func TestSimSessionExpires(t *testing.T) {
 	if !added {
 		t.Fatal("the timed session added no flow anywhere: the test shows nothing")
 	}
+	if n := metricValue(t, e.ctrl, "portmirror_session_expiries_scheduled"); n != 1 {
+		t.Errorf("portmirror_session_expiries_scheduled %v, want 1", n)
+	}
 
 	gone := waitGone(t, e.svc, x.UUID, 10*time.Second)
 	if gone.Before(at) {
@@ -88,6 +117,9 @@ func TestSimSessionExpires(t *testing.T) {
 		t.Errorf("expiry event %+v: want actor system, success, on port mirror %s", ev, pm.UUID)
 	}
 
+	if n := metricValue(t, e.ctrl, "portmirror_sessions_expired_total"); n != 1 {
+		t.Errorf("portmirror_sessions_expired_total %v, want 1", n)
+	}
 	// No stale flow: every bridge converges back to what it held without the session.
 	deadline := time.Now().Add(10 * time.Second)
 	for _, h := range e.fleet.Hosts {
