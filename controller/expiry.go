@@ -87,17 +87,27 @@ type expiry struct {
 func (e *expiry) set(uuid string, en expiryEntry) {
 	e.entries[uuid] = en
 	heap.Push(&e.queue, expiryItem{uuid: uuid, next: en.next})
+	if len(e.queue) > 2*len(e.entries)+64 {
+		e.rebuild() // stale items of changed or deleted sessions pile up below the top: drop them
+	}
+}
+
+// rebuild makes the heap hold exactly one item per entry.
+func (e *expiry) rebuild() {
+	e.queue = e.queue[:0]
+	for uuid, en := range e.entries {
+		e.queue = append(e.queue, expiryItem{uuid: uuid, next: en.next})
+	}
+	heap.Init(&e.queue)
 }
 
 // reload rebuilds the schedule from the store.
 func (e *expiry) reload(ctx context.Context) {
 	e.entries = map[string]expiryEntry{}
-	e.queue = e.queue[:0]
 	for _, x := range e.svc.Expiries(ctx) {
 		e.entries[x.SessionUUID] = expiryEntry{at: x.At, next: x.At}
-		e.queue = append(e.queue, expiryItem{uuid: x.SessionUUID, next: x.At})
 	}
-	heap.Init(&e.queue)
+	e.rebuild()
 }
 
 // refresh re-reads one session's expiry.
