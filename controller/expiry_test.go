@@ -11,7 +11,9 @@ import (
 func TestExpiryScheduleOrderAndBound(t *testing.T) {
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	e := &expiry{entries: map[string]expiryEntry{}}
-	at := func(s int) expiryEntry { return expiryEntry{at: t0.Add(time.Duration(s) * time.Second), next: t0.Add(time.Duration(s) * time.Second)} }
+	at := func(s int) expiryEntry {
+		return expiryEntry{at: t0.Add(time.Duration(s) * time.Second), next: t0.Add(time.Duration(s) * time.Second)}
+	}
 	for i := range 100 {
 		e.set(fmt.Sprintf("s%d", i), at(1000+i))
 	}
