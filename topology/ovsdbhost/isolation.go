@@ -23,9 +23,10 @@ import (
 //
 // Both are written in one transaction with the port's VLAN change: OVS 3.1 re-translates its cached datapath flows
 // after a port's VLAN changes, but not after a Mirror row is added alone (measured: stale datapath flows kept
-// delivering floods to the port for seconds, until the next flow-table change). A Mirror of ours that went
-// missing while the port kept its VLAN is created again by itself; until the next flow-table change on the bridge,
-// datapath flows cached before may still reach the port.
+// delivering floods to the port for seconds, until the next flow-table change). So a Mirror of ours that went
+// missing while the port kept VLAN 4095 is created again with the port moved to VLAN 4094, and the next round
+// parks it on 4095 again: both VLAN changes re-translate the cached flows, and the reservation, in place from the
+// first, keeps NORMAL away from the port in either VLAN.
 //
 // OVS allows 32 mirrors per bridge: beyond that (counting other mirrors), a destination port is isolated by the
 // VLAN parking only, and the manager says so in its log.
@@ -118,22 +119,37 @@ func (m *Manager) planIsolation(tx *txn, st *state, br row, brWhere []cond, isol
 			if hasTag {
 				saved[KeySavedTag] = itoa(tag)
 			}
+			park := IsolationVLAN
+			if hasTag && tag == IsolationVLAN && mode == "access" && mirror == "" && budget > 0 {
+				park = IsolationVLAN - 1 // already on 4095: a VLAN change must come with the reservation (see below)
+			}
 			tx.add("isolate port "+name, opUpdate{Table: "Port", Where: where,
-				Row: map[string]any{"tag": IsolationVLAN, "vlan_mode": "access"}})
+				Row: map[string]any{"tag": park, "vlan_mode": "access"}})
 			tx.add("remember the VLAN settings of port "+name, opMutate{Table: "Port", Where: where, Mutations: []mutation{
 				{"external_ids", "delete", oset{KeyIsolated, KeySavedTag, KeySavedVlanMode}},
 				{"external_ids", "insert", saved},
 			}})
 			if mirror == "" {
-				addMirror()
+				addMirror() // written with the VLAN change: see above
 			}
 		case isolated[name]:
-			if !hasTag || tag != IsolationVLAN || mode != "access" {
+			parked := hasTag && tag == IsolationVLAN && mode == "access"
+			switch {
+			case mirror == "" && parked && budget > 0:
+				// The reservation alone would not reach the datapath flows cached before it: move the port to the
+				// next VLAN down with it (a VLAN change makes OVS re-translate them; the reservation keeps NORMAL
+				// away from the port whatever its VLAN), and the next round parks it on VLAN 4095 again.
+				addMirror()
+				tx.add("move port "+name+" off VLAN 4095 for one round, so that its new reservation reaches the cached datapath flows",
+					opUpdate{Table: "Port", Where: where, Row: map[string]any{"tag": IsolationVLAN - 1, "vlan_mode": "access"}})
+			case !parked:
 				tx.add("re-isolate port "+name, opUpdate{Table: "Port", Where: where,
 					Row: map[string]any{"tag": IsolationVLAN, "vlan_mode": "access"}})
-			}
-			if mirror == "" {
-				addMirror()
+				if mirror == "" {
+					addMirror()
+				}
+			case mirror == "":
+				addMirror() // over budget: logged below
 			}
 		case marked:
 			var restoreTag any = oset{}

@@ -175,19 +175,31 @@ func TestIsolationOnVswitchd(t *testing.T) {
 	})
 }
 
-// mirrorsOf lists the bridge's Mirror rows as "name output-port-name selects external_ids".
+// mirrorsOf lists the bridge's Mirror rows as "name output-port-name external_ids", read in one transaction so
+// that a pass of the manager under way cannot make it fail.
 func mirrorsOf(t *testing.T, e *ovsEnv) []string {
 	t.Helper()
-	var out []string
-	for _, u := range strings.Fields(e.vsctl("--bare", "--columns=_uuid", "list", "Mirror")) {
-		port := ""
-		if p := e.get("Mirror", u, "output_port"); p != "[]" {
-			port = e.get("Port", p, "name")
-		}
-		out = append(out, fmt.Sprintf("%s %s %s", e.get("Mirror", u, "name"), port, e.get("Mirror", u, "external_ids")))
+	out, err := e.OVS.Vsctl(context.Background(), "--no-wait", "--format=csv", "--data=bare", "--no-headings",
+		"--columns=name,output_port,external_ids", "list", "Mirror", "--", "--columns=_uuid,name", "list", "Port")
+	if err != nil {
+		return []string{"error: " + err.Error()}
 	}
-	slices.Sort(out)
-	return out
+	ports := map[string]string{}
+	var rows [][]string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(l, ",")
+		if len(f) == 2 {
+			ports[f[0]] = f[1]
+		} else if len(f) >= 3 {
+			rows = append(rows, f)
+		}
+	}
+	var list []string
+	for _, f := range rows {
+		list = append(list, fmt.Sprintf("%s %s {%s}", f[0], ports[f[1]], strings.Join(f[2:], ",")))
+	}
+	slices.Sort(list)
+	return list
 }
 
 // TestIsolationReservesPorts: an isolated port is the output port of a Mirror row of ours that selects nothing,
@@ -229,7 +241,8 @@ func TestIsolationReservesPorts(t *testing.T) {
 	eventually(t, 5*time.Second, func() (bool, string) {
 		got := mirrorsOf(t, e)
 		sel := e.get("Mirror", "portmirror-isolate-vnet2", "select_all")
-		return slices.Equal(got, want) && sel == "false", fmt.Sprintf("mirrors %q, select_all %s", got, sel)
+		tag := e.get("Port", "vnet1", "tag")
+		return slices.Equal(got, want) && sel == "false" && tag == "4095", fmt.Sprintf("mirrors %q, select_all %s, vnet1 tag %s", got, sel, tag)
 	})
 
 	// Released: ours go, theirs stays.
