@@ -10,7 +10,8 @@ import (
 // TestMirrorExpiry: a session with an expiresAt a few seconds ahead copies until then; at that time the controller
 // deletes it (the API no longer has it, one audit event expirePortMirrorSession by "system" on the port mirror with
 // the session in its detail), both bridges hold the baseline again (no stale flow), the destination port has its
-// own tag back, and no copy arrives any more.
+// own tag back, and no copy arrives any more. A second session whose time comes while the controller is down is
+// deleted as soon as the controller is back.
 func TestMirrorExpiry(t *testing.T) {
 	t.Parallel()
 	tp := NewTopology(t, TopologyOptions{Secure: true})
@@ -65,6 +66,26 @@ func TestMirrorExpiry(t *testing.T) {
 	waitPortTag(t, tp.HV2, dst.HostPort, ownTag)
 	ExpectCopies(t, "expiry/after", a, bn.IP, n, Want{dst, PingCount{}})
 
+	// Durable: a session whose time comes while the controller is down is deleted as soon as it is back.
+	at2 := time.Now().Add(3 * time.Second).UTC()
+	w.GC.Must(t, `mutation($pm: ID!, $in: SessionInput!) { addPortMirrorSession(portMirrorUuid: $pm, input: $in) { uuid } }`,
+		map[string]any{"pm": pm, "in": map[string]any{"name": "timed-2", "type": "EGRESS", "sourceNicUuid": an.UUID,
+			"destinationNicUuid": dst.UUID, "expiresAt": at2.Format(time.RFC3339Nano)}}, nil)
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	w.D.Kill(t)
+	time.Sleep(time.Until(at2.Add(500 * time.Millisecond))) // the time passes while no controller runs
+	restarted := time.Now()
+	w.D.Start(t)
+	w.GC.Eventually(t, 20*time.Second, `query($u: ID!) { portMirror(uuid: $u) { sessions { uuid } } }`, map[string]any{"u": pm}, &out,
+		func() (bool, string) {
+			return len(out.PortMirror.Sessions) == 0, fmt.Sprintf("%d sessions", len(out.PortMirror.Sessions))
+		})
+	t.Logf("EXPIRY a session due while the controller was down: gone %v after its start", time.Since(restarted).Round(time.Millisecond))
+	w.WaitConnected(t)
+	for _, h := range tp.Hypervisors() {
+		w.WaitBaselineOnly(t, h)
+	}
+
 	var evs struct {
 		Audits []struct {
 			Actor, Operation, ResourceType, Detail string
@@ -74,6 +95,11 @@ func TestMirrorExpiry(t *testing.T) {
 	}
 	w.GC.Must(t, `query($u: ID!) { audits(resourceUuid: $u, operation: "expirePortMirrorSession") { actor operation resourceType resourceUuid success detail } }`,
 		map[string]any{"u": ses}, &evs)
+	var all struct{ Audits []struct{ Actor string } }
+	w.GC.Must(t, `query($u: ID!) { audits(resourceUuid: $u, operation: "expirePortMirrorSession") { actor } }`, map[string]any{"u": pm}, &all)
+	if len(all.Audits) != 2 || all.Audits[0].Actor != "system" || all.Audits[1].Actor != "system" {
+		t.Errorf("expiry events of the port mirror: %+v, want two by system", all.Audits)
+	}
 	if len(evs.Audits) != 1 {
 		t.Fatalf("%d expiry events for the session, want 1: %+v", len(evs.Audits), evs.Audits)
 	}
