@@ -394,6 +394,14 @@ func TestConsole(t *testing.T) {
 			}
 			return nil
 		})
+		// the Sessions table says when each session expires
+		b.eventually("the Expires column", func() error {
+			if txt := b.find(nil, "table", "Sessions").text(); !strings.Contains(txt, "Expires") || !strings.Contains(txt, "Never") ||
+				!strings.Contains(txt, time.Now().Add(24*time.Hour).Format("2006-01-02")) {
+				return fmt.Errorf("%q", txt)
+			}
+			return nil
+		})
 		// the expiry chosen in the dialog reached the API: a day from now
 		for _, s := range d.gql(adminToken, `query($u: ID!) { portMirror(uuid: $u) { sessions { name expiresAt } } }`,
 			map[string]any{"u": pm})["portMirror"].(map[string]any)["sessions"].([]any) {
