@@ -74,6 +74,7 @@ type Controller struct {
 	tunnelsOf       *fabric             // the fabric tunnels was computed from
 
 	metrics *metrics
+	probes  *prober
 	fabric  *fabric // the last pass's bridges and flow endpoints, while nothing they derive from changed
 
 	// While this controller leads: the term, and the context its programming runs under (cancelled the moment
@@ -119,11 +120,13 @@ func New(opts Options) (*Controller, error) {
 		reloadInventory: true,
 		tunnels:         map[string][]uint32{},
 		metrics:         newMetrics(),
+		probes:          newProber(),
 	}
 	cfg := opts.Server
 	cfg.Addr = opts.Listen
 	cfg.Handler = c
 	cfg.Logger = opts.Logger
+	cfg.OnPacketIn = c.probes.packetIn
 	srv, err := Listen(cfg)
 	if err != nil {
 		return nil, err

@@ -307,6 +307,7 @@ func (b *builder) mutationType() *gql.Object {
 				return ops.AddPortMirrorSession(ctx, argString(a, "portMirrorUuid"), sessionInput(argObject(a, "input")))
 			}),
 		"deletePortMirrorSession": root(nn(gql.ID), "", uuidArg(), deleted(ops.DeletePortMirrorSession)),
+		"probePortMirrorSession":  probeMutation(ops),
 		"updatePortMirrorSession": {Type: nn(b.session),
 			Description: "changes a session in place: a field left out stays, an explicit null clears it; PENDING until the switches confirm",
 			Args:        gql.FieldConfigArgument{"uuid": {Type: nn(gql.ID)}, "input": {Type: nn(b.sessionUpdateIn)}},

@@ -250,3 +250,11 @@ type ControllerNode struct {
 	Self            bool       `json:"self"`
 	LastContact     *time.Time `json:"lastContact,omitempty"`
 }
+
+// ProbeResult is the outcome of an end-to-end probe of a session (probePortMirrorSession).
+type ProbeResult struct {
+	Delivered bool     `json:"delivered"` // a marked frame injected at the source port was caught at the destination's bridge
+	LatencyMs *float64 `json:"latencyMs,omitempty"`
+	Path      []string `json:"path"`             // the hops the probe took or was to take
+	Reason    string   `json:"reason,omitempty"` // why not delivered, naming the switch, port or flow that is missing
+}

@@ -223,6 +223,7 @@ type Operations interface {
 	AddPortMirrorSession(ctx context.Context, portMirrorUUID string, in SessionInput) (model.Session, error)
 	DeletePortMirrorSession(ctx context.Context, uuid string) error
 	UpdatePortMirrorSession(ctx context.Context, uuid string, in SessionUpdate) (model.Session, error)
+	ProbePortMirrorSession(ctx context.Context, uuid string) (model.ProbeResult, error)
 
 	// queries: a missing object is a NOT_FOUND *Error from the single-object getters
 	Clusters(ctx context.Context) ([]model.Cluster, error)

@@ -441,6 +441,29 @@ func TestConsole(t *testing.T) {
 			}
 			return nil
 		})
+
+		// Probe session: on an enabled port mirror it runs and its outcome (delivered, or why not) shows in the
+		// row; on a disabled one the button is disabled and says why.
+		probeBtn := b.find(rows, "button", "Probe session")
+		var disabled bool
+		probeBtn.must(&disabled, `function() { return !!this.disabled; }`)
+		if enabled := strings.Contains(pmState(d, pm), "|ENABLED|"); disabled == enabled {
+			t.Errorf("Probe session disabled=%v on a port mirror %q", disabled, pmState(d, pm))
+		} else if !disabled {
+			probeBtn.click()
+			b.eventually("the probe's outcome in the row", func() error {
+				var row []string
+				if err := probeBtn.call(&row, `function() { return [this.closest("tr").innerText]; }`); err != nil {
+					return err
+				}
+				if !strings.Contains(row[0], "Probe delivered") && !strings.Contains(row[0], "Probe not delivered") {
+					return fmt.Errorf("row reads %q", row[0])
+				}
+				t.Logf("console: the row after Probe session: %q", row[0])
+				return nil
+			})
+			b.axe("a probe's outcome")
+		}
 	}) {
 		return
 	}
