@@ -166,6 +166,11 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- c.srv.Serve(ctx) }()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.runExpiry(ctx)
+	}()
 
 	c.trigger()
 	err := c.loop(ctx, feed, leadership)

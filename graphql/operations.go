@@ -83,11 +83,13 @@ func (b *builder) inputs() {
 		"filters": {Type: gql.NewList(nn(b.filterRuleIn)),
 			Description: "ordered; the first rule that matches a frame decides; a frame no rule matches is not copied; empty or null: every frame"},
 		"snapLength": {Type: gql.Int, Description: "copies are cut to this many bytes (64..65535); the frame itself is untouched; null: whole"},
+		"expiresAt":  {Type: b.timeT, Description: "the session is deleted at this time, audited with the actor \"system\"; must be in the future; null: never"},
 	}})
 	b.sessionUpdateIn = gql.NewInputObject(gql.InputObjectConfig{Name: "SessionUpdateInput", Fields: gql.InputObjectConfigFieldMap{
 		"name":       {Type: str},
 		"filters":    {Type: gql.NewList(nn(b.filterRuleIn)), Description: "replaces the filter; an empty list or null clears it"},
 		"snapLength": {Type: gql.Int, Description: "null: whole frames again"},
+		"expiresAt":  {Type: b.timeT, Description: "a new expiry (in the future); null: the session no longer expires"},
 	}})
 	b.pmIn = gql.NewInputObject(gql.InputObjectConfig{Name: "PortMirrorInput", Fields: gql.InputObjectConfigFieldMap{
 		"name":            {Type: nn(str)},
@@ -335,6 +337,12 @@ func (b *builder) mutationType() *gql.Object {
 						up.SnapLength = &n
 					}
 				}
+				if _, given := raw["expiresAt"]; given {
+					up.ExpiresAtSet = true
+					if t, ok := m["expiresAt"].(time.Time); ok {
+						up.ExpiresAt = &t
+					}
+				}
 				if _, given := raw["filters"]; given {
 					rules := filterInputs(argList(m, "filters"))
 					up.Filters = &rules
@@ -357,6 +365,9 @@ func sessionInput(m map[string]any) service.SessionInput {
 	si.Filters = filterInputs(argList(m, "filters"))
 	if n, ok := m["snapLength"].(int); ok {
 		si.SnapLength = &n
+	}
+	if t, ok := m["expiresAt"].(time.Time); ok {
+		si.ExpiresAt = &t
 	}
 	return si
 }

@@ -157,6 +157,7 @@ type SessionInput struct {
 	DestinationNicUUID string             `json:"destinationNicUuid,omitempty"`
 	Filters            []model.FilterRule `json:"filters,omitempty"`
 	SnapLength         *int               `json:"snapLength,omitempty"` // nil: whole frames
+	ExpiresAt          *time.Time         `json:"expiresAt,omitempty"`  // nil: never; refused when past
 }
 
 // SessionUpdate is what updatePortMirrorSession changes: a nil field stays as it is.
@@ -169,6 +170,9 @@ type SessionUpdate struct {
 	// SnapLengthSet: snapLength was given; SnapLength nil then clears it (whole frames).
 	SnapLengthSet bool `json:"-"`
 	SnapLength    *int `json:"snapLength,omitempty"`
+	// ExpiresAtSet: expiresAt was given; ExpiresAt nil then clears it (the session no longer expires).
+	ExpiresAtSet bool       `json:"-"`
+	ExpiresAt    *time.Time `json:"expiresAt,omitempty"`
 }
 
 type PortMirrorInput struct {

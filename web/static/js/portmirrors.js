@@ -124,7 +124,7 @@ function CreatePortMirrorDialog({ onClose, onCreated }) {
 
 const qMirror = `query($u: ID!) { portMirror(uuid: $u) {
   uuid name description state createdAt updatedAt flowNetwork { uuid name cidr encapsulation }
-  sessions { uuid name type status statusReason tunnelKey createdAt
+  sessions { uuid name type status statusReason tunnelKey createdAt expiresAt
     sourceNic { uuid mac ip vmInstance { name } } destinationNic { uuid mac ip vmInstance { name } } }
   audits(first: 50) { id time actor operation success error }
 } }`;
@@ -202,7 +202,7 @@ export function PortMirrorPage({ uuid, navigate }) {
     <h2>Sessions</h2>
     <p class="hint">Status follows the controller live (refreshed every second).</p>
     <table aria-label="Sessions">
-      <thead><tr><th scope="col">Name</th><th scope="col">Type</th><th scope="col">Source</th><th scope="col">Destination</th><th scope="col">Status</th><th scope="col">Tunnel key</th><th scope="col"><span class="sr-only">Operations</span></th></tr></thead>
+      <thead><tr><th scope="col">Name</th><th scope="col">Type</th><th scope="col">Source</th><th scope="col">Destination</th><th scope="col">Status</th><th scope="col">Tunnel key</th><th scope="col">Expires</th><th scope="col"><span class="sr-only">Operations</span></th></tr></thead>
       <tbody>
         ${pm.sessions.map((s) => html`<tr key=${s.uuid}>
           <td>${s.name}</td>
@@ -211,6 +211,7 @@ export function PortMirrorPage({ uuid, navigate }) {
           <td>${s.destinationNic.vmInstance.name} <span class="muted">${nicLabel(s.destinationNic)}</span></td>
           <td><${StatusBadge} status=${s.status} />${s.statusReason && html` <span class="reason">${s.statusReason}</span>`}</td>
           <td>${s.tunnelKey}</td>
+          <td>${s.expiresAt ? html`<${Time} value=${s.expiresAt} />` : html`<span class="muted">Never</span>`}</td>
           <td><${ActionButton} class="small" onClick=${() => setDialog({ session: s })}>Delete session<//>${' '}
             <${ActionButton} class="small" onClick=${probe(s)} why=${enabled ? (probes[s.uuid] && probes[s.uuid].running ? 'A probe is running.' : '') : 'The port mirror is disabled.'}
               title="Send a marked frame through the session and catch it before the monitoring VM">Probe session<//>
