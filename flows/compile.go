@@ -187,10 +187,15 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	}
 	slices.SortFunc(copies, compareCopy)
 	copies = slices.CompactFunc(copies, func(a, b copyKey) bool { return compareCopy(a, b) == 0 })
-	id := func(r *resolved) int32 {
+	// The sets below hold sessions (their positions in b.sources), so that each flow knows which sessions select
+	// its frames and counts each of them (see TableCount); copyOf maps a session to its copy kind.
+	copyOf := make([]int32, len(b.sources))
+	for j, n := range b.sources {
+		r := &p.res[n]
 		i, _ := slices.BinarySearchFunc(copies, copyKey{best[r.sess.DestinationNIC], r.snap, r.fkey}, compareCopy)
-		return int32(i)
+		copyOf[j] = int32(i)
 	}
+	countIDs := p.countIDs(b.sources)
 	// The actions of each copy kind: to its target, cut when it has a snap length (output with max_len: the inner
 	// frame is cut before a tunnel encapsulates it).
 	copyActs := make([][]Action, len(copies))
@@ -220,9 +225,9 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	}
 	entryIdx := make(map[entryKey]int)
 	var entries []ingressEntry
-	for _, n := range b.sources {
+	for j, n := range b.sources {
 		r := &p.res[n]
-		i := id(r)
+		i := int32(j)
 		if r.egress {
 			egress[r.srcPort] = egress[r.srcPort].with(i)
 		}
@@ -249,7 +254,7 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	var macs []MAC
 	entriesAt := make(map[uint32][]int)
 	var all idset
-	count := make([]int, len(copies)) // how many entries make each copy
+	count := make([]int, len(b.sources)) // how many entries hold each session
 	for e := range entries {
 		m := entries[e].mac
 		if _, seen := byMAC[m]; !seen {
@@ -350,14 +355,28 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	for _, ids := range sets {
 		n++
 		for _, i := range ids {
-			n += max(len(copyActs[i]), 2)
+			n += 2 + max(len(copyActs[copyOf[i]]), 2)
 		}
 	}
 	fs := filterSlots{copies: copies, rulesOf: rulesOf, copyActs: copyActs, memo: make(map[string]uint32)}
 	arena := make([]Action, 0, n)
-	for k, ids := range sets {
+	var kinds idset
+	var cids []uint32
+	for k, sessions := range sets {
 		from := len(arena)
 		arena = append(arena, Action{Type: ActNormal})
+		// Count the frame once for each session that selects it, then make its copies by kind.
+		kinds, cids = kinds[:0], cids[:0]
+		for _, s := range sessions {
+			cids = append(cids, countIDs[s])
+			kinds = append(kinds, copyOf[s])
+		}
+		slices.Sort(cids) // the sessions' order in the input must not matter
+		for _, c := range cids {
+			arena = append(arena, Action{Type: ActSetReg0, Value: uint64(c)}, Action{Type: ActResubmit, Value: uint64(TableCount)})
+		}
+		slices.Sort(kinds)
+		ids := slices.Compact(kinds)
 		for j := 0; j < len(ids); {
 			t := copies[ids[j]].t
 			e := j + 1
@@ -383,7 +402,7 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 		}
 		out[start+k].Actions = arena[from:len(arena):len(arena)]
 	}
-	return out, fs.flows()
+	return out, append(fs.flows(), p.countFlows(b.sources, countIDs)...)
 }
 
 // filterSlots allocates the filter table's slots of one bridge: a slot is a chain of filtered copies to one

@@ -294,13 +294,20 @@ type emitted struct {
 // evaluate applies the table to a frame: the single highest-priority matching flow, or an error when none or
 // several of equal priority match.
 func evaluate(table []Flow, fr frame) (normal bool, outs []emitted, err error) {
+	normal, outs, _, err = evaluateCounting(table, fr)
+	return normal, outs, err
+}
+
+// evaluateCounting is evaluate that also returns the count ids of the counting flows the frame hit, in order.
+func evaluateCounting(table []Flow, fr frame) (normal bool, outs []emitted, counted []uint32, err error) {
 	var tunID uint64
 	var tunIP netip.Addr
 	var reg0 uint32
-	return evaluateIn(table, fr, 0, 0, &reg0, &tunID, &tunIP)
+	normal, outs, err = evaluateIn(table, fr, 0, 0, &reg0, &tunID, &tunIP, &counted)
+	return normal, outs, counted, err
 }
 
-func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, tunID *uint64, tunIP *netip.Addr) (normal bool, outs []emitted, err error) {
+func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, tunID *uint64, tunIP *netip.Addr, counted *[]uint32) (normal bool, outs []emitted, err error) {
 	if depth > 64 {
 		return false, nil, fmt.Errorf("resubmit depth over 64")
 	}
@@ -322,6 +329,12 @@ func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, 
 	if len(best) != 1 {
 		return false, nil, fmt.Errorf("%d flows of top priority match %+v in table %d: %v", len(best), fr, tableID, best)
 	}
+	if id, ok := CountID(best[0].Cookie); ok {
+		if tableID != TableCount || len(best[0].Actions) != 0 {
+			return false, nil, fmt.Errorf("counting flow out of its table or with actions: %s", best[0])
+		}
+		*counted = append(*counted, id)
+	}
 	for i, a := range best[0].Actions {
 		switch a.Type {
 		case ActNormal:
@@ -336,7 +349,7 @@ func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, 
 		case ActSetReg0:
 			*reg0 = uint32(a.Value)
 		case ActResubmit:
-			n, o, err := evaluateIn(table, fr, uint8(a.Value), depth+1, reg0, tunID, tunIP)
+			n, o, err := evaluateIn(table, fr, uint8(a.Value), depth+1, reg0, tunID, tunIP, counted)
 			if err != nil {
 				return false, nil, err
 			}
@@ -365,6 +378,25 @@ func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, 
 // NIC (0: whole, longer than any).
 func (w *world) expectedCopies(dp string, fr frame) []string {
 	snaps := map[string]int{}
+	for _, s := range w.selecting(dp, fr) {
+		rank := int(s.SnapLength)
+		if rank == 0 {
+			rank = 1 << 16
+		}
+		snaps[s.DestinationNIC] = max(snaps[s.DestinationNIC], rank)
+	}
+	var want []string
+	for nic, rank := range snaps {
+		want = append(want, fmt.Sprintf("%s/%d", nic, rank%(1<<16)))
+	}
+	slices.Sort(want)
+	return want
+}
+
+// selecting returns the sessions that select a business frame entering dp at inPort and whose copy can leave the
+// bridge now: each counts the frame once.
+func (w *world) selecting(dp string, fr frame) []Session {
+	var out []Session
 	for _, s := range w.in.Sessions {
 		src := w.in.NICs[s.SourceNIC]
 		if src.DatapathID != dp || !w.placed(s.SourceNIC) || !w.placed(s.DestinationNIC) {
@@ -382,18 +414,9 @@ func (w *world) expectedCopies(dp string, fr frame) []string {
 				continue
 			}
 		}
-		rank := int(s.SnapLength)
-		if rank == 0 {
-			rank = 1 << 16
-		}
-		snaps[s.DestinationNIC] = max(snaps[s.DestinationNIC], rank)
+		out = append(out, s)
 	}
-	var want []string
-	for nic, rank := range snaps {
-		want = append(want, fmt.Sprintf("%s/%d", nic, rank%(1<<16)))
-	}
-	slices.Sort(want)
-	return want
+	return out
 }
 
 // isDestination reports whether a NIC is the destination of any session.
@@ -501,6 +524,10 @@ func (w *world) check(r *rand.Rand) error {
 	}
 	macs = append(macs, MAC{0x02, 0xff, 0, 0, 0, 1}, MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, MAC{0x01, 0, 0x5e, 0, 0, 1})
 
+	countIDs := map[string]map[uint32]string{}
+	for _, dp := range w.bridges {
+		countIDs[dp] = plan.CountIDs(dp)
+	}
 	for _, dp := range w.bridges {
 		if !w.connected(dp) {
 			continue
@@ -526,9 +553,24 @@ func (w *world) check(r *rand.Rand) error {
 				}
 			}
 			for _, fr := range frs {
-				normal, outs, err := evaluate(tables[dp], fr)
+				normal, outs, counted, err := evaluateCounting(tables[dp], fr)
 				if err != nil {
 					return fmt.Errorf("bridge %s: %w", dp, err)
+				}
+				// Each session that selects the frame counts it once, and no other.
+				var gotCount, wantCount []string
+				for _, id := range counted {
+					gotCount = append(gotCount, countIDs[dp][id])
+				}
+				if nicHere == "" || !w.isDestination(nicHere) { // a capture port's frames are dropped, uncounted
+					for _, s := range w.selecting(dp, fr) {
+						wantCount = append(wantCount, s.UUID)
+					}
+				}
+				slices.Sort(gotCount)
+				slices.Sort(wantCount)
+				if !slices.Equal(gotCount, wantCount) {
+					return fmt.Errorf("bridge %s: frame %+v: counted for %v, want %v", dp, fr, gotCount, wantCount)
 				}
 				if nicHere != "" && w.isDestination(nicHere) {
 					if normal || len(outs) > 0 {
