@@ -34,6 +34,9 @@ type Options struct {
 	// with its term as generation id) and writes OVSDB only while it leads; otherwise it is every switch's SLAVE
 	// and keeps following ports and OVSDB, ready to take over. Nil: a controller that runs alone.
 	Cluster Leadership
+	// CounterPeriod is how often the leader reads each bridge's session counters (the reads spread over it);
+	// 0: DefaultCounterPeriod; negative: never.
+	CounterPeriod time.Duration
 }
 
 // Leadership is what the controller asks of the controllers' cluster.
@@ -69,8 +72,9 @@ type Controller struct {
 	tunnels         map[string][]uint32 // datapath id -> its flow-network tunnel ports at the last pass
 	tunnelsOf       *fabric             // the fabric tunnels was computed from
 
-	metrics *metrics
-	fabric  *fabric // the last pass's bridges and flow endpoints, while nothing they derive from changed
+	metrics  *metrics
+	counters *counterState
+	fabric   *fabric // the last pass's bridges and flow endpoints, while nothing they derive from changed
 
 	// While this controller leads: the term, and the context its programming runs under (cancelled the moment
 	// it stops leading). Without a cluster: term 0 and the run context, for ever.
@@ -112,6 +116,7 @@ func New(opts Options) (*Controller, error) {
 		reloadInventory: true,
 		tunnels:         map[string][]uint32{},
 		metrics:         newMetrics(),
+		counters:        newCounterState(),
 	}
 	cfg := opts.Server
 	cfg.Addr = opts.Listen
@@ -158,6 +163,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	go func() { srvDone <- c.srv.Serve(ctx) }()
 
 	c.trigger()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.runCounters(ctx)
+	}()
 	err := c.loop(ctx, feed, leadership)
 	cancel()
 	serveErr := <-srvDone

@@ -328,8 +328,10 @@ func (b *builder) objects() {
 		"detail":       plain(str, "JSON: the input, and what changed", func(a model.AuditEvent) any { return optString(a.Detail) }),
 	}})
 
+	counters := b.countersType()
 	b.pm = gql.NewObject(gql.ObjectConfig{Name: "PortMirror", Fields: gql.FieldsThunk(func() gql.Fields {
 		return gql.Fields{
+			"counters":    b.portMirrorCounters(counters),
 			"uuid":        plain(nn(id), "", func(m model.PortMirror) any { return m.UUID }),
 			"name":        plain(nn(str), "", func(m model.PortMirror) any { return m.Name }),
 			"description": plain(str, "", func(m model.PortMirror) any { return optString(m.Description) }),
@@ -359,9 +361,10 @@ func (b *builder) objects() {
 
 	b.session = gql.NewObject(gql.ObjectConfig{Name: "PortMirrorSession", Fields: gql.FieldsThunk(func() gql.Fields {
 		return gql.Fields{
-			"uuid": plain(nn(id), "", func(s model.Session) any { return s.UUID }),
-			"name": plain(nn(str), "", func(s model.Session) any { return s.Name }),
-			"type": plain(nn(b.direction), "", func(s model.Session) any { return s.Type }),
+			"counters": b.sessionCounters(counters),
+			"uuid":     plain(nn(id), "", func(s model.Session) any { return s.UUID }),
+			"name":     plain(nn(str), "", func(s model.Session) any { return s.Name }),
+			"type":     plain(nn(b.direction), "", func(s model.Session) any { return s.Type }),
 			"portMirror": linked(nn(b.pm), "", func(ctx context.Context, s model.Session, _ map[string]any) (any, error) {
 				return ops.PortMirror(ctx, s.PortMirrorUUID)
 			}),
