@@ -386,7 +386,7 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 	topo := randomTopology(rng, seed)
 	// Every third seed's switches refuse bundles: the plain flow_mod path must be as exact.
 	noBundles := seed%3 == 0
-	e := newSimEnv(t, topo, envOptions{fleet: fleet.Options{NoBundles: noBundles}})
+	e := newSimEnv(t, topo, envOptions{fleet: fleet.Options{NoBundles: noBundles}, controller: controllerOptionsWithCounters()})
 	f := e.fleet
 	e.waitBaseline(10 * time.Second)
 	e.announceAll()
@@ -445,6 +445,7 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 
 	e.waitSettled(current(), 15*time.Second)
 	total := e.eventuallyExact("initial", current(), 10*time.Second)
+	e.checkCounters(current(), 10*time.Second)
 
 	var emptied *fleet.Host // the bridge the last mutation restarted empty
 	mutate := func() (what string, flushed bool) {
