@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"portmirror/controller"
 	"portmirror/model"
 	"portmirror/service"
@@ -136,6 +138,27 @@ func TestSimCounters(t *testing.T) {
 	}
 	if sum.Packets != want || want == 0 {
 		t.Errorf("port mirror counts %d packets, its sessions %d", sum.Packets, want)
+	}
+	// /metrics exports the same per port mirror.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e.ctrl.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exported float64 = -1
+	for _, mf := range mfs {
+		if mf.GetName() != "portmirror_port_mirror_copied_packets_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == pm.UUID {
+				exported = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if exported != float64(want) {
+		t.Errorf("/metrics: portmirror_port_mirror_copied_packets_total{port_mirror=%q} = %v, want %d", pm.UUID, exported, want)
 	}
 }
 
