@@ -82,7 +82,6 @@ func defaults() Config {
 		LogFormat:      "text",
 
 		OpenFlowMaxConnsPerAddr: DefaultOpenFlowMaxConnsPerAddr,
-		CounterPeriod:           10 * time.Second,
 		APIMaxConnsPerAddr:      DefaultAPIMaxConnsPerAddr,
 		APIMaxRequests:          DefaultAPIMaxRequests,
 	}
