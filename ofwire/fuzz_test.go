@@ -154,6 +154,10 @@ func FuzzDecodeFlowStats(f *testing.F) {
 			IPSrc: netip.MustParsePrefix("2001:db8::/32"), TPDst: 0x400, TPDstMask: 0xfc00},
 			Actions: []flows.Action{{Type: flows.ActSetReg0, Value: 2}, {Type: flows.ActResubmit, Value: 1}}},
 		{Priority: 9, Actions: []flows.Action{{Type: flows.ActNormal}, {Type: flows.ActOutputTrunc, Port: 11, Value: 96}}},
+		{Priority: 9, Actions: []flows.Action{{Type: flows.ActNormal}, {Type: flows.ActClone, Value: 3},
+			{Type: flows.ActSetReg0, Value: 5}, {Type: flows.ActResubmit, Value: 3}, {Type: flows.ActOutputTrunc, Port: 4, Value: 65535},
+			{Type: flows.ActOutput, Port: 2}}},
+		{Table: 3, Priority: 1000, Meter: 5, Match: flows.Match{Reg0: 5, HasReg0: true}},
 	} {
 		fm, _ := AppendFlowMod(nil, 1, FlowAdd, fl)
 		f.Add(flowStatFromFlowMod(fm, 0))
