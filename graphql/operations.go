@@ -82,12 +82,14 @@ func (b *builder) inputs() {
 		"destinationNicUuid": {Type: nn(id)},
 		"filters": {Type: gql.NewList(nn(b.filterRuleIn)),
 			Description: "ordered; the first rule that matches a frame decides; a frame no rule matches is not copied; empty or null: every frame"},
-		"snapLength": {Type: gql.Int, Description: "copies are cut to this many bytes (64..65535); the frame itself is untouched; null: whole"},
+		"snapLength":         {Type: gql.Int, Description: "copies are cut to this many bytes (64..65535); the frame itself is untouched; null: whole"},
+		"bandwidthLimitKbps": {Type: gql.Int, Description: "copies beyond this rate are dropped (at least 1); the mirrored VM's own traffic never is; null: unlimited"},
 	}})
 	b.sessionUpdateIn = gql.NewInputObject(gql.InputObjectConfig{Name: "SessionUpdateInput", Fields: gql.InputObjectConfigFieldMap{
-		"name":       {Type: str},
-		"filters":    {Type: gql.NewList(nn(b.filterRuleIn)), Description: "replaces the filter; an empty list or null clears it"},
-		"snapLength": {Type: gql.Int, Description: "null: whole frames again"},
+		"name":               {Type: str},
+		"filters":            {Type: gql.NewList(nn(b.filterRuleIn)), Description: "replaces the filter; an empty list or null clears it"},
+		"snapLength":         {Type: gql.Int, Description: "null: whole frames again"},
+		"bandwidthLimitKbps": {Type: gql.Int, Description: "null: unlimited again"},
 	}})
 	b.pmIn = gql.NewInputObject(gql.InputObjectConfig{Name: "PortMirrorInput", Fields: gql.InputObjectConfigFieldMap{
 		"name":            {Type: nn(str)},
@@ -334,6 +336,12 @@ func (b *builder) mutationType() *gql.Object {
 						up.SnapLength = &n
 					}
 				}
+				if _, given := raw["bandwidthLimitKbps"]; given {
+					up.BandwidthLimitSet = true
+					if n, ok := m["bandwidthLimitKbps"].(int); ok {
+						up.BandwidthLimitKbps = &n
+					}
+				}
 				if _, given := raw["filters"]; given {
 					rules := filterInputs(argList(m, "filters"))
 					up.Filters = &rules
@@ -356,6 +364,9 @@ func sessionInput(m map[string]any) service.SessionInput {
 	si.Filters = filterInputs(argList(m, "filters"))
 	if n, ok := m["snapLength"].(int); ok {
 		si.SnapLength = &n
+	}
+	if n, ok := m["bandwidthLimitKbps"].(int); ok {
+		si.BandwidthLimitKbps = &n
 	}
 	return si
 }

@@ -390,6 +390,12 @@ func (b *builder) objects() {
 				}
 				return int64(s.SnapLength)
 			}),
+			"bandwidthLimitKbps": plain(integer, "copies beyond this rate are dropped; null: unlimited", func(s model.Session) any {
+				if s.BandwidthLimitKbps == 0 {
+					return nil
+				}
+				return int64(s.BandwidthLimitKbps)
+			}),
 			"filters": plain(nn(gql.NewList(nn(b.filterRule))), "ordered; the first rule that matches a frame decides; empty: every frame",
 				func(s model.Session) any {
 					if s.Filters == nil {

@@ -172,6 +172,8 @@ type Session struct {
 	Revision uint64 `json:"revision,omitempty"`
 	// SnapLength cuts copies to this many bytes (64..65535); 0: whole frames.
 	SnapLength int `json:"snapLength,omitempty"`
+	// BandwidthLimitKbps caps the session's copies (at least 1); 0: unlimited.
+	BandwidthLimitKbps int `json:"bandwidthLimitKbps,omitempty"`
 }
 
 // AuditEvent records one mutation, refused or not.

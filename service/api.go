@@ -156,7 +156,8 @@ type SessionInput struct {
 	SourceNicUUID      string             `json:"sourceNicUuid,omitempty"`
 	DestinationNicUUID string             `json:"destinationNicUuid,omitempty"`
 	Filters            []model.FilterRule `json:"filters,omitempty"`
-	SnapLength         *int               `json:"snapLength,omitempty"` // nil: whole frames
+	SnapLength         *int               `json:"snapLength,omitempty"`         // nil: whole frames
+	BandwidthLimitKbps *int               `json:"bandwidthLimitKbps,omitempty"` // nil: unlimited
 }
 
 // SessionUpdate is what updatePortMirrorSession changes: a nil field stays as it is.
@@ -169,6 +170,9 @@ type SessionUpdate struct {
 	// SnapLengthSet: snapLength was given; SnapLength nil then clears it (whole frames).
 	SnapLengthSet bool `json:"-"`
 	SnapLength    *int `json:"snapLength,omitempty"`
+	// BandwidthLimitSet: bandwidthLimitKbps was given; BandwidthLimitKbps nil then clears it (unlimited).
+	BandwidthLimitSet  bool `json:"-"`
+	BandwidthLimitKbps *int `json:"bandwidthLimitKbps,omitempty"`
 }
 
 type PortMirrorInput struct {

@@ -33,3 +33,17 @@ func (s *Service) PortMirrorCounters(ctx context.Context, portMirrorUUID string)
 	}
 	return sum, nil
 }
+
+// maxBandwidthLimitKbps is the highest cap: an OpenFlow meter band's rate is 32 bits of kbps.
+const maxBandwidthLimitKbps = 1<<32 - 1
+
+// checkBandwidthLimit checks a bandwidth cap given (nil: unlimited, 0).
+func checkBandwidthLimit(what string, n *int) (int, error) {
+	if n == nil {
+		return 0, nil
+	}
+	if *n < 1 || int64(*n) > maxBandwidthLimitKbps {
+		return 0, invalid("%s: bandwidthLimitKbps %d is outside 1..%d", what, *n, int64(maxBandwidthLimitKbps))
+	}
+	return *n, nil
+}

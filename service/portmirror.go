@@ -16,6 +16,7 @@ type sessionIn struct {
 	DestinationNicUUID string             `json:"destinationNicUuid"`
 	Filters            []model.FilterRule `json:"filters,omitempty"`
 	SnapLength         *int               `json:"snapLength,omitempty"`
+	BandwidthLimitKbps *int               `json:"bandwidthLimitKbps,omitempty"`
 }
 
 func sessionInputs(in []SessionInput) []sessionIn {
@@ -44,6 +45,10 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 	if err != nil {
 		return model.Session{}, err
 	}
+	limit, err := checkBandwidthLimit(what, in.BandwidthLimitKbps)
+	if err != nil {
+		return model.Session{}, err
+	}
 	src, err := getNic(tx, ref(in.SourceNicUUID))
 	if err != nil {
 		return model.Session{}, err
@@ -66,7 +71,8 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 		return model.Session{}, invalid("%s: %s has no free tunnel key left", what, descFN(fn))
 	}
 	ses := model.Session{UUID: newUUID(), Name: in.Name, Type: in.Type, PortMirrorUUID: pm.UUID,
-		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC(), Filters: filters, SnapLength: snap}
+		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC(), Filters: filters, SnapLength: snap,
+		BandwidthLimitKbps: limit}
 	tx.Put(ses)
 	return ses, nil
 }
@@ -139,6 +145,9 @@ func (s *Service) UpdatePortMirrorSession(ctx context.Context, uuid string, in S
 	if in.SnapLengthSet {
 		input["snapLength"] = in.SnapLength
 	}
+	if in.BandwidthLimitSet {
+		input["bandwidthLimitKbps"] = in.BandwidthLimitKbps
+	}
 	var out model.Session
 	err := s.mutate(ctx, "updatePortMirrorSession", "PortMirror", "", input, func(tx *store.Txn, a *audit) error {
 		a.relate(uuid)
@@ -191,6 +200,16 @@ func (s *Service) UpdatePortMirrorSession(ctx context.Context, uuid string, in S
 			}
 			if snap != ses.SnapLength {
 				ses.SnapLength = snap
+				changed = true
+			}
+		}
+		if in.BandwidthLimitSet {
+			limit, err := checkBandwidthLimit(what, in.BandwidthLimitKbps)
+			if err != nil {
+				return err
+			}
+			if limit != ses.BandwidthLimitKbps {
+				ses.BandwidthLimitKbps = limit
 				changed = true
 			}
 		}
