@@ -8,6 +8,7 @@ import (
 
 	"portmirror/flows"
 	"portmirror/model"
+	"portmirror/ofwire"
 )
 
 // Session counters. The compiler gives every session a counting flow (or one per filter rule) in its source
@@ -32,12 +33,14 @@ type flowCount struct{ packets, bytes uint64 }
 type counterState struct {
 	mu     sync.Mutex
 	last   map[string]map[flows.Key]flowCount // by datapath id
+	drops  map[string]map[uint32]uint64       // by datapath id: what each meter's bands had dropped
 	totals map[string]*model.SessionCounters  // by session uuid
 	reads  uint64                             // flow-stats requests answered, for the metrics
 }
 
 func newCounterState() *counterState {
-	return &counterState{last: map[string]map[flows.Key]flowCount{}, totals: map[string]*model.SessionCounters{}}
+	return &counterState{last: map[string]map[flows.Key]flowCount{}, drops: map[string]map[uint32]uint64{},
+		totals: map[string]*model.SessionCounters{}}
 }
 
 // SessionCounters implements service.CounterSource: the session's totals as of the last reads (zero, with a zero
@@ -102,6 +105,7 @@ func (cs *counterState) prune(exists func(string) bool, bridgeKnown func(string)
 	for dp := range cs.last {
 		if !bridgeKnown(dp) {
 			delete(cs.last, dp)
+			delete(cs.drops, dp)
 		}
 	}
 }
@@ -215,7 +219,39 @@ func (c *Controller) readCounters(ctx context.Context, dp string) {
 		}
 		stats = append(stats, countStat{key: s.Flow.Key(), id: id, packets: s.Packets, bytes: s.Bytes})
 	}
+	if len(ps.plan.Meters(dp)) > 0 {
+		ms, err := sw.MeterStats(ctx)
+		if err != nil {
+			c.log.Debug("reading meter counters failed", "datapath", dp, "err", err)
+		} else {
+			c.counters.recordDrops(dp, ms, ids)
+		}
+	}
 	c.counters.record(dp, stats, ids, time.Now())
+}
+
+// recordDrops adds what each capped session's meter dropped since the last read (a meter that is new, or whose
+// count went down, adds all it holds).
+func (cs *counterState) recordDrops(dp string, ms []ofwire.MeterStats, ids map[uint32]string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.reads++
+	prev := cs.drops[dp]
+	next := make(map[uint32]uint64, len(ms))
+	for _, m := range ms {
+		uuid := ids[m.ID]
+		if uuid == "" {
+			continue // not a meter of a session of this bridge
+		}
+		d, _ := m.Dropped()
+		next[m.ID] = d
+		delta := d
+		if p, had := prev[m.ID]; had && d >= p {
+			delta = d - p
+		}
+		cs.total(uuid).DroppedByLimit += delta
+	}
+	cs.drops[dp] = next
 }
 
 // pruneCounters forgets the totals of deleted sessions (once per period).

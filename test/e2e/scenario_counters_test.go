@@ -174,3 +174,124 @@ func TestMirrorCounters(t *testing.T) {
 		t.Errorf("/metrics: %s = %v (present %v), want at least %d", metric, got, ok, after.total.Packets)
 	}
 }
+
+// TestMirrorBandwidthLimit on real OVS: a capped session's copies beyond its rate are dropped (and counted as
+// droppedByLimit), while every business frame reaches b and an uncapped session to the same destination delivers
+// every frame it selects, once, though the capped one selects them too.
+func TestMirrorBandwidthLimit(t *testing.T) {
+	tp := NewTopology(t, TopologyOptions{Secure: true})
+	a := tp.AddVM(t, tp.HV1, "a")
+	b := tp.AddVM(t, tp.HV2, "b")
+	ml := tp.AddMonitorVM(t, tp.HV1, "ml")
+	d := StartDaemon(t, tp, DaemonOptions{ExtraArgs: []string{"--counter-period", "200ms"}})
+	w := &World{TP: tp, D: d, GC: d.Client()}
+	w.Inv = RegisterInventory(t, w.GC, tp, InventoryOptions{Encapsulation: "GRE"})
+	w.WaitConnected(t)
+	an, bn, dl := a.DefaultNIC(), b.DefaultNIC(), ml.NICs[1]
+	waitNICBound(t, w, an, tp.HV1)
+	waitNICBound(t, w, bn, tp.HV2)
+
+	const kbps = 200
+	var out struct{ CreatePortMirror struct{ UUID string } }
+	w.GC.Must(t, `mutation($in: PortMirrorInput!) { createPortMirror(input: $in) { uuid } }`,
+		map[string]any{"in": map[string]any{"name": "capped", "flowNetworkUuid": w.Inv.FlowNetworkUUID, "enable": true,
+			"sessions": []map[string]any{
+				{"name": "udp-capped", "type": "EGRESS", "sourceNicUuid": an.UUID, "destinationNicUuid": dl.UUID,
+					"bandwidthLimitKbps": kbps, "filters": []map[string]any{{"protocol": "udp"}}},
+				{"name": "udp5000", "type": "EGRESS", "sourceNicUuid": an.UUID, "destinationNicUuid": dl.UUID,
+					"filters": []map[string]any{{"protocol": "udp", "destinationPorts": "5000"}}},
+			}}}, &out)
+	pm := out.CreatePortMirror.UUID
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	var lim struct {
+		PortMirror struct {
+			Sessions []struct {
+				Name               string
+				BandwidthLimitKbps *int
+			}
+		}
+	}
+	w.GC.Must(t, `query($u: ID!) { portMirror(uuid: $u) { sessions { name bandwidthLimitKbps } } }`, map[string]any{"u": pm}, &lim)
+	for _, s := range lim.PortMirror.Sessions {
+		if got := s.BandwidthLimitKbps; (s.Name == "udp-capped") != (got != nil && *got == kbps) {
+			t.Errorf("session %s: bandwidthLimitKbps %v", s.Name, got)
+		}
+	}
+
+	a.Ping(t, bn.IP, 1)
+	capL, capB := StartCapture(t, dl), StartCapture(t, bn)
+	before := readAfter(t, w, pm, time.Now(), 10*time.Second)
+	// About 4 Mbit/s of UDP, twenty times the cap, for about a second.
+	const n, payload = 150, 1000
+	const whole = 14 + 20 + 8 + payload
+	err := a.Do(func() error {
+		for range n {
+			for _, port := range []string{"53", "5000"} {
+				c, err := net.Dial("udp", net.JoinHostPort(bn.IP, port))
+				if err != nil {
+					return err
+				}
+				_, err = c.Write(make([]byte, payload))
+				c.Close()
+				if err != nil {
+					return err
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(fs []Frame) map[uint16]int {
+		out := map[uint16]int{}
+		for _, f := range fs {
+			if f.Proto == 17 && f.SrcIP.String() == an.IP && f.DstIP.String() == bn.IP {
+				out[f.DstPort]++
+			}
+		}
+		return out
+	}
+	capB.WaitFor(t, 10*time.Second, "every business frame at b", func(fs []Frame) bool { c := count(fs); return c[53] >= n && c[5000] >= n })
+	capL.WaitFor(t, 10*time.Second, "every udp5000 copy at ml", func(fs []Frame) bool { return count(fs)[5000] >= n })
+	time.Sleep(quietWindow)
+	atB, atL := count(capB.Stop(t)), count(capL.Stop(t))
+	if atB[53] != n || atB[5000] != n {
+		t.Errorf("b received %v, want %d of each port: the cap must never drop a business frame", atB, n)
+	}
+	if atL[5000] != n {
+		t.Errorf("ml received %d copies to port 5000, want %d: the uncapped session's copies are never metered", atL[5000], n)
+	}
+	if atL[53] == 0 || atL[53] > n/2 {
+		t.Errorf("ml received %d of %d capped copies to port 53 at %d kbps: want some, and far fewer than sent", atL[53], n, kbps)
+	}
+
+	// Counters: the capped session selected every datagram; its meter dropped exactly the copies ml did not get.
+	deadline := time.Now().Add(15 * time.Second)
+	var after counterView
+	for {
+		after = readAfter(t, w, pm, time.Now(), 10*time.Second)
+		c := after.sessions["udp-capped"]
+		if c.Packets-before.sessions["udp-capped"].Packets >= 2*n && c.DroppedByLimit-before.sessions["udp-capped"].DroppedByLimit >= int64(n-atL[53]) ||
+			time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c, c0 := after.sessions["udp-capped"], before.sessions["udp-capped"]
+	t.Logf("e2e: at %d kbps, ml got %d of %d capped copies; the meter dropped %d; counters %+v", kbps, atL[53], n,
+		c.DroppedByLimit-c0.DroppedByLimit, c)
+	if gp, gb := c.Packets-c0.Packets, c.Bytes-c0.Bytes; gp != 2*n || gb != 2*n*whole {
+		t.Errorf("udp-capped counted +%d packets +%d bytes, want +%d +%d", gp, gb, 2*n, 2*n*whole)
+	}
+	if dropped := c.DroppedByLimit - c0.DroppedByLimit; dropped != int64(n-atL[53]) {
+		t.Errorf("udp-capped droppedByLimit +%d, want %d (the %d copies to port 53 that ml did not receive)", dropped, n-atL[53], n-atL[53])
+	}
+	if u := after.sessions["udp5000"]; u.Packets-before.sessions["udp5000"].Packets != n || u.DroppedByLimit != 0 {
+		t.Errorf("udp5000 counters %+v (before %+v), want +%d packets, nothing dropped", u, before.sessions["udp5000"], n)
+	}
+	if after.total.DroppedByLimit != c.DroppedByLimit {
+		t.Errorf("the port mirror's droppedByLimit %d, its sessions' %d", after.total.DroppedByLimit, c.DroppedByLimit)
+	}
+}
