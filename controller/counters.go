@@ -36,11 +36,14 @@ type counterState struct {
 	drops  map[string]map[uint32]uint64       // by datapath id: what each meter's bands had dropped
 	totals map[string]*model.SessionCounters  // by session uuid
 	reads  uint64                             // flow-stats requests answered, for the metrics
+	// busy holds the bridges being read: a bridge is read by one reader at a time, so that the reads it records
+	// are in order (an older read recorded after a newer one would look like a reset, and count twice).
+	busy map[string]bool
 }
 
 func newCounterState() *counterState {
 	return &counterState{last: map[string]map[flows.Key]flowCount{}, drops: map[string]map[uint32]uint64{},
-		totals: map[string]*model.SessionCounters{}}
+		totals: map[string]*model.SessionCounters{}, busy: map[string]bool{}}
 }
 
 // SessionCounters implements service.CounterSource: the session's totals as of the last reads (zero, with a zero
@@ -110,6 +113,23 @@ func (cs *counterState) prune(exists func(string) bool, bridgeKnown func(string)
 	}
 }
 
+// claim marks a bridge as being read; false when it already is.
+func (cs *counterState) claim(dp string) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.busy[dp] {
+		return false
+	}
+	cs.busy[dp] = true
+	return true
+}
+
+func (cs *counterState) release(dp string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	delete(cs.busy, dp)
+}
+
 // countStat is one counting flow as read.
 type countStat struct {
 	key            flows.Key
@@ -152,6 +172,9 @@ func (c *Controller) runCounters(ctx context.Context) {
 			if !lead {
 				break
 			}
+			if !c.counters.claim(dp) {
+				continue // its last read is still running (a slow switch): skip it this period
+			}
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -161,6 +184,7 @@ func (c *Controller) runCounters(ctx context.Context) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
+				defer c.counters.release(dp)
 				rctx, cancel := context.WithTimeout(lctx, period)
 				defer cancel()
 				c.readCounters(rctx, dp)
@@ -206,6 +230,7 @@ func (c *Controller) readCounters(ctx context.Context, dp string) {
 		return
 	}
 	ids := ps.plan.CountIDs(dp)
+	asked := time.Now() // what the reply holds is at least as recent: the read's time
 	st, err := sw.DumpFlowStats(ctx, flows.CookieOurs|flows.KindCount, flows.CountCookieMask)
 	if err != nil {
 		c.log.Debug("reading counters failed", "datapath", dp, "err", err)
@@ -227,7 +252,7 @@ func (c *Controller) readCounters(ctx context.Context, dp string) {
 			c.counters.recordDrops(dp, ms, ids)
 		}
 	}
-	c.counters.record(dp, stats, ids, time.Now())
+	c.counters.record(dp, stats, ids, asked)
 }
 
 // recordDrops adds what each capped session's meter dropped since the last read (a meter that is new, or whose
