@@ -294,4 +294,48 @@ func TestMirrorBandwidthLimit(t *testing.T) {
 	if after.total.DroppedByLimit != c.DroppedByLimit {
 		t.Errorf("the port mirror's droppedByLimit %d, its sessions' %d", after.total.DroppedByLimit, c.DroppedByLimit)
 	}
+
+	// Meters are reconciled: a new cap changes the meter's rate in place, clearing it deletes the meter; the
+	// session's counters are never reset by updatePortMirrorSession.
+	var ids struct{ PortMirror struct{ Sessions []struct{ UUID, Name string } } }
+	w.GC.Must(t, `query($u: ID!) { portMirror(uuid: $u) { sessions { uuid name } } }`, map[string]any{"u": pm}, &ids)
+	var capped string
+	for _, s := range ids.PortMirror.Sessions {
+		if s.Name == "udp-capped" {
+			capped = s.UUID
+		}
+	}
+	const upd = `mutation($u: ID!, $in: SessionUpdateInput!) { updatePortMirrorSession(uuid: $u, input: $in) { uuid } }`
+	meters := func() string {
+		out, err := tp.HV1.Ofctl(t.Context(), "dump-meters", tp.HV1.Bridge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	waitMeters := func(what string, cond func(string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for m := meters(); !cond(m); m = meters() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: dump-meters shows\n%s", what, m)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	w.GC.Must(t, upd, map[string]any{"u": capped, "in": map[string]any{"bandwidthLimitKbps": 1000}}, nil)
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	waitMeters("cap raised to 1000 kbps", func(m string) bool {
+		return strings.Count(m, "meter=") == 1 && strings.Contains(m, "rate=1000")
+	})
+	w.GC.Must(t, upd, map[string]any{"u": capped, "in": map[string]any{"bandwidthLimitKbps": nil}}, nil)
+	w.WaitStatus(t, pm, "ENABLED", "ACTIVE")
+	waitMeters("cap cleared", func(m string) bool { return !strings.Contains(m, "meter=") })
+	if flows := strings.Join(Flows(t, tp.HV1), "\n"); strings.Contains(flows, "meter:") || strings.Contains(flows, "clone(") {
+		t.Errorf("the cap is cleared but flows still meter:\n%s", flows)
+	}
+	final := readAfter(t, w, pm, time.Now(), 10*time.Second)
+	if f := final.sessions["udp-capped"]; f.Packets < c.Packets || f.DroppedByLimit < c.DroppedByLimit {
+		t.Errorf("counters went back after updates: %+v, were %+v", f, c)
+	}
 }
