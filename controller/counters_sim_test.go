@@ -122,6 +122,16 @@ func TestSimCounters(t *testing.T) {
 	}
 	extra.UUID = got.UUID
 	ss = append(ss, extra)
+	// And one capped far above what the test sends: its copies go through a clone and its meter, and drop none.
+	huge := 10_000_000
+	capped := fleet.Session{Name: "capped", Source: ss[2].Source, Destination: ss[3].Destination, Direction: model.Bidirection, Enabled: true}
+	got, err = e.svc.AddPortMirrorSession(e.ctx, pm.UUID, service.SessionInput{Name: capped.Name, Type: capped.Direction,
+		SourceNicUUID: capped.Source.UUID, DestinationNicUUID: capped.Destination.UUID, BandwidthLimitKbps: &huge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	capped.UUID = got.UUID
+	ss = append(ss, capped)
 	e.waitSettled(ss, 15*time.Second)
 	e.eventuallyExact("initial", ss, 10*time.Second)
 	e.checkCounters(ss, 10*time.Second)
@@ -165,4 +175,76 @@ func TestSimCounters(t *testing.T) {
 // controllerOptionsWithCounters reads the counters often, as tests want them.
 func controllerOptionsWithCounters() controller.Options {
 	return controller.Options{CounterPeriod: 100 * time.Millisecond}
+}
+
+// A capped session in the simulator: copies beyond the rate are dropped and counted as droppedByLimit, each
+// selected frame is either delivered or dropped, and business frames all arrive.
+func TestSimBandwidthLimit(t *testing.T) {
+	e := newSimEnv(t, fleet.Uniform(8, 2, 2, 1), envOptions{controller: controllerOptionsWithCounters()})
+	f := e.fleet
+	e.waitBaseline(10 * time.Second)
+	e.announceAll()
+	senders, monitors := f.Senders(), f.Monitors()
+	src, dst := senders[0], monitors[0]
+	pm, err := e.svc.CreatePortMirror(e.ctx, service.PortMirrorInput{Name: "pm", FlowNetworkUUID: f.FlowNetworks[0].UUID, Enable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kbps := 8 // with its burst of 10 kb, about twenty 60-byte frames pass at once
+	got, err := e.svc.AddPortMirrorSession(e.ctx, pm.UUID, service.SessionInput{Name: "capped", Type: model.Egress,
+		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, BandwidthLimitKbps: &kbps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fleet.Session{UUID: got.UUID, Name: "capped", Source: src, Destination: dst, Direction: model.Egress, Enabled: true}
+	e.waitSettled([]fleet.Session{s}, 15*time.Second)
+	before := e.readAfterSim(s, time.Now())
+	sent, delivered := 0, 0
+	for range 20 {
+		for _, fr := range f.Frames(src) {
+			d, err := f.Send(fr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent++
+			delivered += d.Captured()[dst]
+			for _, a := range d.Arrivals {
+				if !a.NIC.Capture && a.NIC == src {
+					t.Fatalf("frame came back to its sender")
+				}
+			}
+		}
+	}
+	if delivered == 0 || delivered >= sent/2 {
+		t.Fatalf("%d of %d copies delivered at %d kbps: want some, and far fewer", delivered, sent, kbps)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := e.readAfterSim(s, time.Now())
+		gp, gd := c.Packets-before.Packets, c.DroppedByLimit-before.DroppedByLimit
+		if gp == uint64(sent) && gd == uint64(sent-delivered) {
+			t.Logf("%d frames selected, %d copies delivered, %d dropped by the limit", sent, delivered, gd)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counters +%d packets, +%d dropped by the limit; want +%d and +%d", gp, gd, sent, sent-delivered)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readAfterSim waits for a read of the session's counters made after t0.
+func (e *simEnv) readAfterSim(s fleet.Session, t0 time.Time) model.SessionCounters {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := e.svc.SessionCounters(e.ctx, s.UUID)
+		if c.UpdatedAt.After(t0) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("counters of %s not read after %v", s.Name, t0)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

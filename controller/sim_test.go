@@ -420,8 +420,13 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 					continue pick
 				}
 			}
-			got, err := e.svc.AddPortMirrorSession(e.ctx, pms[fn].uuid, service.SessionInput{Name: s.Name, Type: s.Direction,
-				SourceNicUUID: s.Source.UUID, DestinationNicUUID: s.Destination.UUID, Filters: s.Filters})
+			in := service.SessionInput{Name: s.Name, Type: s.Direction,
+				SourceNicUUID: s.Source.UUID, DestinationNicUUID: s.Destination.UUID, Filters: s.Filters}
+			if rng.IntN(4) == 0 { // capped far above what the test sends: copies go through a clone and a meter
+				huge := 10_000_000 + rng.IntN(1000)
+				in.BandwidthLimitKbps = &huge
+			}
+			got, err := e.svc.AddPortMirrorSession(e.ctx, pms[fn].uuid, in)
 			if err != nil {
 				t.Fatalf("adding %s %s -> %s: %v", s.Direction, s.Source, s.Destination, err)
 			}
