@@ -297,7 +297,9 @@ func TestMirrorBandwidthLimit(t *testing.T) {
 
 	// Meters are reconciled: a new cap changes the meter's rate in place, clearing it deletes the meter; the
 	// session's counters are never reset by updatePortMirrorSession.
-	var ids struct{ PortMirror struct{ Sessions []struct{ UUID, Name string } } }
+	var ids struct {
+		PortMirror struct{ Sessions []struct{ UUID, Name string } }
+	}
 	w.GC.Must(t, `query($u: ID!) { portMirror(uuid: $u) { sessions { uuid name } } }`, map[string]any{"u": pm}, &ids)
 	var capped string
 	for _, s := range ids.PortMirror.Sessions {
