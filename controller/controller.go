@@ -78,6 +78,7 @@ type Controller struct {
 
 	metrics  *metrics
 	counters *counterState
+	probes   *prober
 	fabric   *fabric // the last pass's bridges and flow endpoints, while nothing they derive from changed
 
 	// While this controller leads: the term, and the context its programming runs under (cancelled the moment
@@ -124,11 +125,13 @@ func New(opts Options) (*Controller, error) {
 		tunnels:         map[string][]uint32{},
 		metrics:         newMetrics(),
 		counters:        newCounterState(),
+		probes:          newProber(),
 	}
 	cfg := opts.Server
 	cfg.Addr = opts.Listen
 	cfg.Handler = c
 	cfg.Logger = opts.Logger
+	cfg.OnPacketIn = c.probes.packetIn
 	srv, err := Listen(cfg)
 	if err != nil {
 		return nil, err
@@ -168,6 +171,11 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- c.srv.Serve(ctx) }()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.runExpiry(ctx)
+	}()
 
 	c.trigger()
 	c.wg.Add(1)

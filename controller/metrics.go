@@ -18,11 +18,14 @@ type metrics struct {
 
 	switches, sessions, flowMods, changes, passFailed, applyFailures *prometheus.Desc
 	counterDescs                                                     counterDescs
+
+	expiry *expiryMetrics // expiry.go
 }
 
 func newMetrics() *metrics {
 	return &metrics{
 		counterDescs: newCounterDescs(),
+		expiry:       newExpiryMetrics(),
 		passes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "portmirror_reconcile_pass_seconds",
 			Help:    "Duration of reconciliation passes (read the state, analyse every session, hand changed bridges to their workers).",
@@ -64,6 +67,7 @@ func (k collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	m.passes.Describe(ch)
 	m.counterDescs.describe(ch)
+	m.expiry.describe(ch)
 }
 
 func (k collector) Collect(ch chan<- prometheus.Metric) {
@@ -99,4 +103,5 @@ func (k collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.applyFailures, prometheus.CounterValue, float64(m.applyFailed.Load()))
 	m.passes.Collect(ch)
 	c.collectCounters(ch, m.counterDescs)
+	m.expiry.collect(ch)
 }

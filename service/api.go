@@ -158,6 +158,7 @@ type SessionInput struct {
 	Filters            []model.FilterRule `json:"filters,omitempty"`
 	SnapLength         *int               `json:"snapLength,omitempty"`         // nil: whole frames
 	BandwidthLimitKbps *int               `json:"bandwidthLimitKbps,omitempty"` // nil: unlimited
+	ExpiresAt          *time.Time         `json:"expiresAt,omitempty"`          // nil: never; refused when past
 }
 
 // SessionUpdate is what updatePortMirrorSession changes: a nil field stays as it is.
@@ -173,6 +174,9 @@ type SessionUpdate struct {
 	// BandwidthLimitSet: bandwidthLimitKbps was given; BandwidthLimitKbps nil then clears it (unlimited).
 	BandwidthLimitSet  bool `json:"-"`
 	BandwidthLimitKbps *int `json:"bandwidthLimitKbps,omitempty"`
+	// ExpiresAtSet: expiresAt was given; ExpiresAt nil then clears it (the session no longer expires).
+	ExpiresAtSet bool       `json:"-"`
+	ExpiresAt    *time.Time `json:"expiresAt,omitempty"`
 }
 
 type PortMirrorInput struct {
@@ -223,6 +227,7 @@ type Operations interface {
 	AddPortMirrorSession(ctx context.Context, portMirrorUUID string, in SessionInput) (model.Session, error)
 	DeletePortMirrorSession(ctx context.Context, uuid string) error
 	UpdatePortMirrorSession(ctx context.Context, uuid string, in SessionUpdate) (model.Session, error)
+	ProbePortMirrorSession(ctx context.Context, uuid string) (model.ProbeResult, error)
 
 	// queries: a missing object is a NOT_FOUND *Error from the single-object getters
 	Clusters(ctx context.Context) ([]model.Cluster, error)

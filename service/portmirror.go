@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"portmirror/model"
 	"portmirror/store"
@@ -17,6 +18,7 @@ type sessionIn struct {
 	Filters            []model.FilterRule `json:"filters,omitempty"`
 	SnapLength         *int               `json:"snapLength,omitempty"`
 	BandwidthLimitKbps *int               `json:"bandwidthLimitKbps,omitempty"`
+	ExpiresAt          *time.Time         `json:"expiresAt,omitempty"`
 }
 
 func sessionInputs(in []SessionInput) []sessionIn {
@@ -49,6 +51,10 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 	if err != nil {
 		return model.Session{}, err
 	}
+	expires, err := s.checkExpiresAt(what, in.ExpiresAt)
+	if err != nil {
+		return model.Session{}, err
+	}
 	src, err := getNic(tx, ref(in.SourceNicUUID))
 	if err != nil {
 		return model.Session{}, err
@@ -72,7 +78,7 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 	}
 	ses := model.Session{UUID: newUUID(), Name: in.Name, Type: in.Type, PortMirrorUUID: pm.UUID,
 		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC(), Filters: filters, SnapLength: snap,
-		BandwidthLimitKbps: limit}
+		BandwidthLimitKbps: limit, ExpiresAt: expires}
 	tx.Put(ses)
 	return ses, nil
 }
@@ -148,6 +154,9 @@ func (s *Service) UpdatePortMirrorSession(ctx context.Context, uuid string, in S
 	if in.BandwidthLimitSet {
 		input["bandwidthLimitKbps"] = in.BandwidthLimitKbps
 	}
+	if in.ExpiresAtSet {
+		input["expiresAt"] = in.ExpiresAt
+	}
 	var out model.Session
 	err := s.mutate(ctx, "updatePortMirrorSession", "PortMirror", "", input, func(tx *store.Txn, a *audit) error {
 		a.relate(uuid)
@@ -213,10 +222,22 @@ func (s *Service) UpdatePortMirrorSession(ctx context.Context, uuid string, in S
 				changed = true
 			}
 		}
+		// The expiry is no part of the flows: changing it needs no switch to confirm anything (no new revision).
+		expiryChanged := false
+		if in.ExpiresAtSet {
+			expires, err := s.checkExpiresAt(what, in.ExpiresAt)
+			if err != nil {
+				return err
+			}
+			if !sameTime(expires, ses.ExpiresAt) {
+				ses.ExpiresAt = expires
+				expiryChanged = true
+			}
+		}
 		if changed {
 			ses.Revision++
 		}
-		if changed || ses.Name != before.Name {
+		if changed || expiryChanged || ses.Name != before.Name {
 			tx.Put(ses)
 			pm.UpdatedAt = s.now().UTC()
 			tx.Put(pm)
