@@ -366,6 +366,7 @@ type osKenFlow struct {
 	TunID      *uint64 `json:"tun_id,omitempty"`
 	EthDst     string  `json:"eth_dst,omitempty"`
 	EthDstMask string  `json:"eth_dst_mask,omitempty"`
+	Reg0       *uint32 `json:"reg0,omitempty"`
 	Actions    [][]any `json:"actions"`
 }
 
@@ -380,6 +381,10 @@ func writeOSKenFile(path string, fl []flows.Flow) error {
 		if f.Match.EthDstMask != (flows.MAC{}) {
 			j.EthDst, j.EthDstMask = f.Match.EthDst.String(), f.Match.EthDstMask.String()
 		}
+		if f.Match.HasReg0 {
+			r := f.Match.Reg0
+			j.Reg0 = &r
+		}
 		for _, a := range f.Actions {
 			switch a.Type {
 			case flows.ActNormal:
@@ -390,6 +395,10 @@ func writeOSKenFile(path string, fl []flows.Flow) error {
 				j.Actions = append(j.Actions, []any{"tun_id", a.Value})
 			case flows.ActSetTunDst:
 				j.Actions = append(j.Actions, []any{"tun_dst", a.IP.String()})
+			case flows.ActSetReg0:
+				j.Actions = append(j.Actions, []any{"reg0", a.Value})
+			case flows.ActResubmit:
+				j.Actions = append(j.Actions, []any{"resubmit", a.Value})
 			default:
 				return fmt.Errorf("flow %s: action type %d has no os-ken form", f, a.Type)
 			}

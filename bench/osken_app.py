@@ -36,6 +36,10 @@ class BulkInstall(app_manager.OSKenApp):
                 out.append(parser.OFPActionSetField(tunnel_id=a[1]))
             elif a[0] == "tun_dst":
                 out.append(parser.OFPActionSetField(tun_ipv4_dst=a[1]))
+            elif a[0] == "reg0":
+                out.append(parser.OFPActionSetField(reg0=a[1]))
+            elif a[0] == "resubmit":
+                out.append(parser.NXActionResubmitTable(in_port=0xfff8, table_id=a[1]))
             else:
                 raise ValueError("unknown action %r" % (a,))
         return out
@@ -53,6 +57,8 @@ class BulkInstall(app_manager.OSKenApp):
                 m["tunnel_id"] = f["tun_id"]
             if f.get("eth_dst"):
                 m["eth_dst"] = (f["eth_dst"], f["eth_dst_mask"])
+            if f.get("reg0") is not None:
+                m["reg0"] = f["reg0"]
             acts = self._actions(dp, f["actions"])
             inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, acts)] if acts else []
             dp.send_msg(parser.OFPFlowMod(datapath=dp, cookie=f["cookie"], table_id=f["table"],

@@ -38,6 +38,9 @@ type Options struct {
 	// with its term as generation id) and writes OVSDB only while it leads; otherwise it is every switch's SLAVE
 	// and keeps following ports and OVSDB, ready to take over. Nil: a controller that runs alone.
 	Cluster Leadership
+	// CounterPeriod is how often the leader reads each bridge's session counters (the reads spread over it);
+	// 0: DefaultCounterPeriod; negative: never.
+	CounterPeriod time.Duration
 }
 
 // Leadership is what the controller asks of the controllers' cluster.
@@ -73,9 +76,10 @@ type Controller struct {
 	tunnels         map[string][]uint32 // datapath id -> its flow-network tunnel ports at the last pass
 	tunnelsOf       *fabric             // the fabric tunnels was computed from
 
-	metrics *metrics
-	probes  *prober
-	fabric  *fabric // the last pass's bridges and flow endpoints, while nothing they derive from changed
+	metrics  *metrics
+	counters *counterState
+	probes   *prober
+	fabric   *fabric // the last pass's bridges and flow endpoints, while nothing they derive from changed
 
 	// While this controller leads: the term, and the context its programming runs under (cancelled the moment
 	// it stops leading). Without a cluster: term 0 and the run context, for ever.
@@ -120,6 +124,7 @@ func New(opts Options) (*Controller, error) {
 		reloadInventory: true,
 		tunnels:         map[string][]uint32{},
 		metrics:         newMetrics(),
+		counters:        newCounterState(),
 		probes:          newProber(),
 	}
 	cfg := opts.Server
@@ -173,6 +178,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	}()
 
 	c.trigger()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.runCounters(ctx)
+	}()
 	err := c.loop(ctx, feed, leadership)
 	cancel()
 	serveErr := <-srvDone

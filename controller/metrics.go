@@ -17,13 +17,15 @@ type metrics struct {
 	applyFailed  atomic.Uint64
 
 	switches, sessions, flowMods, changes, passFailed, applyFailures *prometheus.Desc
+	counterDescs                                                     counterDescs
 
 	expiry *expiryMetrics // expiry.go
 }
 
 func newMetrics() *metrics {
 	return &metrics{
-		expiry: newExpiryMetrics(),
+		counterDescs: newCounterDescs(),
+		expiry:       newExpiryMetrics(),
 		passes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "portmirror_reconcile_pass_seconds",
 			Help:    "Duration of reconciliation passes (read the state, analyse every session, hand changed bridges to their workers).",
@@ -64,6 +66,7 @@ func (k collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	m.passes.Describe(ch)
+	m.counterDescs.describe(ch)
 	m.expiry.describe(ch)
 }
 
@@ -99,5 +102,6 @@ func (k collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.passFailed, prometheus.CounterValue, float64(m.passFailures.Load()))
 	ch <- prometheus.MustNewConstMetric(m.applyFailures, prometheus.CounterValue, float64(m.applyFailed.Load()))
 	m.passes.Collect(ch)
+	c.collectCounters(ch, m.counterDescs)
 	m.expiry.collect(ch)
 }

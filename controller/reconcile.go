@@ -13,6 +13,7 @@ import (
 
 	"portmirror/flows"
 	"portmirror/model"
+	"portmirror/ofwire"
 	"portmirror/topology"
 )
 
@@ -26,10 +27,11 @@ type bridge struct {
 
 	mu        sync.Mutex
 	sw        *Switch
-	known     bool         // installed reflects the switch (read back since the connection came up)
-	installed []flows.Flow // our flows on the switch, when known
-	want      *work        // the latest desired state
-	running   bool         // a worker goroutine owns the bridge
+	known     bool          // installed reflects the switch (read back since the connection came up)
+	installed []flows.Flow  // our flows on the switch, when known
+	meters    []flows.Meter // our meters on the switch, when known
+	want      *work         // the latest desired state
+	running   bool          // a worker goroutine owns the bridge
 	confirmed map[string]uint64
 	refused   map[string]string // by session: the switch's refusals of its flows at the last apply; nil when clean
 	failures  int
@@ -39,6 +41,7 @@ type bridge struct {
 // confirmed once the switch acknowledged the flows with a barrier.
 type work struct {
 	flows    []flows.Flow
+	meters   []flows.Meter // the capped sessions' meters
 	sessions map[string]uint64
 	marks    map[string]sessionMark // to blame a refused flow on the sessions it concerns
 	term     uint64                 // the leader's term it was computed in (the switches' generation id)
@@ -164,7 +167,7 @@ func (c *Controller) pass(ctx context.Context) error {
 			continue
 		}
 		on := plan.SessionsOn(dp)
-		w := &work{flows: plan.Bridge(dp), sessions: make(map[string]uint64, len(on)), marks: marks(in, bySession, dp, on), term: term}
+		w := &work{flows: plan.Bridge(dp), meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)), marks: marks(in, bySession, dp, on), term: term}
 		for _, s := range on {
 			w.sessions[s] = fps[s]
 		}
@@ -330,6 +333,7 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, *fabric, err
 			SourceNIC: s.SourceNicUUID, DestinationNIC: s.DestinationNicUUID,
 			TunnelKey: s.TunnelKey, FlowNetwork: fn.UUID, Encapsulation: fn.Encapsulation,
 			Filters: s.Filters, Revision: s.Revision, SnapLength: uint16(s.SnapLength),
+			BandwidthLimitKbps: uint32(s.BandwidthLimitKbps),
 		})
 	}
 	return in, fab, nil
@@ -354,6 +358,7 @@ func fingerprints(seed maphash.Seed, in *flows.Input, plan *flows.Plan) map[stri
 		str(string(s.Encapsulation))
 		str(model.FilterKey(s.Filters))
 		num(uint64(s.SnapLength))
+		num(uint64(s.BandwidthLimitKbps))
 		for _, nic := range []string{s.SourceNIC, s.DestinationNIC} {
 			n := in.NICs[nic]
 			str(n.MAC)
@@ -492,7 +497,7 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		return err
 	}
 	b.mu.Lock()
-	known, installed := b.known, b.installed
+	known, installed, meters := b.known, b.installed, b.meters
 	b.mu.Unlock()
 	if !known {
 		got, err := sw.DumpFlows(ctx, flows.CookieOurs, flows.CookieMask)
@@ -500,6 +505,22 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 			return fmt.Errorf("read back flows of %s: %w", b.dpid, err)
 		}
 		installed = got
+		if meters, err = sw.OurMeters(ctx); err != nil {
+			return fmt.Errorf("read back meters of %s: %w", b.dpid, err)
+		}
+	}
+	// Meters the flows will name first; meters no flow will name once the flows changed (see meters.go).
+	madd, mmod, mdel := flows.DiffMeters(w.meters, meters)
+	var meterRefused []MeterError
+	for _, step := range []struct {
+		cmd ofwire.MeterModCommand
+		ms  []flows.Meter
+	}{{ofwire.MeterAdd, madd}, {ofwire.MeterModify, mmod}} {
+		r, err := sw.ApplyMeters(ctx, step.cmd, step.ms)
+		if err != nil {
+			return fmt.Errorf("program meters of %s: %w", b.dpid, err)
+		}
+		meterRefused = append(meterRefused, r...)
 	}
 	add, mod, del := flows.Diff(w.flows, installed)
 	var refused []FlowError
@@ -509,6 +530,13 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		if err != nil {
 			return fmt.Errorf("program %s (%d adds, %d modifies, %d deletes): %w", b.dpid, len(add), len(mod), len(del), err)
 		}
+	}
+	if len(refused) == 0 {
+		r, err := sw.ApplyMeters(ctx, ofwire.MeterDelete, mdel)
+		if err != nil {
+			return fmt.Errorf("delete meters of %s: %w", b.dpid, err)
+		}
+		meterRefused = append(meterRefused, r...)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -523,8 +551,15 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		// succeeds
 		return fmt.Errorf("%w: %d flow_mods, the first: %s", errRefused, len(refused), refused[0].Error())
 	}
+	if len(meterRefused) > 0 {
+		// The flows naming a refused meter were refused too (and blamed on their sessions); otherwise retry.
+		b.known = false
+		b.confirmed = w.sessions
+		return fmt.Errorf("%w: %d meter_mods, the first: %s", errRefused, len(meterRefused), meterRefused[0].Error())
+	}
 	b.refused = nil
 	b.installed = w.flows
+	b.meters = w.meters
 	b.known = true
 	b.confirmed = w.sessions
 	return nil

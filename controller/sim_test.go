@@ -386,7 +386,7 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 	topo := randomTopology(rng, seed)
 	// Every third seed's switches refuse bundles: the plain flow_mod path must be as exact.
 	noBundles := seed%3 == 0
-	e := newSimEnv(t, topo, envOptions{fleet: fleet.Options{NoBundles: noBundles}})
+	e := newSimEnv(t, topo, envOptions{fleet: fleet.Options{NoBundles: noBundles}, controller: controllerOptionsWithCounters()})
 	f := e.fleet
 	e.waitBaseline(10 * time.Second)
 	e.announceAll()
@@ -420,8 +420,13 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 					continue pick
 				}
 			}
-			got, err := e.svc.AddPortMirrorSession(e.ctx, pms[fn].uuid, service.SessionInput{Name: s.Name, Type: s.Direction,
-				SourceNicUUID: s.Source.UUID, DestinationNicUUID: s.Destination.UUID, Filters: s.Filters})
+			in := service.SessionInput{Name: s.Name, Type: s.Direction,
+				SourceNicUUID: s.Source.UUID, DestinationNicUUID: s.Destination.UUID, Filters: s.Filters}
+			if rng.IntN(4) == 0 { // capped far above what the test sends: copies go through a clone and a meter
+				huge := 10_000_000 + rng.IntN(1000)
+				in.BandwidthLimitKbps = &huge
+			}
+			got, err := e.svc.AddPortMirrorSession(e.ctx, pms[fn].uuid, in)
 			if err != nil {
 				t.Fatalf("adding %s %s -> %s: %v", s.Direction, s.Source, s.Destination, err)
 			}
@@ -445,6 +450,7 @@ func runRandomExact(t *testing.T, seed uint64) (trafficReport, int, int) {
 
 	e.waitSettled(current(), 15*time.Second)
 	total := e.eventuallyExact("initial", current(), 10*time.Second)
+	e.checkCounters(current(), 10*time.Second)
 
 	var emptied *fleet.Host // the bridge the last mutation restarted empty
 	mutate := func() (what string, flushed bool) {

@@ -131,12 +131,14 @@ type ingressEntry struct {
 // MinSnapLength is the shortest snap length a session may have (the API's rule; OVS takes 14 and more).
 const MinSnapLength = 64
 
-// copyKey is one kind of copy a source flow can make: to a target, cut to a snap length (0: whole), under a
-// filter ("" for none).
+// copyKey is one kind of copy a source flow can make: to a target, cut to a snap length (0: whole), through a
+// session's meter (0: none; kbps its rate), under a filter ("" for none).
 type copyKey struct {
-	t    target
-	snap uint16
-	fkey string
+	t     target
+	snap  uint16
+	kbps  uint32
+	meter uint32
+	fkey  string
 }
 
 // snapRank orders snap lengths from the longest copy: whole frames first.
@@ -147,13 +149,30 @@ func snapRank(s uint16) int {
 	return 0x10000 - int(s)
 }
 
-// compareCopy orders copy kinds by target, then longest copy first, then unfiltered first: so that, for one
-// target, walking a flow's copy kinds in order reaches the longest copy any selecting session makes first.
+// capRank orders bandwidth caps from the least limited: uncapped first, then the highest rate.
+func capRank(kbps uint32) uint64 {
+	if kbps == 0 {
+		return 0
+	}
+	return 1<<32 - uint64(kbps)
+}
+
+// compareCopy orders copy kinds by target, then longest copy first, then least limited first (uncapped, then the
+// highest cap), then unfiltered first: so that, for one target, walking a flow's copy kinds in order reaches the
+// longest, least limited copy any selecting session makes first. Where sessions to one destination select one
+// frame, that is the copy the destination gets (once), and only that copy's meter is charged: a capped session
+// never makes an uncapped session's copy of the same frame drop.
 func compareCopy(a, b copyKey) int {
 	if c := compareTarget(a.t, b.t); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(snapRank(a.snap), snapRank(b.snap)); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(capRank(a.kbps), capRank(b.kbps)); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.meter, b.meter); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.fkey, b.fkey)
@@ -176,34 +195,59 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	targets := slices.SortedFunc(maps.Values(best), compareTarget)
 	targets = slices.CompactFunc(targets, func(a, b target) bool { return compareTarget(a, b) == 0 })
 	// The ids the copy sets below hold are copy kinds: a target, unconditionally or under one filter.
+	countIDs := p.countIDs(b.sources)
+	// A capped session's meter has its count id.
+	keyOf := func(j int, r *resolved) copyKey {
+		k := copyKey{t: best[r.sess.DestinationNIC], snap: r.snap, fkey: r.fkey}
+		if r.kbps != 0 {
+			k.kbps, k.meter = r.kbps, countIDs[j]
+		}
+		return k
+	}
 	copies := make([]copyKey, 0, len(targets))
 	rulesOf := make(map[string][]model.ParsedRule)
-	for _, n := range b.sources {
+	for j, n := range b.sources {
 		r := &p.res[n]
-		copies = append(copies, copyKey{best[r.sess.DestinationNIC], r.snap, r.fkey})
+		copies = append(copies, keyOf(j, r))
 		if r.fkey != "" {
 			rulesOf[r.fkey] = r.rules
 		}
 	}
 	slices.SortFunc(copies, compareCopy)
 	copies = slices.CompactFunc(copies, func(a, b copyKey) bool { return compareCopy(a, b) == 0 })
-	id := func(r *resolved) int32 {
-		i, _ := slices.BinarySearchFunc(copies, copyKey{best[r.sess.DestinationNIC], r.snap, r.fkey}, compareCopy)
-		return int32(i)
+	// The sets below hold sessions (their positions in b.sources), so that each flow knows which sessions select
+	// its frames and counts each of them (see TableCount); copyOf maps a session to its copy kind.
+	copyOf := make([]int32, len(b.sources))
+	for j, n := range b.sources {
+		r := &p.res[n]
+		i, _ := slices.BinarySearchFunc(copies, keyOf(j, r), compareCopy)
+		copyOf[j] = int32(i)
 	}
 	// The actions of each copy kind: to its target, cut when it has a snap length (output with max_len: the inner
 	// frame is cut before a tunnel encapsulates it).
+	// A metered copy is made inside a clone: its meter (in TableMeter, reached with the meter id in reg0) can drop
+	// only the clone's frame; the output with max_len (65535: whole) makes OVS emit a real datapath clone.
 	copyActs := make([][]Action, len(copies))
 	for i, ck := range copies {
 		out := Action{Type: ActOutput, Port: ck.t.port}
 		if ck.snap != 0 {
 			out = Action{Type: ActOutputTrunc, Port: ck.t.port, Value: uint64(ck.snap)}
+		} else if ck.meter != 0 {
+			out = Action{Type: ActOutputTrunc, Port: ck.t.port, Value: 65535}
+		}
+		var acts []Action
+		if ck.meter != 0 {
+			acts = []Action{{Type: ActClone}, {Type: ActSetReg0, Value: uint64(ck.meter)}, {Type: ActResubmit, Value: uint64(TableMeter)}}
 		}
 		if ck.t.remote {
-			copyActs[i] = ck.t.tunnelActs(out)
+			acts = append(acts, ck.t.tunnelActs(out)...)
 		} else {
-			copyActs[i] = []Action{out}
+			acts = append(acts, out)
 		}
+		if ck.meter != 0 {
+			acts[0].Value = uint64(len(acts) - 1)
+		}
+		copyActs[i] = acts
 	}
 	// Flows are emitted with their copy sets; the action lists are filled at the end from one allocation (each
 	// capped to its length, so appending to one copies it instead of overwriting its neighbour).
@@ -220,9 +264,9 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	}
 	entryIdx := make(map[entryKey]int)
 	var entries []ingressEntry
-	for _, n := range b.sources {
+	for j, n := range b.sources {
 		r := &p.res[n]
-		i := id(r)
+		i := int32(j)
 		if r.egress {
 			egress[r.srcPort] = egress[r.srcPort].with(i)
 		}
@@ -249,7 +293,7 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	var macs []MAC
 	entriesAt := make(map[uint32][]int)
 	var all idset
-	count := make([]int, len(copies)) // how many entries make each copy
+	count := make([]int, len(b.sources)) // how many entries hold each session
 	for e := range entries {
 		m := entries[e].mac
 		if _, seen := byMAC[m]; !seen {
@@ -350,14 +394,28 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	for _, ids := range sets {
 		n++
 		for _, i := range ids {
-			n += max(len(copyActs[i]), 2)
+			n += 2 + max(len(copyActs[copyOf[i]]), 2)
 		}
 	}
 	fs := filterSlots{copies: copies, rulesOf: rulesOf, copyActs: copyActs, memo: make(map[string]uint32)}
 	arena := make([]Action, 0, n)
-	for k, ids := range sets {
+	var kinds idset
+	var cids []uint32
+	for k, sessions := range sets {
 		from := len(arena)
 		arena = append(arena, Action{Type: ActNormal})
+		// Count the frame once for each session that selects it, then make its copies by kind.
+		kinds, cids = kinds[:0], cids[:0]
+		for _, s := range sessions {
+			cids = append(cids, countIDs[s])
+			kinds = append(kinds, copyOf[s])
+		}
+		slices.Sort(cids) // the sessions' order in the input must not matter
+		for _, c := range cids {
+			arena = append(arena, Action{Type: ActSetReg0, Value: uint64(c)}, Action{Type: ActResubmit, Value: uint64(TableCount)})
+		}
+		slices.Sort(kinds)
+		ids := slices.Compact(kinds)
 		for j := 0; j < len(ids); {
 			t := copies[ids[j]].t
 			e := j + 1
@@ -383,7 +441,7 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 		}
 		out[start+k].Actions = arena[from:len(arena):len(arena)]
 	}
-	return out, fs.flows()
+	return out, append(append(fs.flows(), p.countFlows(b.sources, countIDs)...), p.meterFlows(b.sources, countIDs)...)
 }
 
 // filterSlots allocates the filter table's slots of one bridge: a slot is a chain of filtered copies to one

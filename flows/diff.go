@@ -27,7 +27,7 @@ func Diff(desired, installed []Flow) (add, modify, del []Flow) {
 		switch {
 		case !ok || installed[i].Cookie != f.Cookie:
 			add = append(add, f)
-		case !slices.Equal(installed[i].Actions, f.Actions):
+		case !slices.Equal(installed[i].Actions, f.Actions) || installed[i].Meter != f.Meter:
 			modify = append(modify, f)
 		}
 	}

@@ -61,13 +61,16 @@ const (
 	ActSetReg0                           // set_field:Value->reg0 (NXM_NX_REG0, whole register)
 	ActResubmit                          // resubmit(,Value): NXAST_RESUBMIT_TABLE with in_port IN_PORT
 	ActOutputTrunc                       // output(port=Port,max_len=Value): NXAST_OUTPUT_TRUNC, the copy cut to Value bytes
+	// ActClone is NXAST_CLONE: the Value actions that follow it in the list are its body, run on a copy of the
+	// frame (what they change and a meter's drop stay inside). Bodies do not nest.
+	ActClone
 )
 
 // Action is one apply-action. It is comparable.
 type Action struct {
 	Type  ActionType
 	Port  uint32     // ActOutput
-	Value uint64     // ActSetTunID, ActSetReg0, ActResubmit (the table), ActOutputTrunc (max_len)
+	Value uint64     // ActSetTunID, ActSetReg0, ActResubmit (the table), ActOutputTrunc (max_len), ActClone (body length)
 	IP    netip.Addr // ActSetTunDst (IPv4)
 }
 
@@ -77,6 +80,7 @@ type Flow struct {
 	Priority uint16
 	Cookie   uint64
 	Match    Match
+	Meter    uint32 // 0: none; else an OFPIT_METER instruction before the actions
 	Actions  []Action
 }
 

@@ -26,14 +26,35 @@ func (f Flow) AppendText(b []byte) []byte {
 		b = f.Match.appendText(b)
 	}
 	b = append(b, " actions="...)
-	if len(f.Actions) == 0 {
+	if f.Meter != 0 {
+		b = append(b, "meter:"...)
+		b = strconv.AppendUint(b, uint64(f.Meter), 10)
+	} else if len(f.Actions) == 0 {
 		b = append(b, "drop"...)
 	}
+	open, opened := 0, false // actions left in an open clone( body; the body has just begun
 	for i, a := range f.Actions {
-		if i > 0 {
+		if (i > 0 || f.Meter != 0) && !opened {
 			b = append(b, ',')
 		}
+		opened = false
+		if a.Type == ActClone {
+			b = append(b, "clone("...)
+			open = int(a.Value)
+			if open == 0 {
+				b = append(b, ')')
+			} else {
+				opened = true
+			}
+			continue
+		}
 		b = a.appendText(b)
+		if open > 0 {
+			open--
+			if open == 0 {
+				b = append(b, ')')
+			}
+		}
 	}
 	return b
 }
@@ -283,7 +304,27 @@ func ParseFlow(s string) (Flow, error) {
 	if acts == "drop" || acts == "" {
 		return f, nil
 	}
-	for _, a := range SplitActions(acts) {
+	for i, a := range SplitActions(acts) {
+		if i == 0 && strings.HasPrefix(a, "meter:") {
+			n, err := strconv.ParseUint(strings.TrimPrefix(a, "meter:"), 10, 32)
+			if err != nil || n == 0 {
+				return Flow{}, fmt.Errorf("flow %q: %q: not a meter id", s, a)
+			}
+			f.Meter = uint32(n)
+			continue
+		}
+		if strings.HasPrefix(a, "clone(") && strings.HasSuffix(a, ")") {
+			inner := SplitActions(a[len("clone(") : len(a)-1])
+			f.Actions = append(f.Actions, Action{Type: ActClone, Value: uint64(len(inner))})
+			for _, x := range inner {
+				act, err := parseAction(x)
+				if err != nil || act.Type == ActClone {
+					return Flow{}, fmt.Errorf("flow %q: action %q in clone: %w", s, x, err)
+				}
+				f.Actions = append(f.Actions, act)
+			}
+			continue
+		}
 		act, err := parseAction(a)
 		if err != nil {
 			return Flow{}, fmt.Errorf("flow %q: action %q: %w", s, a, err)

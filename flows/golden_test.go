@@ -72,6 +72,12 @@ func (t *topo) snap(n uint16) *topo {
 	return t
 }
 
+// limit caps the last session declared.
+func (t *topo) limit(kbps uint32) *topo {
+	t.in.Sessions[len(t.in.Sessions)-1].BandwidthLimitKbps = kbps
+	return t
+}
+
 func (t *topo) session(uuid string, dir model.Direction, src, dst string, key uint32, fn string) *topo {
 	t.in.Sessions = append(t.in.Sessions, Session{UUID: uuid, Type: dir, SourceNIC: src, DestinationNIC: dst,
 		TunnelKey: key, FlowNetwork: fn, Encapsulation: model.GRE})
@@ -93,6 +99,9 @@ func dump(in *Input) string {
 	for _, dp := range slices.Sorted(maps.Keys(in.Bridges)) {
 		fmt.Fprintf(&b, "\nbridge %s (sessions: %s)\n", dp, strings.Join(p.SessionsOn(dp), " "))
 		b.WriteString(dumpFlows(p.Bridge(dp)))
+		for _, m := range p.Meters(dp) {
+			fmt.Fprintf(&b, "meter=%d kbps burst stats bands=type=drop rate=%d burst_size=%d (session %s)\n", m.ID, m.Kbps, m.BurstKb, p.CountIDs(dp)[m.ID])
+		}
 		// The one-bridge entry point must agree with the fleet-wide plan.
 		if got, want := fmt.Sprint(CompileBridge(in, dp)), fmt.Sprint(p.Bridge(dp)); got != want {
 			fmt.Fprintf(&b, "MISMATCH: CompileBridge gives %s\n", got)
@@ -179,6 +188,16 @@ func goldenCases() map[string]*topo {
 			session("s2", model.Egress, "nic-a", "nic-m", 1, fnA).filter(model.FilterRule{Protocol: "tcp", DestinationPorts: "80"}).
 			session("s3", model.Egress, "nic-a", "nic-n", 2, fnA).snap(128).
 			session("s4", model.Ingress, "nic-b", "nic-m", 1, fnA).snap(96),
+		// Caps: s1 (capped) and s2 (uncapped, filtered) to one local destination: a frame s2 selects goes uncapped,
+		// the others through s1's meter; s3 capped to a remote destination, cut to 128 bytes; s4 uncapped to the
+		// same remote destination as s3: it copies every frame uncapped, so s3's meter is never reached.
+		"caps": twoHosts().
+			nic("nic-a", macA, br1, 1).nic("nic-b", macB, br1, 2).nic("nic-m", macM, br1, 4).nic("nic-n", macN, br2, 6).
+			session("s1", model.Egress, "nic-a", "nic-m", 1, fnA).limit(1000).
+			session("s2", model.Egress, "nic-a", "nic-m", 1, fnA).filter(model.FilterRule{Protocol: "udp"}).
+			session("s3", model.Ingress, "nic-a", "nic-n", 2, fnA).limit(64).snap(128).
+			session("s4", model.Egress, "nic-b", "nic-n", 2, fnA).
+			session("s5", model.Ingress, "nic-b", "nic-n", 2, fnA).limit(500),
 		// Everything that keeps a session pending; each says why, and what can be installed is.
 		"unrealisable": newTopo().
 			bridge(br1, 1, 2, 10).bridge(br2, 5, 6).

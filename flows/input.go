@@ -40,6 +40,8 @@ type Session struct {
 	Revision uint64
 	// SnapLength cuts the session's copies to this many bytes (64..65535); 0: whole frames.
 	SnapLength uint16
+	// BandwidthLimitKbps caps the session's copies (a meter per session on its source bridge); 0: unlimited.
+	BandwidthLimitKbps uint32
 }
 
 // NIC is a VM NIC as the compiler sees it: its MAC and where it is attached now.

@@ -35,7 +35,21 @@ func startOVS(t *testing.T, ports []uint32, tunnels []uint32) *ovstest.T {
 }
 
 // replaceAndDump installs the flows with one bundle and reads back every flow of the bridge.
-func replaceAndDump(ctx context.Context, o *ovstest.T, flows []Flow) ([]Flow, error) {
+func replaceAndDump(ctx context.Context, o *ovstest.T, flows []Flow, meters []Meter) ([]Flow, error) {
+	mgmt := o.Mgmt("br0")
+	// The flows' meters first (a flow naming a missing meter is refused).
+	if _, err := o.OVS.Ofctl(ctx, "del-flows", mgmt); err != nil {
+		return nil, err
+	}
+	if _, err := o.OVS.Ofctl(ctx, "del-meters", mgmt); err != nil {
+		return nil, err
+	}
+	for _, m := range meters {
+		spec := fmt.Sprintf("meter=%d,kbps,burst,stats,bands=type=drop,rate=%d,burst_size=%d", m.ID, m.Kbps, m.BurstKb)
+		if _, err := o.OVS.Ofctl(ctx, "add-meter", mgmt, spec); err != nil {
+			return nil, err
+		}
+	}
 	var file strings.Builder
 	for _, f := range flows {
 		file.WriteString(f.String())
@@ -45,7 +59,6 @@ func replaceAndDump(ctx context.Context, o *ovstest.T, flows []Flow) ([]Flow, er
 	if err := os.WriteFile(path, []byte(file.String()), 0o644); err != nil {
 		return nil, err
 	}
-	mgmt := o.Mgmt("br0")
 	if _, err := o.OVS.Ofctl(ctx, "--bundle", "replace-flows", mgmt, path); err != nil {
 		return nil, err
 	}
@@ -82,8 +95,9 @@ func TestOVSAcceptsCompiledFlows(t *testing.T) {
 	o := startOVS(t, ports, tunnels)
 
 	type table struct {
-		name  string
-		flows []Flow
+		name   string
+		flows  []Flow
+		meters []Meter
 	}
 	var tables []table
 	cases := goldenCases()
@@ -95,17 +109,18 @@ func TestOVSAcceptsCompiledFlows(t *testing.T) {
 		}
 	}) {
 		for _, dp := range []string{br1, br2, br3} {
-			tables = append(tables, table{name + "/" + dp, CompileBridge(&cases[name].in, dp)})
+			in := cases[name].in
+			tables = append(tables, table{name + "/" + dp, CompileBridge(&in, dp), Analyze(&in).Meters(dp)})
 		}
 	}
 	for seed := range 20 {
 		w := randomWorld(rand.New(rand.NewPCG(uint64(seed), 1)))
 		for _, dp := range w.bridges {
-			tables = append(tables, table{fmt.Sprintf("random %d/%s", seed, dp), CompileBridge(&w.in, dp)})
+			tables = append(tables, table{fmt.Sprintf("random %d/%s", seed, dp), CompileBridge(&w.in, dp), Analyze(&w.in).Meters(dp)})
 		}
 	}
 	for _, tb := range tables {
-		got, err := replaceAndDump(ctx, o, tb.flows)
+		got, err := replaceAndDump(ctx, o, tb.flows, tb.meters)
 		if err != nil {
 			t.Fatalf("%s: %v", tb.name, err)
 		}

@@ -83,6 +83,7 @@ type resolved struct {
 	deliverPort uint32 // tunnel port on the destination bridge that delivers this session's key; 0: none
 
 	snap  uint16 // the session's snap length; 0: whole frames
+	kbps  uint32 // the session's bandwidth cap; 0: none
 	fkey  string // model.FilterKey of the session's filter; "": every frame
 	rules []model.ParsedRule
 }
@@ -239,6 +240,10 @@ func resolveSession(in *Input, s *Session, src NIC, srcKnown bool, dst NIC, dstK
 	}
 	filterOK := true
 	r.snap = s.SnapLength
+	r.kbps = s.BandwidthLimitKbps
+	if r.snap == 65535 {
+		r.snap = 0 // no frame is longer: a whole copy, the same kind as one without a snap length
+	}
 	if r.snap != 0 && r.snap < MinSnapLength {
 		why("session %s: snap length %d is below %d", s.UUID, r.snap, MinSnapLength)
 		filterOK = false

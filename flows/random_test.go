@@ -106,7 +106,7 @@ func randomWorld(r *rand.Rand) *world {
 		}
 		w.in.Sessions = append(w.in.Sessions, Session{UUID: fmt.Sprintf("s%02d", i), Type: dirs[r.IntN(3)],
 			SourceNIC: src, DestinationNIC: dst, TunnelKey: k, FlowNetwork: fn, Encapsulation: model.GRE,
-			Filters: randomFilter(r), SnapLength: randomSnap(r)})
+			Filters: randomFilter(r), SnapLength: randomSnap(r), BandwidthLimitKbps: randomCap(r)})
 	}
 	randomEncaps(r, w)
 	return w
@@ -290,18 +290,28 @@ type emitted struct {
 	tunID uint64
 	tunIP netip.Addr
 	snap  uint16 // 0: the whole frame
+	meter uint32 // the meter the copy went through; 0: none
 }
 
 // evaluate applies the table to a frame: the single highest-priority matching flow, or an error when none or
 // several of equal priority match.
 func evaluate(table []Flow, fr frame) (normal bool, outs []emitted, err error) {
+	normal, outs, _, err = evaluateCounting(table, fr)
+	return normal, outs, err
+}
+
+// evaluateCounting is evaluate that also returns the count ids of the counting flows the frame hit, in order.
+func evaluateCounting(table []Flow, fr frame) (normal bool, outs []emitted, counted []uint32, err error) {
 	var tunID uint64
 	var tunIP netip.Addr
 	var reg0 uint32
-	return evaluateIn(table, fr, 0, 0, &reg0, &tunID, &tunIP)
+	normal, outs, err = evaluateIn(table, fr, 0, 0, &reg0, &tunID, &tunIP, &counted, nil)
+	return normal, outs, counted, err
 }
 
-func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, tunID *uint64, tunIP *netip.Addr) (normal bool, outs []emitted, err error) {
+// meter is the meter applied so far in the clone being run; nil outside a clone, where a meter would drop the
+// frame for every later action (the business frame included).
+func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, tunID *uint64, tunIP *netip.Addr, counted *[]uint32, meter *uint32) (normal bool, outs []emitted, err error) {
 	if depth > 64 {
 		return false, nil, fmt.Errorf("resubmit depth over 64")
 	}
@@ -323,7 +333,39 @@ func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, 
 	if len(best) != 1 {
 		return false, nil, fmt.Errorf("%d flows of top priority match %+v in table %d: %v", len(best), fr, tableID, best)
 	}
+	if id, ok := CountID(best[0].Cookie); ok {
+		if tableID != TableCount || len(best[0].Actions) != 0 {
+			return false, nil, fmt.Errorf("counting flow out of its table or with actions: %s", best[0])
+		}
+		*counted = append(*counted, id)
+	}
+	if m := best[0].Meter; m != 0 {
+		switch {
+		case meter == nil:
+			return false, nil, fmt.Errorf("meter %d applied outside a clone (it would drop the business frame and every later copy): %s", m, best[0])
+		case *meter != 0:
+			return false, nil, fmt.Errorf("a second meter %d in one clone: %s", m, best[0])
+		}
+		*meter = m
+	}
+	cloneLeft := 0
+	var cloneMeter, savedReg0 uint32
+	var savedTunID uint64
+	var savedTunIP netip.Addr
+	cur := meter
 	for i, a := range best[0].Actions {
+		if a.Type == ActClone {
+			if cloneLeft > 0 || a.Value == 0 || i+int(a.Value) >= len(best[0].Actions) {
+				return false, nil, fmt.Errorf("clone nested, empty or past the end: %s", best[0])
+			}
+			cloneLeft, cloneMeter, cur = int(a.Value), 0, &cloneMeter
+			savedReg0, savedTunID, savedTunIP = *reg0, *tunID, *tunIP
+			continue
+		}
+		if cloneLeft > 0 {
+			cloneLeft--
+		}
+		endClone := cur == &cloneMeter && cloneLeft == 0
 		switch a.Type {
 		case ActNormal:
 			if i != 0 || tableID != 0 {
@@ -337,7 +379,7 @@ func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, 
 		case ActSetReg0:
 			*reg0 = uint32(a.Value)
 		case ActResubmit:
-			n, o, err := evaluateIn(table, fr, uint8(a.Value), depth+1, reg0, tunID, tunIP)
+			n, o, err := evaluateIn(table, fr, uint8(a.Value), depth+1, reg0, tunID, tunIP, counted, cur)
 			if err != nil {
 				return false, nil, err
 			}
@@ -353,9 +395,19 @@ func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, 
 				}
 				snap = uint16(a.Value)
 			}
-			outs = append(outs, emitted{a.Port, *tunID, *tunIP, snap})
+			var m uint32
+			if cur != nil {
+				m = *cur
+			}
+			outs = append(outs, emitted{a.Port, *tunID, *tunIP, snap, m})
 			*tunID, *tunIP = 0, netip.Addr{} // the oracle insists every tunnel copy sets both fields itself
 		}
+		if endClone {
+			*reg0, *tunID, *tunIP, cur = savedReg0, savedTunID, savedTunIP, meter
+		}
+	}
+	if cloneLeft > 0 {
+		return false, nil, fmt.Errorf("clone past the end of %s", best[0])
 	}
 	return normal, outs, nil
 }
@@ -364,8 +416,45 @@ func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, 
 // from API.md's rule, restricted to sessions whose copy can leave this bridge now.
 // Each is "<nic>/<snap>": the copy is cut to the longest snap length of the sessions that select the frame for that
 // NIC (0: whole, longer than any).
+// Each is "<nic>/<snap>/<kbps>": the copy is cut to the longest snap length of the sessions that select the frame
+// for that NIC (0: whole, longer than any), and among those goes through the least limiting cap (0: uncapped).
 func (w *world) expectedCopies(dp string, fr frame) []string {
-	snaps := map[string]int{}
+	type choice struct{ snap, cap int }
+	best := map[string]choice{}
+	for _, s := range w.selecting(dp, fr) {
+		c := choice{int(s.SnapLength), int(s.BandwidthLimitKbps)}
+		if c.snap == 0 || c.snap == 65535 {
+			c.snap = 1 << 16
+		}
+		if c.cap == 0 {
+			c.cap = 1 << 40
+		}
+		if b, ok := best[s.DestinationNIC]; !ok || c.snap > b.snap || c.snap == b.snap && c.cap > b.cap {
+			best[s.DestinationNIC] = c
+		}
+	}
+	var want []string
+	for nic, c := range best {
+		want = append(want, fmt.Sprintf("%s/%d/%d", nic, c.snap%(1<<16), c.cap%(1<<40)))
+	}
+	slices.Sort(want)
+	return want
+}
+
+func randomCap(r *rand.Rand) uint32 {
+	switch r.IntN(6) {
+	case 0:
+		return 100
+	case 1:
+		return 2000
+	}
+	return 0
+}
+
+// selecting returns the sessions that select a business frame entering dp at inPort and whose copy can leave the
+// bridge now: each counts the frame once.
+func (w *world) selecting(dp string, fr frame) []Session {
+	var out []Session
 	for _, s := range w.in.Sessions {
 		src := w.in.NICs[s.SourceNIC]
 		if src.DatapathID != dp || !w.placed(s.SourceNIC) || !w.placed(s.DestinationNIC) {
@@ -383,18 +472,18 @@ func (w *world) expectedCopies(dp string, fr frame) []string {
 				continue
 			}
 		}
-		rank := int(s.SnapLength)
-		if rank == 0 {
-			rank = 1 << 16
+		out = append(out, s)
+	}
+	return out
+}
+
+func (w *world) sessionByUUID(uuid string) *Session {
+	for i := range w.in.Sessions {
+		if w.in.Sessions[i].UUID == uuid {
+			return &w.in.Sessions[i]
 		}
-		snaps[s.DestinationNIC] = max(snaps[s.DestinationNIC], rank)
 	}
-	var want []string
-	for nic, rank := range snaps {
-		want = append(want, fmt.Sprintf("%s/%d", nic, rank%(1<<16)))
-	}
-	slices.Sort(want)
-	return want
+	return nil
 }
 
 // isDestination reports whether a NIC is the destination of any session.
@@ -502,6 +591,18 @@ func (w *world) check(r *rand.Rand) error {
 	}
 	macs = append(macs, MAC{0x02, 0xff, 0, 0, 0, 1}, MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, MAC{0x01, 0, 0x5e, 0, 0, 1})
 
+	countIDs := map[string]map[uint32]string{}
+	meters := map[string]map[uint32]Meter{}
+	for _, dp := range w.bridges {
+		countIDs[dp] = plan.CountIDs(dp)
+		meters[dp] = map[uint32]Meter{}
+		for _, m := range plan.Meters(dp) {
+			if s := w.sessionByUUID(countIDs[dp][m.ID]); s == nil || m.Kbps != s.BandwidthLimitKbps {
+				return fmt.Errorf("bridge %s: meter %+v is no capped session's", dp, m)
+			}
+			meters[dp][m.ID] = m
+		}
+	}
 	for _, dp := range w.bridges {
 		if !w.connected(dp) {
 			continue
@@ -527,9 +628,24 @@ func (w *world) check(r *rand.Rand) error {
 				}
 			}
 			for _, fr := range frs {
-				normal, outs, err := evaluate(tables[dp], fr)
+				normal, outs, counted, err := evaluateCounting(tables[dp], fr)
 				if err != nil {
 					return fmt.Errorf("bridge %s: %w", dp, err)
+				}
+				// Each session that selects the frame counts it once, and no other.
+				var gotCount, wantCount []string
+				for _, id := range counted {
+					gotCount = append(gotCount, countIDs[dp][id])
+				}
+				if nicHere == "" || !w.isDestination(nicHere) { // a capture port's frames are dropped, uncounted
+					for _, s := range w.selecting(dp, fr) {
+						wantCount = append(wantCount, s.UUID)
+					}
+				}
+				slices.Sort(gotCount)
+				slices.Sort(wantCount)
+				if !slices.Equal(gotCount, wantCount) {
+					return fmt.Errorf("bridge %s: frame %+v: counted for %v, want %v", dp, fr, gotCount, wantCount)
 				}
 				if nicHere != "" && w.isDestination(nicHere) {
 					if normal || len(outs) > 0 {
@@ -565,7 +681,19 @@ func (w *world) check(r *rand.Rand) error {
 							return fmt.Errorf("bridge %s: copy of %+v to port %d, which is no destination", dp, fr, o.port)
 						}
 					}
-					got = append(got, fmt.Sprintf("%s/%d", to, o.snap))
+					var kbps uint32
+					if o.meter != 0 {
+						m, ok := meters[dp][o.meter]
+						if !ok {
+							return fmt.Errorf("bridge %s: copy of %+v through meter %d, which the bridge does not hold", dp, fr, o.meter)
+						}
+						kbps = m.Kbps
+					}
+					snap := o.snap
+					if snap == 65535 {
+						snap = 0 // max_len 65535 keeps the whole frame (a metered whole copy is output so)
+					}
+					got = append(got, fmt.Sprintf("%s/%d/%d", to, snap, kbps))
 				}
 				slices.Sort(got)
 				if want := w.expectedCopies(dp, fr); !slices.Equal(got, want) {

@@ -82,14 +82,16 @@ func (b *builder) inputs() {
 		"destinationNicUuid": {Type: nn(id)},
 		"filters": {Type: gql.NewList(nn(b.filterRuleIn)),
 			Description: "ordered; the first rule that matches a frame decides; a frame no rule matches is not copied; empty or null: every frame"},
-		"snapLength": {Type: gql.Int, Description: "copies are cut to this many bytes (64..65535); the frame itself is untouched; null: whole"},
-		"expiresAt":  {Type: b.timeT, Description: "the session is deleted at this time, audited with the actor \"system\"; must be in the future; null: never"},
+		"snapLength":         {Type: gql.Int, Description: "copies are cut to this many bytes (64..65535); the frame itself is untouched; null: whole"},
+		"bandwidthLimitKbps": {Type: gql.Int, Description: "copies beyond this rate are dropped (at least 1); the mirrored VM's own traffic never is; null: unlimited"},
+		"expiresAt":          {Type: b.timeT, Description: "the session is deleted at this time, audited with the actor \"system\"; must be in the future; null: never"},
 	}})
 	b.sessionUpdateIn = gql.NewInputObject(gql.InputObjectConfig{Name: "SessionUpdateInput", Fields: gql.InputObjectConfigFieldMap{
-		"name":       {Type: str},
-		"filters":    {Type: gql.NewList(nn(b.filterRuleIn)), Description: "replaces the filter; an empty list or null clears it"},
-		"snapLength": {Type: gql.Int, Description: "null: whole frames again"},
-		"expiresAt":  {Type: b.timeT, Description: "a new expiry (in the future); null: the session no longer expires"},
+		"name":               {Type: str},
+		"filters":            {Type: gql.NewList(nn(b.filterRuleIn)), Description: "replaces the filter; an empty list or null clears it"},
+		"snapLength":         {Type: gql.Int, Description: "null: whole frames again"},
+		"bandwidthLimitKbps": {Type: gql.Int, Description: "null: unlimited again"},
+		"expiresAt":          {Type: b.timeT, Description: "a new expiry (in the future); null: the session no longer expires"},
 	}})
 	b.pmIn = gql.NewInputObject(gql.InputObjectConfig{Name: "PortMirrorInput", Fields: gql.InputObjectConfigFieldMap{
 		"name":            {Type: nn(str)},
@@ -337,6 +339,12 @@ func (b *builder) mutationType() *gql.Object {
 						up.SnapLength = &n
 					}
 				}
+				if _, given := raw["bandwidthLimitKbps"]; given {
+					up.BandwidthLimitSet = true
+					if n, ok := m["bandwidthLimitKbps"].(int); ok {
+						up.BandwidthLimitKbps = &n
+					}
+				}
 				if _, given := raw["expiresAt"]; given {
 					up.ExpiresAtSet = true
 					if t, ok := m["expiresAt"].(time.Time); ok {
@@ -365,6 +373,9 @@ func sessionInput(m map[string]any) service.SessionInput {
 	si.Filters = filterInputs(argList(m, "filters"))
 	if n, ok := m["snapLength"].(int); ok {
 		si.SnapLength = &n
+	}
+	if n, ok := m["bandwidthLimitKbps"].(int); ok {
+		si.BandwidthLimitKbps = &n
 	}
 	if t, ok := m["expiresAt"].(time.Time); ok {
 		si.ExpiresAt = &t

@@ -330,8 +330,10 @@ func (b *builder) objects() {
 		"detail":       plain(str, "JSON: the input, and what changed", func(a model.AuditEvent) any { return optString(a.Detail) }),
 	}})
 
+	counters := b.countersType()
 	b.pm = gql.NewObject(gql.ObjectConfig{Name: "PortMirror", Fields: gql.FieldsThunk(func() gql.Fields {
 		return gql.Fields{
+			"counters":    b.portMirrorCounters(counters),
 			"uuid":        plain(nn(id), "", func(m model.PortMirror) any { return m.UUID }),
 			"name":        plain(nn(str), "", func(m model.PortMirror) any { return m.Name }),
 			"description": plain(str, "", func(m model.PortMirror) any { return optString(m.Description) }),
@@ -361,9 +363,10 @@ func (b *builder) objects() {
 
 	b.session = gql.NewObject(gql.ObjectConfig{Name: "PortMirrorSession", Fields: gql.FieldsThunk(func() gql.Fields {
 		return gql.Fields{
-			"uuid": plain(nn(id), "", func(s model.Session) any { return s.UUID }),
-			"name": plain(nn(str), "", func(s model.Session) any { return s.Name }),
-			"type": plain(nn(b.direction), "", func(s model.Session) any { return s.Type }),
+			"counters": b.sessionCounters(counters),
+			"uuid":     plain(nn(id), "", func(s model.Session) any { return s.UUID }),
+			"name":     plain(nn(str), "", func(s model.Session) any { return s.Name }),
+			"type":     plain(nn(b.direction), "", func(s model.Session) any { return s.Type }),
 			"portMirror": linked(nn(b.pm), "", func(ctx context.Context, s model.Session, _ map[string]any) (any, error) {
 				return ops.PortMirror(ctx, s.PortMirrorUUID)
 			}),
@@ -388,6 +391,12 @@ func (b *builder) objects() {
 					return nil
 				}
 				return int64(s.SnapLength)
+			}),
+			"bandwidthLimitKbps": plain(integer, "copies beyond this rate are dropped; null: unlimited", func(s model.Session) any {
+				if s.BandwidthLimitKbps == 0 {
+					return nil
+				}
+				return int64(s.BandwidthLimitKbps)
 			}),
 			"expiresAt": plain(b.timeT, "when the controller deletes the session; null: never", func(s model.Session) any {
 				if s.ExpiresAt == nil {

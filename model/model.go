@@ -218,6 +218,8 @@ type Session struct {
 	Revision uint64 `json:"revision,omitempty"`
 	// SnapLength cuts copies to this many bytes (64..65535); 0: whole frames.
 	SnapLength int `json:"snapLength,omitempty"`
+	// BandwidthLimitKbps caps the session's copies (at least 1); 0: unlimited.
+	BandwidthLimitKbps int `json:"bandwidthLimitKbps,omitempty"`
 	// ExpiresAt is when the controller deletes the session (audited as the actor "system"); nil: never.
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 }

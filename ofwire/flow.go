@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"portmirror/flows"
@@ -79,7 +80,9 @@ const (
 	nxastResubmitTable uint16 = 14
 	nxastOutputTrunc   uint16 = 39     // port u16, max_len u32
 	nxInPort16         uint16 = 0xfff8 // OFPP_IN_PORT in the 16-bit port numbers of NXAST_RESUBMIT_TABLE
+	nxastClone         uint16 = 42     // pad 6, then the nested actions
 	instrApply         uint16 = 4
+	instrMeter         uint16 = 6
 	flowModFixed              = 48 // header and fixed part of ofp_flow_mod
 	flowStatsFixed            = 48 // fixed part of ofp_flow_stats
 )
@@ -188,8 +191,38 @@ func appendActions(dst []byte, acts []flows.Action) ([]byte, error) {
 	}
 	start := len(dst)
 	dst = append(dst, 0, byte(instrApply), 0, 0, 0, 0, 0, 0)
-	for i, a := range acts {
+	dst, err := appendActionList(dst, acts, false)
+	if err != nil {
+		return dst[:start], err
+	}
+	binary.BigEndian.PutUint16(dst[start+2:], uint16(len(dst)-start))
+	return dst, nil
+}
+
+// appendActionList appends the actions themselves; an ActClone's body becomes its nested actions (in a body,
+// another clone is an error). On error the returned slice is to be discarded.
+func appendActionList(dst []byte, acts []flows.Action, inClone bool) ([]byte, error) {
+	start := len(dst)
+	for i := 0; i < len(acts); i++ {
+		a := acts[i]
 		switch a.Type {
+		case flows.ActClone:
+			n := int(a.Value)
+			if inClone || n == 0 || n > len(acts)-i-1 {
+				return dst[:start], fmt.Errorf("action %d: clone of %d actions: nested, empty or past the end of %d", i, n, len(acts))
+			}
+			cs := len(dst)
+			dst = binary.BigEndian.AppendUint16(dst, actExperimenter)
+			dst = binary.BigEndian.AppendUint16(dst, 0)
+			dst = binary.BigEndian.AppendUint32(dst, NiciraExperimenter)
+			dst = binary.BigEndian.AppendUint16(dst, nxastClone)
+			dst = append(dst, 0, 0, 0, 0, 0, 0)
+			var err error
+			if dst, err = appendActionList(dst, acts[i+1:i+1+n], true); err != nil {
+				return dst[:start], fmt.Errorf("action %d: clone: %w", i, err)
+			}
+			binary.BigEndian.PutUint16(dst[cs+2:], uint16(len(dst)-cs))
+			i += n
 		case flows.ActOutput, flows.ActNormal:
 			port := a.Port
 			if a.Type == flows.ActNormal {
@@ -258,7 +291,6 @@ func appendActions(dst []byte, acts []flows.Action) ([]byte, error) {
 			return dst[:start], fmt.Errorf("action %d: type %d cannot be encoded", i, a.Type)
 		}
 	}
-	binary.BigEndian.PutUint16(dst[start+2:], uint16(len(dst)-start))
 	return dst, nil
 }
 
@@ -285,6 +317,10 @@ func AppendFlowMod(dst []byte, xid uint32, cmd FlowModCommand, f flows.Flow) ([]
 	dst = append(dst, 0, 0, 0, 0) // flags, pad
 	dst = appendMatch(dst, f.Match)
 	if cmd != FlowDelete && cmd != FlowDeleteStrict {
+		if f.Meter != 0 {
+			dst = append(dst, 0, byte(instrMeter), 0, 8)
+			dst = binary.BigEndian.AppendUint32(dst, f.Meter)
+		}
 		var err error
 		if dst, err = appendActions(dst, f.Actions); err != nil {
 			return dst[:start], fmt.Errorf("flow table=%d priority=%d: %w", f.Table, f.Priority, err)
@@ -398,11 +434,11 @@ func decodeFlowStat(e []byte) (FlowStat, error) {
 		return st, err
 	}
 	st.Flow.Match, st.Foreign = m, foreign
-	acts, err := decodeInstructions(mb[pad8(mlen):])
+	acts, meter, err := decodeInstructions(mb[pad8(mlen):])
 	if err != nil {
 		return st, err
 	}
-	st.Flow.Actions = acts
+	st.Flow.Actions, st.Flow.Meter = acts, meter
 	return st, nil
 }
 
@@ -589,27 +625,30 @@ func decodeMatch(b []byte) (m flows.Match, foreign string, err error) {
 
 // decodeInstructions decodes an instruction list; the actions of the one apply-actions instruction become the
 // flow's actions, anything else an ActUnknown.
-func decodeInstructions(b []byte) ([]flows.Action, error) {
+func decodeInstructions(b []byte) ([]flows.Action, uint32, error) {
 	var acts []flows.Action
+	var meter uint32
 	applied := false
 	for len(b) > 0 {
 		t, n, err := nextTLV(b, "instruction")
 		if err != nil {
-			return acts, err
+			return acts, meter, err
 		}
 		if t == instrApply && !applied {
 			applied = true
 			a, err := decodeActions(b[8:n])
 			if err != nil {
-				return acts, err
+				return acts, meter, err
 			}
 			acts = append(acts, a...)
+		} else if t == instrMeter && n == 8 && meter == 0 && !applied && binary.BigEndian.Uint32(b[4:]) != 0 {
+			meter = binary.BigEndian.Uint32(b[4:])
 		} else {
 			acts = append(acts, flows.Action{Type: ActUnknown, Value: InstructionFlag + uint64(t)})
 		}
 		b = b[n:]
 	}
-	return acts, nil
+	return acts, meter, nil
 }
 
 // nextTLV reads the type and length of the instruction or action (what) at the start of b: at least 8 bytes, a
@@ -674,6 +713,19 @@ func decodeActions(b []byte) ([]flows.Action, error) {
 				binary.BigEndian.Uint16(b[8:]) == nxastResubmitTable && binary.BigEndian.Uint16(b[10:]) == nxInPort16 &&
 				b[12] != 0xff && b[13] == 0 && b[14] == 0 && b[15] == 0 {
 				a = flows.Action{Type: flows.ActResubmit, Value: uint64(b[12])}
+			}
+			if n >= 16 && binary.BigEndian.Uint32(b[4:]) == NiciraExperimenter && binary.BigEndian.Uint16(b[8:]) == nxastClone {
+				body, err := decodeActions(b[16:n])
+				if err != nil {
+					return acts, fmt.Errorf("clone: %w", err)
+				}
+				// A body holding a clone, or empty, cannot be written flat: it stays unknown.
+				if len(body) > 0 && !slices.ContainsFunc(body, func(x flows.Action) bool { return x.Type == flows.ActClone }) {
+					acts = append(acts, flows.Action{Type: flows.ActClone, Value: uint64(len(body))})
+					acts = append(acts, body...)
+					b = b[n:]
+					continue
+				}
 			}
 		}
 		acts = append(acts, a)

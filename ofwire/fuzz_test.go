@@ -161,6 +161,10 @@ func FuzzDecodeFlowStats(f *testing.F) {
 			Actions: []flows.Action{{Type: flows.ActSetReg0, Value: 2}, {Type: flows.ActResubmit, Value: 1}}},
 		{Priority: 9, Actions: []flows.Action{{Type: flows.ActNormal}, {Type: flows.ActOutputTrunc, Port: 11, Value: 96}}},
 		erspanCopy(1), erspanCopy(2),
+		{Priority: 9, Actions: []flows.Action{{Type: flows.ActNormal}, {Type: flows.ActClone, Value: 3},
+			{Type: flows.ActSetReg0, Value: 5}, {Type: flows.ActResubmit, Value: 3}, {Type: flows.ActOutputTrunc, Port: 4, Value: 65535},
+			{Type: flows.ActOutput, Port: 2}}},
+		{Table: 3, Priority: 1000, Meter: 5, Match: flows.Match{Reg0: 5, HasReg0: true}},
 	} {
 		fm, _ := AppendFlowMod(nil, 1, FlowAdd, fl)
 		f.Add(flowStatFromFlowMod(fm, 0))

@@ -156,8 +156,9 @@ type SessionInput struct {
 	SourceNicUUID      string             `json:"sourceNicUuid,omitempty"`
 	DestinationNicUUID string             `json:"destinationNicUuid,omitempty"`
 	Filters            []model.FilterRule `json:"filters,omitempty"`
-	SnapLength         *int               `json:"snapLength,omitempty"` // nil: whole frames
-	ExpiresAt          *time.Time         `json:"expiresAt,omitempty"`  // nil: never; refused when past
+	SnapLength         *int               `json:"snapLength,omitempty"`         // nil: whole frames
+	BandwidthLimitKbps *int               `json:"bandwidthLimitKbps,omitempty"` // nil: unlimited
+	ExpiresAt          *time.Time         `json:"expiresAt,omitempty"`          // nil: never; refused when past
 }
 
 // SessionUpdate is what updatePortMirrorSession changes: a nil field stays as it is.
@@ -170,6 +171,9 @@ type SessionUpdate struct {
 	// SnapLengthSet: snapLength was given; SnapLength nil then clears it (whole frames).
 	SnapLengthSet bool `json:"-"`
 	SnapLength    *int `json:"snapLength,omitempty"`
+	// BandwidthLimitSet: bandwidthLimitKbps was given; BandwidthLimitKbps nil then clears it (unlimited).
+	BandwidthLimitSet  bool `json:"-"`
+	BandwidthLimitKbps *int `json:"bandwidthLimitKbps,omitempty"`
 	// ExpiresAtSet: expiresAt was given; ExpiresAt nil then clears it (the session no longer expires).
 	ExpiresAtSet bool       `json:"-"`
 	ExpiresAt    *time.Time `json:"expiresAt,omitempty"`

@@ -334,4 +334,17 @@ func TestStatusPendingUntilRevisionProgrammed(t *testing.T) {
 	if ses.SnapLength != 0 || ses.Revision != 3 {
 		t.Errorf("snap length cleared: %+v, want 0 at revision 3", ses)
 	}
+	kbps := 1
+	ses = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{BandwidthLimitSet: true, BandwidthLimitKbps: &kbps})).(model.Session)
+	if ses.BandwidthLimitKbps != 1 || ses.Revision != 4 || len(ses.Filters) != 1 {
+		t.Errorf("limit set: %+v, want 1 kbps at revision 4, the filter kept", ses)
+	}
+	ses = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{Name: &name})).(model.Session)
+	if ses.BandwidthLimitKbps != 1 {
+		t.Errorf("a rename cleared the limit: %+v", ses)
+	}
+	ses = f.must1(f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{BandwidthLimitSet: true})).(model.Session)
+	if ses.BandwidthLimitKbps != 0 || ses.Revision != 5 {
+		t.Errorf("limit cleared: %+v, want unlimited at revision 5", ses)
+	}
 }

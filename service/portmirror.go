@@ -17,6 +17,7 @@ type sessionIn struct {
 	DestinationNicUUID string             `json:"destinationNicUuid"`
 	Filters            []model.FilterRule `json:"filters,omitempty"`
 	SnapLength         *int               `json:"snapLength,omitempty"`
+	BandwidthLimitKbps *int               `json:"bandwidthLimitKbps,omitempty"`
 	ExpiresAt          *time.Time         `json:"expiresAt,omitempty"`
 }
 
@@ -43,6 +44,10 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 		return model.Session{}, err
 	}
 	snap, err := checkSnapLength(what, in.SnapLength)
+	if err != nil {
+		return model.Session{}, err
+	}
+	limit, err := checkBandwidthLimit(what, in.BandwidthLimitKbps)
 	if err != nil {
 		return model.Session{}, err
 	}
@@ -73,7 +78,7 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 	}
 	ses := model.Session{UUID: newUUID(), Name: in.Name, Type: in.Type, PortMirrorUUID: pm.UUID,
 		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC(), Filters: filters, SnapLength: snap,
-		ExpiresAt: expires}
+		BandwidthLimitKbps: limit, ExpiresAt: expires}
 	tx.Put(ses)
 	return ses, nil
 }
@@ -146,6 +151,9 @@ func (s *Service) UpdatePortMirrorSession(ctx context.Context, uuid string, in S
 	if in.SnapLengthSet {
 		input["snapLength"] = in.SnapLength
 	}
+	if in.BandwidthLimitSet {
+		input["bandwidthLimitKbps"] = in.BandwidthLimitKbps
+	}
 	if in.ExpiresAtSet {
 		input["expiresAt"] = in.ExpiresAt
 	}
@@ -201,6 +209,16 @@ func (s *Service) UpdatePortMirrorSession(ctx context.Context, uuid string, in S
 			}
 			if snap != ses.SnapLength {
 				ses.SnapLength = snap
+				changed = true
+			}
+		}
+		if in.BandwidthLimitSet {
+			limit, err := checkBandwidthLimit(what, in.BandwidthLimitKbps)
+			if err != nil {
+				return err
+			}
+			if limit != ses.BandwidthLimitKbps {
+				ses.BandwidthLimitKbps = limit
 				changed = true
 			}
 		}

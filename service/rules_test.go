@@ -360,6 +360,20 @@ func TestRefusals(t *testing.T) {
 				_, err := f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{SnapLengthSet: true, SnapLength: &n})
 				return err
 			}, names: func(f *fx) []string { return []string{"s1", "snapLength 65536"} }},
+		{name: "bandwidth limit below 1 kbps", op: "addPortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				in := sess("capped", model.Egress, f.n1a, f.n2c)
+				n := 0
+				in.BandwidthLimitKbps = &n
+				_, err := f.svc.AddPortMirrorSession(f.ctx, f.pm1, in)
+				return err
+			}, names: func(f *fx) []string { return []string{"capped", "bandwidthLimitKbps 0"} }},
+		{name: "bandwidth limit negative on update", op: "updatePortMirrorSession", code: CodeValidation, rule: RuleInvalidArgument,
+			call: func(f *fx) error {
+				n := -5
+				_, err := f.svc.UpdatePortMirrorSession(f.ctx, f.s1, SessionUpdate{BandwidthLimitSet: true, BandwidthLimitKbps: &n})
+				return err
+			}, names: func(f *fx) []string { return []string{"s1", "bandwidthLimitKbps -5"} }},
 		{name: "enable missing", op: "enablePortMirror", code: CodeNotFound,
 			call:  func(f *fx) error { _, err := f.svc.EnablePortMirror(f.ctx, uH1); return err },
 			names: func(f *fx) []string { return []string{"port mirror", uH1} }},

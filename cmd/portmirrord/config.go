@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -50,6 +51,9 @@ type Config struct {
 	APIMaxConnsPerAddr      int  `yaml:"api_max_conns_per_addr"`
 	APIMaxRequests          int  `yaml:"api_max_requests"`
 	MetricsRequireToken     bool `yaml:"metrics_require_token"`
+
+	// CounterPeriod is how often the leader reads each bridge's session counters; 0: the controller's default.
+	CounterPeriod time.Duration `yaml:"counter_period"`
 
 	// TLS is what the files above hold, read by parseConfig (see TLSConfigs).
 	TLS TLSConfigs `yaml:"-"`
@@ -127,6 +131,7 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 	fs.IntVar(&flags.APIMaxConnsPerAddr, "api-max-conns-per-addr", cfg.APIMaxConnsPerAddr, "open API connections allowed from one IP address; 0: no bound")
 	fs.IntVar(&flags.APIMaxRequests, "api-max-requests", cfg.APIMaxRequests, "API requests served at once; more are answered 503 at once; 0: no bound")
 	fs.BoolVar(&flags.MetricsRequireToken, "metrics-require-token", false, "GET /metrics needs a token (any role), as the API does")
+	fs.DurationVar(&flags.CounterPeriod, "counter-period", cfg.CounterPeriod, "how often each bridge's session counters are read (at least 100ms; 0: 10s), the reads spread over it")
 	configFile := fs.String("config", "", "YAML `file` with tokens and any of the other settings (each flag's name with _ for -, e.g. data_dir, api_tls_cert; and tokens)")
 	fs.Usage = func() {
 		fmt.Fprintf(usageOut, "Usage: portmirrord [flags]\n\nThe port mirroring controller: GraphQL API, OpenFlow 1.3 controller.\n\nFlags:\n")
@@ -195,6 +200,8 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 			cfg.APIMaxRequests = flags.APIMaxRequests
 		case "metrics-require-token":
 			cfg.MetricsRequireToken = flags.MetricsRequireToken
+		case "counter-period":
+			cfg.CounterPeriod = flags.CounterPeriod
 		}
 	})
 	if err := cfg.validate(); err != nil {
@@ -266,6 +273,9 @@ func (c *Config) validate() error {
 		if l.v < 0 {
 			return bad(l.flag, l.key, "%d is negative; 0 means no bound", l.v)
 		}
+	}
+	if c.CounterPeriod != 0 && c.CounterPeriod < 100*time.Millisecond {
+		return bad("counter-period", "counter_period", "%v is below 100ms", c.CounterPeriod)
 	}
 	if c.NodeID != "" || c.RaftListen != "" || c.Peers != "" {
 		if err := cluster.ValidateNodeID(c.NodeID); err != nil {

@@ -138,11 +138,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 	// The OpenFlow controller: it listens now, serves on a goroutine owned here, and stops after the API has
 	// drained and before the store closes. Installed flows stay on the switches when it stops.
 	copts := controller.Options{
-		Service:   svc,
-		Logger:    log.With("component", "controller"),
-		Listen:    cfg.OpenFlowListen,
-		Advertise: cfg.OpenFlowAdvertise,
-		OVSDBTLS:  cfg.TLS.OVSDB,
+		Service:       svc,
+		Logger:        log.With("component", "controller"),
+		Listen:        cfg.OpenFlowListen,
+		Advertise:     cfg.OpenFlowAdvertise,
+		OVSDBTLS:      cfg.TLS.OVSDB,
+		CounterPeriod: cfg.CounterPeriod,
 		Server: controller.Config{TLS: cfg.TLS.OpenFlow, MaxConnsPerAddr: cfg.OpenFlowMaxConnsPerAddr,
 			OnRefused: func(remote string, reason error) {
 				kind := secaudit.Certificate

@@ -63,6 +63,9 @@ const (
 	// ActOutputTrunc is Nicira's NXAST_OUTPUT_TRUNC (also an OFPAT_EXPERIMENTER action on the wire; the number is
 	// the simulator's own): output to Port, the frame cut to MaxTrunc bytes.
 	ActOutputTrunc ActionType = 0xfffe
+	// ActClone is Nicira's NXAST_CLONE (the number is the simulator's own): Body runs on a copy of the frame;
+	// what it changes, and a meter's drop inside it, stay inside.
+	ActClone ActionType = 0xfffd
 )
 
 // Action is one action of an apply-actions instruction or a group bucket.
@@ -75,6 +78,7 @@ type Action struct {
 	EthType  uint16     // ActPushVLAN
 	Table    uint8      // ActResubmit
 	MaxTrunc uint32     // ActOutputTrunc
+	Body     []Action   // ActClone
 }
 
 // Output returns output:port.
@@ -120,6 +124,12 @@ func (a Action) String() string {
 		return fmt.Sprintf("resubmit(,%d)", a.Table)
 	case ActOutputTrunc:
 		return fmt.Sprintf("output(port=%s,max_len=%d)", PortString(a.Port), a.MaxTrunc)
+	case ActClone:
+		parts := make([]string, len(a.Body))
+		for i, x := range a.Body {
+			parts[i] = x.String()
+		}
+		return "clone(" + strings.Join(parts, ",") + ")"
 	case ActSetField:
 		s := a.Set.String() // "name=value"
 		name, val, _ := strings.Cut(s, "=")
@@ -139,6 +149,7 @@ type Flow struct {
 	Priority    uint16
 	Cookie      uint64
 	Match       Match
+	Meter       uint32   // 0: none; else the meter instruction, applied before the actions
 	Actions     []Action // apply-actions; empty: no output
 	HasGoto     bool
 	GotoTable   uint8
@@ -162,6 +173,9 @@ func (f *Flow) String() string {
 	}
 	b.WriteString(",actions=")
 	var acts []string
+	if f.Meter != 0 {
+		acts = append(acts, fmt.Sprintf("meter:%d", f.Meter))
+	}
 	for _, a := range f.Actions {
 		acts = append(acts, a.String())
 	}

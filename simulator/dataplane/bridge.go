@@ -52,7 +52,8 @@ type Bridge struct {
 	groups map[uint32]*Group
 	macs   map[macKey]uint32
 	limits map[uint8]int // flow_limit per table (OVSDB Flow_Table, overflow_policy=refuse)
-	tx     *Tx           // the transaction under way, while Atomically runs
+	meters map[uint32]*Meter
+	tx     *Tx // the transaction under way, while Atomically runs
 
 	onPacketIn func(PacketIn) // SetPacketInHandler
 }
@@ -262,6 +263,10 @@ func (b *Bridge) validateActionsOpts(m Match, acts []Action, groups bool) error 
 			if a.Table == 0xff {
 				return &OFError{ErrTypeBadAction, BadActionArgument, "resubmit to table 255"}
 			}
+		case ActClone:
+			if err := b.validateActionsOpts(m, a.Body, groups); err != nil {
+				return err
+			}
 		default:
 			return &OFError{ErrTypeBadAction, BadActionType, fmt.Sprintf("action type %d is not supported", a.Type)}
 		}
@@ -318,6 +323,9 @@ func (b *Bridge) validateFlowOpts(f *Flow, groups bool) error {
 	}
 	if f.HasGoto && (f.GotoTable <= f.Table || f.GotoTable >= NumTables) {
 		return &OFError{ErrTypeBadInstruction, BadInstTableID, fmt.Sprintf("goto_table:%d from table %d: must go to a later table", f.GotoTable, f.Table)}
+	}
+	if f.Meter != 0 && groups && b.meters[f.Meter] == nil {
+		return &OFError{ErrTypeMeterModFailed, MeterModUnknownMeter, fmt.Sprintf("meter %d does not exist", f.Meter)}
 	}
 	return b.validateActionsOpts(f.Match, f.Actions, groups)
 }

@@ -14,6 +14,7 @@ const (
 	ErrTypeBadMatch       = ofwire.ErrTypeBadMatch
 	ErrTypeFlowModFailed  = ofwire.ErrTypeFlowModFailed
 	ErrTypeGroupModFailed = ofwire.ErrTypeGroupModFailed
+	ErrTypeMeterModFailed = ofwire.ErrTypeMeterModFailed
 )
 
 // Error codes used with those types.

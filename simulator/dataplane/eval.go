@@ -145,6 +145,7 @@ func (x *xlate) pipeline(fr *Frame, table uint8, depth int) {
 			hit.Bytes += uint64(len(fr.Raw))
 		}
 		x.rule = hit
+		x.meter(fr, hit.Meter, depth+1)
 		x.actions(fr, hit.Actions, depth+1)
 		if !hit.HasGoto {
 			return
@@ -166,8 +167,15 @@ func (x *xlate) actions(fr *Frame, acts []Action, depth int) {
 		x.say(depth, "drop")
 	}
 	for _, a := range acts {
+		if fr.Dropped {
+			return
+		}
 		x.say(depth, "%s", a.String())
 		switch a.Type {
+		case ActClone:
+			c := fr.Clone()
+			c.Dropped = false
+			x.actions(&c, a.Body, depth+1)
 		case ActOutput:
 			if a.Port == PortController {
 				x.toController(fr, a.MaxLen, depth)
@@ -234,6 +242,7 @@ func (x *xlate) resubmit(fr *Frame, table uint8, depth int) {
 		hit.Packets++
 		hit.Bytes += uint64(len(fr.Raw))
 	}
+	x.meter(fr, hit.Meter, depth+1)
 	x.actions(fr, hit.Actions, depth+1)
 }
 

@@ -106,6 +106,8 @@ type Frame struct {
 	InPort uint32
 	Tunnel Tunnel
 	Reg0   uint32 // NXM_NX_REG0; 0 when the frame enters the pipeline
+	// Dropped: a meter dropped the frame; no later action outputs it (a clone's copy starts undropped).
+	Dropped bool
 
 	EthDst, EthSrc MAC
 	HasVLAN        bool

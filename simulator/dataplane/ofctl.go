@@ -115,6 +115,24 @@ func parseAction(f *Flow, a string) (*Action, error) {
 		n, err := strconv.ParseUint(ml, 10, 32)
 		return &Action{Type: ActOutputTrunc, Port: p, MaxTrunc: uint32(n)}, err
 	}
+	if t, ok := strings.CutPrefix(a, "clone("); ok && strings.HasSuffix(t, ")") {
+		c := &Action{Type: ActClone}
+		for _, x := range flows.SplitActions(strings.TrimSuffix(t, ")")) {
+			act, err := parseAction(f, x)
+			if err != nil {
+				return nil, err
+			}
+			if act != nil {
+				c.Body = append(c.Body, *act)
+			}
+		}
+		return c, nil
+	}
+	if t, ok := strings.CutPrefix(a, "meter:"); ok {
+		n, err := strconv.ParseUint(t, 10, 32)
+		f.Meter = uint32(n)
+		return nil, err
+	}
 	if t, ok := strings.CutPrefix(a, "resubmit(,"); ok && strings.HasSuffix(t, ")") {
 		n, err := strconv.ParseUint(strings.TrimSuffix(t, ")"), 10, 8)
 		return &Action{Type: ActResubmit, Table: uint8(n)}, err

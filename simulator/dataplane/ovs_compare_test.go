@@ -42,6 +42,7 @@ type ovsCase struct {
 	Tags   map[uint32]uint16
 	Flows  []string
 	Groups []string
+	Meters [][3]uint32 // id, kbps, burst (kb)
 	Steps  []step
 }
 
@@ -154,6 +155,14 @@ func ovsCases() []ovsCase {
 				{InPort: 10, Tunnel: "tun_id=0x6,tun_src=198.18.0.3,tun_dst=198.18.0.1", Frame: ucast(macA, macB)},
 				{InPort: 10, Tunnel: "tun_id=0x6,tun_src=198.18.0.2,tun_dst=198.18.0.1", Frame: ucast(macA, macB)},
 			}},
+		// The compiler's capped copy: a meter reached inside a clone, a whole copy forced into a datapath clone by
+		// max_len, and an uncapped copy after it.
+		{Name: "metered copy inside a clone",
+			Meters: [][3]uint32{{7, 1000, 100}},
+			Flows: []string{"table=3,priority=1000,reg0=0x7,actions=meter:7",
+				"priority=10,in_port=1,actions=NORMAL,clone(set_field:0x7->reg0,resubmit(,3),set_field:0x9->tun_id,set_field:198.18.0.7->tun_dst,output(port=10,max_len=65535)),output:3",
+				normal},
+			Steps: []step{learn(2, bcast(macB)), trace(1, ucast(macA, macB)), trace(1, bcast(macA))}},
 		{Name: "set_field of Ethernet addresses", Flows: []string{"priority=10,actions=set_field:02:00:00:00:00:99->eth_dst,output:2"},
 			Steps: []step{trace(1, ucast(macA, macB))}},
 	}, erspanOVSCases()...)
@@ -180,6 +189,11 @@ func simBridge(t *testing.T, c ovsCase) *Bridge {
 	}
 	for _, g := range c.Groups {
 		if err := b.ModGroup(GroupAdd, parseGroup(t, g)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range c.Meters {
+		if err := b.SetMeter(m[0], 1|4|8, m[1], m[2], false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -375,6 +389,7 @@ func captureOVS(t *testing.T, cases []ovsCase) map[string][][]string {
 	for _, c := range cases {
 		o.Ofctl("del-flows", "br0")
 		o.Ofctl("del-groups", "br0")
+		o.Ofctl("del-meters", "br0")
 		for i := uint32(1); i <= 4; i++ {
 			if tag, ok := c.Tags[i]; ok {
 				o.Vsctl("set", "port", fmt.Sprintf("p%d", i), fmt.Sprintf("tag=%d", tag))
@@ -385,6 +400,9 @@ func captureOVS(t *testing.T, cases []ovsCase) map[string][][]string {
 		o.Appctl("fdb/flush", "br0")
 		for _, g := range c.Groups {
 			o.Ofctl("add-group", "br0", g)
+		}
+		for _, m := range c.Meters {
+			o.Ofctl("add-meter", "br0", fmt.Sprintf("meter=%d,kbps,burst,stats,bands=type=drop,rate=%d,burst_size=%d", m[0], m[1], m[2]))
 		}
 		for _, f := range c.Flows {
 			o.Ofctl("add-flow", "br0", f)
@@ -447,7 +465,7 @@ func ovsOutputs(t *testing.T, trace string, odp map[string]string, frame []byte)
 			switch {
 			case strings.HasPrefix(a, "trunc(") && strings.HasSuffix(a, ")"):
 				trunc, _ = strconv.Atoi(a[len("trunc(") : len(a)-1])
-			case a == "drop" || a == "" || strings.HasPrefix(a, "set(eth("):
+			case a == "drop" || a == "" || strings.HasPrefix(a, "set(eth(") || strings.HasPrefix(a, "meter("):
 			case strings.HasPrefix(a, "clone(") && strings.HasSuffix(a, ")"):
 				walk(a[len("clone("):len(a)-1], vlan, underlay, trunc) // a trunc before clone() cuts what the clone outputs
 				trunc = 0

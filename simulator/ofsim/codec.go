@@ -165,7 +165,12 @@ func decodeInstructions(b []byte, f *dataplane.Flow) error {
 				return err
 			}
 			f.Actions = acts
-		case instWriteMeta, instWriteActions, instClear, instMeter:
+		case instMeter:
+			if l != 8 || f.Meter != 0 || seenApply {
+				return ofErr(dataplane.ErrTypeBadInstruction, dataplane.BadInstLen, "meter instruction of %d bytes, twice or after apply-actions", l)
+			}
+			f.Meter = binary.BigEndian.Uint32(body)
+		case instWriteMeta, instWriteActions, instClear:
 			return ofErr(dataplane.ErrTypeBadInstruction, dataplane.BadInstUnsupported, "instruction type %d is not supported by the simulator", t)
 		default:
 			return ofErr(dataplane.ErrTypeBadInstruction, dataplane.BadInstUnknown, "instruction type %d is unknown", t)
@@ -208,6 +213,15 @@ func decodeActions(b []byte) ([]dataplane.Action, error) {
 					a.Port += 0xffff0000
 				}
 				a.MaxTrunc = binary.BigEndian.Uint32(body[8:])
+				break
+			}
+			if l >= 16 && binary.BigEndian.Uint32(body) == 0x2320 && binary.BigEndian.Uint16(body[4:]) == 42 {
+				// NXAST_CLONE: pad 6, then the nested actions.
+				inner, err := decodeActions(body[12:])
+				if err != nil {
+					return nil, err
+				}
+				a.Type, a.Body = dataplane.ActClone, inner
 				break
 			}
 			// Otherwise only Nicira's NXAST_RESUBMIT_TABLE with in_port IN_PORT.
@@ -263,6 +277,11 @@ func appendActions(dst []byte, acts []dataplane.Action) []byte {
 			dst = append(dst, 0, byte(a.Type), 0, 8, 0, 0, 0, 0)
 		case dataplane.ActResubmit:
 			dst = append(dst, 0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 14, 0xff, 0xf8, a.Table, 0, 0, 0)
+		case dataplane.ActClone:
+			start := len(dst)
+			dst = append(dst, 0xff, 0xff, 0, 0, 0, 0, 0x23, 0x20, 0, 42, 0, 0, 0, 0, 0, 0)
+			dst = appendActions(dst, a.Body)
+			binary.BigEndian.PutUint16(dst[start+2:], uint16(len(dst)-start))
 		case dataplane.ActOutputTrunc:
 			dst = append(dst, 0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 39)
 			dst = binary.BigEndian.AppendUint16(dst, uint16(a.Port))
@@ -282,6 +301,10 @@ func appendActions(dst []byte, acts []dataplane.Action) []byte {
 
 // appendInstructions encodes a flow's apply-actions and goto_table.
 func appendInstructions(dst []byte, f *dataplane.Flow) []byte {
+	if f.Meter != 0 {
+		dst = append(dst, 0, instMeter, 0, 8)
+		dst = binary.BigEndian.AppendUint32(dst, f.Meter)
+	}
 	if len(f.Actions) > 0 {
 		start := len(dst)
 		dst = append(dst, 0, instApply, 0, 0, 0, 0, 0, 0)

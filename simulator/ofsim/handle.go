@@ -66,6 +66,8 @@ func (s *Switch) handle(c *conn, typ ofwire.Type, xid uint32, msg []byte) error 
 			return s.portMod(body)
 		case ofwire.TypePacketOut:
 			return s.packetOut(body)
+		case ofwire.TypeMeterMod:
+			return s.meterMod(body)
 		}
 		return ofErr(dataplane.ErrTypeBadRequest, dataplane.BadRequestBadType, "message type %v is not supported", typ)
 	case ofwire.TypeMultipartRequest:
@@ -377,6 +379,15 @@ func (s *Switch) multipart(c *conn, xid uint32, b []byte) error {
 			}
 			binary.BigEndian.PutUint16(e, uint16(len(e)))
 			w.add(e)
+		}
+	case ofwire.MultipartMeterConfig, ofwire.MultipartMeter:
+		if len(body) < 8 {
+			return badReqLen("meter request body of %d bytes", len(body))
+		}
+		if id := binary.BigEndian.Uint32(body); typ == ofwire.MultipartMeter {
+			meterStats(w, br, id, time.Now())
+		} else {
+			meterConfigs(w, br, id)
 		}
 	default:
 		return ofErr(dataplane.ErrTypeBadRequest, dataplane.BadRequestBadMultipart, "multipart type %d is not supported by the simulator", typ)

@@ -87,7 +87,7 @@ func TestMirrorLifecycle(t *testing.T) {
 	ours := before[tp.HV1.Name]
 	victim := ""
 	for _, f := range ours {
-		if strings.Contains(f, "priority=100") {
+		if strings.Contains(f, "priority=100,") { // not the counting flows of table 2 (priority=1000)
 			victim = f
 		}
 	}
