@@ -59,7 +59,7 @@ func (s *Service) RegisterHosts(ctx context.Context, in []HostInput) (BulkResult
 		}
 		seen := make(map[string]int, len(in))
 		dps := make(map[string]string, len(in)) // datapath id -> host uuid, as this call leaves them
-		allocs := map[string]*endpointAlloc{}    // by flow network: one allocator for the whole call
+		allocs := map[string]*endpointAlloc{}   // by flow network: one allocator for the whole call
 		fnsOf := map[string][]model.FlowNetwork{}
 		clusters := map[string]bool{}
 		var created, updated []string
