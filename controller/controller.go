@@ -84,8 +84,9 @@ type Controller struct {
 
 	wg sync.WaitGroup // bridge workers and host managers
 
-	inc    *incState                // the passes' session cache and indexes; the loop's goroutine only
-	onWork func(dp string, w *work) // tests: sees every bridge's compiled state a pass hands out
+	inc       *incState // the passes' session cache and indexes; the loop's goroutine only
+	passStats passCounters
+	onWork    func(dp string, w *work) // tests: sees every bridge's compiled state a pass hands out
 }
 
 // New opens the OpenFlow listener. Run starts everything else.

@@ -74,11 +74,16 @@ func (c *Controller) pass(ctx context.Context) error {
 		c.remark(dirty)
 		return err
 	}
+	start := time.Now()
 	if c.wantFull(fab) {
 		err = c.fullPass(ctx, dirty, fab)
+		c.passStats.full.Add(1)
+		c.passStats.fullNanos.Add(int64(time.Since(start)))
 	} else {
 		err = c.incrementalPass(ctx, dirty, fab)
 	}
+	c.passStats.passes.Add(1)
+	c.passStats.nanos.Add(int64(time.Since(start)))
 	if err != nil {
 		c.remark(dirty)
 		c.inc.needFull = true // the cache may be half updated: the next pass starts from the store
