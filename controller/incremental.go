@@ -27,6 +27,7 @@ type incState struct {
 
 	sessions map[string]*sessEntry        // by session uuid: the sessions of enabled port mirrors
 	byPM     map[string]map[string]bool   // port mirror uuid -> its sessions in sessions
+	pmFN     map[string]string            // enabled port mirror uuid -> its flow network, as the state holds it
 	asSource map[string]map[string]bool   // NIC uuid -> sessions whose source it is
 	asDest   map[string]map[string]bool   // NIC uuid -> sessions whose destination it is
 	onBridge map[string]map[string]bool   // datapath id -> sessions with a NIC located there
@@ -126,11 +127,13 @@ func (inc *incState) rebuild(c *Controller, in *flows.Input, pms []string, fab *
 	inc.asSource = make(map[string]map[string]bool, len(in.Sessions))
 	inc.asDest = make(map[string]map[string]bool, len(in.Sessions))
 	inc.onBridge = map[string]map[string]bool{}
+	inc.pmFN = map[string]string{}
 	inc.seq = 0
 	for i := range in.Sessions {
 		s := &in.Sessions[i]
 		inc.seq++
 		inc.index(&sessEntry{s: *s, pm: pms[i], seq: inc.seq, dps: located(in, s)})
+		inc.pmFN[pms[i]] = s.FlowNetwork
 	}
 	inc.fab, inc.networks, inc.bridges, inc.eps = fab, fab.networks, fab.bridges, fab.endpoints
 	inc.ready, inc.needFull, inc.lastFull = true, false, time.Now()
@@ -275,8 +278,17 @@ func (c *Controller) incrementalPass(ctx context.Context, dirty topology.Dirty, 
 		if err != nil {
 			return err
 		}
+		enabled := pm != nil && pm.State == model.Enabled
+		if fn, known := inc.pmFN[pmUUID]; enabled && known && fn == pm.FlowNetworkUUID {
+			continue // nothing its sessions depend on changed (a session added or removed is a change of its own)
+		}
+		if enabled {
+			inc.pmFN[pmUUID] = pm.FlowNetworkUUID
+		} else {
+			delete(inc.pmFN, pmUUID)
+		}
 		still := map[string]bool{}
-		if pm != nil && pm.State == model.Enabled {
+		if enabled {
 			ss, err := c.svc.Sessions(ctx, pmUUID)
 			if err != nil {
 				return fmt.Errorf("sessions of port mirror %s: %w", pmUUID, err)
