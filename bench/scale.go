@@ -139,6 +139,7 @@ func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int) (*scal
 		}
 	}
 	r.inventory = time.Since(t0)
+	b.log.Info("scale: inventory registered", "hosts", hosts, "seconds", r.inventory.Seconds())
 
 	// Flow networks (a /22 each, within 198.18.0.0/15) and port mirrors.
 	t0 = time.Now()
@@ -171,6 +172,7 @@ func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int) (*scal
 		}
 	}
 	r.sessionsSetup = time.Since(t0)
+	b.log.Info("scale: port mirrors created", "port_mirrors", len(r.pms), "seconds", r.sessionsSetup.Seconds())
 
 	if err := r.startController(ctx, b, "127.0.0.1:0"); err != nil {
 		return fail(err)
@@ -183,6 +185,7 @@ func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int) (*scal
 		return fail(err)
 	}
 	r.programmed = time.Since(t0)
+	b.log.Info("scale: every session ACTIVE", "bridges", hosts, "seconds", r.programmed.Seconds())
 	return r, nil
 }
 
@@ -359,6 +362,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		slices.Sort(l)
 		return l[min(len(l)-1, int(p*float64(len(l))))]
 	}
+	b.log.Info("scale: one-session changes measured", "samples", samples)
 	activeRatio := float64(q(bigT, 0.99)) / float64(q(smallT, 0.99))
 	passRatio := float64(q(bigP, 0.5)) / float64(q(smallP, 0.5))
 
@@ -385,6 +389,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		return fmt.Errorf("storm: %w", err)
 	}
 	storm := time.Since(t0)
+	b.log.Info("scale: storm measured", "seconds", storm.Seconds())
 	stormMods := big.ctrl.PassStats().FlowMods - fm0
 
 	// Restart: the controller and the store go away and come back on the same data and the same address.
@@ -404,6 +409,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		return fmt.Errorf("restart: %w", err)
 	}
 	restart := time.Since(t0)
+	b.log.Info("scale: restart measured", "seconds", restart.Seconds())
 	restartMods := big.ctrl.PassStats().FlowMods
 
 	// A page of 100 port mirrors with their sessions, filtered by name, over HTTP (on the restarted service).
