@@ -174,19 +174,12 @@ var explanations = map[string]string{
 		"took the bridges over 64 at a time, each also reading its flows back, which took 1 to 4 s for 1,000 bridges in " +
 		"the daemons' logs), once its controller loop hears of the leadership between two reconciliation passes.",
 	"cluster.create_port_mirror.follower_vs_one_p50": "One node commits a mutation with one synchronous Badger write " +
-		"and answers; its reconciliation pass runs after the answer. Three nodes: the follower forwards over HTTP to the " +
-		"leader; the leader appends to its Raft log (BoltDB: two fdatasyncs per commit) and sends it to both followers, " +
-		"which append it the same way; at a majority it applies the entry to its Badger store (a third synchronous write) " +
-		"and answers. Then every node applies it and every node's controller runs a pass over the whole state (followers " +
-		"keep their plan current to take over): three passes per mutation, each growing with the bridges, where one node " +
-		"runs one. Here the three nodes share two cores and one disk with each other and with other work (load average " +
-		"8 to 20 during these runs), so the next request's ~10 hand-offs between processes wait behind those passes: the " +
-		"gap grows with the fleet (about 7× with 100 bridges in quick runs, 15-17× with 1,000), which the Raft round trips " +
-		"and fsyncs alone do not explain. On three hosts the followers' passes run on their own cores. Two ways to cheapen " +
-		"a commit: the state machine's Badger write need not be synchronous (the Raft log is durable and the store's " +
-		"applied index is written in the same transaction, so a lost tail is replayed from the log at restart, or " +
-		"restored from the snapshot), and a follower could defer its pass until it takes over or is idle; both are " +
-		"store and controller design changes, left to the lead.",
+		"and answers. Three nodes: the follower forwards over HTTP to the leader, which appends to its Raft log (BoltDB, " +
+		"fsynced) and waits for a follower to do the same; every node then applies the entry to Badger (no fsync: the " +
+		"log is the durable record) and the leader's controller runs a pass (a follower's at most once a second). On " +
+		"one machine the three processes share two cores and one disk with each other and with other work: look at the " +
+		"load average of the run; on three hosts each node has its own. A larger gap with the fleet's size points at " +
+		"the passes (profile the leader with -cpuprofile).",
 	"cluster.create_port_mirror.follower_vs_one_p99": "See cluster.create_port_mirror.follower_vs_one_p50; the p99 " +
 		"of 100 calls is the slowest one or two, on a machine shared with other work.",
 	"cluster.status.three_vs_one_p99": "The mutation is a Raft commit, with three passes per change on two shared " +

@@ -11,9 +11,10 @@ var (
 	descState = prometheus.NewDesc("portmirror_raft_state",
 		"This controller's Raft state: 1 for the state it is in (leader, follower, candidate, shutdown), 0 for the others.",
 		[]string{"state"}, nil)
-	descTerm        = prometheus.NewDesc("portmirror_raft_term", "The current Raft term (the switches' generation id when leading).", nil, nil)
-	descCommit      = prometheus.NewDesc("portmirror_raft_commit_index", "The last log index known committed.", nil, nil)
-	descApplied     = prometheus.NewDesc("portmirror_raft_applied_index", "The last log index applied to this controller's store.", nil, nil)
+	descTerm    = prometheus.NewDesc("portmirror_raft_term", "The current Raft term (the switches' generation id when leading).", nil, nil)
+	descCommit  = prometheus.NewDesc("portmirror_raft_commit_index", "The last log index known committed.", nil, nil)
+	descApplied = prometheus.NewDesc("portmirror_raft_applied_index", "The last log index whose write set this controller's store applied (elections' no-ops and membership "+
+		"entries never reach the store, so it may stay below portmirror_raft_commit_index by those).", nil, nil)
 	descLastContact = prometheus.NewDesc("portmirror_raft_last_contact_seconds",
 		"Seconds since this controller last heard from the leader (0 on the leader).", nil, nil)
 	descLeaderChanges = prometheus.NewDesc("portmirror_raft_leader_changes_total",

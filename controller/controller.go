@@ -28,6 +28,10 @@ type Options struct {
 	Server Config
 	// RetryMin and RetryMax bound the backoff of a bridge whose programming failed; defaults 100ms and 10s.
 	RetryMin, RetryMax time.Duration
+	// FollowerPassInterval spaces the reconciliation passes of a cluster member that does not lead (it programs
+	// nothing; its passes only keep its analysis warm for a takeover, which starts with a pass of its own), so
+	// that a burst of mutations costs the followers one pass per interval, not one each; default 1s.
+	FollowerPassInterval time.Duration
 	// Workers bounds how many bridges are programmed at once; default 64.
 	Workers int
 	// Cluster, when set, makes this controller one of several: it programs switches (as their OpenFlow MASTER,
@@ -96,6 +100,9 @@ func New(opts Options) (*Controller, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.FollowerPassInterval <= 0 {
+		opts.FollowerPassInterval = time.Second
 	}
 	if opts.RetryMin <= 0 {
 		opts.RetryMin = 100 * time.Millisecond
@@ -189,8 +196,14 @@ func (c *Controller) trigger() {
 // loop waits for causes and runs reconciliation passes; bursts coalesce because each pass takes everything
 // that accumulated.
 func (c *Controller) loop(ctx context.Context, feed <-chan store.Change, leadership <-chan struct{}) error {
+	var (
+		lastPass     time.Time
+		followerWait <-chan time.Time // armed while a follower's pass is put off
+	)
 	for {
 		select {
+		case <-followerWait:
+			followerWait = nil
 		case <-ctx.Done():
 			return nil
 		case <-leadership:
@@ -215,7 +228,17 @@ func (c *Controller) loop(ctx context.Context, feed <-chan store.Change, leaders
 		case <-c.view.Changed():
 		case <-c.kick:
 		}
+		if c.following() {
+			if wait := c.opts.FollowerPassInterval - time.Since(lastPass); wait > 0 {
+				if followerWait == nil {
+					followerWait = time.After(wait)
+				}
+				continue // the causes stay recorded (dirty bridges, reloads) for the pass to come
+			}
+		}
+		followerWait = nil
 		start := time.Now()
+		lastPass = start
 		err := c.pass(ctx)
 		c.metrics.observePass(start, err)
 		if err != nil {
@@ -231,6 +254,16 @@ func (c *Controller) loop(ctx context.Context, feed <-chan store.Change, leaders
 			}
 		}
 	}
+}
+
+// following says whether this controller is a cluster member that does not lead.
+func (c *Controller) following() bool {
+	if c.opts.Cluster == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leadCtx == nil
 }
 
 // noteChange records what a store change means for the next pass.

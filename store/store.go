@@ -42,9 +42,13 @@ var ErrClosed = errors.New("store: closed")
 
 // Options configure Open.
 type Options struct {
-	Dir      string       // the Badger directory; created when missing
-	InMemory bool         // keep nothing on disk (tests)
-	Logger   *slog.Logger // nil: slog.Default()
+	Dir      string // the Badger directory; created when missing
+	InMemory bool   // keep nothing on disk (tests)
+	// NoSync leaves each commit in the operating system's cache instead of waiting for the disk: for a member of a
+	// cluster, whose Raft log is the durable record (a store that lost its last writes to a power failure replays
+	// them from the log, or restores the latest snapshot when it is behind it).
+	NoSync bool
+	Logger *slog.Logger // nil: slog.Default()
 }
 
 // Store is the Badger database and its in-memory view.
@@ -85,7 +89,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	bo := badger.DefaultOptions(o.Dir).
 		WithInMemory(o.InMemory).
-		WithSyncWrites(!o.InMemory).
+		WithSyncWrites(!o.InMemory && !o.NoSync).
 		WithLogger(badgerLogger{log.With("component", "badger")}).
 		// A transaction may hold ~15% of a memtable: 32 MiB lets one mutation write ~10k flow endpoints (a flow
 		// network attached to a cluster of 10k hosts). The arena is allocated untouched, so an idle store's RSS

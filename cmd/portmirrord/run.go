@@ -69,7 +69,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 		log.Warn("no API token configured: the API serves loopback clients only, as the actor \"local\"")
 	}
 
-	st, err := store.Open(ctx, store.Options{Dir: cfg.DataDir, Logger: log.With("component", "store")})
+	st, err := store.Open(ctx, store.Options{Dir: cfg.DataDir, Logger: log.With("component", "store"),
+		// a member of a cluster has its Raft log, fsynced, as the durable record of every write
+		NoSync: cfg.NodeID != ""})
 	if err != nil {
 		return fmt.Errorf("opening the store in %s: %w", cfg.DataDir, err)
 	}

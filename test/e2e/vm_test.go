@@ -226,9 +226,21 @@ func (v *VM) Migrate(t testing.TB, to *Hypervisor) {
 			t.Fatal(err)
 		}
 	}
-	for _, n := range v.NICs {
-		if n.IP != "" {
-			v.SendFrame(t, n, GratuitousARP(n.MAC, n.IP))
+	// Announce the new location as a hypervisor does after a live migration (QEMU's self-announcement: several
+	// gratuitous ARPs, 50 ms apart and then further): one frame can meet a switch whose learning table or datapath
+	// cache still points at the old place.
+	for round, gap := range []time.Duration{0, 50 * time.Millisecond, 150 * time.Millisecond} {
+		if round > 0 {
+			select {
+			case <-ctx.Done():
+				t.Fatal(ctx.Err())
+			case <-time.After(gap):
+			}
+		}
+		for _, n := range v.NICs {
+			if n.IP != "" {
+				v.SendFrame(t, n, GratuitousARP(n.MAC, n.IP))
+			}
 		}
 	}
 	t.Logf("e2e: VM %s migrated %s -> %s in %v", v.Name, from.Name, to.Name, time.Since(start).Round(time.Millisecond))
