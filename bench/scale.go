@@ -251,7 +251,8 @@ func (r *scaleRig) waitAllActive(ctx context.Context, limit time.Duration) error
 	return waitActive(ctx, r.ctrl, all, 10*time.Millisecond, limit)
 }
 
-// oneSession adds one remote session (not yet existing) at host h and returns the time until it is ACTIVE and the
+// oneSession adds one remote session (not yet existing: its destination is never VM k's, which session k uses) at
+// host h and returns the time until it is ACTIVE and the
 // reconciliation work (pass time) it caused.
 func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, pass time.Duration, fulls uint64, err error) {
 	c := h / r.per()
@@ -260,7 +261,7 @@ func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, pass time.D
 	t0 := time.Now()
 	s, err := r.svc.AddPortMirrorSession(service.WithActor(ctx, "bench"), r.pms[c*scaleFNs+k], service.SessionInput{
 		Name: fmt.Sprintf("extra%d", i), Type: model.Bidirection,
-		SourceNicUUID: scaleNICUUID(h, k, 0), DestinationNicUUID: scaleNICUUID(r.next(h), (k+1+i/scaleFNs)%scaleVMs, 1)})
+		SourceNicUUID: scaleNICUUID(h, k, 0), DestinationNicUUID: scaleNICUUID(r.next(h), (k+1+(i/scaleFNs)%(scaleVMs-1))%scaleVMs, 1)})
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -324,6 +325,10 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		return err
 	}
 	cmd := b.command("scale")
+	if v := os.Getenv("BENCH_SCALE_HOSTS"); v != "" {
+		cmd = "BENCH_SCALE_HOSTS=" + v + " " + cmd
+		s.command = cmd
+	}
 	load0 := loadAverage()
 	big, err := b.buildScaleRig(ctx, hosts, clusters)
 	if err != nil {
