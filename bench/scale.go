@@ -254,7 +254,7 @@ func (r *scaleRig) waitAllActive(ctx context.Context, limit time.Duration) error
 // oneSession adds one remote session (not yet existing: its destination is never VM k's, which session k uses) at
 // host h and returns the time until it is ACTIVE and the
 // reconciliation work (pass time) it caused.
-func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, pass time.Duration, fulls uint64, err error) {
+func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, pass time.Duration, fulls uint64, work [3]uint64, err error) {
 	c := h / r.per()
 	k := i % scaleFNs
 	before := r.ctrl.PassStats()
@@ -263,14 +263,15 @@ func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, pass time.D
 		Name: fmt.Sprintf("extra%d", i), Type: model.Bidirection,
 		SourceNicUUID: scaleNICUUID(h, k, 0), DestinationNicUUID: scaleNICUUID(r.next(h), (k+1+(i/scaleFNs)%(scaleVMs-1))%scaleVMs, 1)})
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, work, err
 	}
 	if err := waitActive(ctx, r.ctrl, []model.Session{s}, 100*time.Microsecond, 30*time.Second); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, work, err
 	}
 	total = time.Since(t0)
 	after := r.ctrl.PassStats()
-	return total, after.PassTime - before.PassTime, after.FullPasses - before.FullPasses, nil
+	work = [3]uint64{after.Passes - before.Passes, after.Compiled - before.Compiled, after.Analysed - before.Analysed}
+	return total, after.PassTime - before.PassTime, after.FullPasses - before.FullPasses, work, nil
 }
 
 // The scale figures that can be missed, explained for the report (explanations is otherwise a literal in
@@ -364,17 +365,25 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	// One session at a time, alternating between the two fleets so that the machine's noise falls on both.
 	var bigT, smallT, bigP, smallP []time.Duration
 	var bigFull, smallFull uint64
+	var bigWork, smallWork [3]uint64 // passes, bridges compiled, sessions analysed
+	sum := func(a *[3]uint64, b [3]uint64) {
+		for j := range a {
+			a[j] += b[j]
+		}
+	}
 	for i := range samples {
-		tt, pt, f, err := small.oneSession(ctx, (i*7)%smallHosts, i)
+		tt, pt, f, w, err := small.oneSession(ctx, (i*7)%smallHosts, i)
 		if err != nil {
 			return fmt.Errorf("one session on %d bridges: %w", smallHosts, err)
 		}
 		smallT, smallP, smallFull = append(smallT, tt), append(smallP, pt), smallFull+f
-		tt, pt, f, err = big.oneSession(ctx, (i*7919)%hosts, i)
+		sum(&smallWork, w)
+		tt, pt, f, w, err = big.oneSession(ctx, (i*7919)%hosts, i)
 		if err != nil {
 			return fmt.Errorf("one session on %d bridges: %w", hosts, err)
 		}
 		bigT, bigP, bigFull = append(bigT, tt), append(bigP, pt), bigFull+f
+		sum(&bigWork, w)
 	}
 	q := func(l []time.Duration, p float64) time.Duration {
 		l = slices.Clone(l)
@@ -490,6 +499,9 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		{"reconciliation work per one-session change, p50", fmt.Sprintf("%.3f ms", ms(q(bigP, 0.5))), fmt.Sprintf("%.3f ms", ms(q(smallP, 0.5))), fmt.Sprintf("%.2f", passRatio), "≤ 2"},
 		{"full passes among those changes", fmt.Sprint(bigFull), fmt.Sprint(smallFull), "", ""},
 		{"bridges that reconnected meanwhile (echo timeouts on the loaded machine)", fmt.Sprint(bigReconn), fmt.Sprint(smallReconn), "", ""},
+		{"per change: passes, bridges compiled, sessions analysed to compile them (mean)",
+			fmt.Sprintf("%.2f, %.2f, %.1f", float64(bigWork[0])/float64(samples), float64(bigWork[1])/float64(samples), float64(bigWork[2])/float64(samples)),
+			fmt.Sprintf("%.2f, %.2f, %.1f", float64(smallWork[0])/float64(samples), float64(smallWork[1])/float64(samples), float64(smallWork[2])/float64(samples)), "", ""},
 	}
 	s.notes = append(s.notes,
 		fmt.Sprintf("Inventory: %d clusters, %d hosts (`registerHosts`, 2,000 per call) and %d VMs with %d NICs (`createVmInstances`, 1,000 VMs per call) through GraphQL over HTTP: **%.1f s** (goal ≤ 60 s). The flow networks and port mirrors (%d `createPortMirror` calls through the service) took %.1f s more; the bridges connected and every session was ACTIVE %.1f s after they started.",

@@ -561,6 +561,7 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 	for i := range in.Sessions {
 		bySession[in.Sessions[i].UUID] = &in.Sessions[i]
 	}
+	c.passStats.analysed.Add(uint64(len(in.Sessions)))
 	for dp := range targets {
 		// Program only a bridge that this pass's input knew: one that connected after the input was read gets a
 		// pass of its own (its connection marked it dirty), and a plan that did not know it holds none of its flows.
@@ -572,6 +573,7 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 		for _, s := range on {
 			w.sessions[s] = fps[s]
 		}
+		c.passStats.compiled.Add(1)
 		if c.onWork != nil {
 			c.onWork(dp, w)
 		}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -164,6 +165,39 @@ func (e *incEnv) pass() {
 	}
 }
 
+// checkFabric compares the fabric the passes patched with one built anew, and the tunnel ports the controller
+// noted per bridge with it.
+func (e *incEnv) checkFabric(step string) {
+	e.t.Helper()
+	c := e.c
+	c.mu.Lock()
+	kept := c.fabric
+	c.fabric = nil
+	c.mu.Unlock()
+	fresh, err := c.currentFabric(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.fabric = kept
+	c.mu.Unlock()
+	if kept == nil {
+		return
+	}
+	if !reflect.DeepEqual(kept.bridges, fresh.bridges) {
+		e.t.Fatalf("%s: the patched fabric's bridges differ from a fabric built anew", step)
+	}
+	if !reflect.DeepEqual(kept.endpoints, fresh.endpoints) {
+		e.t.Fatalf("%s: the patched fabric's endpoints differ from a fabric built anew:\n%v\n%v", step, kept.endpoints, fresh.endpoints)
+	}
+	want := tunnelPorts(&flows.Input{Endpoints: fresh.endpoints})
+	for dp := range fresh.bridges {
+		if got := c.tunnels[dp]; !slices.Equal(got, want[dp]) {
+			e.t.Fatalf("%s: bridge %s: tunnel ports %v noted, %v in a fabric built anew", step, dp, got, want[dp])
+		}
+	}
+}
+
 // checkView compares the view the incremental inventory updates left with one made from the whole inventory.
 func (e *incEnv) checkView(step string) {
 	e.t.Helper()
@@ -202,6 +236,7 @@ func (e *incEnv) checkView(step string) {
 func (e *incEnv) check(step string) {
 	e.t.Helper()
 	e.checkView(step)
+	e.checkFabric(step)
 	in, _, err := e.c.buildInput(e.ctx)
 	if err != nil {
 		e.t.Fatal(err)

@@ -68,8 +68,9 @@ func (c *Controller) pass(ctx context.Context) error {
 	if err := c.updateInventory(ctx); err != nil {
 		return err
 	}
+	gen := c.view.Gen() // before TakeDirty: a change after it is patched by the next pass
 	dirty := c.view.TakeDirty()
-	fab, err := c.currentFabric(ctx)
+	fab, err := c.patchFabric(ctx, gen, dirty.Datapaths)
 	if err != nil {
 		c.remark(dirty)
 		return err
@@ -193,6 +194,7 @@ func (c *Controller) forgetUnclaimed() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.fabric = nil // the view forgot bridges without marking them
 	for _, dp := range gone {
 		delete(c.tunnels, dp)
 		if b := c.bridges[dp]; b != nil {
@@ -215,6 +217,7 @@ type fabric struct {
 	bridges   map[string]flows.Bridge
 	endpoints map[flows.EndpointKey]flows.Endpoint
 	networks  map[string]model.FlowNetwork
+	hostEPs   map[string][]model.FlowEndpoint // host uuid -> its endpoints, as stored (patchFabric)
 }
 
 // currentFabric returns the fabric of the last pass when nothing it derives from changed, or builds it anew.
@@ -226,7 +229,8 @@ func (c *Controller) currentFabric(ctx context.Context) (*fabric, error) {
 	if f != nil && f.gen == gen {
 		return f, nil
 	}
-	f = &fabric{gen: gen, bridges: map[string]flows.Bridge{}, endpoints: map[flows.EndpointKey]flows.Endpoint{}}
+	f = &fabric{gen: gen, bridges: map[string]flows.Bridge{}, endpoints: map[flows.EndpointKey]flows.Endpoint{},
+		hostEPs: map[string][]model.FlowEndpoint{}}
 	// Every bridge that ever connected, with its last known ports: a disconnected one keeps its flows (fail_mode
 	// secure), so what other bridges send towards it must not change while it is away. Only connected bridges are
 	// programmed, and a session touching a disconnected one is PENDING (SessionStatus).
@@ -250,6 +254,7 @@ func (c *Controller) currentFabric(ctx context.Context) (*fabric, error) {
 		}
 		tunnel := model.TunnelPortName(fn.UUID)
 		for _, ep := range eps {
+			f.hostEPs[ep.HostUUID] = append(f.hostEPs[ep.HostUUID], ep)
 			dp := c.view.HostDatapathID(ep.HostUUID)
 			if dp == "" {
 				continue

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"slices"
+	"strings"
 
 	"portmirror/model"
 )
@@ -164,4 +165,26 @@ func (v *View) Hosts() []model.Host {
 		}
 	}
 	return out
+}
+
+// BridgeOf is Bridges for one datapath: its ports, and whether the view knows the switch.
+func (v *View) BridgeOf(datapathID, namePrefix string) (BridgePorts, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	sw, ok := v.switches[datapathID]
+	if !ok {
+		return BridgePorts{}, false
+	}
+	b := BridgePorts{Connected: sw.connected, Numbers: make([]uint32, 0, len(sw.ports))}
+	for no, p := range sw.ports {
+		b.Numbers = append(b.Numbers, no)
+		if strings.HasPrefix(p.Name, namePrefix) {
+			if b.ByName == nil {
+				b.ByName = map[string]uint32{}
+			}
+			b.ByName[p.Name] = no
+		}
+	}
+	slices.Sort(b.Numbers)
+	return b, true
 }
