@@ -439,7 +439,7 @@ func (c *Controller) incrementalPass(ctx context.Context, dirty topology.Dirty, 
 	}
 	c.mu.Unlock()
 	if len(changed) > 0 {
-		in, err := c.subInput(fab, slices.Collect(maps.Keys(changed)), nicOf)
+		in, err := c.subInput(fab, slices.Collect(maps.Keys(changed)), nil, nicOf)
 		if err != nil {
 			return err
 		}
@@ -490,9 +490,28 @@ func (c *Controller) hostManagers() []*hostManager {
 
 // subInput is the compiler's input for some sessions: them, in the store's order, and every session whose
 // destination is the source of one of them (for the MIRROR_LOOP verdict), with their NICs.
-func (c *Controller) subInput(fab *fabric, uuids []string, nicOf func(string) (flows.NIC, error)) (*flows.Input, error) {
+//
+// Its endpoints are those of the bridges it concerns (the sessions' NICs' and targets) only: the compiler looks at
+// every endpoint it is given, and the whole fabric's would make every pass cost the fleet.
+func (c *Controller) subInput(fab *fabric, uuids []string, targets map[string]struct{}, nicOf func(string) (flows.NIC, error)) (*flows.Input, error) {
 	inc := c.inc
-	in := &flows.Input{NICs: map[string]flows.NIC{}, Endpoints: fab.endpoints, Bridges: fab.bridges}
+	in := &flows.Input{NICs: map[string]flows.NIC{}, Endpoints: map[flows.EndpointKey]flows.Endpoint{}, Bridges: fab.bridges}
+	seenDP := map[string]bool{}
+	addDP := func(dp string) {
+		if dp == "" || seenDP[dp] {
+			return
+		}
+		seenDP[dp] = true
+		for fn := range fab.networks {
+			k := flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}
+			if ep, ok := fab.endpoints[k]; ok {
+				in.Endpoints[k] = ep
+			}
+		}
+	}
+	for dp := range targets {
+		addDP(dp)
+	}
 	set := make(map[string]*sessEntry, len(uuids))
 	for _, u := range uuids {
 		if e := inc.sessions[u]; e != nil {
@@ -519,6 +538,7 @@ func (c *Controller) subInput(fab *fabric, uuids []string, nicOf func(string) (f
 				return nil, err
 			}
 			in.NICs[nic] = n
+			addDP(n.DatapathID)
 		}
 	}
 	return in, nil
@@ -539,7 +559,7 @@ func (c *Controller) compileTargets(ctx context.Context, fab *fabric, targets ma
 		uuids = append(uuids, slices.Collect(maps.Keys(c.inc.onBridge[dp]))...)
 	}
 	slices.Sort(uuids)
-	in, err := c.subInput(fab, slices.Compact(uuids), nicOf)
+	in, err := c.subInput(fab, slices.Compact(uuids), targets, nicOf)
 	if err != nil {
 		return err
 	}
