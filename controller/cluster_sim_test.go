@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"portmirror/controller"
 	"portmirror/model"
 	"portmirror/service"
 	"portmirror/simulator/fleet"
@@ -134,6 +136,17 @@ func TestSimClusterRandomKills(t *testing.T) {
 			len(f.Hosts), len(sessions), time.Since(start).Round(time.Millisecond))
 		if d := flowModsSent(t, l2) - sentBefore; d != 0 {
 			t.Fatalf("kill %d: the new leader sent %v flow_mods where nothing changed", k+1, d)
+		}
+		// Probes run at the new leader (the bridges' MASTER, the only one packet-ins reach); a follower refuses.
+		for _, s := range sessions {
+			if r, err := l2.svc.ProbePortMirrorSession(ctx, s.UUID); err != nil || !r.Delivered {
+				t.Errorf("kill %d: probe of %s at the new leader: %+v, %v", k+1, s.Name, r, err)
+			}
+			for _, m := range rest {
+				if _, err := m.ctrl.ProbeSession(ctx, s.UUID); m != l2 && !errors.Is(err, controller.ErrProbeNotLeading) {
+					t.Errorf("kill %d: probe at follower %s: %v, want ErrProbeNotLeading", k+1, m.id, err)
+				}
+			}
 		}
 		for _, h := range f.Hosts {
 			if got := ourFlows(h); !maps.Equal(got, flowsBefore[h.Name]) {

@@ -77,6 +77,7 @@ type Controller struct {
 	tunnelsOf       *fabric             // the fabric tunnels was computed from
 
 	metrics *metrics
+	probes  *prober
 	fabric  *fabric // the last pass's bridges and flow endpoints, while nothing they derive from changed
 
 	// While this controller leads: the term, and the context its programming runs under (cancelled the moment
@@ -130,11 +131,13 @@ func New(opts Options) (*Controller, error) {
 		tunnels:         map[string][]uint32{},
 		metrics:         newMetrics(),
 		inc:             newIncState(),
+		probes:          newProber(),
 	}
 	cfg := opts.Server
 	cfg.Addr = opts.Listen
 	cfg.Handler = c
 	cfg.Logger = opts.Logger
+	cfg.OnPacketIn = c.probes.packetIn
 	srv, err := Listen(cfg)
 	if err != nil {
 		return nil, err
@@ -174,6 +177,11 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- c.srv.Serve(ctx) }()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.runExpiry(ctx)
+	}()
 
 	c.trigger()
 	err := c.loop(ctx, feed, leadership)

@@ -17,10 +17,13 @@ type metrics struct {
 	applyFailed  atomic.Uint64
 
 	switches, sessions, flowMods, changes, passFailed, applyFailures *prometheus.Desc
+
+	expiry *expiryMetrics // expiry.go
 }
 
 func newMetrics() *metrics {
 	return &metrics{
+		expiry: newExpiryMetrics(),
 		passes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "portmirror_reconcile_pass_seconds",
 			Help:    "Duration of reconciliation passes (read the state, analyse every session, hand changed bridges to their workers).",
@@ -61,6 +64,7 @@ func (k collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	m.passes.Describe(ch)
+	m.expiry.describe(ch)
 }
 
 func (k collector) Collect(ch chan<- prometheus.Metric) {
@@ -99,4 +103,5 @@ func (k collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.passFailed, prometheus.CounterValue, float64(m.passFailures.Load()))
 	ch <- prometheus.MustNewConstMetric(m.applyFailures, prometheus.CounterValue, float64(m.applyFailed.Load()))
 	m.passes.Collect(ch)
+	m.expiry.collect(ch)
 }

@@ -59,6 +59,9 @@ type Config struct {
 	// OnRefused, when set, is called (from the accepting or the connection's goroutine) for every connection
 	// closed because of the bound above or a failed TLS handshake, with the remote address and the reason.
 	OnRefused func(remote string, reason error)
+	// OnPacketIn, when set, is called from the connection's reader for every PACKET_IN the switch sends; it must
+	// not block.
+	OnPacketIn func(sw *Switch, pi ofwire.PacketIn)
 }
 
 func (c *Config) defaults() {

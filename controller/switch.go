@@ -409,6 +409,15 @@ func (sw *Switch) dispatch(m ofwire.Message) error {
 			return nil
 		}
 		sw.deliver(m.Xid, m, nil) // bundle control replies
+	case ofwire.TypePacketIn:
+		if sw.srv.cfg.OnPacketIn != nil {
+			pi, err := ofwire.DecodePacketIn(m.Body)
+			if err != nil {
+				sw.log.Debug("ignoring a packet-in that does not decode", "dpid", sw.dpid, "err", err)
+				return nil
+			}
+			sw.srv.cfg.OnPacketIn(sw, pi)
+		}
 	case ofwire.TypeBarrierReply, ofwire.TypeFeaturesReply, ofwire.TypeGetConfigReply, ofwire.TypeRoleReply:
 		sw.deliver(m.Xid, m, nil)
 	}

@@ -153,8 +153,10 @@ func TestMaxConnsPerAddr(t *testing.T) {
 		t.Fatalf("third connection from one address: read %v, want it closed", err)
 	}
 	c3.Close()
-	if rec.matching(ErrTooManyConns, "2 connections") != 1 {
-		t.Fatalf("refusals: %v", rec.got)
+	// the server records the refusal after closing the connection: wait for it
+	waitFor(t, "the refusal to be recorded", 5*time.Second, func() bool { return rec.matching(ErrTooManyConns, "2 connections") >= 1 })
+	if n := rec.matching(ErrTooManyConns, "2 connections"); n != 1 {
+		t.Fatalf("%d refusals of the third connection, want 1", n)
 	}
 	open[0].Close()
 	waitFor(t, "the closed connection to free its slot", 5*time.Second, func() bool {

@@ -580,7 +580,7 @@ func (h *Handler) mutationResource(ctx context.Context, op string, args map[stri
 	case "addPortMirrorSession":
 		// an operation on a session is an event about its port mirror (API.md), as the service records it
 		return "PortMirror", argString(args, "portMirrorUuid")
-	case "deletePortMirrorSession", "updatePortMirrorSession":
+	case "deletePortMirrorSession", "updatePortMirrorSession", "probePortMirrorSession":
 		if s, err := h.backend.Session(ctx, argString(args, "uuid")); err == nil {
 			return "PortMirror", s.PortMirrorUUID
 		}

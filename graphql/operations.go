@@ -83,11 +83,13 @@ func (b *builder) inputs() {
 		"filters": {Type: gql.NewList(nn(b.filterRuleIn)),
 			Description: "ordered; the first rule that matches a frame decides; a frame no rule matches is not copied; empty or null: every frame"},
 		"snapLength": {Type: gql.Int, Description: "copies are cut to this many bytes (64..65535); the frame itself is untouched; null: whole"},
+		"expiresAt":  {Type: b.timeT, Description: "the session is deleted at this time, audited with the actor \"system\"; must be in the future; null: never"},
 	}})
 	b.sessionUpdateIn = gql.NewInputObject(gql.InputObjectConfig{Name: "SessionUpdateInput", Fields: gql.InputObjectConfigFieldMap{
 		"name":       {Type: str},
 		"filters":    {Type: gql.NewList(nn(b.filterRuleIn)), Description: "replaces the filter; an empty list or null clears it"},
 		"snapLength": {Type: gql.Int, Description: "null: whole frames again"},
+		"expiresAt":  {Type: b.timeT, Description: "a new expiry (in the future); null: the session no longer expires"},
 	}})
 	b.pmIn = gql.NewInputObject(gql.InputObjectConfig{Name: "PortMirrorInput", Fields: gql.InputObjectConfigFieldMap{
 		"name":            {Type: nn(str)},
@@ -305,6 +307,7 @@ func (b *builder) mutationType() *gql.Object {
 				return ops.AddPortMirrorSession(ctx, argString(a, "portMirrorUuid"), sessionInput(argObject(a, "input")))
 			}),
 		"deletePortMirrorSession": root(nn(gql.ID), "", uuidArg(), deleted(ops.DeletePortMirrorSession)),
+		"probePortMirrorSession":  probeMutation(ops),
 		"updatePortMirrorSession": {Type: nn(b.session),
 			Description: "changes a session in place: a field left out stays, an explicit null clears it; PENDING until the switches confirm",
 			Args:        gql.FieldConfigArgument{"uuid": {Type: nn(gql.ID)}, "input": {Type: nn(b.sessionUpdateIn)}},
@@ -334,6 +337,12 @@ func (b *builder) mutationType() *gql.Object {
 						up.SnapLength = &n
 					}
 				}
+				if _, given := raw["expiresAt"]; given {
+					up.ExpiresAtSet = true
+					if t, ok := m["expiresAt"].(time.Time); ok {
+						up.ExpiresAt = &t
+					}
+				}
 				if _, given := raw["filters"]; given {
 					rules := filterInputs(argList(m, "filters"))
 					up.Filters = &rules
@@ -356,6 +365,9 @@ func sessionInput(m map[string]any) service.SessionInput {
 	si.Filters = filterInputs(argList(m, "filters"))
 	if n, ok := m["snapLength"].(int); ok {
 		si.SnapLength = &n
+	}
+	if t, ok := m["expiresAt"].(time.Time); ok {
+		si.ExpiresAt = &t
 	}
 	return si
 }

@@ -388,6 +388,12 @@ func (b *builder) objects() {
 				}
 				return int64(s.SnapLength)
 			}),
+			"expiresAt": plain(b.timeT, "when the controller deletes the session; null: never", func(s model.Session) any {
+				if s.ExpiresAt == nil {
+					return nil
+				}
+				return *s.ExpiresAt
+			}),
 			"filters": plain(nn(gql.NewList(nn(b.filterRule))), "ordered; the first rule that matches a frame decides; empty: every frame",
 				func(s model.Session) any {
 					if s.Filters == nil {

@@ -172,6 +172,8 @@ type Session struct {
 	Revision uint64 `json:"revision,omitempty"`
 	// SnapLength cuts copies to this many bytes (64..65535); 0: whole frames.
 	SnapLength int `json:"snapLength,omitempty"`
+	// ExpiresAt is when the controller deletes the session (audited as the actor "system"); nil: never.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 }
 
 // AuditEvent records one mutation, refused or not.
@@ -247,4 +249,12 @@ type ControllerNode struct {
 	Role            string     `json:"role"` // LEADER, FOLLOWER, CANDIDATE or UNREACHABLE
 	Self            bool       `json:"self"`
 	LastContact     *time.Time `json:"lastContact,omitempty"`
+}
+
+// ProbeResult is the outcome of an end-to-end probe of a session (probePortMirrorSession).
+type ProbeResult struct {
+	Delivered bool     `json:"delivered"` // a marked frame injected at the source port was caught at the destination's bridge
+	LatencyMs *float64 `json:"latencyMs,omitempty"`
+	Path      []string `json:"path"`             // the hops the probe took or was to take
+	Reason    string   `json:"reason,omitempty"` // why not delivered, naming the switch, port or flow that is missing
 }

@@ -197,7 +197,12 @@ func appendActions(dst []byte, acts []flows.Action) ([]byte, error) {
 			}
 			dst = append(dst, 0, byte(actOutput), 0, 16)
 			dst = binary.BigEndian.AppendUint32(dst, port)
-			dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0) // max_len 0, pad 6
+			var maxLen uint16
+			if port == PortController {
+				maxLen = ControllerMaxLenNoBuffer // the whole frame
+			}
+			dst = binary.BigEndian.AppendUint16(dst, maxLen)
+			dst = append(dst, 0, 0, 0, 0, 0, 0) // pad 6
 		case flows.ActSetTunID:
 			dst = append(dst, 0, byte(actSetField), 0, 16)
 			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, oxmTunnelID, false, 8))

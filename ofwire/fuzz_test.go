@@ -95,6 +95,12 @@ func decodeAny(m Message) error {
 	case TypePortStatus:
 		_, err := DecodePortStatus(m.Body)
 		return err
+	case TypePacketIn:
+		_, err := DecodePacketIn(m.Body)
+		return err
+	case TypePacketOut:
+		_, err := DecodePacketOut(m.Body)
+		return err
 	case TypeExperimenter:
 		e, err := DecodeExperimenter(m.Body)
 		if err != nil || e.Experimenter != ONFExperimenter {

@@ -157,6 +157,7 @@ type SessionInput struct {
 	DestinationNicUUID string             `json:"destinationNicUuid,omitempty"`
 	Filters            []model.FilterRule `json:"filters,omitempty"`
 	SnapLength         *int               `json:"snapLength,omitempty"` // nil: whole frames
+	ExpiresAt          *time.Time         `json:"expiresAt,omitempty"`  // nil: never; refused when past
 }
 
 // SessionUpdate is what updatePortMirrorSession changes: a nil field stays as it is.
@@ -169,6 +170,9 @@ type SessionUpdate struct {
 	// SnapLengthSet: snapLength was given; SnapLength nil then clears it (whole frames).
 	SnapLengthSet bool `json:"-"`
 	SnapLength    *int `json:"snapLength,omitempty"`
+	// ExpiresAtSet: expiresAt was given; ExpiresAt nil then clears it (the session no longer expires).
+	ExpiresAtSet bool       `json:"-"`
+	ExpiresAt    *time.Time `json:"expiresAt,omitempty"`
 }
 
 type PortMirrorInput struct {
@@ -221,6 +225,7 @@ type Operations interface {
 	AddPortMirrorSession(ctx context.Context, portMirrorUUID string, in SessionInput) (model.Session, error)
 	DeletePortMirrorSession(ctx context.Context, uuid string) error
 	UpdatePortMirrorSession(ctx context.Context, uuid string, in SessionUpdate) (model.Session, error)
+	ProbePortMirrorSession(ctx context.Context, uuid string) (model.ProbeResult, error)
 
 	// queries: a missing object is a NOT_FOUND *Error from the single-object getters
 	Clusters(ctx context.Context) ([]model.Cluster, error)

@@ -30,7 +30,8 @@ func (a *audit) relate(uuids ...string) {
 
 // mutate runs one mutation: fn checks the rules and writes through tx. On success the audit event is committed
 // in the same transaction; on refusal (or failure) nothing fn wrote is kept and one event with success=false is
-// written on its own. The returned error is always an *Error.
+// written on its own. The returned error is always an *Error, except errNothingToDo: fn found nothing to do in an
+// operation the service starts by itself (expiry), and nothing is written or audited.
 func (s *Service) mutate(ctx context.Context, operation, resourceType, resourceUUID string, input any,
 	fn func(tx *store.Txn, a *audit) error) error {
 	a := &audit{operation: operation, resourceType: resourceType, resourceUUID: resourceUUID,
@@ -48,6 +49,9 @@ func (s *Service) mutate(ctx context.Context, operation, resourceType, resourceU
 	})
 	if err == nil {
 		return nil
+	}
+	if refusal != nil && errors.Is(refusal, errNothingToDo) {
+		return errNothingToDo // nothing was asked of the service by a person: no event
 	}
 	var e *Error
 	var tooLarge *store.TooLargeError

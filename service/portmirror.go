@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"portmirror/model"
 	"portmirror/store"
@@ -16,6 +17,7 @@ type sessionIn struct {
 	DestinationNicUUID string             `json:"destinationNicUuid"`
 	Filters            []model.FilterRule `json:"filters,omitempty"`
 	SnapLength         *int               `json:"snapLength,omitempty"`
+	ExpiresAt          *time.Time         `json:"expiresAt,omitempty"`
 }
 
 func sessionInputs(in []SessionInput) []sessionIn {
@@ -44,6 +46,10 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 	if err != nil {
 		return model.Session{}, err
 	}
+	expires, err := s.checkExpiresAt(what, in.ExpiresAt)
+	if err != nil {
+		return model.Session{}, err
+	}
 	src, err := getNic(tx, ref(in.SourceNicUUID))
 	if err != nil {
 		return model.Session{}, err
@@ -66,7 +72,8 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 		return model.Session{}, invalid("%s: %s has no free tunnel key left", what, descFN(fn))
 	}
 	ses := model.Session{UUID: newUUID(), Name: in.Name, Type: in.Type, PortMirrorUUID: pm.UUID,
-		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC(), Filters: filters, SnapLength: snap}
+		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC(), Filters: filters, SnapLength: snap,
+		ExpiresAt: expires}
 	tx.Put(ses)
 	return ses, nil
 }
@@ -139,6 +146,9 @@ func (s *Service) UpdatePortMirrorSession(ctx context.Context, uuid string, in S
 	if in.SnapLengthSet {
 		input["snapLength"] = in.SnapLength
 	}
+	if in.ExpiresAtSet {
+		input["expiresAt"] = in.ExpiresAt
+	}
 	var out model.Session
 	err := s.mutate(ctx, "updatePortMirrorSession", "PortMirror", "", input, func(tx *store.Txn, a *audit) error {
 		a.relate(uuid)
@@ -194,10 +204,22 @@ func (s *Service) UpdatePortMirrorSession(ctx context.Context, uuid string, in S
 				changed = true
 			}
 		}
+		// The expiry is no part of the flows: changing it needs no switch to confirm anything (no new revision).
+		expiryChanged := false
+		if in.ExpiresAtSet {
+			expires, err := s.checkExpiresAt(what, in.ExpiresAt)
+			if err != nil {
+				return err
+			}
+			if !sameTime(expires, ses.ExpiresAt) {
+				ses.ExpiresAt = expires
+				expiryChanged = true
+			}
+		}
 		if changed {
 			ses.Revision++
 		}
-		if changed || ses.Name != before.Name {
+		if changed || expiryChanged || ses.Name != before.Name {
 			tx.Put(ses)
 			pm.UpdatedAt = s.now().UTC()
 			tx.Put(pm)

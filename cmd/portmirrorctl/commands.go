@@ -157,6 +157,7 @@ type (
 		SourceNic      nicRef  `json:"sourceNic"`
 		DestinationNic nicRef  `json:"destinationNic"`
 		CreatedAt      string  `json:"createdAt"`
+		ExpiresAt      *string `json:"expiresAt"`
 	}
 	portMirror struct {
 		UUID        string  `json:"uuid"`
@@ -173,7 +174,7 @@ type (
 	}
 )
 
-const sessionFields = `uuid name type tunnelKey status statusReason createdAt
+const sessionFields = `uuid name type tunnelKey status statusReason createdAt expiresAt
   sourceNic { uuid mac vmInstance { name } } destinationNic { uuid mac vmInstance { name } }`
 const mirrorFields = `uuid name description state flowNetwork { uuid name } createdAt updatedAt sessions { ` + sessionFields + ` }`
 
@@ -201,9 +202,9 @@ func (a *app) mirrorTable(pms []portMirror) error {
 
 func (a *app) sessionTable(ss []session) error {
 	return a.show(ss, func(w *tabwriter.Writer) {
-		row(w, "UUID", "NAME", "TYPE", "SOURCE NIC", "DESTINATION NIC", "KEY", "STATUS", "REASON")
+		row(w, "UUID", "NAME", "TYPE", "SOURCE NIC", "DESTINATION NIC", "KEY", "STATUS", "REASON", "EXPIRES")
 		for _, s := range ss {
-			row(w, s.UUID, s.Name, s.Type, nicLabel(s.SourceNic), nicLabel(s.DestinationNic), s.TunnelKey, s.Status, s.StatusReason)
+			row(w, s.UUID, s.Name, s.Type, nicLabel(s.SourceNic), nicLabel(s.DestinationNic), s.TunnelKey, s.Status, s.StatusReason, s.ExpiresAt)
 		}
 	})
 }
@@ -380,18 +381,29 @@ func (a *app) deleted(uuid string) error {
 	return nil
 }
 
-// parseSession reads name=N,type=T,source=NIC,destination=NIC.
+// parseSession reads name=N,type=T,source=NIC,destination=NIC[,expires-at=RFC3339|,expires-in=DURATION].
 func parseSession(s string) (map[string]any, error) {
 	in := map[string]any{}
-	keys := map[string]string{"name": "name", "type": "type", "source": "sourceNicUuid", "destination": "destinationNicUuid"}
+	keys := map[string]string{"name": "name", "type": "type", "source": "sourceNicUuid", "destination": "destinationNicUuid",
+		"expires-at": "expiresAt", "expires-in": "expiresAt"}
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		field, known := keys[k]
 		if !ok || !known {
-			return nil, &usageError{fmt.Sprintf("--session %q: want name=N,type=INGRESS|EGRESS|BIDIRECTION,source=NIC-UUID,destination=NIC-UUID", s)}
+			return nil, &usageError{fmt.Sprintf("--session %q: want name=N,type=INGRESS|EGRESS|BIDIRECTION,source=NIC-UUID,destination=NIC-UUID[,expires-at=RFC3339|,expires-in=DURATION]", s)}
 		}
-		if field == "type" {
+		switch k {
+		case "type":
 			v = strings.ToUpper(v)
+		case "expires-in":
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return nil, &usageError{fmt.Sprintf("--session %q: expires-in=%s is not a positive duration such as 30m or 2h", s, v)}
+			}
+			v = time.Now().Add(d).UTC().Format(time.RFC3339)
+		}
+		if _, twice := in[field]; twice && field == "expiresAt" {
+			return nil, &usageError{fmt.Sprintf("--session %q: give expires-at or expires-in, not both", s)}
 		}
 		in[field] = v
 	}
@@ -406,15 +418,21 @@ func parseSession(s string) (map[string]any, error) {
 func (a *app) sessionCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "session", Aliases: []string{"sessions"}, Short: "Sessions of a port mirror: add, delete, update, probe"}
 
-	var name, typ, source, destination string
+	var name, typ, source, destination, addExpiresAt string
+	var addExpiresIn time.Duration
 	add := &cobra.Command{
-		Use:   "add MIRROR-UUID --name NAME --type INGRESS|EGRESS|BIDIRECTION --source NIC-UUID --destination NIC-UUID",
+		Use:   "add MIRROR-UUID --name NAME --type INGRESS|EGRESS|BIDIRECTION --source NIC-UUID --destination NIC-UUID [--expires-at RFC3339 | --expires-in DURATION]",
 		Short: "Add a session to a port mirror",
 		Long: "Add a session: a copy of the source NIC's traffic (INGRESS: received, EGRESS: sent, BIDIRECTION: both) " +
 			"goes to the destination NIC. The destination may not be its VM's default NIC, and neither NIC may have QoS.",
 		Args: cobra.ExactArgs(1), ValidArgsFunction: a.completeMirrors,
 		RunE: func(c *cobra.Command, args []string) error {
 			in := map[string]any{"name": name, "type": strings.ToUpper(typ), "sourceNicUuid": source, "destinationNicUuid": destination}
+			if at, given, err := expiryFlags(c, addExpiresAt, addExpiresIn); err != nil {
+				return err
+			} else if given {
+				in["expiresAt"] = at
+			}
 			var out struct {
 				AddPortMirrorSession session `json:"addPortMirrorSession"`
 			}
@@ -429,6 +447,9 @@ func (a *app) sessionCmd() *cobra.Command {
 	add.Flags().StringVar(&typ, "type", "", "INGRESS, EGRESS or BIDIRECTION")
 	add.Flags().StringVar(&source, "source", "", "uuid of the VM NIC to watch")
 	add.Flags().StringVar(&destination, "destination", "", "uuid of the VM NIC that receives the copies (not a default NIC)")
+	add.Flags().StringVar(&addExpiresAt, "expires-at", "", "delete the session at this time (RFC 3339, e.g. 2026-12-31T18:00:00Z)")
+	add.Flags().DurationVar(&addExpiresIn, "expires-in", 0, "delete the session this long from now (e.g. 30m, 2h)")
+	add.MarkFlagsMutuallyExclusive("expires-at", "expires-in")
 	for _, f := range []string{"name", "type", "source", "destination"} {
 		_ = add.MarkFlagRequired(f)
 	}
@@ -451,8 +472,10 @@ func (a *app) sessionCmd() *cobra.Command {
 	var uName string
 	var snap, limit int
 	var expires string
+	var expiresIn time.Duration
+	var noExpiry bool
 	update := &cobra.Command{
-		Use:   "update SESSION-UUID [--name NAME] [--snap-length N] [--bandwidth-limit-kbps N] [--expires-at RFC3339]",
+		Use:   "update SESSION-UUID [--name NAME] [--snap-length N] [--bandwidth-limit-kbps N] [--expires-at RFC3339 | --expires-in DURATION | --no-expiry]",
 		Short: "Change a session (updatePortMirrorSession; a daemon without it answers with its error)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -466,11 +489,16 @@ func (a *app) sessionCmd() *cobra.Command {
 			if c.Flags().Changed("bandwidth-limit-kbps") {
 				in["bandwidthLimitKbps"] = limit
 			}
-			if c.Flags().Changed("expires-at") {
-				in["expiresAt"] = expires
+			if at, given, err := expiryFlags(c, expires, expiresIn); err != nil {
+				return err
+			} else if given {
+				in["expiresAt"] = at
+			}
+			if noExpiry {
+				in["expiresAt"] = nil // an explicit null: the session no longer expires
 			}
 			if len(in) == 0 {
-				return &usageError{"give at least one of --name, --snap-length, --bandwidth-limit-kbps, --expires-at"}
+				return &usageError{"give at least one of --name, --snap-length, --bandwidth-limit-kbps, --expires-at, --expires-in, --no-expiry"}
 			}
 			var out struct {
 				UpdatePortMirrorSession session `json:"updatePortMirrorSession"`
@@ -486,6 +514,9 @@ func (a *app) sessionCmd() *cobra.Command {
 	update.Flags().IntVar(&snap, "snap-length", 0, "cut copies to this many bytes (64..65535)")
 	update.Flags().IntVar(&limit, "bandwidth-limit-kbps", 0, "drop copies beyond this rate")
 	update.Flags().StringVar(&expires, "expires-at", "", "delete the session at this time (RFC 3339)")
+	update.Flags().DurationVar(&expiresIn, "expires-in", 0, "delete the session this long from now (e.g. 30m, 2h)")
+	update.Flags().BoolVar(&noExpiry, "no-expiry", false, "the session no longer expires")
+	update.MarkFlagsMutuallyExclusive("expires-at", "expires-in", "no-expiry")
 	cmd.AddCommand(update)
 
 	cmd.AddCommand(&cobra.Command{
@@ -718,4 +749,19 @@ func (a *app) flowNetworkCmd() *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// expiryFlags reads --expires-at (RFC 3339, passed on as given: the API refuses what is malformed or past) or
+// --expires-in (a duration from now, sent as the UTC time it names); given is false when neither was.
+func expiryFlags(c *cobra.Command, at string, in time.Duration) (string, bool, error) {
+	switch {
+	case c.Flags().Changed("expires-at"):
+		return at, true, nil
+	case c.Flags().Changed("expires-in"):
+		if in <= 0 {
+			return "", false, &usageError{fmt.Sprintf("--expires-in %v: give a positive duration, e.g. 30m or 2h", in)}
+		}
+		return time.Now().Add(in).UTC().Format(time.RFC3339), true, nil
+	}
+	return "", false, nil
 }

@@ -36,6 +36,8 @@ type Fleet struct {
 	run    *runState              // set by Start
 	hostOf map[*VM]*Host          // current placement
 	portOf map[*NIC]uint32        // current port number
+
+	packetOuts packetOutLog // what PACKET_OUTs made the bridges deliver
 }
 
 type portKey struct {
@@ -409,7 +411,8 @@ func (f *Fleet) Start(ctx context.Context, addr string) error {
 	for _, h := range f.Hosts {
 		sw := ofsim.New(ofsim.Config{Controller: addr, Controllers: f.opts.Controllers, DatapathID: h.DatapathID, Bridge: h.Bridge,
 			Logger: f.opts.Logger.With("host", h.Name), ProbeInterval: f.opts.ProbeInterval,
-			MinBackoff: f.opts.MinBackoff, MaxBackoff: f.opts.MaxBackoff, NoBundles: f.opts.NoBundles})
+			MinBackoff: f.opts.MinBackoff, MaxBackoff: f.opts.MaxBackoff, NoBundles: f.opts.NoBundles,
+			OnPacketOut: f.forwardPacketOut(h)})
 		f.mu.Lock()
 		h.Switch = sw
 		f.mu.Unlock()

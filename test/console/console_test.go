@@ -385,6 +385,7 @@ func TestConsole(t *testing.T) {
 		b.absent(nil, "dialog", "Add Session")
 
 		dlg = addSession("web-in", "Ingress")
+		b.find(dlg, "combobox", "Expires").choose("In 1 day")
 		b.find(dlg, "button", "OK").click()
 		b.absent(nil, "dialog", "Add Session")
 		b.eventually("two sessions through the API", func() error {
@@ -393,6 +394,27 @@ func TestConsole(t *testing.T) {
 			}
 			return nil
 		})
+		// the Sessions table says when each session expires
+		b.eventually("the Expires column", func() error {
+			if txt := b.find(nil, "table", "Sessions").text(); !strings.Contains(txt, "Expires") || !strings.Contains(txt, "Never") ||
+				!strings.Contains(txt, time.Now().Add(24*time.Hour).Format("2006-01-02")) {
+				return fmt.Errorf("%q", txt)
+			}
+			return nil
+		})
+		// the expiry chosen in the dialog reached the API: a day from now
+		for _, s := range d.gql(adminToken, `query($u: ID!) { portMirror(uuid: $u) { sessions { name expiresAt } } }`,
+			map[string]any{"u": pm})["portMirror"].(map[string]any)["sessions"].([]any) {
+			m := s.(map[string]any)
+			if m["name"] != "web-in" {
+				continue
+			}
+			at, _ := m["expiresAt"].(string)
+			when, err := time.Parse(time.RFC3339Nano, at)
+			if left := time.Until(when); err != nil || left < 23*time.Hour || left > 24*time.Hour {
+				t.Errorf("web-in expires at %q, want a day from now", at)
+			}
+		}
 
 		rows := b.find(nil, "table", "Sessions")
 		var buttons []string
@@ -419,6 +441,29 @@ func TestConsole(t *testing.T) {
 			}
 			return nil
 		})
+
+		// Probe session: on an enabled port mirror it runs and its outcome (delivered, or why not) shows in the
+		// row; on a disabled one the button is disabled and says why.
+		probeBtn := b.find(rows, "button", "Probe session")
+		var disabled bool
+		probeBtn.must(&disabled, `function() { return !!this.disabled; }`)
+		if enabled := strings.Contains(pmState(d, pm), "|ENABLED|"); disabled == enabled {
+			t.Errorf("Probe session disabled=%v on a port mirror %q", disabled, pmState(d, pm))
+		} else if !disabled {
+			probeBtn.click()
+			b.eventually("the probe's outcome in the row", func() error {
+				var row []string
+				if err := probeBtn.call(&row, `function() { return [this.closest("tr").innerText]; }`); err != nil {
+					return err
+				}
+				if !strings.Contains(row[0], "Probe delivered") && !strings.Contains(row[0], "Probe not delivered") {
+					return fmt.Errorf("row reads %q", row[0])
+				}
+				t.Logf("console: the row after Probe session: %q", row[0])
+				return nil
+			})
+			b.axe("a probe's outcome")
+		}
 	}) {
 		return
 	}

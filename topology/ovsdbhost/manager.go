@@ -20,9 +20,10 @@
 //     {A} -> {A,B} -> {B}. Other controller rows are never touched.
 //   - A read-only manager (SetWritable(false), a cluster follower) connects, reads and publishes the interfaces
 //     and the datapath id as usual, and sends no write at all.
-//   - Isolation puts the port in access mode on VLAN 4095 (a VLAN no other port uses): NORMAL never floods or
-//     forwards a frame of another VLAN to it, while an explicit output: action from a flow still reaches it.
-//     Verified with ofproto/trace on ovs-vswitchd 3.1 (see isolation_test.go).
+//   - Isolation reserves the port for mirroring with a Mirror row of ours that selects nothing and outputs to it
+//     (NORMAL then never floods or forwards to it, whatever the VLAN), and parks it in access mode on VLAN 4095,
+//     in one transaction; an explicit output: action from a flow still reaches it. VLAN 4095 alone does not
+//     isolate: a trunk port carries frames tagged 4095 into it. See isolation.go.
 package ovsdbhost
 
 import (
@@ -515,6 +516,7 @@ type state struct {
 	ports       map[string]row
 	ifaces      map[string]row
 	controllers map[string]row
+	mirrors     map[string]row
 }
 
 func (s *state) byName(rows map[string]row, name string) (string, row) {
@@ -529,14 +531,15 @@ func (s *state) byName(rows map[string]row, name string) (string, row) {
 func (m *Manager) read(ctx context.Context, c *client) (*state, error) {
 	ops := []ovsdb.TransactOp{
 		opSelect{Table: "Open_vSwitch", Columns: []string{"_uuid", "bridges"}},
-		opSelect{Table: "Bridge", Columns: []string{"_uuid", "name", "ports", "controller", "fail_mode", "protocols", "datapath_id", "datapath_type"}},
+		opSelect{Table: "Bridge", Columns: []string{"_uuid", "name", "ports", "controller", "fail_mode", "protocols", "datapath_id", "datapath_type", "mirrors"}},
 		opSelect{Table: "Port", Columns: []string{"_uuid", "name", "interfaces", "tag", "vlan_mode", "external_ids"}},
 		opSelect{Table: "Interface", Columns: []string{"_uuid", "name", "type", "options", "ofport", "external_ids", "admin_state", "link_state"}},
 		opSelect{Table: "Controller", Columns: []string{"_uuid", "target", "external_ids"}},
+		opSelect{Table: "Mirror", Columns: []string{"_uuid", "output_port", "select_all", "select_src_port", "select_dst_port", "select_vlan", "external_ids"}},
 	}
 	tctx, cancel := context.WithTimeout(ctx, m.cfg.CallTimeout)
 	defer cancel()
-	res, err := c.transact(tctx, ops, []string{"read Open_vSwitch", "read Bridge", "read Port", "read Interface", "read Controller"})
+	res, err := c.transact(tctx, ops, []string{"read Open_vSwitch", "read Bridge", "read Port", "read Interface", "read Controller", "read Mirror"})
 	if err != nil {
 		return nil, err
 	}
@@ -547,7 +550,8 @@ func (m *Manager) read(ctx context.Context, c *client) (*state, error) {
 		}
 		return out
 	}
-	st := &state{bridges: idx(res[1].Rows), ports: idx(res[2].Rows), ifaces: idx(res[3].Rows), controllers: idx(res[4].Rows)}
+	st := &state{bridges: idx(res[1].Rows), ports: idx(res[2].Rows), ifaces: idx(res[3].Rows), controllers: idx(res[4].Rows),
+		mirrors: idx(res[5].Rows)}
 	if len(res[0].Rows) > 0 {
 		st.root = res[0].Rows[0].uuid("_uuid")
 	}
@@ -695,48 +699,8 @@ func (m *Manager) plan(st *state, want desired) (txn, []string) {
 			Mutations: []mutation{{"ports", "insert", oset{namedRef(pn)}}}})
 	}
 
-	// Isolation.
-	for _, pu := range br.uuidSet("ports") {
-		pr := st.ports[pu]
-		name := pr.str("name")
-		ext := pr.strMap("external_ids")
-		if ext[KeyFlowNetwork] != "" {
-			continue
-		}
-		marked := ext[KeyIsolated] == "true"
-		tag, hasTag := pr.optInt("tag")
-		mode := pr.str("vlan_mode")
-		where := []cond{eq("_uuid", uuidRef(pu))}
-		switch {
-		case isolated[name] && !marked:
-			saved := omap{KeyIsolated: "true", KeySavedTag: "", KeySavedVlanMode: mode}
-			if hasTag {
-				saved[KeySavedTag] = itoa(tag)
-			}
-			tx.add("isolate port "+name, opUpdate{Table: "Port", Where: where,
-				Row: map[string]any{"tag": IsolationVLAN, "vlan_mode": "access"}})
-			tx.add("remember the VLAN settings of port "+name, opMutate{Table: "Port", Where: where, Mutations: []mutation{
-				{"external_ids", "delete", oset{KeyIsolated, KeySavedTag, KeySavedVlanMode}},
-				{"external_ids", "insert", saved},
-			}})
-		case isolated[name] && marked && (!hasTag || tag != IsolationVLAN || mode != "access"):
-			tx.add("re-isolate port "+name, opUpdate{Table: "Port", Where: where,
-				Row: map[string]any{"tag": IsolationVLAN, "vlan_mode": "access"}})
-		case !isolated[name] && marked:
-			var restoreTag any = oset{}
-			if s := ext[KeySavedTag]; s != "" {
-				var n int
-				if _, err := fmt.Sscan(s, &n); err == nil {
-					restoreTag = n
-				}
-			}
-			tx.add("restore the VLAN settings of port "+name, opUpdate{Table: "Port", Where: where,
-				Row: map[string]any{"tag": restoreTag, "vlan_mode": optStr(ext[KeySavedVlanMode])}})
-			tx.add("forget the saved VLAN settings of port "+name, opMutate{Table: "Port", Where: where, Mutations: []mutation{
-				{"external_ids", "delete", oset{KeyIsolated, KeySavedTag, KeySavedVlanMode}},
-			}})
-		}
-	}
+	// Isolation (isolation.go).
+	m.planIsolation(&tx, st, br, brWhere, isolated)
 	return tx, refused
 }
 

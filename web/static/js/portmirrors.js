@@ -124,7 +124,7 @@ function CreatePortMirrorDialog({ onClose, onCreated }) {
 
 const qMirror = `query($u: ID!) { portMirror(uuid: $u) {
   uuid name description state createdAt updatedAt flowNetwork { uuid name cidr encapsulation }
-  sessions { uuid name type status statusReason tunnelKey createdAt
+  sessions { uuid name type status statusReason tunnelKey createdAt expiresAt
     sourceNic { uuid mac ip vmInstance { name } } destinationNic { uuid mac ip vmInstance { name } } }
   audits(first: 50) { id time actor operation success error }
 } }`;
@@ -136,6 +136,7 @@ export function PortMirrorPage({ uuid, navigate }) {
   const [dialog, setDialog] = useState(null); // 'edit' | 'delete' | 'add' | { session }
   const [actionError, setActionError] = useState(null);
   const [focusNext, setFocusNext] = useState(''); // after Enable or Disable, the other one (the pressed one is now disabled)
+  const [probes, setProbes] = useState({}); // session uuid -> the last probe's result, { running } or { error }
   const pm = data && data.portMirror;
   useEffect(() => {
     const el = focusNext && document.getElementById(focusNext);
@@ -159,6 +160,17 @@ export function PortMirrorPage({ uuid, navigate }) {
       reload();
     } catch (e) {
       setActionError(e);
+    }
+  };
+  const probe = (s) => async () => {
+    setProbes((p) => ({ ...p, [s.uuid]: { running: true } }));
+    try {
+      const r = (await gql(`mutation($u: ID!) { probePortMirrorSession(uuid: $u) { delivered latencyMs path reason } }`, { u: s.uuid })).probePortMirrorSession;
+      setProbes((p) => ({ ...p, [s.uuid]: r }));
+      announce(r.delivered ? `Probe of ${s.name}: delivered in ${r.latencyMs.toFixed(2)} ms.` : `Probe of ${s.name}: not delivered: ${r.reason}`);
+    } catch (e) {
+      setProbes((p) => ({ ...p, [s.uuid]: { error: e.message } }));
+      announce(`Probe of ${s.name} could not run: ${e.message}`);
     }
   };
   const close = () => setDialog(null);
@@ -190,7 +202,7 @@ export function PortMirrorPage({ uuid, navigate }) {
     <h2>Sessions</h2>
     <p class="hint">Status follows the controller live (refreshed every second).</p>
     <table aria-label="Sessions">
-      <thead><tr><th scope="col">Name</th><th scope="col">Type</th><th scope="col">Source</th><th scope="col">Destination</th><th scope="col">Status</th><th scope="col">Tunnel key</th><th scope="col"><span class="sr-only">Operations</span></th></tr></thead>
+      <thead><tr><th scope="col">Name</th><th scope="col">Type</th><th scope="col">Source</th><th scope="col">Destination</th><th scope="col">Status</th><th scope="col">Tunnel key</th><th scope="col">Expires</th><th scope="col"><span class="sr-only">Operations</span></th></tr></thead>
       <tbody>
         ${pm.sessions.map((s) => html`<tr key=${s.uuid}>
           <td>${s.name}</td>
@@ -199,7 +211,11 @@ export function PortMirrorPage({ uuid, navigate }) {
           <td>${s.destinationNic.vmInstance.name} <span class="muted">${nicLabel(s.destinationNic)}</span></td>
           <td><${StatusBadge} status=${s.status} />${s.statusReason && html` <span class="reason">${s.statusReason}</span>`}</td>
           <td>${s.tunnelKey}</td>
-          <td><${ActionButton} class="small" onClick=${() => setDialog({ session: s })}>Delete session<//></td>
+          <td>${s.expiresAt ? html`<${Time} value=${s.expiresAt} />` : html`<span class="muted">Never</span>`}</td>
+          <td><${ActionButton} class="small" onClick=${() => setDialog({ session: s })}>Delete session<//>${' '}
+            <${ActionButton} class="small" onClick=${probe(s)} why=${enabled ? (probes[s.uuid] && probes[s.uuid].running ? 'A probe is running.' : '') : 'The port mirror is disabled.'}
+              title="Send a marked frame through the session and catch it before the monitoring VM">Probe session<//>
+            ${probes[s.uuid] && html`<${ProbeOutcome} r=${probes[s.uuid]} />`}</td>
         </tr>`)}
       </tbody>
     </table>
@@ -218,6 +234,14 @@ export function PortMirrorPage({ uuid, navigate }) {
         message=${`Delete the session “${dialog.session.name}”? Its copies stop and its flows are removed.`}
         onConfirm=${async () => { await gql(`mutation($u: ID!) { deletePortMirrorSession(uuid: $u) }`, { u: dialog.session.uuid }); done(`Session ${dialog.session.name} deleted.`); }} />`}
   </section>`;
+}
+
+// ProbeOutcome says what the last probe of a session found.
+function ProbeOutcome({ r }) {
+  if (r.running) return html` <span class="reason" role="status">Probing…</span>`;
+  if (r.error) return html` <span class="reason error-text">Probe could not run: ${r.error}</span>`;
+  if (r.delivered) return html` <span class="reason ok-text" title=${r.path.join(' → ')}>Probe delivered in ${r.latencyMs.toFixed(2)} ms</span>`;
+  return html` <span class="reason error-text">Probe not delivered: ${r.reason}</span>`;
 }
 
 export function AuditTable({ events, withObject = false }) {

@@ -10,9 +10,35 @@ export const TYPES = [
   { value: 'BIDIRECTION', label: 'Bidirection', help: 'Bidirection: copies the packets the source NIC receives and sends.' },
 ];
 
-export const newSession = (n) => ({ key: Math.random().toString(36).slice(2), name: `session-${n}`, type: 'BIDIRECTION', srcVm: '', srcNic: '', dstVm: '', dstNic: '' });
+export const newSession = (n) => ({ key: Math.random().toString(36).slice(2), name: `session-${n}`, type: 'BIDIRECTION', srcVm: '', srcNic: '', dstVm: '', dstNic: '', expires: '', expiresAt: '' });
 
-export const sessionInput = (s) => ({ name: s.name, type: s.type, sourceNicUuid: s.srcNic, destinationNicUuid: s.dstNic });
+// EXPIRIES are the choices of the Expires combobox: never, a time from now, or a time the person gives.
+export const EXPIRIES = [
+  { value: '', label: 'Never' },
+  { value: '3600', label: 'In 1 hour' },
+  { value: '28800', label: 'In 8 hours' },
+  { value: '86400', label: 'In 1 day' },
+  { value: '604800', label: 'In 7 days' },
+  { value: 'at', label: 'At a given time' },
+];
+
+// expiresAt is the session's expiry as the API takes it (RFC 3339, UTC), or null; a given local time that the
+// browser cannot read is passed on as written, for the API to refuse with its message.
+export function expiresAt(s) {
+  if (!s.expires) return null;
+  if (s.expires === 'at') {
+    const t = new Date(s.expiresAt);
+    return isNaN(t) ? s.expiresAt : t.toISOString();
+  }
+  return new Date(Date.now() + Number(s.expires) * 1000).toISOString();
+}
+
+export const sessionInput = (s) => {
+  const input = { name: s.name, type: s.type, sourceNicUuid: s.srcNic, destinationNicUuid: s.dstNic };
+  const at = expiresAt(s);
+  if (at) input.expiresAt = at;
+  return input;
+};
 
 const VM_PAGE = 100;
 const qVms = `query($name: String, $first: Int) { vmInstancePage(first: $first, nameContains: $name) { totalCount items { uuid name host { name } } } }`;
@@ -90,6 +116,9 @@ export function SessionFields({ value, onChange, flowNetwork, portMirror }) {
   const nameId = useId();
   const typeId = useId();
   const typeHelpId = useId();
+  const expId = useId();
+  const expAtId = useId();
+  const expHelpId = useId();
   return html`<div class="session-fields">
     <div class="field">
       <label for=${nameId}>Name</label>
@@ -102,6 +131,17 @@ export function SessionFields({ value, onChange, flowNetwork, portMirror }) {
       </select>
       <ul class="hint" id=${typeHelpId}>${TYPES.map((t) => html`<li>${t.help}</li>`)}</ul>
     </div>
+    <div class="field">
+      <label for=${expId}>Expires</label>
+      <select id=${expId} value=${value.expires || ''} aria-describedby=${expHelpId} onChange=${(e) => set('expires')(e.currentTarget.value)}>
+        ${EXPIRIES.map((x) => html`<option value=${x.value}>${x.label}</option>`)}
+      </select>
+      <p class="hint" id=${expHelpId}>The controller deletes the session at that time, and its copies stop.</p>
+    </div>
+    ${value.expires === 'at' && html`<div class="field">
+      <label for=${expAtId}>Expiry time</label>
+      <input id=${expAtId} type="datetime-local" value=${value.expiresAt} onInput=${(e) => set('expiresAt')(e.currentTarget.value)} />
+    </div>`}
     <div class="pair">
       <fieldset>
         <legend>Source port</legend>
