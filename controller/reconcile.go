@@ -229,7 +229,21 @@ func (c *Controller) currentFabric(ctx context.Context) (*fabric, error) {
 	if f != nil && f.gen == gen {
 		return f, nil
 	}
-	f = &fabric{gen: gen, bridges: map[string]flows.Bridge{}, endpoints: map[flows.EndpointKey]flows.Endpoint{},
+	f, err := c.buildFabric(ctx, gen)
+	if err != nil {
+		return nil, err
+	}
+	// noteChange, which drops it, runs on the pass's goroutine: a store change made while this was built is noted
+	// after this pass, and drops it then.
+	c.mu.Lock()
+	c.fabric = f
+	c.mu.Unlock()
+	return f, nil
+}
+
+// buildFabric builds the fabric anew from the view (as of gen) and the store, without keeping it.
+func (c *Controller) buildFabric(ctx context.Context, gen uint64) (*fabric, error) {
+	f := &fabric{gen: gen, bridges: map[string]flows.Bridge{}, endpoints: map[flows.EndpointKey]flows.Endpoint{},
 		hostEPs: map[string][]model.FlowEndpoint{}}
 	// Every bridge that ever connected, with its last known ports: a disconnected one keeps its flows (fail_mode
 	// secure), so what other bridges send towards it must not change while it is away. Only connected bridges are
@@ -267,11 +281,6 @@ func (c *Controller) currentFabric(ctx context.Context) (*fabric, error) {
 			f.endpoints[flows.EndpointKey{FlowNetwork: fn.UUID, DatapathID: dp}] = e
 		}
 	}
-	// noteChange, which drops it, runs on the pass's goroutine: a store change made while this was built is noted
-	// after this pass, and drops it then.
-	c.mu.Lock()
-	c.fabric = f
-	c.mu.Unlock()
 	return f, nil
 }
 
