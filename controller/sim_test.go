@@ -295,10 +295,10 @@ func envInt(name string, def int) int {
 }
 
 // randomTopology is 2 to 5 hosts in one or two clusters, each with 0 to 3 VMs of 1 or 2 NICs and at most two
-// monitors (at least one monitor and three senders in all), one or two flow networks, GRE or VXLAN.
+// monitors (at least one monitor and three senders in all), one or two flow networks, of any encapsulation (GRE, VXLAN, ERSPAN_V1, ERSPAN_V2).
 func randomTopology(rng *rand.Rand, seed uint64) fleet.Topology {
 	for {
-		t := fleet.Topology{Seed: seed, FlowNetworks: 1 + rng.IntN(2), Encapsulation: []model.Encapsulation{model.GRE, model.VXLAN}[rng.IntN(2)]}
+		t := fleet.Topology{Seed: seed, FlowNetworks: 1 + rng.IntN(2), Encapsulation: model.Encapsulations()[rng.IntN(len(model.Encapsulations()))]}
 		hosts := 2 + rng.IntN(4)
 		t.Clusters = make([]fleet.ClusterSpec, 1+rng.IntN(2))
 		monitors, senders := 0, 0

@@ -87,7 +87,9 @@ func ovsValidFlow(r *rand.Rand, i int) flows.Flow {
 		f.Match.HasTunID, f.Match.TunID = true, uint64(r.Uint32())
 	}
 	for range r.IntN(5) {
-		switch r.IntN(4) {
+		switch r.IntN(5) {
+		case 4:
+			f.Actions = append(f.Actions, randomErspanSets(r)...)
 		case 0:
 			f.Actions = append(f.Actions, flows.Action{Type: flows.ActNormal})
 		case 1:

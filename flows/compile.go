@@ -200,7 +200,7 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 			out = Action{Type: ActOutputTrunc, Port: ck.t.port, Value: uint64(ck.snap)}
 		}
 		if ck.t.remote {
-			copyActs[i] = []Action{{Type: ActSetTunID, Value: uint64(ck.t.key)}, {Type: ActSetTunDst, IP: ck.t.ip}, out}
+			copyActs[i] = ck.t.tunnelActs(out)
 		} else {
 			copyActs[i] = []Action{out}
 		}

@@ -194,6 +194,9 @@ func (a Action) appendText(b []byte) []byte {
 		b = strconv.AppendUint(b, a.Value, 10)
 		return append(b, ')')
 	}
+	if e, ok := appendErspanText(b, a); ok {
+		return e
+	}
 	return fmt.Appendf(b, "unknown_action_%d", a.Type)
 }
 
@@ -332,6 +335,9 @@ func parseAction(a string) (Action, error) {
 				err = fmt.Errorf("tun_dst %s is not IPv4", ip)
 			}
 			return Action{Type: ActSetTunDst, IP: ip}, err
+		}
+		if e, ok, err := parseErspanSetField(v, field); ok {
+			return e, err
 		}
 		return Action{}, fmt.Errorf("unsupported set_field target %q", field)
 	}

@@ -191,6 +191,9 @@ func goldenCases() map[string]*topo {
 			session("s-switch-down", model.Egress, "nic-a", "nic-n", 3, fnA).
 			session("s-unknown", model.Egress, "nic-zz", "nic-x", 2, fnA).
 			session("s-no-endpoint", model.Egress, "nic-a", "nic-m", 1, fnB),
+		"erspan_v1":          erspanGoldenCases()["erspan_v1"],
+		"erspan_v2":          erspanGoldenCases()["erspan_v2"],
+		"erspan_key_too_big": erspanGoldenCases()["erspan_key_too_big"],
 	}
 }
 

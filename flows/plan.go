@@ -43,6 +43,8 @@ type target struct {
 	port   uint32 // local: the destination port; remote: the tunnel port
 	key    uint32
 	ip     netip.Addr
+	// ERSPAN: the version the copy carries (0 for GRE and VXLAN) and its direction (see erspanDir).
+	erspanVer, erspanDir uint8
 }
 
 func compareTarget(a, b target) int {
@@ -58,7 +60,10 @@ func compareTarget(a, b target) int {
 	if c := cmp.Compare(a.key, b.key); c != 0 {
 		return c
 	}
-	return a.ip.Compare(b.ip)
+	if c := a.ip.Compare(b.ip); c != 0 {
+		return c
+	}
+	return cmp.Or(cmp.Compare(a.erspanVer, b.erspanVer), cmp.Compare(a.erspanDir, b.erspanDir))
 }
 
 // resolved is one session checked against the live view.
@@ -340,7 +345,10 @@ func resolveSession(in *Input, s *Session, src NIC, srcKnown bool, dst NIC, dstK
 			s.FlowNetwork, dst.DatapathID)
 	}
 	if ok {
-		r.copy = target{remote: true, port: srcTun, key: s.TunnelKey, ip: dstEP.IP}
+		r.copy = target{remote: true, port: srcTun, key: s.TunnelKey, ip: dstEP.IP, erspanVer: s.Encapsulation.ERSPANVersion()}
+		if r.copy.erspanVer == 2 {
+			r.copy.erspanDir = erspanDir(s.Type)
+		}
 		r.hasCopy = r.egress || r.ingress
 	}
 	return r, rep

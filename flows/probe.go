@@ -143,6 +143,8 @@ type ProbeRoute struct {
 	SourceFlows []Flow
 	// DeliverFlow is the destination bridge's flow for the key, as it should be installed (remote only).
 	DeliverFlow *Flow
+
+	erspanVer, erspanDir uint8 // remote over ERSPAN: the copy's header (see target)
 }
 
 // CopyActions are the actions a probe's PACKET_OUT runs at the source bridge: the session's copy, with a local
@@ -153,8 +155,9 @@ func (r *ProbeRoute) CopyActions() []Action {
 	case !r.Copies:
 		return nil
 	case r.Remote:
-		return []Action{{Type: ActSetTunID, Value: uint64(ProbeTunnelKey)}, {Type: ActSetTunDst, IP: r.PeerIP},
-			{Type: ActOutput, Port: r.Tunnel}}
+		// As the session's copy: for ERSPAN with its version and header fields (OVS drops an erspan copy without).
+		return target{remote: true, port: r.Tunnel, key: ProbeTunnelKey, ip: r.PeerIP, erspanVer: r.erspanVer,
+			erspanDir: r.erspanDir}.tunnelActs(Action{Type: ActOutput, Port: r.Tunnel})
 	}
 	return []Action{{Type: ActOutput, Port: PortController}}
 }
@@ -171,6 +174,7 @@ func (p *Plan) ProbeRoute(sessionUUID string) (ProbeRoute, bool) {
 		DestBridge: r.dstDP, DestPort: r.dstPort, DeliverPort: r.deliverPort}
 	if r.hasCopy && r.copy.remote {
 		out.Remote, out.Tunnel, out.Key, out.PeerIP = true, r.copy.port, r.copy.key, r.copy.ip
+		out.erspanVer, out.erspanDir = r.copy.erspanVer, r.copy.erspanDir
 	}
 	if r.hasCopy {
 		for _, f := range p.Bridge(r.srcDP) {

@@ -108,6 +108,7 @@ func randomWorld(r *rand.Rand) *world {
 			SourceNIC: src, DestinationNIC: dst, TunnelKey: k, FlowNetwork: fn, Encapsulation: model.GRE,
 			Filters: randomFilter(r), SnapLength: randomSnap(r)})
 	}
+	randomEncaps(r, w)
 	return w
 }
 

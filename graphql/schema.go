@@ -156,8 +156,10 @@ func (b *builder) enums() {
 	b.encap = gql.NewEnum(gql.EnumConfig{
 		Name: "Encapsulation",
 		Values: gql.EnumValueConfigMap{
-			"GRE":   {Value: model.GRE},
-			"VXLAN": {Value: model.VXLAN},
+			"GRE":       {Value: model.GRE},
+			"VXLAN":     {Value: model.VXLAN},
+			"ERSPAN_V1": {Value: model.ERSPANv1, Description: "ERSPAN type II; tunnel keys are the 10-bit session id (1..1023)"},
+			"ERSPAN_V2": {Value: model.ERSPANv2, Description: "ERSPAN type III; tunnel keys are the 10-bit session id (1..1023)"},
 		},
 	})
 }

@@ -39,15 +39,61 @@ type Encapsulation string
 const (
 	GRE   Encapsulation = "GRE"
 	VXLAN Encapsulation = "VXLAN"
+	// ERSPANv1 is ERSPAN type II (erspan_ver=1), ERSPANv2 type III (erspan_ver=2): GRE-encapsulated copies whose
+	// key is the 10-bit ERSPAN session id.
+	ERSPANv1 Encapsulation = "ERSPAN_V1"
+	ERSPANv2 Encapsulation = "ERSPAN_V2"
 )
 
-// Valid reports whether e is a known encapsulation.
-func (e Encapsulation) Valid() bool { return e == GRE || e == VXLAN }
+// Encapsulations lists every known encapsulation, GRE (the default) first.
+func Encapsulations() []Encapsulation { return []Encapsulation{GRE, VXLAN, ERSPANv1, ERSPANv2} }
 
-// MaxTunnelKey is the largest tunnel key the encapsulation carries (GRE 32 bits, VXLAN 24 bits).
+// Valid reports whether e is a known encapsulation.
+func (e Encapsulation) Valid() bool { return e == GRE || e == VXLAN || e == ERSPANv1 || e == ERSPANv2 }
+
+// IsERSPAN reports whether e is ERSPAN (type II or III).
+func (e Encapsulation) IsERSPAN() bool { return e == ERSPANv1 || e == ERSPANv2 }
+
+// ERSPANVersion is the erspan_ver a copy carries: 1 for ERSPAN_V1, 2 for ERSPAN_V2, 0 for the others.
+func (e Encapsulation) ERSPANVersion() uint8 {
+	switch e {
+	case ERSPANv1:
+		return 1
+	case ERSPANv2:
+		return 2
+	}
+	return 0
+}
+
+// PortType is the OVS interface type of the encapsulation's flow-based tunnel port: "gre", "vxlan" or "erspan"
+// ("" for an unknown encapsulation).
+func (e Encapsulation) PortType() string {
+	switch e {
+	case GRE:
+		return "gre"
+	case VXLAN:
+		return "vxlan"
+	case ERSPANv1, ERSPANv2:
+		return "erspan"
+	}
+	return ""
+}
+
+// ConflictsWith reports whether flow networks of encapsulations e and o cannot share a host: OVS hands every
+// IP-protocol-47 packet to the GRE-family flow port added first, so GRE and ERSPAN flow ports in one
+// ovs-vswitchd steal each other's packets (ovs-3.1-mirroring-facts.md, section 3). VXLAN coexists with either.
+func (e Encapsulation) ConflictsWith(o Encapsulation) bool {
+	return e == GRE && o.IsERSPAN() || e.IsERSPAN() && o == GRE
+}
+
+// MaxTunnelKey is the largest tunnel key the encapsulation carries (GRE 32 bits, VXLAN 24 bits, ERSPAN the
+// 10-bit session id).
 func (e Encapsulation) MaxTunnelKey() uint32 {
-	if e == VXLAN {
+	switch e {
+	case VXLAN:
 		return 1<<24 - 1
+	case ERSPANv1, ERSPANv2:
+		return 1<<10 - 1
 	}
 	return 1<<32 - 1
 }

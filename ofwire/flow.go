@@ -248,6 +248,13 @@ func appendActions(dst []byte, acts []flows.Action) ([]byte, error) {
 			dst = binary.BigEndian.AppendUint16(dst, nxInPort16)
 			dst = append(dst, byte(a.Value), 0, 0, 0)
 		default:
+			var ok bool
+			var err error
+			if dst, ok, err = appendErspanSetField(dst, i, a); err != nil {
+				return dst[:start], err
+			} else if ok {
+				continue
+			}
 			return dst[:start], fmt.Errorf("action %d: type %d cannot be encoded", i, a.Type)
 		}
 	}
@@ -650,6 +657,10 @@ func decodeActions(b []byte) ([]flows.Action, error) {
 				a = flows.Action{Type: flows.ActSetTunDst, IP: netip.AddrFrom4([4]byte(o.value))}
 			case o.String() == "reg0" && !o.hasMask && len(o.value) == 4:
 				a = flows.Action{Type: flows.ActSetReg0, Value: uint64(binary.BigEndian.Uint32(o.value))}
+			default:
+				if e, ok := decodeErspanSetField(o); ok {
+					a = e
+				}
 			}
 		case actExperimenter:
 			if n == 16 && binary.BigEndian.Uint32(b[4:]) == NiciraExperimenter && binary.BigEndian.Uint16(b[8:]) == nxastOutputTrunc {

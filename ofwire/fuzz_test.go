@@ -160,6 +160,7 @@ func FuzzDecodeFlowStats(f *testing.F) {
 			IPSrc: netip.MustParsePrefix("2001:db8::/32"), TPDst: 0x400, TPDstMask: 0xfc00},
 			Actions: []flows.Action{{Type: flows.ActSetReg0, Value: 2}, {Type: flows.ActResubmit, Value: 1}}},
 		{Priority: 9, Actions: []flows.Action{{Type: flows.ActNormal}, {Type: flows.ActOutputTrunc, Port: 11, Value: 96}}},
+		erspanCopy(1), erspanCopy(2),
 	} {
 		fm, _ := AppendFlowMod(nil, 1, FlowAdd, fl)
 		f.Add(flowStatFromFlowMod(fm, 0))

@@ -35,7 +35,7 @@ func (s *Service) CreateFlowNetwork(ctx context.Context, in FlowNetworkInput) (m
 			enc = model.GRE
 		}
 		if !enc.Valid() {
-			return invalid("%s: encapsulation %q is not GRE or VXLAN", what, in.Encapsulation)
+			return invalid("%s: encapsulation %q is not GRE, VXLAN, ERSPAN_V1 or ERSPAN_V2", what, in.Encapsulation)
 		}
 		if old, ok := store.Get[model.FlowNetwork](tx, uuid); ok {
 			return refuse(CodeConflict, RuleAlreadyExists, "%s: uuid %s is already %s", what, uuid, descFN(old))
@@ -49,6 +49,9 @@ func (s *Service) CreateFlowNetwork(ctx context.Context, in FlowNetworkInput) (m
 		for _, c := range in.ClusterUUIDs {
 			c = ref(c)
 			if _, err := getCluster(tx, c); err != nil {
+				return err
+			}
+			if err := checkEncapsulation(tx, what, fn, c); err != nil {
 				return err
 			}
 			if !slices.Contains(fn.ClusterUUIDs, c) {
@@ -92,6 +95,9 @@ func (s *Service) AttachFlowNetworkToCluster(ctx context.Context, flowNetworkUUI
 			if fn.AttachedTo(clusterUUID) {
 				a.set("changed", false)
 				return nil
+			}
+			if err := checkEncapsulation(tx, "attaching to a cluster", fn, clusterUUID); err != nil {
+				return err
 			}
 			fn.ClusterUUIDs = append(fn.ClusterUUIDs, clusterUUID)
 			tx.Put(fn)

@@ -69,7 +69,7 @@ func (s *Service) newSession(tx *store.Txn, pm model.PortMirror, pmWhat string, 
 	}
 	key, ok := keys.key(dst.UUID)
 	if !ok {
-		return model.Session{}, invalid("%s: %s has no free tunnel key left", what, descFN(fn))
+		return model.Session{}, keysExhausted(what, fn)
 	}
 	ses := model.Session{UUID: newUUID(), Name: in.Name, Type: in.Type, PortMirrorUUID: pm.UUID,
 		SourceNicUUID: src.UUID, DestinationNicUUID: dst.UUID, TunnelKey: key, CreatedAt: s.now().UTC(), Filters: filters, SnapLength: snap,

@@ -708,6 +708,7 @@ func (a *app) inventoryCmd() *cobra.Command {
 
 func (a *app) flowNetworkCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "flow-network", Aliases: []string{"flow-networks", "fn"}, Short: "Flow networks: the networks dedicated to carrying copies"}
+	cmd.AddCommand(a.flowNetworkCreateCmd())
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List the flow networks, their clusters and the port mirror occupying each", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {

@@ -11,17 +11,20 @@ import (
 // NumTables is how many flow tables an OVS bridge has (0..254).
 const NumTables = 255
 
-// TunnelConfig makes a port a flow-based tunnel port: type=gre|vxlan, options:remote_ip=flow, options:key=flow,
+// TunnelConfig makes a port a flow-based tunnel port: type=gre|vxlan|erspan, options:remote_ip=flow, options:key=flow,
 // options:local_ip=LocalIP.
 type TunnelConfig struct {
-	Type    string // "gre" or "vxlan"
+	Type    string // "gre", "vxlan" or "erspan" (with every erspan_* option flow-based)
 	LocalIP netip.Addr
 }
 
 // KeyBits is how many bits of tun_id the encapsulation carries (GRE 32, VXLAN 24).
 func (t TunnelConfig) KeyBits() int {
-	if t.Type == "vxlan" {
+	switch t.Type {
+	case "vxlan":
 		return 24
+	case "erspan":
+		return 10
 	}
 	return 32
 }
@@ -92,8 +95,8 @@ func (b *Bridge) AddPort(p Port) error {
 			return fmt.Errorf("bridge %s: port name %q is already in use (port %d)", b.name, p.Name, q.No)
 		}
 	}
-	if p.Tunnel != nil && (p.Tunnel.Type != "gre" && p.Tunnel.Type != "vxlan" || !p.Tunnel.LocalIP.Is4()) {
-		return fmt.Errorf("bridge %s: port %q: tunnel needs type gre or vxlan and an IPv4 local_ip", b.name, p.Name)
+	if p.Tunnel != nil && (p.Tunnel.Type != "gre" && p.Tunnel.Type != "vxlan" && p.Tunnel.Type != "erspan" || !p.Tunnel.LocalIP.Is4()) {
+		return fmt.Errorf("bridge %s: port %q: tunnel needs type gre, vxlan or erspan and an IPv4 local_ip", b.name, p.Name)
 	}
 	b.addPortLocked(p)
 	return nil

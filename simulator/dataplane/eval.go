@@ -248,6 +248,14 @@ func applySetField(fr *Frame, fm FieldMatch) {
 		fr.Tunnel.Dst = netip.AddrFrom4([4]byte(fm.val()))
 	case FieldTunSrc:
 		fr.Tunnel.Src = netip.AddrFrom4([4]byte(fm.val()))
+	case FieldTunErspanIdx:
+		fr.Tunnel.ErspanIdx = uint32(v) & 0xfffff
+	case FieldTunErspanVer:
+		fr.Tunnel.ErspanVer = uint8(v) & 0xf
+	case FieldTunErspanDir:
+		fr.Tunnel.ErspanDir = uint8(v) & 1
+	case FieldTunErspanHwid:
+		fr.Tunnel.ErspanHwid = uint8(v) & 0x3f
 	case FieldEthDst:
 		fr.setEth(true, MAC(fm.val()))
 	case FieldEthSrc:
@@ -343,6 +351,10 @@ func (x *xlate) emit(fr *Frame, no uint32, depth int, allowIn bool) {
 		out.Tunnel.Src = p.Tunnel.LocalIP
 		if p.Tunnel.LocalIP == fr.Tunnel.Dst {
 			x.say(depth, "-> not tunneling to our own address %v: dropped", fr.Tunnel.Dst)
+			return
+		}
+		if why := p.Tunnel.headerProblem(fr.Tunnel); why != "" {
+			x.say(depth, "-> output to tunnel port %s: header build failed (%s): dropped", p.Name, why)
 			return
 		}
 		x.say(depth, "-> output to tunnel port %s: tun_id=%#x, %v -> %v (%s)", p.Name, fr.Tunnel.ID, p.Tunnel.LocalIP, fr.Tunnel.Dst, p.Tunnel.Type)

@@ -76,6 +76,10 @@ type Tunnel struct {
 	ID  uint64
 	Src netip.Addr // IPv4; invalid when unset
 	Dst netip.Addr // IPv4; invalid when unset
+	// ERSPAN header fields: the version (1: type II, 2: type III; 0 unset), the type II index, the type III
+	// direction and hardware id. Set by flows before an erspan port, and on frames an erspan port receives.
+	ErspanVer, ErspanDir, ErspanHwid uint8
+	ErspanIdx                        uint32
 }
 
 // IsSet reports whether a destination is set: only then does a flow-based tunnel port send the frame.
@@ -85,7 +89,15 @@ func (t Tunnel) String() string {
 	if !t.IsSet() && t.ID == 0 && !t.Src.IsValid() {
 		return "none"
 	}
-	return fmt.Sprintf("tun_id=%#x,tun_src=%v,tun_dst=%v", t.ID, t.Src, t.Dst)
+	s := fmt.Sprintf("tun_id=%#x,tun_src=%v,tun_dst=%v", t.ID, t.Src, t.Dst)
+	switch t.ErspanVer {
+	case 0:
+	case 1:
+		s += fmt.Sprintf(",tun_erspan_ver=1,tun_erspan_idx=%#x", t.ErspanIdx)
+	default:
+		s += fmt.Sprintf(",tun_erspan_ver=%d,tun_erspan_dir=%d,tun_erspan_hwid=%#x", t.ErspanVer, t.ErspanDir, t.ErspanHwid)
+	}
+	return s
 }
 
 // Frame is a packet as the pipeline sees it: header fields parsed from Raw, plus metadata (input port, tunnel).

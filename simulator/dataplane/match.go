@@ -15,10 +15,13 @@ type Field uint32
 
 // OXM classes.
 const (
-	ClassNXM1      uint16 = 0x0001 // Nicira extensions (NXM_NX_*)
-	ClassBasic     uint16 = 0x8000 // OpenFlow basic
-	FieldTunSrcNum uint8  = 31     // NXM_NX_TUN_IPV4_SRC
-	FieldTunDstNum uint8  = 32     // NXM_NX_TUN_IPV4_DST
+	ClassNXM1  uint16 = 0x0001 // Nicira extensions (NXM_NX_*)
+	ClassBasic uint16 = 0x8000 // OpenFlow basic
+	// ClassExperimenter holds Nicira's experimenter OXMs (NXOXM_ET_*): on the wire the header is followed by the
+	// experimenter id 0x00002320, which the OXM length counts.
+	ClassExperimenter uint16 = 0xffff
+	FieldTunSrcNum    uint8  = 31 // NXM_NX_TUN_IPV4_SRC
+	FieldTunDstNum    uint8  = 32 // NXM_NX_TUN_IPV4_DST
 )
 
 // NewField returns the field with the given OXM class and field number.
@@ -58,6 +61,11 @@ var (
 	FieldTunSrc     = NewField(ClassNXM1, FieldTunSrcNum)
 	FieldTunDst     = NewField(ClassNXM1, FieldTunDstNum)
 	FieldReg0       = NewField(ClassNXM1, 0) // NXM_NX_REG0: pipeline metadata, 0 when a frame enters
+	// The ERSPAN tunnel header fields (NXOXM_ET_ERSPAN_IDX/VER/DIR/HWID).
+	FieldTunErspanIdx  = NewField(ClassExperimenter, 11) // 20 bits, type II
+	FieldTunErspanVer  = NewField(ClassExperimenter, 12) // 4 bits: 1 (type II) or 2 (type III)
+	FieldTunErspanDir  = NewField(ClassExperimenter, 13) // 1 bit, type III
+	FieldTunErspanHwid = NewField(ClassExperimenter, 14) // 6 bits, type III
 )
 
 type fieldInfo struct {
@@ -76,7 +84,9 @@ var fieldInfos = map[Field]fieldInfo{
 	FieldIPv6Src: {"ipv6_src", 16, true}, FieldIPv6Dst: {"ipv6_dst", 16, true},
 	FieldICMPv6Type: {"icmpv6_type", 1, false}, FieldICMPv6Code: {"icmpv6_code", 1, false},
 	FieldTunnelID: {"tun_id", 8, true}, FieldTunSrc: {"tun_src", 4, true}, FieldTunDst: {"tun_dst", 4, true},
-	FieldReg0: {"reg0", 4, true},
+	FieldReg0:         {"reg0", 4, true},
+	FieldTunErspanIdx: {"tun_erspan_idx", 4, true}, FieldTunErspanVer: {"tun_erspan_ver", 1, true},
+	FieldTunErspanDir: {"tun_erspan_dir", 1, true}, FieldTunErspanHwid: {"tun_erspan_hwid", 1, true},
 }
 
 // Size is the field's value length in bytes, or 0 for a field the evaluator does not know.
@@ -340,6 +350,14 @@ func frameValue(fr *Frame, field Field, b []byte) {
 		if fr.Tunnel.Dst.Is4() {
 			copy(b, fr.Tunnel.Dst.AsSlice())
 		}
+	case FieldTunErspanIdx:
+		binary.BigEndian.PutUint32(b, fr.Tunnel.ErspanIdx)
+	case FieldTunErspanVer:
+		b[0] = fr.Tunnel.ErspanVer
+	case FieldTunErspanDir:
+		b[0] = fr.Tunnel.ErspanDir
+	case FieldTunErspanHwid:
+		b[0] = fr.Tunnel.ErspanHwid
 	}
 }
 

@@ -59,7 +59,7 @@ const normal = "priority=0,actions=NORMAL"
 func ovsCases() []ovsCase {
 	mcast := MAC{0x01, 0x00, 0x5e, 0, 0, 1}
 	stp := MAC{0x01, 0x80, 0xc2, 0, 0, 0}
-	return []ovsCase{
+	return append([]ovsCase{
 		{Name: "normal floods broadcast", Flows: []string{normal}, Steps: []step{trace(1, bcast(macA))}},
 		{Name: "normal floods unknown unicast", Flows: []string{normal}, Steps: []step{trace(2, ucast(macA, macB))}},
 		{Name: "normal floods multicast", Flows: []string{normal}, Steps: []step{trace(1, ucast(macA, mcast))}},
@@ -156,7 +156,7 @@ func ovsCases() []ovsCase {
 			}},
 		{Name: "set_field of Ethernet addresses", Flows: []string{"priority=10,actions=set_field:02:00:00:00:00:99->eth_dst,output:2"},
 			Steps: []step{trace(1, ucast(macA, macB))}},
-	}
+	}, erspanOVSCases()...)
 }
 
 // simBridge is the evaluator's copy of the OVS bridge the test builds: p1..p4 (1..4), gre0 (10), LOCAL.
@@ -173,6 +173,9 @@ func simBridge(t *testing.T, c ovsCase) *Bridge {
 		}
 	}
 	if err := b.AddPort(Port{No: 10, Name: "gre0", Up: true, Tunnel: &TunnelConfig{Type: "gre", LocalIP: netip.MustParseAddr("198.18.0.1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddPort(Port{No: 11, Name: "erspan0", Up: true, Tunnel: &TunnelConfig{Type: "erspan", LocalIP: netip.MustParseAddr("198.18.0.1")}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range c.Groups {
@@ -221,6 +224,8 @@ func parseTunnel(t *testing.T, s string) Tunnel {
 			tn.Src = netip.MustParseAddr(v)
 		case "tun_dst":
 			tn.Dst = netip.MustParseAddr(v)
+		default:
+			parseErspanTunnel(&tn, k, v)
 		}
 	}
 	return tn
@@ -232,7 +237,9 @@ func emitKeys(r Result, sent int, tagged bool) []string {
 	keys := []string{}
 	for _, e := range r.Emits {
 		k := PortString(e.Port)
-		if e.Frame.Tunnel.IsSet() {
+		if e.Port == 11 {
+			k += " " + erspanKey(e.Frame.Tunnel)
+		} else if e.Frame.Tunnel.IsSet() {
 			k += fmt.Sprintf(" tun_id=%#x tun_dst=%v", e.Frame.Tunnel.ID, e.Frame.Tunnel.Dst)
 		} else if e.Frame.HasVLAN {
 			k += fmt.Sprintf(" vlan=%d", e.Frame.VID)
@@ -336,6 +343,7 @@ func captureOVS(t *testing.T, cases []ovsCase) map[string][][]string {
 	}
 	o.Vsctl("add-port", "br0", "gre0", "--", "set", "interface", "gre0", "type=gre", "options:remote_ip=flow",
 		"options:key=flow", "options:local_ip=198.18.0.1", "ofport_request=10")
+	o.Vsctl(append([]string{"add-port", "br0", "erspan0", "--", "set", "interface", "erspan0"}, erspanPortOptions...)...)
 	// The underlay: a bridge holding the flow network's route, with neighbours for every endpoint the cases
 	// use, so that tunnel outputs show up as tnl_push(...) in the datapath actions.
 	o.Vsctl("add-br", "bru", "--", "set", "bridge", "bru", "datapath_type=dummy", "--", "add-port", "bru", "u0", "--", "set", "interface", "u0", "type=dummy")
@@ -361,7 +369,7 @@ func captureOVS(t *testing.T, cases []ovsCase) map[string][][]string {
 				odp[m[3]] = of
 			}
 		}
-		return len(odp) == 6
+		return len(odp) == 7
 	})
 	out := map[string][][]string{}
 	for _, c := range cases {
@@ -447,6 +455,10 @@ func ovsOutputs(t *testing.T, trace string, odp map[string]string, frame []byte)
 				vlan = -1
 			case pushVLAN.MatchString(a):
 				vlan, _ = strconv.Atoi(pushVLAN.FindStringSubmatch(a)[1])
+			case erspanPush.MatchString(a):
+				m := erspanPush.FindStringSubmatch(a)
+				keys = append(keys, cut(fmt.Sprintf("11 erspan %s->%s", m[2], m[1]), &trunc))
+				underlay = true
 			case tnlPush.MatchString(a):
 				m := tnlPush.FindStringSubmatch(a)
 				id, _ := strconv.ParseUint(m[2], 0, 64)

@@ -253,7 +253,7 @@ func (f *Fabric) emits(d *Delivery, h *Host, res dataplane.Result, depth int) []
 		}
 		in := e.Frame.Clone()
 		in.InPort = ep.port
-		in.Tunnel = dataplane.Tunnel{ID: e.Frame.Tunnel.ID & (1<<p.Tunnel.KeyBits() - 1), Src: p.Tunnel.LocalIP, Dst: e.Frame.Tunnel.Dst}
+		in.Tunnel = p.Tunnel.Received(e.Frame.Tunnel, p.Tunnel.LocalIP, e.Frame.Tunnel.Dst)
 		d.Trace = append(d.Trace, fmt.Sprintf("fabric: %s tun_id=%#x %v -> %v: to host %s port %d", p.Tunnel.Type, in.Tunnel.ID, in.Tunnel.Src, in.Tunnel.Dst, ep.host.Name, ep.port))
 		next = append(next, hop{host: ep.host, frame: in, depth: depth + 1})
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -152,7 +151,7 @@ func Build(t Topology, opts Options) (*Fleet, error) {
 		t.Encapsulation = model.GRE
 	}
 	if !t.Encapsulation.Valid() {
-		return nil, fmt.Errorf("fleet: encapsulation %q is not GRE or VXLAN", t.Encapsulation)
+		return nil, fmt.Errorf("fleet: encapsulation %q is not GRE, VXLAN, ERSPAN_V1 or ERSPAN_V2", t.Encapsulation)
 	}
 	if t.FlowNetworks < 0 || t.FlowNetworks > MaxFlowNetworks {
 		return nil, fmt.Errorf("fleet: %d flow networks: the address plan holds 1 to %d", t.FlowNetworks, MaxFlowNetworks)
@@ -239,7 +238,7 @@ func (f *Fleet) newHost(c *Cluster) (*Host, error) {
 	if err := h.Bridge.AddPort(dataplane.Port{No: UplinkPort, Name: UplinkName, Up: true, MAC: f.ids.portMAC(i, UplinkPort)}); err != nil {
 		return nil, fmt.Errorf("fleet: host %s: %w", h.Name, err)
 	}
-	typ := strings.ToLower(string(f.Topology.Encapsulation))
+	typ := f.Topology.Encapsulation.PortType()
 	for _, fn := range f.FlowNetworks {
 		ip := endpointIP(fn.Index, i)
 		no := TunnelPortBase + uint32(fn.Index)

@@ -47,6 +47,12 @@ func decodeMatch(b []byte) (dataplane.Match, []byte, error) {
 		hasMask := fb&1 != 0
 		v := oxm[4 : 4+l]
 		oxm = oxm[4+l:]
+		if class == dataplane.ClassExperimenter {
+			if l < 4 || binary.BigEndian.Uint32(v) != ofwire.NiciraExperimenter {
+				return m, nil, ofErr(dataplane.ErrTypeBadMatch, dataplane.BadMatchField, "experimenter match field %d is not Nicira's", fb>>1)
+			}
+			v, l = v[4:], l-4
+		}
 		if !f.Known() {
 			return m, nil, ofErr(dataplane.ErrTypeBadMatch, dataplane.BadMatchField, "match field class %#04x field %d is not supported", class, fb>>1)
 		}
@@ -110,7 +116,12 @@ func appendOXM(dst []byte, fm dataplane.FieldMatch, masked bool) []byte {
 		l *= 2
 	}
 	dst = binary.BigEndian.AppendUint16(dst, fm.Field.Class())
-	dst = append(dst, fb, byte(l))
+	if fm.Field.Class() == dataplane.ClassExperimenter {
+		dst = append(dst, fb, byte(4+l))
+		dst = binary.BigEndian.AppendUint32(dst, ofwire.NiciraExperimenter)
+	} else {
+		dst = append(dst, fb, byte(l))
+	}
 	dst = append(dst, fm.Value[:n]...)
 	if masked {
 		dst = append(dst, fm.Mask[:n]...)
@@ -208,6 +219,10 @@ func decodeActions(b []byte) ([]dataplane.Action, error) {
 		case dataplane.ActSetField:
 			class, fb, ol := binary.BigEndian.Uint16(body), body[2], int(body[3])
 			f := dataplane.NewField(class, fb>>1)
+			if class == dataplane.ClassExperimenter && ol >= 4 && 8 <= len(body) && binary.BigEndian.Uint32(body[4:]) == ofwire.NiciraExperimenter {
+				// A Nicira experimenter OXM: the value follows the experimenter id, which the length counts.
+				body, ol = body[4:], ol-4
+			}
 			if !f.Known() || f == dataplane.FieldInPort {
 				return nil, ofErr(dataplane.ErrTypeBadAction, dataplane.BadActionSetType, "set_field of class %#04x field %d is not supported", class, fb>>1)
 			}

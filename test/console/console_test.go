@@ -540,6 +540,28 @@ func TestConsole(t *testing.T) {
 			return nil
 		})
 
+		// An ERSPAN flow network, created from the dialog that offers every encapsulation.
+		b.find(nil, "button", "Create Flow Network").click()
+		dlg = b.find(nil, "dialog", "Create Flow Network")
+		b.find(dlg, "textbox", "Name").fill("span-net")
+		b.find(dlg, "textbox", "CIDR").fill("198.18.50.0/24")
+		encap := b.find(dlg, "combobox", "Encapsulation")
+		if opts := strings.Join(encap.options(), "|"); !strings.Contains(opts, "ERSPAN type II (ERSPAN_V1)") || !strings.Contains(opts, "ERSPAN type III (ERSPAN_V2)") {
+			t.Errorf("encapsulations offered: %s", opts)
+		}
+		if !strings.Contains(encap.description(), "1023") {
+			t.Errorf("encapsulation description %q", encap.description())
+		}
+		encap.choose("ERSPAN type III (ERSPAN_V2)")
+		b.find(dlg, "button", "OK").click()
+		b.eventually("span-net created as ERSPAN_V2", func() error {
+			txt := b.find(nil, "table", "Flow Networks").text()
+			if !strings.Contains(txt, "span-net") || !strings.Contains(txt, "ERSPAN_V2") {
+				return fmt.Errorf("%q", txt)
+			}
+			return nil
+		})
+
 		b.find(nav, "link", "Hosts").click()
 		b.find(nil, "heading", "Hosts")
 		b.eventually("hv1 connected", func() error {

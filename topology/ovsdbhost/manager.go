@@ -92,14 +92,18 @@ type TunnelSpec struct {
 func (t TunnelSpec) PortName() string { return model.TunnelPortName(t.FlowNetworkUUID) }
 
 func (t TunnelSpec) ovsType() string {
-	if t.Encapsulation == model.VXLAN {
-		return "vxlan"
+	if typ := t.Encapsulation.PortType(); typ != "" {
+		return typ
 	}
 	return "gre"
 }
 
 func (t TunnelSpec) options() map[string]string {
-	return map[string]string{"remote_ip": "flow", "key": "flow", "local_ip": t.LocalIP}
+	o := map[string]string{"remote_ip": "flow", "key": "flow", "local_ip": t.LocalIP}
+	if t.Encapsulation.IsERSPAN() {
+		addErspanOptions(o)
+	}
+	return o
 }
 
 // Status is what the manager can tell about its host.
@@ -257,7 +261,7 @@ func (m *Manager) SetDesired(tunnels []TunnelSpec, isolatedPorts []string) (uint
 			t.Encapsulation = model.GRE
 		}
 		if !t.Encapsulation.Valid() {
-			return 0, fmt.Errorf("host %s: tunnel of flow network %s: encapsulation %q is not GRE or VXLAN", m.cfg.HostUUID, t.FlowNetworkUUID, t.Encapsulation)
+			return 0, fmt.Errorf("host %s: tunnel of flow network %s: encapsulation %q is not GRE, VXLAN, ERSPAN_V1 or ERSPAN_V2", m.cfg.HostUUID, t.FlowNetworkUUID, t.Encapsulation)
 		}
 		ip, err := netip.ParseAddr(t.LocalIP)
 		if err != nil || !ip.Is4() {

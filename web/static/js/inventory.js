@@ -75,7 +75,7 @@ export function FlowNetworksPage() {
 function CreateFlowNetworkDialog({ clusters, onClose, onDone }) {
   const [v, setV] = useState({ name: '', description: '', cidr: '', encapsulation: 'GRE', clusters: [] });
   const set = (k) => (e) => setV({ ...v, [k]: e.currentTarget.value });
-  const ids = { name: useId(), desc: useId(), cidr: useId(), cidrNote: useId(), encap: useId() };
+  const ids = { name: useId(), desc: useId(), cidr: useId(), cidrNote: useId(), encap: useId(), encapNote: useId() };
   const submit = async () => {
     const d = await gql(`mutation($in: FlowNetworkInput!) { createFlowNetwork(input: $in) { uuid name } }`, { in: {
       name: v.name, description: v.description || null, cidr: v.cidr, encapsulation: v.encapsulation, clusterUuids: v.clusters } });
@@ -87,7 +87,9 @@ function CreateFlowNetworkDialog({ clusters, onClose, onDone }) {
     <div class="field"><label for=${ids.cidr}>CIDR</label><input id=${ids.cidr} type="text" value=${v.cidr} placeholder="198.18.0.0/24" aria-describedby=${ids.cidrNote} onInput=${set('cidr')} />
       <p class="hint" id=${ids.cidrNote}>An IPv4 network; each host of the attached clusters gets a tunnel endpoint address from it.</p></div>
     <div class="field"><label for=${ids.encap}>Encapsulation</label>
-      <select id=${ids.encap} value=${v.encapsulation} onChange=${set('encapsulation')}><option value="GRE">GRE</option><option value="VXLAN">VXLAN</option></select></div>
+      <select id=${ids.encap} value=${v.encapsulation} aria-describedby=${ids.encapNote} onChange=${set('encapsulation')}><option value="GRE">GRE</option><option value="VXLAN">VXLAN</option>
+        <option value="ERSPAN_V1">ERSPAN type II (ERSPAN_V1)</option><option value="ERSPAN_V2">ERSPAN type III (ERSPAN_V2)</option></select>
+      <p class="hint" id=${ids.encapNote}>ERSPAN carries at most 1023 destinations, and a cluster cannot carry a GRE and an ERSPAN flow network at once.</p></div>
     <fieldset><legend>Clusters</legend>
       ${clusters.length === 0 && html`<p class="hint">No cluster registered.</p>`}
       ${clusters.map((c) => html`<div class="check"><input type="checkbox" id=${'fc-' + c.uuid} checked=${v.clusters.includes(c.uuid)}
