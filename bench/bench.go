@@ -18,7 +18,7 @@ import (
 )
 
 // Parts are the measurements, in the order they run.
-var Parts = []string{"bulk", "daemon", "status", "storm", "tls", "cluster"}
+var Parts = []string{"bulk", "daemon", "status", "storm", "tls", "cluster", "scale"}
 
 // Config says what to run and where to write.
 type Config struct {
@@ -67,6 +67,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		"storm":   b.partStorm,
 		"tls":     b.partTLS,
 		"cluster": b.partCluster,
+		"scale":   b.partScale,
 	}
 	for _, p := range Parts {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, p) {

@@ -34,7 +34,9 @@ func TestQuickSmoke(t *testing.T) {
 		"status.active_p99_ms", "storm.local.flow_mods_sent", "storm.remote.reconcile_seconds", "scale.bridges_connected",
 		"tls.plain.storm_ms", "tls.tls_ecdsa.extra_cpu_ms_per_connect", "tls.tls_rsa2048.storm_ms",
 		"cluster.failover.mutation_accepted_p99_s", "cluster.failover.all_bridges_mastered_p99_s", "cluster.failover.flow_mods_sent",
-		"cluster.create_port_mirror.follower_vs_one_p50", "cluster.status.three_vs_one_p99"}
+		"cluster.create_port_mirror.follower_vs_one_p50", "cluster.status.three_vs_one_p99",
+		"scale.inventory_seconds", "scale.active_p99_ratio", "scale.pass_ratio", "scale.storm_seconds", "scale.storm_flow_mods",
+		"scale.restart_seconds", "scale.restart_flow_mods", "scale.rss_mib", "api.page_p50_ms"}
 	if ovsMissing() == "" {
 		want = append(want, "bulk.portmirror_vs_raw", "bulk.portmirror_vs_ofctl_bundle")
 	}
@@ -54,6 +56,14 @@ func TestQuickSmoke(t *testing.T) {
 	}
 	if f, _ := res.Figure("scale.bridges_connected"); f.Value != 1000 {
 		t.Errorf("%v of 1000 simulated bridges connected", f.Value)
+	}
+	for _, name := range []string{"scale.storm_flow_mods", "scale.restart_flow_mods"} {
+		if f, _ := res.Figure(name); f.Value != 0 {
+			t.Errorf("%s = %v: nothing changed, so nothing should be sent", name, f.Value)
+		}
+	}
+	if f, _ := res.Figure("scale.sessions"); f.Value != 2000 {
+		t.Errorf("the quick scale fleet holds %v sessions, want 2000", f.Value)
 	}
 	if f, _ := res.Figure("cluster.failover.kills"); f.Value != 3 {
 		t.Errorf("%v leader kills, want 3", f.Value)
@@ -79,7 +89,7 @@ func TestQuickSmoke(t *testing.T) {
 	}
 	for _, s := range []string{"quick mode", "## Machine", "## Goals", "Reproduce: `BENCH_QUICK=1 go run ./cmd/portmirror-bench -only",
 		"3. Session → ACTIVE latency", "4. Reconnect storm", "6. API over HTTP", "7. TLS handshake cost per switch connect",
-		"8. Three controllers"} {
+		"8. Three controllers", "9. Ten times the cloud"} {
 		if !strings.Contains(string(text), s) {
 			t.Errorf("BENCHMARKS.md lacks %q", s)
 		}

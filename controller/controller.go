@@ -41,6 +41,9 @@ type Options struct {
 	// CounterPeriod is how often the leader reads each bridge's session counters (the reads spread over it);
 	// 0: DefaultCounterPeriod; negative: never.
 	CounterPeriod time.Duration
+	// FullPassEvery is how often, at the most, a pass analyses every session rather than what changed (the safety
+	// net of the incremental passes); default 10 minutes.
+	FullPassEvery time.Duration
 }
 
 // Leadership is what the controller asks of the controllers' cluster.
@@ -89,6 +92,10 @@ type Controller struct {
 	targets    []string // the OpenFlow targets given to OVSDB-managed bridges
 
 	wg sync.WaitGroup // bridge workers and host managers
+
+	inc       *incState // the passes' session cache and indexes; the loop's goroutine only
+	passStats passCounters
+	onWork    func(dp string, w *work) // tests: sees every bridge's compiled state a pass hands out
 }
 
 // New opens the OpenFlow listener. Run starts everything else.
@@ -111,6 +118,9 @@ func New(opts Options) (*Controller, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 64
 	}
+	if opts.FullPassEvery <= 0 {
+		opts.FullPassEvery = 10 * time.Minute
+	}
 	c := &Controller{
 		opts:            opts,
 		svc:             opts.Service,
@@ -125,6 +135,7 @@ func New(opts Options) (*Controller, error) {
 		tunnels:         map[string][]uint32{},
 		metrics:         newMetrics(),
 		counters:        newCounterState(),
+		inc:             newIncState(),
 		probes:          newProber(),
 	}
 	cfg := opts.Server
@@ -275,12 +286,23 @@ func (c *Controller) following() bool {
 
 // noteChange records what a store change means for the next pass.
 func (c *Controller) noteChange(ch store.Change) {
+	c.inc.noteChange(ch)
 	switch ch.Kind {
-	case store.KindHost, store.KindVmInstance, store.KindVmNic, store.KindCluster, store.KindAll:
+	case store.KindAll:
 		c.mu.Lock()
 		c.reloadInventory = true
 		c.fabric = nil
 		c.mu.Unlock()
+	case store.KindHost:
+		// a host's datapath locates its flow endpoints
+		c.inc.pendHosts[ch.UUID] = struct{}{}
+		c.mu.Lock()
+		c.fabric = nil
+		c.mu.Unlock()
+	case store.KindVmInstance:
+		c.inc.pendVMs[ch.UUID] = struct{}{}
+	case store.KindVmNic:
+		c.inc.pendNics[ch.UUID] = struct{}{}
 	case store.KindFlowNetwork, store.KindFlowEndpoint:
 		c.mu.Lock()
 		c.fabric = nil

@@ -197,20 +197,24 @@ func (c *Controller) runCounters(ctx context.Context) {
 	}
 }
 
-// counterBridges lists the connected bridges whose flows hold counting flows in the latest plan, sorted.
+// counterBridges lists the connected bridges whose latest compiled flows hold counting flows, sorted.
 func (c *Controller) counterBridges() []string {
 	c.mu.Lock()
-	ps := c.plan
-	c.mu.Unlock()
-	if ps == nil {
-		return nil
+	bs := make([]*bridge, 0, len(c.bridges))
+	for _, b := range c.bridges {
+		bs = append(bs, b)
 	}
+	c.mu.Unlock()
 	var out []string
-	for _, dp := range ps.plan.Bridges() {
-		if len(ps.plan.CountIDs(dp)) > 0 && c.view.Connected(dp) {
-			out = append(out, dp)
+	for _, b := range bs {
+		b.mu.Lock()
+		n := len(b.counts)
+		b.mu.Unlock()
+		if n > 0 && c.view.Connected(b.dpid) {
+			out = append(out, b.dpid)
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 
@@ -218,18 +222,19 @@ func (c *Controller) counterBridges() []string {
 func (c *Controller) readCounters(ctx context.Context, dp string) {
 	c.mu.Lock()
 	b := c.bridges[dp]
-	ps := c.plan
 	c.mu.Unlock()
-	if b == nil || ps == nil {
+	if b == nil {
 		return
 	}
 	b.mu.Lock()
-	sw := b.sw
+	sw, ids, metered := b.sw, b.counts, len(b.meters) > 0
+	if b.want != nil {
+		metered = metered || len(b.want.meters) > 0
+	}
 	b.mu.Unlock()
-	if sw == nil {
+	if sw == nil || len(ids) == 0 {
 		return
 	}
-	ids := ps.plan.CountIDs(dp)
 	asked := time.Now() // what the reply holds is at least as recent: the read's time
 	st, err := sw.DumpFlowStats(ctx, flows.CookieOurs|flows.KindCount, flows.CountCookieMask)
 	if err != nil {
@@ -244,7 +249,7 @@ func (c *Controller) readCounters(ctx context.Context, dp string) {
 		}
 		stats = append(stats, countStat{key: s.Flow.Key(), id: id, packets: s.Packets, bytes: s.Bytes})
 	}
-	if len(ps.plan.Meters(dp)) > 0 {
+	if metered {
 		ms, err := sw.MeterStats(ctx)
 		if err != nil {
 			c.log.Debug("reading meter counters failed", "datapath", dp, "err", err)

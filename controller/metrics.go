@@ -75,17 +75,21 @@ func (k collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.srv.Stats()
 	ch <- prometheus.MustNewConstMetric(m.switches, prometheus.GaugeValue, float64(len(c.srv.Switches())))
 	counts := map[model.SessionStatus]int{model.StatusActive: 0, model.StatusPending: 0, model.StatusError: 0}
+	var uuids []string
 	c.mu.Lock()
-	ps := c.plan
+	if c.plan != nil {
+		uuids = make([]string, 0, len(c.plan.fp))
+		for uuid := range c.plan.fp {
+			uuids = append(uuids, uuid)
+		}
+	}
 	c.mu.Unlock()
 	if lead, _, _ := c.leading(); !lead {
-		ps = nil // a follower programs nothing: the sessions' status is the leader's to tell
+		uuids = nil // a follower programs nothing: the sessions' status is the leader's to tell
 	}
-	if ps != nil {
-		for uuid := range ps.fp {
-			s, _ := c.SessionStatus(uuid)
-			counts[s]++
-		}
+	for _, uuid := range uuids {
+		s, _ := c.SessionStatus(uuid)
+		counts[s]++
 	}
 	for s, n := range counts {
 		ch <- prometheus.MustNewConstMetric(m.sessions, prometheus.GaugeValue, float64(n), string(s))

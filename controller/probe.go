@@ -100,7 +100,7 @@ func (c *Controller) ProbeSession(ctx context.Context, sessionUUID string) (mode
 	if ps == nil {
 		return fail("the controller has not reconciled yet")
 	}
-	route, ok := ps.plan.ProbeRoute(sessionUUID)
+	route, ok := c.probeRoute(ctx, sessionUUID)
 	if !ok {
 		return fail("the controller has not compiled session %s yet", sessionUUID)
 	}

@@ -27,11 +27,12 @@ type bridge struct {
 
 	mu        sync.Mutex
 	sw        *Switch
-	known     bool          // installed reflects the switch (read back since the connection came up)
-	installed []flows.Flow  // our flows on the switch, when known
-	meters    []flows.Meter // our meters on the switch, when known
-	want      *work         // the latest desired state
-	running   bool          // a worker goroutine owns the bridge
+	known     bool              // installed reflects the switch (read back since the connection came up)
+	installed []flows.Flow      // our flows on the switch, when known
+	meters    []flows.Meter     // our meters on the switch, when known
+	counts    map[uint32]string // the latest compiled counting ids on the bridge, by id: the session's uuid
+	want      *work             // the latest desired state
+	running   bool              // a worker goroutine owns the bridge
 	confirmed map[string]uint64
 	refused   map[string]string // by session: the switch's refusals of its flows at the last apply; nil when clean
 	failures  int
@@ -47,11 +48,12 @@ type work struct {
 	term     uint64                 // the leader's term it was computed in (the switches' generation id)
 }
 
-// planState is what the last pass concluded, for session status.
+// planState is what the passes concluded, for session status: a full pass replaces it, an incremental pass
+// updates the entries of the sessions it analysed. Guarded by Controller.mu.
 type planState struct {
-	plan *flows.Plan
-	fp   map[string]uint64 // session uuid -> fingerprint of everything its flows depend on
-	rev  map[string]uint64 // session uuid -> the revision of its definition compiled
+	reports map[string]flows.SessionReport // session uuid -> the compiler's verdict
+	fp      map[string]uint64              // session uuid -> fingerprint of everything its flows depend on
+	rev     map[string]uint64              // session uuid -> the revision of its definition compiled
 }
 
 func (c *Controller) bridgeLocked(dpid string) *bridge {
@@ -63,45 +65,68 @@ func (c *Controller) bridgeLocked(dpid string) *bridge {
 	return b
 }
 
-// pass is one reconciliation pass: read the stored state and the live view, analyse every session, and hand each
-// bridge whose desired flows may have changed to its worker.
+// pass is one reconciliation pass: bring the view's inventory up to date, then analyse what changed
+// (incrementalPass) or, as the periodic safety net and whenever the change is not one the indexes follow,
+// everything (fullPass), and hand each bridge whose desired flows may have changed to its worker.
 func (c *Controller) pass(ctx context.Context) error {
-	c.mu.Lock()
-	reload := c.reloadInventory
-	c.reloadInventory = false
-	c.mu.Unlock()
-	if reload {
-		inv, err := topology.LoadInventory(ctx, c.svc)
-		if err != nil {
-			c.mu.Lock()
-			c.reloadInventory = true
-			c.mu.Unlock()
-			return fmt.Errorf("load inventory: %w", err)
-		}
-		c.view.SetInventory(inv)
-		c.syncHosts(ctx, inv.Hosts)
-		c.forgetUnclaimed()
+	if err := c.updateInventory(ctx); err != nil {
+		return err
 	}
+	gen := c.view.Gen() // before TakeDirty: a change after it is patched by the next pass
 	dirty := c.view.TakeDirty()
-
-	in, fab, err := c.buildInput(ctx)
+	fab, err := c.patchFabric(ctx, gen, dirty.Datapaths)
 	if err != nil {
-		for dp := range dirty.Datapaths {
-			c.view.MarkDirty(dp)
-		}
+		c.remark(dirty)
+		return err
+	}
+	start := time.Now()
+	if c.wantFull(fab) {
+		err = c.fullPass(ctx, dirty, fab)
+		c.passStats.full.Add(1)
+		c.passStats.fullNanos.Add(int64(time.Since(start)))
+	} else {
+		err = c.incrementalPass(ctx, dirty, fab)
+	}
+	c.passStats.passes.Add(1)
+	c.passStats.nanos.Add(int64(time.Since(start)))
+	if err != nil {
+		c.remark(dirty)
+		c.inc.needFull = true // the cache may be half updated: the next pass starts from the store
+	}
+	return err
+}
+
+// remark marks again what a failed pass took, so that the next pass does it.
+func (c *Controller) remark(d topology.Dirty) {
+	for dp := range d.Datapaths {
+		c.view.MarkDirty(dp)
+	}
+	for nic := range d.Nics {
+		c.inc.dirtyNics[nic] = struct{}{}
+	}
+}
+
+// fullPass reads every enabled session from the store and analyses it: the first pass, the periodic safety net,
+// and the oracle the incremental passes are tested against.
+func (c *Controller) fullPass(ctx context.Context, dirty topology.Dirty, fab *fabric) error {
+	in, pms, err := c.buildInputFrom(ctx, fab)
+	if err != nil {
 		return err
 	}
 	plan := flows.Analyze(in)
 	fps := fingerprints(c.seed, in, plan)
 
+	reports := make(map[string]flows.SessionReport, len(in.Sessions))
+	revs := make(map[string]uint64, len(in.Sessions))
+	for i, s := range in.Sessions {
+		revs[s.UUID] = s.Revision
+		reports[s.UUID] = plan.Reports()[i]
+	}
 	c.mu.Lock()
 	prev := c.plan
-	revs := make(map[string]uint64, len(in.Sessions))
-	for _, s := range in.Sessions {
-		revs[s.UUID] = s.Revision
-	}
-	c.plan = &planState{plan: plan, fp: fps, rev: revs}
+	c.plan = &planState{reports: reports, fp: fps, rev: revs}
 	c.mu.Unlock()
+	c.inc.rebuild(c, in, pms, fab)
 
 	// Bridges to recompute: those the view marked, and both the old and the new bridges of every session whose
 	// fingerprint changed (added, removed, or anything it depends on changed).
@@ -115,7 +140,7 @@ func (c *Controller) pass(ctx context.Context) error {
 				targets[dp] = struct{}{}
 			}
 			if prev != nil {
-				if old, ok := prev.plan.Report(r.SessionUUID); ok {
+				if old, ok := prev.reports[r.SessionUUID]; ok {
 					for _, dp := range old.Bridges {
 						targets[dp] = struct{}{}
 					}
@@ -124,7 +149,7 @@ func (c *Controller) pass(ctx context.Context) error {
 		}
 	}
 	if prev != nil {
-		for _, r := range prev.plan.Reports() {
+		for _, r := range prev.reports {
 			if _, still := fps[r.SessionUUID]; !still {
 				for _, dp := range r.Bridges {
 					targets[dp] = struct{}{}
@@ -133,47 +158,36 @@ func (c *Controller) pass(ctx context.Context) error {
 		}
 	}
 	c.updateHostDesired(ctx, in)
+	c.tunnelTargets(fab, targets)
 
-	// A bridge whose set of flow-network tunnel ports changed needs its tunnel-drop flows changed, sessions or not.
-	// They derive from the fabric alone: while it is the one of the last pass, nothing changed.
+	lead, term, lctx := c.leading()
+	if !lead && c.onWork == nil {
+		return nil // the leader programs the switches; this controller keeps its plan current to take over
+	}
+	c.submitTargets(lead, term, lctx, in, plan, fps, targets)
+	return nil
+}
+
+// tunnelTargets adds the bridges whose set of flow-network tunnel ports changed: they need their tunnel-drop flows
+// changed, sessions or not. They derive from the fabric alone: while it is the one of the last pass, nothing
+// changed.
+func (c *Controller) tunnelTargets(fab *fabric, targets map[string]struct{}) {
 	c.mu.Lock()
 	same := c.tunnelsOf == fab
 	c.mu.Unlock()
-	if !same {
-		tunnels := tunnelPorts(in)
-		c.mu.Lock()
-		for dp := range in.Bridges {
-			if t := tunnels[dp]; !slices.Equal(t, c.tunnels[dp]) {
-				targets[dp] = struct{}{}
-				c.tunnels[dp] = t
-			}
+	if same {
+		return
+	}
+	tunnels := tunnelPorts(&flows.Input{Endpoints: fab.endpoints})
+	c.mu.Lock()
+	for dp := range fab.bridges {
+		if t := tunnels[dp]; !slices.Equal(t, c.tunnels[dp]) {
+			targets[dp] = struct{}{}
+			c.tunnels[dp] = t
 		}
-		c.tunnelsOf = fab
-		c.mu.Unlock()
 	}
-
-	lead, term, lctx := c.leading()
-	if !lead {
-		return nil // the leader programs the switches; this controller keeps its plan current to take over
-	}
-	bySession := make(map[string]*flows.Session, len(in.Sessions))
-	for i := range in.Sessions {
-		bySession[in.Sessions[i].UUID] = &in.Sessions[i]
-	}
-	for dp := range targets {
-		// Program only a bridge that this pass's input knew: one that connected after the input was read gets a
-		// pass of its own (its connection marked it dirty), and a plan that did not know it holds none of its flows.
-		if _, known := in.Bridges[dp]; !known || !c.view.Connected(dp) {
-			continue
-		}
-		on := plan.SessionsOn(dp)
-		w := &work{flows: plan.Bridge(dp), meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)), marks: marks(in, bySession, dp, on), term: term}
-		for _, s := range on {
-			w.sessions[s] = fps[s]
-		}
-		c.submit(lctx, dp, w)
-	}
-	return nil
+	c.tunnelsOf = fab
+	c.mu.Unlock()
 }
 
 // forgetUnclaimed drops what the controller keeps of bridges that are disconnected and that no host claims.
@@ -184,6 +198,7 @@ func (c *Controller) forgetUnclaimed() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.fabric = nil // the view forgot bridges without marking them
 	for _, dp := range gone {
 		delete(c.tunnels, dp)
 		if b := c.bridges[dp]; b != nil {
@@ -206,6 +221,7 @@ type fabric struct {
 	bridges   map[string]flows.Bridge
 	endpoints map[flows.EndpointKey]flows.Endpoint
 	networks  map[string]model.FlowNetwork
+	hostEPs   map[string][]model.FlowEndpoint // host uuid -> its endpoints, as stored (patchFabric)
 }
 
 // currentFabric returns the fabric of the last pass when nothing it derives from changed, or builds it anew.
@@ -217,7 +233,22 @@ func (c *Controller) currentFabric(ctx context.Context) (*fabric, error) {
 	if f != nil && f.gen == gen {
 		return f, nil
 	}
-	f = &fabric{gen: gen, bridges: map[string]flows.Bridge{}, endpoints: map[flows.EndpointKey]flows.Endpoint{}}
+	f, err := c.buildFabric(ctx, gen)
+	if err != nil {
+		return nil, err
+	}
+	// noteChange, which drops it, runs on the pass's goroutine: a store change made while this was built is noted
+	// after this pass, and drops it then.
+	c.mu.Lock()
+	c.fabric = f
+	c.mu.Unlock()
+	return f, nil
+}
+
+// buildFabric builds the fabric anew from the view (as of gen) and the store, without keeping it.
+func (c *Controller) buildFabric(ctx context.Context, gen uint64) (*fabric, error) {
+	f := &fabric{gen: gen, bridges: map[string]flows.Bridge{}, endpoints: map[flows.EndpointKey]flows.Endpoint{},
+		hostEPs: map[string][]model.FlowEndpoint{}}
 	// Every bridge that ever connected, with its last known ports: a disconnected one keeps its flows (fail_mode
 	// secure), so what other bridges send towards it must not change while it is away. Only connected bridges are
 	// programmed, and a session touching a disconnected one is PENDING (SessionStatus).
@@ -241,6 +272,7 @@ func (c *Controller) currentFabric(ctx context.Context) (*fabric, error) {
 		}
 		tunnel := model.TunnelPortName(fn.UUID)
 		for _, ep := range eps {
+			f.hostEPs[ep.HostUUID] = append(f.hostEPs[ep.HostUUID], ep)
 			dp := c.view.HostDatapathID(ep.HostUUID)
 			if dp == "" {
 				continue
@@ -253,11 +285,6 @@ func (c *Controller) currentFabric(ctx context.Context) (*fabric, error) {
 			f.endpoints[flows.EndpointKey{FlowNetwork: fn.UUID, DatapathID: dp}] = e
 		}
 	}
-	// noteChange, which drops it, runs on the pass's goroutine: a store change made while this was built is noted
-	// after this pass, and drops it then.
-	c.mu.Lock()
-	c.fabric = f
-	c.mu.Unlock()
 	return f, nil
 }
 
@@ -267,6 +294,13 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, *fabric, err
 	if err != nil {
 		return nil, nil, err
 	}
+	in, _, err := c.buildInputFrom(ctx, fab)
+	return in, fab, err
+}
+
+// buildInputFrom gathers the compiler's input from the service and the view, on a fabric; pms[i] is the port
+// mirror of in.Sessions[i].
+func (c *Controller) buildInputFrom(ctx context.Context, fab *fabric) (*flows.Input, []string, error) {
 	in := &flows.Input{
 		NICs:      map[string]flows.NIC{},
 		Endpoints: fab.endpoints,
@@ -289,26 +323,14 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, *fabric, err
 			return nil, nil, fmt.Errorf("list sessions: %w", err)
 		}
 	}
+	var pms []string
 	addNIC := func(uuid string) error {
 		if _, ok := in.NICs[uuid]; ok {
 			return nil
 		}
-		b, ok := c.view.Binding(uuid) // the view holds the inventory as of this pass, MACs included
-		if !ok {
-			nic, err := c.svc.VmNic(ctx, uuid)
-			if err != nil {
-				return fmt.Errorf("NIC %s: %w", uuid, err)
-			}
-			in.NICs[uuid] = flows.NIC{MAC: nic.MAC}
-			return nil
-		}
-		// the datapath alone locates a NIC whose bridge has not connected yet: remote copies to it go on
-		n := flows.NIC{MAC: b.MAC, DatapathID: b.DatapathID}
-		// The view is read in several steps: a NIC bound on a bridge that connected after in.Bridges was read
-		// stays located but unbound in this input, as its bridge is unknown to it (else the compiler would see a
-		// bound NIC on an unknown bridge and drop the copies to it); the connection triggers a new pass.
-		if _, known := in.Bridges[b.DatapathID]; b.Bound && known {
-			n.Port = b.PortNo
+		n, err := c.inputNIC(ctx, fab, uuid)
+		if err != nil {
+			return err
 		}
 		in.NICs[uuid] = n
 		return nil
@@ -328,15 +350,43 @@ func (c *Controller) buildInput(ctx context.Context) (*flows.Input, *fabric, err
 		if err := addNIC(s.DestinationNicUUID); err != nil {
 			return nil, nil, err
 		}
-		in.Sessions = append(in.Sessions, flows.Session{
-			UUID: s.UUID, Type: s.Type,
-			SourceNIC: s.SourceNicUUID, DestinationNIC: s.DestinationNicUUID,
-			TunnelKey: s.TunnelKey, FlowNetwork: fn.UUID, Encapsulation: fn.Encapsulation,
-			Filters: s.Filters, Revision: s.Revision, SnapLength: uint16(s.SnapLength),
-			BandwidthLimitKbps: uint32(s.BandwidthLimitKbps),
-		})
+		in.Sessions = append(in.Sessions, flowSession(s, fn))
+		pms = append(pms, pm.UUID)
 	}
-	return in, fab, nil
+	return in, pms, nil
+}
+
+// flowSession is what the compiler needs of a stored session of an enabled port mirror on flow network fn.
+func flowSession(s model.Session, fn model.FlowNetwork) flows.Session {
+	return flows.Session{
+		UUID: s.UUID, Type: s.Type,
+		SourceNIC: s.SourceNicUUID, DestinationNIC: s.DestinationNicUUID,
+		TunnelKey: s.TunnelKey, FlowNetwork: fn.UUID, Encapsulation: fn.Encapsulation,
+		Filters: s.Filters, Revision: s.Revision, SnapLength: uint16(s.SnapLength),
+		BandwidthLimitKbps: uint32(s.BandwidthLimitKbps),
+	}
+}
+
+// inputNIC is a NIC as the compiler sees it now: from the view (which holds the inventory as of this pass, MACs
+// included), or from the store when the view does not know it.
+func (c *Controller) inputNIC(ctx context.Context, fab *fabric, uuid string) (flows.NIC, error) {
+	b, ok := c.view.Binding(uuid)
+	if !ok {
+		nic, err := c.svc.VmNic(ctx, uuid)
+		if err != nil {
+			return flows.NIC{}, fmt.Errorf("NIC %s: %w", uuid, err)
+		}
+		return flows.NIC{MAC: nic.MAC}, nil
+	}
+	// the datapath alone locates a NIC whose bridge has not connected yet: remote copies to it go on
+	n := flows.NIC{MAC: b.MAC, DatapathID: b.DatapathID}
+	// The view is read in several steps: a NIC bound on a bridge that connected after the fabric's bridges were
+	// read stays located but unbound in this input, as its bridge is unknown to it (else the compiler would see a
+	// bound NIC on an unknown bridge and drop the copies to it); the connection triggers a new pass.
+	if _, known := fab.bridges[b.DatapathID]; b.Bound && known {
+		n.Port = b.PortNo
+	}
+	return n, nil
 }
 
 // fingerprints hash (with the controller's seed: they are compared only within one process), per session,
@@ -568,12 +618,11 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 // SessionRevision implements service.Live.
 func (c *Controller) SessionRevision(sessionUUID string) (uint64, bool) {
 	c.mu.Lock()
-	ps := c.plan
-	c.mu.Unlock()
-	if ps == nil {
+	defer c.mu.Unlock()
+	if c.plan == nil {
 		return 0, false
 	}
-	r, ok := ps.rev[sessionUUID]
+	r, ok := c.plan.rev[sessionUUID]
 	return r, ok
 }
 
@@ -581,18 +630,23 @@ func (c *Controller) SessionRevision(sessionUUID string) (uint64, bool) {
 func (c *Controller) SessionStatus(sessionUUID string) (model.SessionStatus, string) {
 	c.mu.Lock()
 	ps := c.plan
+	var r flows.SessionReport
+	var ok bool
+	var fp uint64
+	if ps != nil {
+		r, ok = ps.reports[sessionUUID]
+		fp = ps.fp[sessionUUID]
+	}
 	c.mu.Unlock()
 	if ps == nil {
 		return model.StatusPending, "the controller has not reconciled yet"
 	}
-	r, ok := ps.plan.Report(sessionUUID)
 	if !ok {
 		return model.StatusPending, "the controller has not reconciled this session yet"
 	}
 	if !r.Ready() {
 		return model.StatusPending, r.Reason()
 	}
-	fp := ps.fp[sessionUUID]
 	for _, dp := range r.Bridges {
 		c.mu.Lock()
 		b := c.bridges[dp]

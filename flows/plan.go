@@ -265,7 +265,7 @@ func resolveSession(in *Input, s *Session, src NIC, srcKnown bool, dst NIC, dstK
 	if srcKnown && src.Bound() {
 		rep.Bridges = append(rep.Bridges, src.DatapathID)
 	}
-	if dstKnown && dst.Bound() && dst.DatapathID != src.DatapathID {
+	if dstKnown && dst.Bound() && !slices.Contains(rep.Bridges, dst.DatapathID) {
 		rep.Bridges = append(rep.Bridges, dst.DatapathID)
 	}
 	slices.Sort(rep.Bridges)

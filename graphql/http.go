@@ -557,6 +557,10 @@ func (h *Handler) mutationResource(ctx context.Context, op string, args map[stri
 		return "Host", argString(input, "uuid")
 	case "deleteHost":
 		return "Host", argString(args, "uuid")
+	case "registerHosts":
+		return "Host", ""
+	case "createVmInstances":
+		return "VmInstance", ""
 	case "createVmInstance":
 		return "VmInstance", argString(input, "uuid")
 	case "migrateVmInstance", "deleteVmInstance":

@@ -124,6 +124,7 @@ func (b *builder) build() {
 	b.query = b.queryType()
 	b.mutation = b.mutationType()
 	b.controllers()
+	b.bulk()
 }
 
 func (b *builder) enums() {

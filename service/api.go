@@ -205,8 +205,10 @@ type Operations interface {
 	// inventory
 	CreateCluster(ctx context.Context, in ClusterInput) (model.Cluster, error)
 	RegisterHost(ctx context.Context, in HostInput) (model.Host, error)
+	RegisterHosts(ctx context.Context, in []HostInput) (BulkResult, error)
 	DeleteHost(ctx context.Context, uuid string) error
 	CreateVmInstance(ctx context.Context, in VmInstanceInput) (model.VmInstance, error)
+	CreateVmInstances(ctx context.Context, in []VmInstanceInput) (BulkResult, error)
 	MigrateVmInstance(ctx context.Context, uuid, hostUUID string) (model.VmInstance, error)
 	DeleteVmInstance(ctx context.Context, uuid string) error
 	SetVmNicQos(ctx context.Context, nicUUID string, qos *model.NicQoS) (model.VmNic, error)

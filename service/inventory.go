@@ -38,38 +38,11 @@ func (s *Service) RegisterHost(ctx context.Context, in HostInput) (model.Host, e
 	var out model.Host
 	err := s.mutate(ctx, "registerHost", "Host", createRef(in.UUID), in, func(tx *store.Txn, a *audit) error {
 		what := fmt.Sprintf("host %q", in.Name)
-		if err := checkName(what, in.Name); err != nil {
-			return err
-		}
-		uuid, err := newOrGivenUUID(what, in.UUID)
+		h, err := s.hostFromInput(what, in)
 		if err != nil {
 			return err
 		}
-		h := model.Host{UUID: uuid, Name: in.Name, ClusterUUID: ref(in.ClusterUUID), Bridge: in.Bridge, CreatedAt: s.now().UTC()}
-		if in.ManagementIP != "" {
-			if h.ManagementIP, err = normIP(what, "managementIp", in.ManagementIP); err != nil {
-				return err
-			}
-		}
-		if in.OVSDBAddress != "" {
-			if err := checkOVSDBAddress(what, in.OVSDBAddress); err != nil {
-				return err
-			}
-			h.OVSDBAddress = in.OVSDBAddress
-		}
-		if h.Bridge == "" {
-			h.Bridge = model.DefaultBridge
-		}
-		if err := checkIfaceName(what, "bridge", h.Bridge, maxBridgeLen); err != nil {
-			return err
-		}
-		if in.DatapathID != "" {
-			dp, ok := model.NormalizeDatapathID(in.DatapathID)
-			if !ok {
-				return invalid("%s: datapathId %q is not a datapath id (up to 16 hex digits)", what, in.DatapathID)
-			}
-			h.DatapathID = dp
-		}
+		uuid := h.UUID
 		if old, ok := store.Get[model.Host](tx, uuid); ok {
 			return refuse(CodeConflict, RuleAlreadyExists, "%s: uuid %s is already %s", what, uuid, descHost(old))
 		}
@@ -107,6 +80,44 @@ func (s *Service) RegisterHost(ctx context.Context, in HostInput) (model.Host, e
 		return nil
 	})
 	return out, err
+}
+
+// hostFromInput checks a HostInput's fields (not the store) and returns the host it describes; a new uuid when
+// none is given.
+func (s *Service) hostFromInput(what string, in HostInput) (model.Host, error) {
+	if err := checkName(what, in.Name); err != nil {
+		return model.Host{}, err
+	}
+	uuid, err := newOrGivenUUID(what, in.UUID)
+	if err != nil {
+		return model.Host{}, err
+	}
+	h := model.Host{UUID: uuid, Name: in.Name, ClusterUUID: ref(in.ClusterUUID), Bridge: in.Bridge, CreatedAt: s.now().UTC()}
+	if in.ManagementIP != "" {
+		if h.ManagementIP, err = normIP(what, "managementIp", in.ManagementIP); err != nil {
+			return model.Host{}, err
+		}
+	}
+	if in.OVSDBAddress != "" {
+		if err := checkOVSDBAddress(what, in.OVSDBAddress); err != nil {
+			return model.Host{}, err
+		}
+		h.OVSDBAddress = in.OVSDBAddress
+	}
+	if h.Bridge == "" {
+		h.Bridge = model.DefaultBridge
+	}
+	if err := checkIfaceName(what, "bridge", h.Bridge, maxBridgeLen); err != nil {
+		return model.Host{}, err
+	}
+	if in.DatapathID != "" {
+		dp, ok := model.NormalizeDatapathID(in.DatapathID)
+		if !ok {
+			return model.Host{}, invalid("%s: datapathId %q is not a datapath id (up to 16 hex digits)", what, in.DatapathID)
+		}
+		h.DatapathID = dp
+	}
+	return h, nil
 }
 
 func flowNetworksOfCluster(r store.Reader, clusterUUID string) []model.FlowNetwork {
@@ -182,44 +193,18 @@ func (s *Service) CreateVmInstance(ctx context.Context, in VmInstanceInput) (mod
 		seenUUID := map[string]bool{}
 		seenMAC := map[string]bool{}
 		for i, ni := range in.Nics {
-			nwhat := fmt.Sprintf("%s NIC %d", what, i)
-			n := model.VmNic{VmUUID: uuid, Index: i, IsDefault: ni.IsDefault, PortName: ni.PortName, QoS: ni.QoS}
-			if n.UUID, err = newOrGivenUUID(nwhat, ni.UUID); err != nil {
+			n, err := nicFromInput(tx, what, uuid, i, ni)
+			if err != nil {
 				return err
 			}
-			if n.MAC, err = normMAC(nwhat, ni.MAC); err != nil {
-				return err
-			}
-			nwhat = fmt.Sprintf("%s NIC %s", what, n.MAC)
+			nwhat := fmt.Sprintf("%s NIC %s", what, n.MAC)
 			if seenMAC[n.MAC] {
 				return invalid("%s: MAC %s is given twice", what, n.MAC)
 			}
 			seenMAC[n.MAC] = true
-			if ni.IP != "" {
-				if n.IP, err = normIP(nwhat, "ip", ni.IP); err != nil {
-					return err
-				}
-			}
-			if ni.PortName != "" {
-				if err := checkIfaceName(nwhat, "portName", ni.PortName, maxPortNameLen); err != nil {
-					return err
-				}
-			}
-			if err := checkQoS(nwhat, ni.QoS); err != nil {
-				return err
-			}
-			if !n.QoS.IsSet() {
-				n.QoS = nil
-			}
 			if ni.IsDefault {
 				if defaults++; defaults > 1 {
 					return invalid("%s: more than one NIC is the default NIC", what)
-				}
-			}
-			if ni.L3NetworkUUID != "" {
-				n.L3NetworkUUID = ref(ni.L3NetworkUUID)
-				if fn, ok := store.Get[model.FlowNetwork](tx, n.L3NetworkUUID); ok {
-					return refuse(CodeValidation, RuleFlowNetworkDedicated, "%s: l3NetworkUuid names %s, which is dedicated to mirroring", nwhat, descFN(fn))
 				}
 			}
 			if seenUUID[n.UUID] {
@@ -251,6 +236,44 @@ func (s *Service) CreateVmInstance(ctx context.Context, in VmInstanceInput) (mod
 	return out, err
 }
 
+// nicFromInput checks one NIC of a VM's input (its fields, and that l3NetworkUuid is not a flow network) and
+// returns the NIC it describes; a new uuid when none is given.
+func nicFromInput(tx *store.Txn, what, vmUUID string, i int, ni VmNicInput) (model.VmNic, error) {
+	var err error
+	nwhat := fmt.Sprintf("%s NIC %d", what, i)
+	n := model.VmNic{VmUUID: vmUUID, Index: i, IsDefault: ni.IsDefault, PortName: ni.PortName, QoS: ni.QoS}
+	if n.UUID, err = newOrGivenUUID(nwhat, ni.UUID); err != nil {
+		return model.VmNic{}, err
+	}
+	if n.MAC, err = normMAC(nwhat, ni.MAC); err != nil {
+		return model.VmNic{}, err
+	}
+	nwhat = fmt.Sprintf("%s NIC %s", what, n.MAC)
+	if ni.IP != "" {
+		if n.IP, err = normIP(nwhat, "ip", ni.IP); err != nil {
+			return model.VmNic{}, err
+		}
+	}
+	if ni.PortName != "" {
+		if err := checkIfaceName(nwhat, "portName", ni.PortName, maxPortNameLen); err != nil {
+			return model.VmNic{}, err
+		}
+	}
+	if err := checkQoS(nwhat, ni.QoS); err != nil {
+		return model.VmNic{}, err
+	}
+	if !n.QoS.IsSet() {
+		n.QoS = nil
+	}
+	if ni.L3NetworkUUID != "" {
+		n.L3NetworkUUID = ref(ni.L3NetworkUUID)
+		if fn, ok := store.Get[model.FlowNetwork](tx, n.L3NetworkUUID); ok {
+			return model.VmNic{}, refuse(CodeValidation, RuleFlowNetworkDedicated, "%s: l3NetworkUuid names %s, which is dedicated to mirroring", nwhat, descFN(fn))
+		}
+	}
+	return n, nil
+}
+
 // MigrateVmInstance moves a VM to another host; refused when a session of one of its NICs needs a cluster the
 // session's flow network is not attached to.
 func (s *Service) MigrateVmInstance(ctx context.Context, uuid, hostUUID string) (model.VmInstance, error) {
@@ -267,23 +290,8 @@ func (s *Service) MigrateVmInstance(ctx context.Context, uuid, hostUUID string) 
 				return err
 			}
 			a.relate(vm.HostUUID, h.UUID)
-			for _, n := range store.Lookup[model.VmNic](tx, store.IdxVm, uuid) {
-				for _, ss := range sessionsOfNic(tx, n.UUID) {
-					pm, err := getPM(tx, ss.PortMirrorUUID)
-					if err != nil {
-						return err
-					}
-					fn, err := getFN(tx, pm.FlowNetworkUUID)
-					if err != nil {
-						return err
-					}
-					if !fn.AttachedTo(h.ClusterUUID) {
-						c, _ := store.Get[model.Cluster](tx, h.ClusterUUID)
-						return refuse(CodeValidation, RuleClusterNotAttached,
-							"migrating %s to %s: its %s is in %s of %s, whose %s is not attached to %s",
-							descVM(vm), descHost(h), descNic(tx, n), descSession(ss), descPM(pm), descFN(fn), descCluster(c))
-					}
-				}
+			if err := checkMigration(tx, vm, h); err != nil {
+				return err
 			}
 			a.set("from", vm.HostUUID)
 			a.set("to", h.UUID)
@@ -293,6 +301,30 @@ func (s *Service) MigrateVmInstance(ctx context.Context, uuid, hostUUID string) 
 			return nil
 		})
 	return out, err
+}
+
+// checkMigration refuses moving a VM to a host whose cluster the flow network of a session of one of its NICs is
+// not attached to.
+func checkMigration(tx *store.Txn, vm model.VmInstance, h model.Host) error {
+	for _, n := range store.Lookup[model.VmNic](tx, store.IdxVm, vm.UUID) {
+		for _, ss := range sessionsOfNic(tx, n.UUID) {
+			pm, err := getPM(tx, ss.PortMirrorUUID)
+			if err != nil {
+				return err
+			}
+			fn, err := getFN(tx, pm.FlowNetworkUUID)
+			if err != nil {
+				return err
+			}
+			if !fn.AttachedTo(h.ClusterUUID) {
+				c, _ := store.Get[model.Cluster](tx, h.ClusterUUID)
+				return refuse(CodeValidation, RuleClusterNotAttached,
+					"migrating %s to %s: its %s is in %s of %s, whose %s is not attached to %s",
+					descVM(vm), descHost(h), descNic(tx, n), descSession(ss), descPM(pm), descFN(fn), descCluster(c))
+			}
+		}
+	}
+	return nil
 }
 
 // DeleteVmInstance removes a VM and its NICs; refused while a session uses one of its NICs.

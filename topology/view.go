@@ -125,6 +125,7 @@ type View struct {
 	switches map[string]*switchState
 	nics     map[string]nicState
 	nicsOf   map[string][]string // host uuid -> nic uuids of its VMs
+	vmHost   map[string]string   // vm uuid -> its host uuid
 	dpHost   map[string]string   // datapath id -> host uuid
 	hostDP   map[string]string   // host uuid -> effective datapath id
 	bindings map[string]Binding
@@ -140,6 +141,7 @@ func NewView() *View {
 		switches: map[string]*switchState{},
 		nics:     map[string]nicState{},
 		nicsOf:   map[string][]string{},
+		vmHost:   map[string]string{},
 		dpHost:   map[string]string{},
 		hostDP:   map[string]string{},
 		bindings: map[string]Binding{},
@@ -221,6 +223,7 @@ func (v *View) SetInventory(inv Inventory) {
 	}
 	v.nics = nics
 	v.nicsOf = nicsOf
+	v.vmHost = vmHost
 	v.reindexHosts()
 	v.rebindAll()
 	v.signal()

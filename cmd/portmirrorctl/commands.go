@@ -648,6 +648,7 @@ func (a *app) switchCmd() *cobra.Command {
 
 func (a *app) inventoryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "inventory", Short: "Clusters, hosts, VMs and their NICs, as the cloud's tooling registered them"}
+	cmd.AddCommand(a.syncCmd())
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "One row per VM NIC, with its VM, host and cluster: the uuids sessions take", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {

@@ -165,6 +165,21 @@ func TestCtlEndToEnd(t *testing.T) {
 		!strings.HasPrefix(out, "CLUSTER") {
 		t.Errorf("inventory list:\n%s", out)
 	}
+	// Bulk sync from a file: one host as it is, one new, and a new VM on it; twice, the second time all unchanged.
+	syncFile := filepath.Join(t.TempDir(), "inventory.json")
+	if err := os.WriteFile(syncFile, []byte(`{"hosts": [
+		{"uuid": "`+uuidN(0xa1)+`", "name": "hv1", "clusterUuid": "`+uuidN(0xc1)+`", "datapathId": "`+fmt.Sprintf("%016x", 0xa1)+`"},
+		{"uuid": "`+uuidN(0xa3)+`", "name": "hv3", "clusterUuid": "`+uuidN(0xc1)+`"}],
+	 "vmInstances": [{"uuid": "`+uuidN(0xb3)+`", "name": "db-1", "hostUuid": "`+uuidN(0xa3)+`",
+		"nics": [{"uuid": "`+uuidN(0xd5)+`", "mac": "52:54:00:00:00:05", "isDefault": true}]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := must(admin, "-o", "json", "inventory", "sync", syncFile); !strings.Contains(out, `"created": 1`) || !strings.Contains(out, `"unchanged": 1`) {
+		t.Errorf("inventory sync:\n%s", out)
+	}
+	if out := must(admin, "inventory", "sync", syncFile); !strings.Contains(out, "hosts        2      0        0        2") {
+		t.Errorf("inventory sync again:\n%s", out)
+	}
 	if out := must(admin, "flow-network", "list", "-o", "json"); !strings.Contains(out, `"name": "mirror-net"`) {
 		t.Errorf("flow-network list -o json:\n%s", out)
 	}

@@ -1,0 +1,527 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"portmirror/controller"
+	"portmirror/graphql"
+	"portmirror/model"
+	"portmirror/service"
+	"portmirror/simulator/dataplane"
+	"portmirror/simulator/ofsim"
+	"portmirror/store"
+)
+
+// The scale fleet: per host ten VMs of two NICs (NIC 0 the default one, a source; NIC 1 a destination), ten
+// sessions (session k from VM k's NIC 0 to VM k's NIC 1, on the next host of the cluster for k < 3: a third remote),
+// and per cluster ten flow networks, each occupied by the port mirror holding session k of every host of the cluster.
+const (
+	scaleVMs        = 10
+	scaleFNs        = 10 // per cluster
+	scaleRemote     = 3  // sessions per host whose destination is on the next host
+	scaleTunnelBase = 100
+)
+
+func scaleHostUUID(h int) string      { return uuidN(0x20, h) }
+func scaleVMUUID(h, v int) string     { return uuidN(0x40, h*scaleVMs+v) }
+func scaleNICUUID(h, v, n int) string { return uuidN(0x50, (h*scaleVMs+v)*2+n) }
+func scaleDPID(h int) uint64          { return 0x20_0000 + uint64(h) }
+func scalePortName(v, n int) string   { return fmt.Sprintf("v%dn%d", v, n) }
+func scalePortNo(v, n int) uint32     { return uint32(v*2 + n + 1) }
+
+// scaleRig is one fleet: an on-disk store, the service, the API over HTTP on loopback, a controller in this
+// process and one simulated bridge per host.
+type scaleRig struct {
+	hosts, clusters int
+	dir             string
+	st              *store.Store
+	svc             *service.Service
+	apiSrv          *httptest.Server
+	api             *daemon // its gql method, on apiSrv
+	ctrl            *controller.Controller
+	stopCtrl        func()
+	listen          string
+	sw              []*ofsim.Switch
+	stopSw          func()
+	pms             []string // by cluster*scaleFNs + k
+	fns             []string
+	inventory       time.Duration // clusters, hosts and VMs registered through the bulk API
+	sessionsSetup   time.Duration
+	programmed      time.Duration // bridges started → every session ACTIVE
+}
+
+func (r *scaleRig) per() int { return r.hosts / r.clusters }
+func (r *scaleRig) next(h int) int {
+	c := h / r.per()
+	return c*r.per() + (h-c*r.per()+1)%r.per()
+}
+
+func (r *scaleRig) close() {
+	if r.stopSw != nil {
+		r.stopSw()
+	}
+	if r.stopCtrl != nil {
+		r.stopCtrl()
+	}
+	if r.apiSrv != nil {
+		r.apiSrv.Close()
+	}
+	if r.st != nil {
+		r.st.Close()
+	}
+	if r.dir != "" {
+		_ = os.RemoveAll(r.dir)
+	}
+}
+
+// buildScaleRig registers the fleet through the API's bulk mutations, creates the flow networks and port mirrors
+// through the service, starts the controller and the bridges, and waits until every session is ACTIVE.
+func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int) (*scaleRig, error) {
+	r := &scaleRig{hosts: hosts, clusters: clusters}
+	var err error
+	if r.dir, err = os.MkdirTemp("", "pmbench-scale"); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*scaleRig, error) { r.close(); return nil, err }
+	if r.st, err = store.Open(ctx, store.Options{Dir: r.dir, Logger: b.quiet}); err != nil {
+		return fail(err)
+	}
+	r.svc = service.New(r.st, service.Options{Logger: b.quiet})
+	h, err := graphql.New(graphql.Options{Backend: r.svc, Logger: b.quiet})
+	if err != nil {
+		return fail(err)
+	}
+	r.apiSrv = httptest.NewServer(h)
+	r.api = &daemon{api: strings.TrimPrefix(r.apiSrv.URL, "http://"), client: &http.Client{Timeout: 5 * time.Minute}}
+
+	// The inventory through the API, in bulk.
+	t0 := time.Now()
+	for c := range clusters {
+		if err := r.api.gql(ctx, `mutation($in: ClusterInput!) { createCluster(input: $in) { uuid } }`,
+			map[string]any{"in": map[string]any{"uuid": uuidN(0x10, c), "name": fmt.Sprintf("c%d", c)}}, nil); err != nil {
+			return fail(fmt.Errorf("createCluster: %w", err))
+		}
+	}
+	const hostChunk, vmChunk = 2000, 1000
+	for lo := 0; lo < hosts; lo += hostChunk {
+		var in []map[string]any
+		for h := lo; h < min(hosts, lo+hostChunk); h++ {
+			in = append(in, map[string]any{"uuid": scaleHostUUID(h), "name": fmt.Sprintf("hv%d", h),
+				"clusterUuid": uuidN(0x10, h/r.per()), "datapathId": fmt.Sprintf("%x", scaleDPID(h))})
+		}
+		if err := r.api.gql(ctx, `mutation($in: [HostInput!]!) { registerHosts(input: $in) { count } }`, map[string]any{"in": in}, nil); err != nil {
+			return fail(fmt.Errorf("registerHosts: %w", err))
+		}
+	}
+	vms := hosts * scaleVMs
+	for lo := 0; lo < vms; lo += vmChunk {
+		var in []map[string]any
+		for i := lo; i < min(vms, lo+vmChunk); i++ {
+			h, v := i/scaleVMs, i%scaleVMs
+			var nics []map[string]any
+			for n := range 2 {
+				nics = append(nics, map[string]any{"uuid": scaleNICUUID(h, v, n), "isDefault": n == 0, "portName": scalePortName(v, n),
+					"mac": fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", h>>16&0xff, h>>8&0xff, h&0xff, v, n)})
+			}
+			in = append(in, map[string]any{"uuid": scaleVMUUID(h, v), "name": fmt.Sprintf("vm%d-%d", h, v), "hostUuid": scaleHostUUID(h), "nics": nics})
+		}
+		if err := r.api.gql(ctx, `mutation($in: [VmInstanceInput!]!) { createVmInstances(input: $in) { count } }`, map[string]any{"in": in}, nil); err != nil {
+			return fail(fmt.Errorf("createVmInstances: %w", err))
+		}
+	}
+	r.inventory = time.Since(t0)
+	b.log.Info("scale: inventory registered", "hosts", hosts, "seconds", r.inventory.Seconds())
+
+	// Flow networks (a /22 each, within 198.18.0.0/15) and port mirrors.
+	t0 = time.Now()
+	sctx := service.WithActor(ctx, "bench")
+	base := netip.MustParseAddr("198.18.0.0").As4()
+	for c := range clusters {
+		for k := range scaleFNs {
+			i := c*scaleFNs + k
+			v := uint32(base[0])<<24 | uint32(base[1])<<16 + uint32(i)*1024
+			cidr := fmt.Sprintf("%d.%d.%d.0/22", v>>24, v>>16&0xff, v>>8&0xff)
+			fn, err := r.svc.CreateFlowNetwork(sctx, service.FlowNetworkInput{UUID: uuidN(0x3000+i, i), Name: fmt.Sprintf("fn-c%d-%d", c, k),
+				CIDR: cidr, ClusterUUIDs: []string{uuidN(0x10, c)}})
+			if err != nil {
+				return fail(fmt.Errorf("flow network %d: %w", i, err))
+			}
+			in := service.PortMirrorInput{Name: fmt.Sprintf("pm-c%d-%d", c, k), FlowNetworkUUID: fn.UUID, Enable: true}
+			for h := c * r.per(); h < (c+1)*r.per(); h++ {
+				dst := h
+				if k < scaleRemote {
+					dst = r.next(h)
+				}
+				in.Sessions = append(in.Sessions, service.SessionInput{Name: fmt.Sprintf("s%d-%d", h, k), Type: model.Bidirection,
+					SourceNicUUID: scaleNICUUID(h, k, 0), DestinationNicUUID: scaleNICUUID(dst, k, 1)})
+			}
+			pm, err := r.svc.CreatePortMirror(sctx, in)
+			if err != nil {
+				return fail(fmt.Errorf("port mirror %d: %w", i, err))
+			}
+			r.fns, r.pms = append(r.fns, fn.UUID), append(r.pms, pm.UUID)
+		}
+	}
+	r.sessionsSetup = time.Since(t0)
+	b.log.Info("scale: port mirrors created", "port_mirrors", len(r.pms), "seconds", r.sessionsSetup.Seconds())
+
+	if err := r.startController(ctx, b, "127.0.0.1:0"); err != nil {
+		return fail(err)
+	}
+	t0 = time.Now()
+	if err := r.startBridges(ctx); err != nil {
+		return fail(err)
+	}
+	if err := r.waitAllActive(ctx, 10*time.Minute); err != nil {
+		return fail(err)
+	}
+	r.programmed = time.Since(t0)
+	b.log.Info("scale: every session ACTIVE", "bridges", hosts, "seconds", r.programmed.Seconds())
+	return r, nil
+}
+
+func (r *scaleRig) startController(ctx context.Context, b *bencher, listen string) error {
+	var err error
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.ctrl, err = controller.New(controller.Options{Service: r.svc, Logger: b.quiet, Listen: listen})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // the previous controller's listener is closing
+	}
+	if err != nil {
+		return err
+	}
+	r.listen = r.ctrl.Addr().String()
+	r.svc.SetLive(r.ctrl)
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = r.ctrl.Run(cctx); close(done) }()
+	r.stopCtrl = func() { cancel(); <-done; r.stopCtrl = nil }
+	return nil
+}
+
+// startBridges starts one simulated bridge per host: ports v0n0..v9n1 and the tunnel ports of its cluster's flow
+// networks.
+func (r *scaleRig) startBridges(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	r.stopSw = func() { cancel(); wg.Wait(); r.stopSw = nil }
+	for h := range r.hosts {
+		br := dataplane.NewBridge("br-int", dataplane.MAC{0x0a, 1, byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h)})
+		for v := range scaleVMs {
+			for n := range 2 {
+				if err := br.AddPort(dataplane.Port{No: scalePortNo(v, n), Name: scalePortName(v, n), Up: true,
+					MAC: dataplane.MAC{0x0e, byte(v*2 + n), byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h)}}); err != nil {
+					return err
+				}
+			}
+		}
+		c := h / r.per()
+		for k := range scaleFNs {
+			if err := br.AddPort(dataplane.Port{No: uint32(scaleTunnelBase + k), Name: model.TunnelPortName(r.fns[c*scaleFNs+k]), Up: true,
+				MAC: dataplane.MAC{0x0e, byte(0x80 + k), byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h)}}); err != nil {
+				return err
+			}
+		}
+		sw := ofsim.New(ofsim.Config{Controller: r.listen, DatapathID: scaleDPID(h), Bridge: br, ProbeInterval: 30 * time.Second,
+			MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Second})
+		r.sw = append(r.sw, sw)
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = sw.Run(ctx) }()
+	}
+	return nil
+}
+
+func (r *scaleRig) waitAllActive(ctx context.Context, limit time.Duration) error {
+	all, err := r.svc.AllSessions(ctx)
+	if err != nil {
+		return err
+	}
+	return waitActive(ctx, r.ctrl, all, 10*time.Millisecond, limit)
+}
+
+// oneSession adds one remote session (not yet existing: its destination is never VM k's, which session k uses) at
+// host h and returns the time until it is ACTIVE and the
+// reconciliation work (pass time) it caused.
+func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, pass time.Duration, fulls uint64, work [3]uint64, err error) {
+	c := h / r.per()
+	k := i % scaleFNs
+	before := r.ctrl.PassStats()
+	t0 := time.Now()
+	s, err := r.svc.AddPortMirrorSession(service.WithActor(ctx, "bench"), r.pms[c*scaleFNs+k], service.SessionInput{
+		Name: fmt.Sprintf("extra%d", i), Type: model.Bidirection,
+		SourceNicUUID: scaleNICUUID(h, k, 0), DestinationNicUUID: scaleNICUUID(r.next(h), (k+1+(i/scaleFNs)%(scaleVMs-1))%scaleVMs, 1)})
+	if err != nil {
+		return 0, 0, 0, work, err
+	}
+	if err := waitActive(ctx, r.ctrl, []model.Session{s}, 100*time.Microsecond, 30*time.Second); err != nil {
+		return 0, 0, 0, work, err
+	}
+	total = time.Since(t0)
+	after := r.ctrl.PassStats()
+	work = [3]uint64{after.Passes - before.Passes, after.Compiled - before.Compiled, after.Analysed - before.Analysed}
+	return total, after.PassTime - before.PassTime, after.FullPasses - before.FullPasses, work, nil
+}
+
+// The scale figures that can be missed, explained for the report (explanations is otherwise a literal in
+// bench.go; the entries are added here to keep the part in one file).
+func init() {
+	explanations["scale.active_p99_ratio"] = "The session's own pass touches two bridges at any fleet size; the gap " +
+		"comes from what else runs meanwhile: the mutation's tunnel key allocation reads its port mirror's sessions " +
+		"(one per host of the cluster in the big fleet, 100 in the small one), a heap twenty to a hundred times larger " +
+		"(garbage collection), and, on two cores shared with other work, bridges of the big fleet whose echo replies " +
+		"came late: each reconnect is read back and diffed, and the pass after it rebuilds the fabric (see the " +
+		"reconnect row of the table and scale.storm_seconds)."
+	explanations["scale.pass_ratio"] = "The pass time counted is every pass between the call and ACTIVE. A one-session " +
+		"change's own pass reads the session, analyses the sessions of its two bridges and compiles those two; what " +
+		"grows with the fleet is the passes that other events cause meanwhile (bridges reconnecting on the loaded " +
+		"machine: each such pass rebuilds the fabric, O(bridges + endpoints), and compares it with the last one). " +
+		"The profile of the run (go tool pprof on -cpuprofile, focus incrementalPass) shows compileTargets and " +
+		"flows.Analyze on the reconnected bridges, not the one-session changes; building the fabric per changed bridge " +
+		"is the next step."
+	explanations["scale.storm_seconds"] = "Every bridge reconnects, is handshaken, read back with one flow-stats request, diffed and recompiled; the fabric is patched per reconnected bridge (controller/fabric.go), so a pass costs the bridges it touches. What remains is per connection: the handshake, the read-back and the compile of ~20 sessions per bridge, in one process with the simulated bridges, on two cores shared with other work (load average 13-22 in these runs; the recorded 5,000-bridge run also shared them with a second copy of itself, started by mistake, and with make test). At 2,000 bridges on a less loaded machine the storm took 18 s (25.6 s before the fabric patch); the next steps are a profile of the daemon alone (not in-process with the simulator) and reading flows back only for bridges whose connection was lost longer than the echo interval."
+	explanations["scale.restart_seconds"] = "A restart opens the store (every object is read into memory), loads the whole inventory into the view, runs one full pass over every session and compiles every bridge as it reconnects (each read back and diffed, nothing resent: 0 flow_mods); the time is dominated by the reconnect of every bridge (see scale.storm_seconds) on the loaded machine."
+	explanations["scale.rss_mib"] = "The figure is the whole benchmark process, the 10,000 simulated bridges (flow " +
+		"tables, connections) included, not the controller alone."
+	explanations["api.page_p50_ms"] = "In this fleet a page of 100 port mirrors holds every session (1,000 per port " +
+		"mirror, 100,000 in the page), each resolved with its live status: the cost is per session in the page, about " +
+		"10 µs each through graphql-go. `PortMirror.sessions` has no paging argument; adding `first`/`after` to it (or " +
+		"the fast path of graphql/fastexec.go for this shape) is the fix; left to the lead because it changes the API."
+	explanations["scale.inventory_seconds"] = "Bulk calls are one store transaction each; a larger call would be " +
+		"refused by the 1 MiB body limit before the transaction limit."
+}
+
+// partScale is part 9: the cost of a change at ten times the cloud.
+func (b *bencher) partScale(ctx context.Context) {
+	s := section{title: "9. Ten times the cloud", command: b.command("scale")}
+	if err := b.scale(ctx, &s); err != nil {
+		b.fail("scale", err)
+	}
+	b.res.sections = append(b.res.sections, s)
+}
+
+func (b *bencher) scale(ctx context.Context, s *section) error {
+	hosts, clusters, smallHosts, samples := 10000, 10, 100, 200
+	if v := os.Getenv("BENCH_SCALE_HOSTS"); v != "" {
+		if _, err := fmt.Sscan(v, &hosts); err != nil {
+			return fmt.Errorf("BENCH_SCALE_HOSTS=%q: %w", v, err)
+		}
+	}
+	if b.cfg.Quick {
+		hosts, clusters, smallHosts, samples = 200, 2, 20, 30
+	}
+	hosts -= hosts % clusters
+	if _, err := raiseFileLimit(); err != nil {
+		return err
+	}
+	cmd := b.command("scale")
+	if v := os.Getenv("BENCH_SCALE_HOSTS"); v != "" {
+		cmd = "BENCH_SCALE_HOSTS=" + v + " " + cmd
+		s.command = cmd
+	}
+	load0 := loadAverage()
+	big, err := b.buildScaleRig(ctx, hosts, clusters)
+	if err != nil {
+		return fmt.Errorf("the fleet of %d bridges: %w", hosts, err)
+	}
+	defer big.close()
+	rss, err := settledRSS(os.Getpid(), time.Second)
+	if err != nil {
+		return err
+	}
+	small, err := b.buildScaleRig(ctx, smallHosts, 1)
+	if err != nil {
+		return fmt.Errorf("the fleet of %d bridges: %w", smallHosts, err)
+	}
+	defer small.close()
+	sessions := hosts * scaleVMs
+	smallSessions := smallHosts * scaleVMs
+
+	connects := func(r *scaleRig) int {
+		n := 0
+		for _, sw := range r.sw {
+			n += sw.Connects()
+		}
+		return n
+	}
+	bigConn0, smallConn0 := connects(big), connects(small)
+	// One session at a time, alternating between the two fleets so that the machine's noise falls on both.
+	var bigT, smallT, bigP, smallP []time.Duration
+	var bigFull, smallFull uint64
+	var bigWork, smallWork [3]uint64 // passes, bridges compiled, sessions analysed
+	sum := func(a *[3]uint64, b [3]uint64) {
+		for j := range a {
+			a[j] += b[j]
+		}
+	}
+	for i := range samples {
+		tt, pt, f, w, err := small.oneSession(ctx, (i*7)%smallHosts, i)
+		if err != nil {
+			return fmt.Errorf("one session on %d bridges: %w", smallHosts, err)
+		}
+		smallT, smallP, smallFull = append(smallT, tt), append(smallP, pt), smallFull+f
+		sum(&smallWork, w)
+		tt, pt, f, w, err = big.oneSession(ctx, (i*7919)%hosts, i)
+		if err != nil {
+			return fmt.Errorf("one session on %d bridges: %w", hosts, err)
+		}
+		bigT, bigP, bigFull = append(bigT, tt), append(bigP, pt), bigFull+f
+		sum(&bigWork, w)
+	}
+	q := func(l []time.Duration, p float64) time.Duration {
+		l = slices.Clone(l)
+		slices.Sort(l)
+		return l[min(len(l)-1, int(p*float64(len(l))))]
+	}
+	bigReconn, smallReconn := connects(big)-bigConn0, connects(small)-smallConn0
+	b.log.Info("scale: one-session changes measured", "samples", samples, "reconnects_big", bigReconn, "reconnects_small", smallReconn)
+	activeRatio := float64(q(bigT, 0.99)) / float64(q(smallT, 0.99))
+	passRatio := float64(q(bigP, 0.5)) / float64(q(smallP, 0.5))
+
+	// Reconnect storm on the big fleet.
+	for _, sw := range big.sw {
+		sw.SetOffline(true)
+	}
+	if err := waitUntil(ctx, 5*time.Minute, "the controller to see every bridge disconnect", func() bool {
+		for _, sw := range big.ctrl.Switches() {
+			if sw.Connected {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	fm0 := big.ctrl.PassStats().FlowMods
+	t0 := time.Now()
+	for _, sw := range big.sw {
+		sw.SetOffline(false)
+	}
+	if err := big.waitAllActive(ctx, 10*time.Minute); err != nil {
+		return fmt.Errorf("storm: %w", err)
+	}
+	storm := time.Since(t0)
+	b.log.Info("scale: storm measured", "seconds", storm.Seconds())
+	stormMods := big.ctrl.PassStats().FlowMods - fm0
+
+	// Restart: the controller and the store go away and come back on the same data and the same address.
+	addr := big.listen
+	big.stopCtrl()
+	big.st.Close()
+	t0 = time.Now()
+	if big.st, err = store.Open(ctx, store.Options{Dir: big.dir, Logger: b.quiet}); err != nil {
+		big.st = nil
+		return fmt.Errorf("restart: %w", err)
+	}
+	big.svc = service.New(big.st, service.Options{Logger: b.quiet})
+	if err := big.startController(ctx, b, addr); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	if err := big.waitAllActive(ctx, 10*time.Minute); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	restart := time.Since(t0)
+	b.log.Info("scale: restart measured", "seconds", restart.Seconds())
+	restartMods := big.ctrl.PassStats().FlowMods
+
+	// A page of 100 port mirrors with their sessions, filtered by name, over HTTP (on the restarted service).
+	big.apiSrv.Close()
+	h, err := graphql.New(graphql.Options{Backend: big.svc, Logger: b.quiet})
+	if err != nil {
+		return err
+	}
+	big.apiSrv = httptest.NewServer(h)
+	big.api = &daemon{api: strings.TrimPrefix(big.apiSrv.URL, "http://"), client: &http.Client{Timeout: time.Minute}}
+	const pageQ = `query($f: String) { portMirrorPage(first: 100, nameContains: $f) { totalCount items { uuid name state sessions { uuid name status } } } }`
+	var pageT []time.Duration
+	pageRuns := 21
+	if sessions > 20000 {
+		pageRuns = 6 // seconds each: the page holds every session (see api.page_p50_ms)
+	}
+	for i := range pageRuns {
+		t := time.Now()
+		if err := big.api.gql(ctx, pageQ, map[string]any{"f": "pm-"}, nil); err != nil {
+			return fmt.Errorf("page: %w", err)
+		}
+		if i > 0 {
+			pageT = append(pageT, time.Since(t))
+		}
+	}
+	page := q(pageT, 0.5)
+	load1 := loadAverage()
+
+	rssMiB := mib(rss)
+	add := func(name string, v float64, unit, goal string, ok *bool) {
+		b.res.add(Figure{Name: name, Value: v, Unit: unit, Goal: goal, Met: ok, Command: cmd})
+	}
+	add("scale.sessions", float64(sessions), "sessions", "", nil)
+	add("scale.bridges", float64(hosts), "bridges", "", nil)
+	add("scale.inventory_seconds", big.inventory.Seconds(), "s", "≤ 60", met(big.inventory <= time.Minute))
+	add("scale.active_p99_ratio", activeRatio, "ratio", "≤ 1.5", met(activeRatio <= 1.5))
+	add("scale.active_p99_ms", ms(q(bigT, 0.99)), "ms", "", nil)
+	add("scale.active_p99_small_ms", ms(q(smallT, 0.99)), "ms", "", nil)
+	add("scale.pass_ratio", passRatio, "ratio", "≤ 2", met(passRatio <= 2))
+	add("scale.pass_p50_ms", ms(q(bigP, 0.5)), "ms", "", nil)
+	add("scale.pass_p50_small_ms", ms(q(smallP, 0.5)), "ms", "", nil)
+	add("scale.storm_seconds", storm.Seconds(), "s", "≤ 5", met(storm <= 5*time.Second))
+	add("scale.storm_flow_mods", float64(stormMods), "flow_mods", "= 0", met(stormMods == 0))
+	add("scale.restart_seconds", restart.Seconds(), "s", "≤ 10", met(restart <= 10*time.Second))
+	add("scale.restart_flow_mods", float64(restartMods), "flow_mods", "= 0", met(restartMods == 0))
+	add("scale.rss_mib", rssMiB, "MiB", "≤ 2048", met(rssMiB <= 2048))
+	add("api.page_p50_ms", ms(page), "ms", "≤ 20", met(ms(page) <= 20))
+
+	s.how = fmt.Sprintf("One fleet of %d simulated bridges (`simulator/ofsim`, real TCP on loopback), %d clusters, %d VMs of two NICs "+
+		"per host (%d NICs), and %d BIDIRECTION sessions: ten per host, from VM k's NIC 0 to VM k's NIC 1, on the next "+
+		"host of the cluster for k < %d (a third remote); each cluster has %d flow networks, each occupied by the enabled "+
+		"port mirror holding session k of every host of the cluster. The service runs on an on-disk store (synchronous "+
+		"writes) with the API over HTTP on loopback, and the controller in the benchmark's process, as in parts 3 and 4. "+
+		"Beside it, in the same process and the same run, a fleet of %d bridges and %d sessions laid out the same way; "+
+		"the one-session measurements alternate between the two, %d each, so that the machine's noise falls on both. "+
+		"Load average %s at the start, %s at the end (2 cores shared with other developers).",
+		hosts, clusters, scaleVMs, hosts*scaleVMs*2, sessions, scaleRemote, scaleFNs, smallHosts, smallSessions, samples, load0, load1)
+	s.header = []string{"measurement", fmt.Sprintf("%d sessions", sessions), fmt.Sprintf("%d sessions", smallSessions), "ratio", "goal"}
+	s.rows = [][]string{
+		{"session created → ACTIVE, p99", fmt.Sprintf("%.2f ms", ms(q(bigT, 0.99))), fmt.Sprintf("%.2f ms", ms(q(smallT, 0.99))), fmt.Sprintf("%.2f", activeRatio), "≤ 1.5"},
+		{"session created → ACTIVE, p50", fmt.Sprintf("%.2f ms", ms(q(bigT, 0.5))), fmt.Sprintf("%.2f ms", ms(q(smallT, 0.5))), fmt.Sprintf("%.2f", float64(q(bigT, 0.5))/float64(q(smallT, 0.5))), ""},
+		{"reconciliation work per one-session change, p50", fmt.Sprintf("%.3f ms", ms(q(bigP, 0.5))), fmt.Sprintf("%.3f ms", ms(q(smallP, 0.5))), fmt.Sprintf("%.2f", passRatio), "≤ 2"},
+		{"full passes among those changes", fmt.Sprint(bigFull), fmt.Sprint(smallFull), "", ""},
+		{"bridges that reconnected meanwhile (echo timeouts on the loaded machine)", fmt.Sprint(bigReconn), fmt.Sprint(smallReconn), "", ""},
+		{"per change: passes, bridges compiled, sessions analysed to compile them (mean)",
+			fmt.Sprintf("%.2f, %.2f, %.1f", float64(bigWork[0])/float64(samples), float64(bigWork[1])/float64(samples), float64(bigWork[2])/float64(samples)),
+			fmt.Sprintf("%.2f, %.2f, %.1f", float64(smallWork[0])/float64(samples), float64(smallWork[1])/float64(samples), float64(smallWork[2])/float64(samples)), "", ""},
+	}
+	s.notes = append(s.notes,
+		fmt.Sprintf("Inventory: %d clusters, %d hosts (`registerHosts`, 2,000 per call) and %d VMs with %d NICs (`createVmInstances`, 1,000 VMs per call) through GraphQL over HTTP: **%.1f s** (goal ≤ 60 s). The flow networks and port mirrors (%d `createPortMirror` calls through the service) took %.1f s more; the bridges connected and every session was ACTIVE %.1f s after they started.",
+			clusters, hosts, hosts*scaleVMs, hosts*scaleVMs*2, big.inventory.Seconds(), len(big.pms), big.sessionsSetup.Seconds(), big.programmed.Seconds()),
+		"Reconciliation work is the controller's pass time (`Controller.PassStats`) from the call to ACTIVE: reading the change, analysing what it touches, compiling the touched bridges (the programming of the bridges runs in their workers and is in the ACTIVE time).",
+		fmt.Sprintf("Reconnect storm: every bridge offline, then all back at once: every session ACTIVE again after **%.2f s**, %d flow_mods sent (goals ≤ 5 s, 0).", storm.Seconds(), stormMods),
+		fmt.Sprintf("Restart: the controller stopped and the store closed, then the store reopened and a new controller started on the same address (the bridges reconnect by themselves): every session ACTIVE again after **%.2f s**, %d flow_mods sent (goals ≤ 10 s, 0). In-process, not a new daemon process: the time includes opening the store and the first full pass, not the process start.", restart.Seconds(), restartMods),
+		fmt.Sprintf("RSS: %.0f MiB for the whole benchmark process with the big fleet connected and ACTIVE, **including the %d simulated bridges** (their flow tables and connections), so it overstates the controller's share (goal ≤ 2,048 MiB).", rssMiB, hosts),
+		fmt.Sprintf("API page: `portMirrorPage(first: 100, nameContains: \"pm-\") { items { uuid name state sessions { uuid name status } } }` over HTTP, p50 of %d calls: **%.1f ms**. In this layout a page of 100 port mirrors holds all %d sessions (%d per port mirror).", len(pageT), ms(page), sessions, big.per()),
+	)
+	return nil
+}
+
+// loadAverage is the 1-, 5- and 15-minute load average, as /proc/loadavg gives it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " / ")
+}

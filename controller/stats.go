@@ -1,0 +1,40 @@
+package controller
+
+import (
+	"sync/atomic"
+	"time"
+
+	"portmirror/ofwire"
+)
+
+// passCounters count the reconciliation passes (for PassStats).
+type passCounters struct {
+	passes, full       atomic.Uint64
+	nanos, fullNanos   atomic.Int64
+	compiled, analysed atomic.Uint64 // bridges compiled and sessions analysed for them, in every pass
+}
+
+// PassStats is what the controller has done since it started, for benchmarks and tests.
+type PassStats struct {
+	Passes     uint64        // reconciliation passes, full ones included
+	FullPasses uint64        // of which analysed every session
+	PassTime   time.Duration // the time of every pass together
+	FullTime   time.Duration // of which in full passes
+	FlowMods   uint64        // flow_mods sent to switches (add, modify, delete)
+	Compiled   uint64        // bridges compiled, in every pass
+	Analysed   uint64        // sessions analysed to compile them
+}
+
+// PassStats returns the controller's counters.
+func (c *Controller) PassStats() PassStats {
+	s := PassStats{
+		Passes: c.passStats.passes.Load(), FullPasses: c.passStats.full.Load(),
+		PassTime: time.Duration(c.passStats.nanos.Load()), FullTime: time.Duration(c.passStats.fullNanos.Load()),
+		Compiled: c.passStats.compiled.Load(), Analysed: c.passStats.analysed.Load(),
+	}
+	st := c.srv.Stats()
+	for _, cmd := range []ofwire.FlowModCommand{ofwire.FlowAdd, ofwire.FlowModifyStrict, ofwire.FlowDeleteStrict} {
+		s.FlowMods += st.FlowMods[cmd].Load()
+	}
+	return s
+}
