@@ -18,7 +18,7 @@ import (
 )
 
 // Parts are the measurements, in the order they run.
-var Parts = []string{"bulk", "daemon", "status", "storm", "tls", "cluster", "scale"}
+var Parts = []string{"bulk", "daemon", "status", "storm", "tls", "cluster", "scale", "sessions"}
 
 // Config says what to run and where to write.
 type Config struct {
@@ -61,13 +61,14 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}
 	}()
 	steps := map[string]func(context.Context){
-		"bulk":    b.partBulk,
-		"daemon":  b.partDaemon,
-		"status":  b.partStatus,
-		"storm":   b.partStorm,
-		"tls":     b.partTLS,
-		"cluster": b.partCluster,
-		"scale":   b.partScale,
+		"bulk":     b.partBulk,
+		"daemon":   b.partDaemon,
+		"status":   b.partStatus,
+		"storm":    b.partStorm,
+		"tls":      b.partTLS,
+		"cluster":  b.partCluster,
+		"scale":    b.partScale,
+		"sessions": b.partSessions,
 	}
 	for _, p := range Parts {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, p) {

@@ -36,9 +36,10 @@ func TestQuickSmoke(t *testing.T) {
 		"cluster.failover.mutation_accepted_p99_s", "cluster.failover.all_bridges_mastered_p99_s", "cluster.failover.flow_mods_sent",
 		"cluster.create_port_mirror.follower_vs_one_p50", "cluster.status.three_vs_one_p99",
 		"scale.inventory_seconds", "scale.active_p99_ratio", "scale.pass_ratio", "scale.storm_seconds", "scale.storm_flow_mods",
-		"scale.restart_seconds", "scale.restart_flow_mods", "scale.rss_mib", "api.page_p50_ms"}
+		"scale.restart_seconds", "scale.restart_flow_mods", "scale.rss_mib", "api.page_p50_ms",
+		"sessions.active_p99_ratio", "sessions.counter_poll_cpu_percent", "sessions.counter_poll_requests_per_s"}
 	if ovsMissing() == "" {
-		want = append(want, "bulk.portmirror_vs_raw", "bulk.portmirror_vs_ofctl_bundle")
+		want = append(want, "bulk.portmirror_vs_raw", "bulk.portmirror_vs_ofctl_bundle", "sessions.bulk_ratio")
 	}
 	for _, name := range want {
 		f, ok := res.Figure(name)
@@ -65,6 +66,9 @@ func TestQuickSmoke(t *testing.T) {
 	if f, _ := res.Figure("scale.sessions"); f.Value != 2000 {
 		t.Errorf("the quick scale fleet holds %v sessions, want 2000", f.Value)
 	}
+	if f, _ := res.Figure("sessions.counter_poll_flow_stats_per_s"); f.Value < 50 {
+		t.Errorf("100 bridges with a session each, read every second, got %.0f flow-stats requests/s", f.Value)
+	}
 	if f, _ := res.Figure("cluster.failover.kills"); f.Value != 3 {
 		t.Errorf("%v leader kills, want 3", f.Value)
 	}
@@ -89,7 +93,7 @@ func TestQuickSmoke(t *testing.T) {
 	}
 	for _, s := range []string{"quick mode", "## Machine", "## Goals", "Reproduce: `BENCH_QUICK=1 go run ./cmd/portmirror-bench -only",
 		"3. Session → ACTIVE latency", "4. Reconnect storm", "6. API over HTTP", "7. TLS handshake cost per switch connect",
-		"8. Three controllers", "9. Ten times the cloud"} {
+		"8. Three controllers", "9. Ten times the cloud", "10. Sessions with filters and caps"} {
 		if !strings.Contains(string(text), s) {
 			t.Errorf("BENCHMARKS.md lacks %q", s)
 		}

@@ -126,7 +126,7 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 			return time.Since(start), n, err
 		}},
 		{"portmirror", "portmirror controller (enable → every session ACTIVE)", func(ctx context.Context) (time.Duration, int, error) {
-			return b.controllerRound(ctx, o, ob.sessions)
+			return b.controllerRound(ctx, o, nil)
 		}},
 	}
 	osKen := contender{"osken", "os-ken 2.x application (python3, one barrier)", func(ctx context.Context) (time.Duration, int, error) {
@@ -240,13 +240,14 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 
 // controllerRound runs a fresh controller on a fresh in-memory store holding the state with its port mirror
 // disabled, connects the bridge, waits for the baseline, then times EnablePortMirror until every session is ACTIVE.
-func (b *bencher) controllerRound(ctx context.Context, o *ovs, _ []model.Session) (time.Duration, int, error) {
+// mod, when set, changes every session's input (filters, caps).
+func (b *bencher) controllerRound(ctx context.Context, o *ovs, mod func(*service.SessionInput)) (time.Duration, int, error) {
 	st, svc, err := b.openService(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer st.Close()
-	ob, err := buildOneBridge(ctx, svc, bulkDPID, b.bulkSources())
+	ob, err := buildOneBridgeWith(ctx, svc, bulkDPID, b.bulkSources(), mod)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -33,6 +33,12 @@ func uuidN(kind, i int) string { return fmt.Sprintf("%08x-0000-4000-8000-%012x",
 // buildOneBridge stores the state through the service: one cluster, one host whose bridge has datapath id dpid,
 // one flow network, the monitoring VM, one VM per source and one port mirror (disabled) with every session.
 func buildOneBridge(ctx context.Context, svc *service.Service, dpid string, sources int) (*oneBridge, error) {
+	return buildOneBridgeWith(ctx, svc, dpid, sources, nil)
+}
+
+// buildOneBridgeWith is buildOneBridge with every session's input changed by mod (nil: plain sessions). The
+// compiler input it keeps (ob.input) does not carry what mod adds.
+func buildOneBridgeWith(ctx context.Context, svc *service.Service, dpid string, sources int, mod func(*service.SessionInput)) (*oneBridge, error) {
 	ob := &oneBridge{dpid: dpid, sources: sources, ports: map[string]uint32{}}
 	c, err := svc.CreateCluster(ctx, service.ClusterInput{UUID: uuidN(1, 1), Name: "bench"})
 	if err != nil {
@@ -68,6 +74,9 @@ func buildOneBridge(ctx context.Context, svc *service.Service, dpid string, sour
 		ob.ports[name] = sourcePort(i)
 		pmIn.Sessions = append(pmIn.Sessions, service.SessionInput{Name: fmt.Sprintf("s%d", i), Type: model.Bidirection,
 			SourceNicUUID: uuidN(7, i), DestinationNicUUID: uuidN(5, i%captures+1)})
+		if mod != nil {
+			mod(&pmIn.Sessions[len(pmIn.Sessions)-1])
+		}
 	}
 	pm, err := svc.CreatePortMirror(ctx, pmIn)
 	if err != nil {

@@ -30,6 +30,18 @@ type simRig struct {
 // sessions per host (NIC j of host h to NIC 5+j of host h+1), runs a controller, and connects one simulated bridge
 // per host, through a counting proxy when counted is set. dir "" keeps the store in memory.
 func (b *bencher) startRig(ctx context.Context, dir string, hosts, perHost int, counted, local bool) (*simRig, error) {
+	return b.startRigWith(ctx, dir, hosts, perHost, counted, local, rigOptions{})
+}
+
+// rigOptions change what startRigWith builds.
+type rigOptions struct {
+	controller controller.Options          // its service, logger and listen address are set by startRigWith
+	session    func(*service.SessionInput) // when set, changes every session's input
+	disabled   bool                        // the port mirror is stored disabled
+}
+
+// startRigWith is startRig with options.
+func (b *bencher) startRigWith(ctx context.Context, dir string, hosts, perHost int, counted, local bool, ro rigOptions) (*simRig, error) {
 	r := &simRig{}
 	var err error
 	if r.st, err = store.Open(ctx, store.Options{Dir: dir, InMemory: dir == "", Logger: b.quiet}); err != nil {
@@ -53,7 +65,7 @@ func (b *bencher) startRig(ctx context.Context, dir string, hosts, perHost int, 
 		return fail(err)
 	}
 	r.fn = fn.UUID
-	in := service.PortMirrorInput{Name: "sim", FlowNetworkUUID: fn.UUID, Enable: true}
+	in := service.PortMirrorInput{Name: "sim", FlowNetworkUUID: fn.UUID, Enable: !ro.disabled}
 	for h := range hosts {
 		dst := (h + 1) % hosts
 		if local {
@@ -62,6 +74,9 @@ func (b *bencher) startRig(ctx context.Context, dir string, hosts, perHost int, 
 		for j := range perHost {
 			in.Sessions = append(in.Sessions, service.SessionInput{Name: fmt.Sprintf("hv%d-%d", h, j), Type: model.Bidirection,
 				SourceNicUUID: fleetNICUUID(h, j), DestinationNicUUID: fleetNICUUID(dst, 5+j)})
+			if ro.session != nil {
+				ro.session(&in.Sessions[len(in.Sessions)-1])
+			}
 		}
 	}
 	// One call's audit event records its input, and Badger caps a value at 1 MiB: create with the first 500
@@ -78,7 +93,9 @@ func (b *bencher) startRig(ctx context.Context, dir string, hosts, perHost int, 
 			return fail(err)
 		}
 	}
-	r.ctrl, err = controller.New(controller.Options{Service: r.svc, Logger: b.quiet, Listen: "127.0.0.1:0"})
+	opts := ro.controller
+	opts.Service, opts.Logger, opts.Listen = r.svc, b.quiet, "127.0.0.1:0"
+	r.ctrl, err = controller.New(opts)
 	if err != nil {
 		return fail(err)
 	}
