@@ -59,7 +59,11 @@ func (b *bencher) startRigWith(ctx context.Context, dir string, hosts, perHost i
 	if err := putInventory(sctx, r.st, hosts, 1); err != nil {
 		return fail(err)
 	}
-	fn, err := r.svc.CreateFlowNetwork(sctx, service.FlowNetworkInput{UUID: uuidN(0x30, 0), Name: "mirror-net", CIDR: "198.18.0.0/21",
+	cidr := "198.18.0.0/21" // 2,046 endpoints
+	if hosts > 2000 {
+		cidr = "198.18.0.0/17"
+	}
+	fn, err := r.svc.CreateFlowNetwork(sctx, service.FlowNetworkInput{UUID: uuidN(0x30, 0), Name: "mirror-net", CIDR: cidr,
 		ClusterUUIDs: []string{uuidN(0x10, 0)}})
 	if err != nil {
 		return fail(err)

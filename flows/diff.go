@@ -17,6 +17,12 @@ func Diff(desired, installed []Flow) (add, modify, del []Flow) {
 		}
 	}
 	want := make(map[Key]struct{}, len(desired))
+	// At least len(desired)-len(installed) flows are added (a first programming, a bulk enable: nearly all of
+	// them): one allocation, not a growing slice copied again and again (~1 s of a profile over six 100k–240k-flow
+	// bulk rounds); a bridge that holds what it should allocates nothing.
+	if n := len(desired) - len(installed); n > 0 {
+		add = make([]Flow, 0, n)
+	}
 	for _, f := range desired {
 		k := f.Key()
 		if _, dup := want[k]; dup {
