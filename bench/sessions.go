@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -33,6 +34,12 @@ const filteredWhat = "three filter rules (REJECT tcp to port 22; ACCEPT tcp to p
 // and without them in the same run), and what reading the counters costs the controller.
 func (b *bencher) partSessions(ctx context.Context) {
 	s := section{title: "10. Sessions with filters and caps; counter polling", command: b.command("sessions")}
+	loadBefore := loadAverage()
+	defer func() {
+		s.notes = append(s.notes, fmt.Sprintf("Load average (1 / 5 / 15 min, from /proc/loadavg) on %d cores: %s when the "+
+			"part started, %s when it ended; other work shared the machine.", runtime.NumCPU(), loadBefore, loadAverage()))
+		b.res.sections = append(b.res.sections, s)
+	}()
 	if m := ovsMissing(); m != "" {
 		s.notes = append(s.notes, fmt.Sprintf("Bulk rows skipped: Open vSwitch is not installed (%s missing).", m))
 		b.res.Skipped = append(b.res.Skipped, "sessions bulk: Open vSwitch is not installed")
@@ -55,7 +62,6 @@ func (b *bencher) partSessions(ctx context.Context) {
 		"wall time in a window of two periods, with one filtered, capped session sourced on each bridge, minus the same " +
 		"window measured on the same fleet before the port mirror holding those sessions was enabled (no counters to read). The simulated bridges run " +
 		"in the same process, so the share bounds the controller's from above."
-	b.res.sections = append(b.res.sections, s)
 }
 
 func (b *bencher) sessionsBulk(ctx context.Context, s *section) error {
