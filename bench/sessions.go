@@ -284,7 +284,7 @@ func (b *bencher) sessionsCounters(ctx context.Context, s *section) error {
 		fmt.Sprintf("idle, no session: %.1f %%", idle.cpu*100), fmt.Sprintf("reading: %.1f %% (+%.1f %%)", poll.cpu*100, cpuPct), ""},
 		[]string{"counter polling: messages the controller sends per second",
 			fmt.Sprintf("idle: %.0f/s (echo requests)", idle.msgs),
-			fmt.Sprintf("reading: %.0f/s (+%.0f/s; flow-stats +%.0f/s, the rest meter-stats)", poll.msgs, reqs, poll.fstats-idle.fstats), ""})
+			fmt.Sprintf("reading: %.0f/s (+%.0f/s; flow-stats +%.0f/s; the others, meter-stats among them, are not told apart by the proxy)", poll.msgs, reqs, poll.fstats-idle.fstats), ""})
 	s.notes = append(s.notes, fmt.Sprintf("Counter polling: %d bridges, each the source of one session with a cap, read "+
 		"every %v (10,000, and then 5,000, in-process simulated bridges with a stored session each did not all connect and get "+
 		"programmed within two minutes on this shared machine; 1,000 read every second ask the same requests per second "+
