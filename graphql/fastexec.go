@@ -24,7 +24,8 @@ import (
 // graphql-go's result (object keys sorted, the same string escaping).
 //
 // It handles what it can prove it answers identically and gives up otherwise, and the request then runs through
-// graphql-go as before: a mutation, variables, arguments, directives, introspection other than __typename, a
+// graphql-go as before: a mutation, a variable or argument that is not a scalar or an enum (or that is null),
+// directives, introspection other than __typename, a
 // response key selected twice, abstract types, a thunk, and any resolver error or null in a non-null field (so
 // every error, with its path and extensions, is still graphql-go's). Queries have no side effects, so running
 // one again after giving up changes nothing.
@@ -41,6 +42,13 @@ type fastExec struct {
 	noArgs    map[string]any
 	fragments map[string]ast.Definition
 	collected map[*ast.SelectionSet]*collectedSet // per selection set and object type: fields to run, by key
+	vars      map[string]any                      // the operation's variables, coerced as graphql-go coerces them
+}
+
+// inputLeaf is a scalar or enum input type: what graphql-go coerces variables and literal arguments with.
+type inputLeaf interface {
+	ParseValue(any) any
+	ParseLiteral(ast.Value) any
 }
 
 // collectedSet is a selection set's fields for one object type, sorted by response key.
@@ -59,16 +67,20 @@ type collectedField struct {
 }
 
 // executeFast runs the document's query and returns its response body ({"data":...} and a newline), or errGiveUp.
-func executeFast(ctx context.Context, schema *gql.Schema, doc *document) (body []byte, err error) {
+func executeFast(ctx context.Context, schema *gql.Schema, doc *document, variables map[string]any) (body []byte, err error) {
 	op := doc.op
-	if op == nil || op.Operation != ast.OperationTypeQuery || len(op.VariableDefinitions) > 0 || len(op.Directives) > 0 {
+	if op == nil || op.Operation != ast.OperationTypeQuery || len(op.Directives) > 0 {
 		return nil, errGiveUp
+	}
+	vars, err := coerceVariables(schema, op.VariableDefinitions, variables)
+	if err != nil {
+		return nil, err
 	}
 	// A quiet copy of the request's info: an error makes the request run again through graphql-go, which logs it.
 	ri := requestInfoFrom(ctx)
 	ctx = withRequestInfo(ctx, &requestInfo{id: ri.id, logger: slog.New(slog.DiscardHandler)})
 	e := &fastExec{schema: schema, ctx: ctx, doc: doc, noArgs: map[string]any{}, fragments: map[string]ast.Definition{},
-		collected: map[*ast.SelectionSet]*collectedSet{}, buf: make([]byte, 0, 64<<10)}
+		collected: map[*ast.SelectionSet]*collectedSet{}, vars: vars, buf: make([]byte, 0, 64<<10)}
 	for name, f := range doc.fragments {
 		e.fragments[name] = f
 	}
@@ -109,7 +121,7 @@ func (e *fastExec) collect(typ *gql.Object, ss *ast.SelectionSet) (*collectedSet
 		for _, sel := range ss.Selections {
 			switch s := sel.(type) {
 			case *ast.Field:
-				if len(s.Directives) > 0 || len(s.Arguments) > 0 || s.Name == nil {
+				if len(s.Directives) > 0 || s.Name == nil || (len(s.Arguments) > 0 && strings.HasPrefix(s.Name.Value, "__")) {
 					return errGiveUp
 				}
 				key := s.Name.Value
@@ -127,14 +139,11 @@ func (e *fastExec) collect(typ *gql.Object, ss *ast.SelectionSet) (*collectedSet
 					if f.def == nil {
 						return errGiveUp
 					}
-					for _, a := range f.def.Args {
-						if a.DefaultValue != nil {
-							if f.args == nil {
-								f.args = map[string]any{}
-							}
-							f.args[a.PrivateName] = a.DefaultValue
-						}
+					args, err := e.arguments(f.def, s.Arguments)
+					if err != nil {
+						return err
 					}
+					f.args = args
 					f.info = gql.ResolveInfo{FieldName: s.Name.Value, FieldASTs: []*ast.Field{s}, ReturnType: f.def.Type,
 						ParentType: typ, Schema: *e.schema, Fragments: e.fragments, Operation: e.doc.op}
 				}
@@ -178,6 +187,102 @@ func (e *fastExec) collect(typ *gql.Object, ss *ast.SelectionSet) (*collectedSet
 	}
 	e.collected[ss] = c
 	return c, nil
+}
+
+// coerceVariables coerces the request's variables as graphql-go does, for variables of a scalar or enum type; a
+// variable of another type, or one whose value is null or does not coerce, gives up (graphql-go then answers,
+// with its error where there is one).
+func coerceVariables(schema *gql.Schema, defs []*ast.VariableDefinition, input map[string]any) (map[string]any, error) {
+	if len(defs) == 0 {
+		return nil, nil
+	}
+	vars := make(map[string]any, len(defs))
+	for _, d := range defs {
+		if d.Variable == nil || d.Variable.Name == nil {
+			return nil, errGiveUp
+		}
+		t := d.Type
+		if nn, ok := t.(*ast.NonNull); ok {
+			t = nn.Type
+		}
+		named, ok := t.(*ast.Named)
+		if !ok || named.Name == nil {
+			return nil, errGiveUp
+		}
+		leaf, ok := schema.Type(named.Name.Value).(inputLeaf)
+		if !ok {
+			return nil, errGiveUp
+		}
+		name := d.Variable.Name.Value
+		var v any
+		if in, ok := input[name]; ok && in != nil {
+			v = leaf.ParseValue(in)
+		} else if d.DefaultValue != nil {
+			v = leaf.ParseLiteral(d.DefaultValue)
+		}
+		if nullish(reflect.ValueOf(v)) {
+			return nil, errGiveUp
+		}
+		vars[name] = v
+	}
+	return vars, nil
+}
+
+// arguments is a field's arguments as graphql-go gives them to its resolver: each argument given as a scalar or
+// enum literal or as a variable, coerced, and the defaults of those not given; nil when there are none. Any other
+// argument value gives up.
+func (e *fastExec) arguments(def *gql.FieldDefinition, given []*ast.Argument) (map[string]any, error) {
+	var args map[string]any
+	set := func(name string, v any) {
+		if args == nil {
+			args = map[string]any{}
+		}
+		args[name] = v
+	}
+	for _, a := range given {
+		if a.Name == nil || !slices.ContainsFunc(def.Args, func(d *gql.Argument) bool { return d.PrivateName == a.Name.Value }) {
+			return nil, errGiveUp
+		}
+	}
+	for _, d := range def.Args {
+		var valueAST ast.Value
+		for _, a := range given {
+			if a.Name.Value == d.PrivateName {
+				valueAST = a.Value
+			}
+		}
+		var v any
+		switch x := valueAST.(type) {
+		case nil:
+		case *ast.Variable:
+			if x.Name == nil {
+				return nil, errGiveUp
+			}
+			var ok bool
+			if v, ok = e.vars[x.Name.Value]; !ok {
+				return nil, errGiveUp
+			}
+		default:
+			t := d.Type
+			if nn, ok := t.(*gql.NonNull); ok {
+				t = nn.OfType
+			}
+			leaf, ok := t.(inputLeaf)
+			if !ok {
+				return nil, errGiveUp
+			}
+			if v = leaf.ParseLiteral(valueAST); nullish(reflect.ValueOf(v)) {
+				return nil, errGiveUp
+			}
+		}
+		if v == nil {
+			v = d.DefaultValue
+		}
+		if v != nil {
+			set(d.PrivateName, v)
+		}
+	}
+	return args, nil
 }
 
 // applies reports whether a fragment with the type condition applies to an object type; a condition naming an

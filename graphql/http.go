@@ -462,7 +462,7 @@ func (x *exchange) serve() {
 	}
 
 	if !doc.isMutation() {
-		if body, err := executeFast(ctx, &h.schema, doc); err == nil {
+		if body, err := executeFast(ctx, &h.schema, doc, req.Variables); err == nil {
 			h.writeBody(w, x.media, http.StatusOK, body)
 			return
 		}

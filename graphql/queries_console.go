@@ -89,21 +89,29 @@ func readPageQuery(a map[string]any, paged bool) (pageQuery, error) {
 // pageOf filters items by name, then cuts the page that q asks for. Items are in their list's order (creation
 // order, or datapath id for switches), which the cursor relies on.
 func pageOf[T any](items []T, q pageQuery, cursor, name func(T) string) (page, error) {
+	// The matches are kept as indexes, and only the page's items are copied: a list of 10k objects filtered by a
+	// name most of them match would otherwise be copied whole to cut 100 from it.
+	var match []int
 	if q.nameContains != "" {
-		kept := items[:0:0]
-		for _, it := range items {
-			if strings.Contains(strings.ToLower(name(it)), q.nameContains) {
-				kept = append(kept, it)
+		match = make([]int, 0, len(items))
+		for i := range items {
+			if strings.Contains(strings.ToLower(name(items[i])), q.nameContains) {
+				match = append(match, i)
 			}
 		}
-		items = kept
 	}
-	p := page{totalCount: len(items)}
-	start := min(q.offset, len(items))
+	n := len(items)
+	at := func(i int) int { return i }
+	if match != nil {
+		n = len(match)
+		at = func(i int) int { return match[i] }
+	}
+	p := page{totalCount: n}
+	start := min(q.offset, n)
 	if q.after != "" {
 		start = -1
-		for i, it := range items {
-			if cursor(it) == q.after {
+		for i := range n {
+			if cursor(items[at(i)]) == q.after {
 				start = i + 1
 				break
 			}
@@ -112,12 +120,21 @@ func pageOf[T any](items []T, q pageQuery, cursor, name func(T) string) (page, e
 			return page{}, invalidArgument(fmt.Sprintf("after %q is not the cursor of an item of this list (deleted, or filtered out): start again without after", q.after))
 		}
 	}
-	end := len(items)
+	end := n
 	if q.first > 0 {
-		end = min(start+q.first, len(items))
+		end = min(start+q.first, n)
 	}
 	sel := items[start:end]
-	p.items, p.offset, p.hasNext = sel, start, end < len(items)
+	if match != nil {
+		sel = make([]T, 0, end-start)
+		for _, i := range match[start:end] {
+			sel = append(sel, items[i])
+		}
+		if items == nil {
+			sel = nil
+		}
+	}
+	p.items, p.offset, p.hasNext = sel, start, end < n
 	if len(sel) > 0 {
 		p.endCursor = cursor(sel[len(sel)-1])
 	}
