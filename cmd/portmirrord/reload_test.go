@@ -95,8 +95,16 @@ func TestDaemonSIGHUPReload(t *testing.T) {
 	if a := post(tokenB, switches); a.status != http.StatusUnauthorized {
 		t.Fatalf("token B before the reload: %d %s", a.status, a.body)
 	}
-	if !strings.Contains(d.logText(), `"msg":"refused"`) || !strings.Contains(d.logText(), `"remote":"127.0.0.1:`) {
-		t.Errorf("the refused token is not logged with its source:\n%s", d.logText())
+	// the daemon's log reaches the test through a pipe: the line may come a moment after the answer
+	refusedLogged := func() bool {
+		l := d.logText()
+		return strings.Contains(l, `"msg":"refused"`) && strings.Contains(l, `"remote":"127.0.0.1:`)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !refusedLogged(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("the refused token is not logged with its source:\n%s", d.logText())
+			break
+		}
 	}
 
 	// Rotate the certificate and the token, then SIGHUP.
