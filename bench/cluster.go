@@ -221,42 +221,11 @@ func (b *bencher) prepareStore(ctx context.Context, dir string, hosts, apiCalls 
 	}
 	cs.pm = pm.UUID
 
-	apiC, err := svc.CreateCluster(ctx, service.ClusterInput{UUID: uuidN(0x11, 0), Name: "api"})
+	api, err := buildAPICluster(ctx, svc, apiCalls, func(i int) string { return fmt.Sprintf("198.19.%d.%d/28", i/16, i%16*16) })
 	if err != nil {
 		return nil, err
 	}
-	var hs []model.Host
-	for i := range 2 {
-		h, err := svc.RegisterHost(ctx, service.HostInput{UUID: uuidN(0x21, i), Name: fmt.Sprintf("api-hv%d", i), ClusterUUID: apiC.UUID})
-		if err != nil {
-			return nil, err
-		}
-		hs = append(hs, h)
-	}
-	src := service.VmInstanceInput{UUID: uuidN(0x41, 0), Name: "api-sources", HostUUID: hs[0].UUID}
-	for j := range 11 {
-		src.Nics = append(src.Nics, service.VmNicInput{UUID: uuidN(0x51, j), MAC: fmt.Sprintf("02:aa:00:00:00:%02x", j), IsDefault: j == 0})
-		if j > 0 {
-			cs.apiSrc = append(cs.apiSrc, uuidN(0x51, j))
-		}
-	}
-	if _, err := svc.CreateVmInstance(ctx, src); err != nil {
-		return nil, err
-	}
-	mon := service.VmInstanceInput{UUID: uuidN(0x41, 1), Name: "api-monitor", HostUUID: hs[1].UUID, Nics: []service.VmNicInput{
-		{UUID: uuidN(0x52, 0), MAC: "02:ab:00:00:00:00", IsDefault: true}, {UUID: uuidN(0x52, 1), MAC: "02:ab:00:00:00:01"}}}
-	if _, err := svc.CreateVmInstance(ctx, mon); err != nil {
-		return nil, err
-	}
-	cs.apiDst = uuidN(0x52, 1)
-	for i := range apiCalls {
-		fn, err := svc.CreateFlowNetwork(ctx, service.FlowNetworkInput{UUID: uuidN(0x31, i), Name: fmt.Sprintf("api-net%d", i),
-			CIDR: fmt.Sprintf("198.19.%d.%d/28", i/16, i%16*16), ClusterUUIDs: []string{apiC.UUID}})
-		if err != nil {
-			return nil, fmt.Errorf("api flow network %d: %w", i, err)
-		}
-		cs.apiFN = append(cs.apiFN, fn.UUID)
-	}
+	cs.apiSrc, cs.apiDst, cs.apiFN = api.src, api.dst, api.flowNetworks
 	return cs, nil
 }
 

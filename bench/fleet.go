@@ -68,16 +68,34 @@ func populateFleet(ctx context.Context, dir string, hosts, apiCalls int, quiet *
 		}
 	}
 
-	// The api cluster: two hosts, ten sources on the first, one capture NIC on the second.
-	apiC, err := svc.CreateCluster(ctx, service.ClusterInput{UUID: uuidN(0x11, 0), Name: "api"})
+	api, err := buildAPICluster(ctx, svc, apiCalls, func(i int) string { return fmt.Sprintf("198.19.%d.0/24", i%256) })
 	if err != nil {
 		return nil, err
+	}
+	f.apiSrc, f.apiDst, f.apiFN = api.src, api.dst, api.flowNetworks
+	return f, nil
+}
+
+// apiCluster is what buildAPICluster made: the source NICs, the capture NIC and the empty flow networks.
+type apiCluster struct {
+	src          []string
+	dst          string
+	flowNetworks []string
+}
+
+// buildAPICluster makes the cluster the createPortMirror calls use: two hosts without bridges, ten source NICs on
+// the first, one capture NIC on the second, and calls flow networks (the i-th on cidr(i)), through the service.
+func buildAPICluster(ctx context.Context, svc *service.Service, calls int, cidr func(int) string) (apiCluster, error) {
+	var out apiCluster
+	apiC, err := svc.CreateCluster(ctx, service.ClusterInput{UUID: uuidN(0x11, 0), Name: "api"})
+	if err != nil {
+		return out, err
 	}
 	var hs []model.Host
 	for i := range 2 {
 		h, err := svc.RegisterHost(ctx, service.HostInput{UUID: uuidN(0x21, i), Name: fmt.Sprintf("api-hv%d", i), ClusterUUID: apiC.UUID})
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		hs = append(hs, h)
 	}
@@ -85,27 +103,27 @@ func populateFleet(ctx context.Context, dir string, hosts, apiCalls int, quiet *
 	for j := range 11 {
 		src.Nics = append(src.Nics, service.VmNicInput{UUID: uuidN(0x51, j), MAC: fmt.Sprintf("02:aa:00:00:00:%02x", j), IsDefault: j == 0})
 		if j > 0 {
-			f.apiSrc = append(f.apiSrc, uuidN(0x51, j))
+			out.src = append(out.src, uuidN(0x51, j))
 		}
 	}
 	if _, err := svc.CreateVmInstance(ctx, src); err != nil {
-		return nil, err
+		return out, err
 	}
 	mon := service.VmInstanceInput{UUID: uuidN(0x41, 1), Name: "api-monitor", HostUUID: hs[1].UUID, Nics: []service.VmNicInput{
 		{UUID: uuidN(0x52, 0), MAC: "02:ab:00:00:00:00", IsDefault: true}, {UUID: uuidN(0x52, 1), MAC: "02:ab:00:00:00:01"}}}
 	if _, err := svc.CreateVmInstance(ctx, mon); err != nil {
-		return nil, err
+		return out, err
 	}
-	f.apiDst = uuidN(0x52, 1)
-	for i := range apiCalls {
+	out.dst = uuidN(0x52, 1)
+	for i := range calls {
 		fn, err := svc.CreateFlowNetwork(ctx, service.FlowNetworkInput{UUID: uuidN(0x31, i), Name: fmt.Sprintf("api-net%d", i),
-			CIDR: fmt.Sprintf("198.19.%d.0/24", i%256), ClusterUUIDs: []string{apiC.UUID}})
+			CIDR: cidr(i), ClusterUUIDs: []string{apiC.UUID}})
 		if err != nil {
-			return nil, fmt.Errorf("api flow network %d: %w", i, err)
+			return out, fmt.Errorf("api flow network %d: %w", i, err)
 		}
-		f.apiFN = append(f.apiFN, fn.UUID)
+		out.flowNetworks = append(out.flowNetworks, fn.UUID)
 	}
-	return f, nil
+	return out, nil
 }
 
 // putInventory writes clusters clusters and hosts hosts (in contiguous blocks per cluster), one VM per host with

@@ -41,6 +41,32 @@ var tokens = []graphql.Token{
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// startAPICluster starts three members n1..n3 behind their APIs; each is stopped at the end of the test (unless
+// the test stopped it).
+func startAPICluster(t *testing.T) []*apiNode {
+	t.Helper()
+	var peers []cluster.Peer
+	var lns []net.Listener
+	for i := range 3 {
+		raftLn := listen(t)
+		addr := raftLn.Addr().String()
+		raftLn.Close()
+		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: addr})
+		lns = append(lns, listen(t))
+	}
+	var nodes []*apiNode
+	for i, p := range peers {
+		n := startAPINode(t, p.ID, t.TempDir(), p.Addr, lns[i], peers)
+		t.Cleanup(func() {
+			if n.stop != nil {
+				n.stop()
+			}
+		})
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
 func startAPINode(t *testing.T, id, dir, raftAddr string, ln net.Listener, peers []cluster.Peer) *apiNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -128,26 +154,7 @@ func code(r gqlResult) string {
 // leader; tunnel keys allocated under concurrent mutations through all nodes are unique; without a majority,
 // queries answer marked stale and mutations are UNAVAILABLE and change nothing.
 func TestAnyNodeTakesAnyRequest(t *testing.T) {
-	var peers []cluster.Peer
-	var lns []net.Listener
-	for i := range 3 {
-		raftLn := listen(t)
-		addr := raftLn.Addr().String()
-		raftLn.Close()
-		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: addr})
-		lns = append(lns, listen(t))
-	}
-	var nodes []*apiNode
-	for i, p := range peers {
-		nodes = append(nodes, startAPINode(t, p.ID, t.TempDir(), p.Addr, lns[i], peers))
-	}
-	defer func() {
-		for _, n := range nodes {
-			if n.stop != nil {
-				n.stop()
-			}
-		}
-	}()
+	nodes := startAPICluster(t)
 	// Wait for a leader that every node can forward to.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -300,26 +307,7 @@ func TestAnyNodeTakesAnyRequest(t *testing.T) {
 // adds it, it catches up and publishes its API address; removeControllerNode removes it; both are audited with
 // the caller; a viewer may do neither.
 func TestMembershipChanges(t *testing.T) {
-	var peers []cluster.Peer
-	var lns []net.Listener
-	for i := range 3 {
-		raftLn := listen(t)
-		addr := raftLn.Addr().String()
-		raftLn.Close()
-		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: addr})
-		lns = append(lns, listen(t))
-	}
-	var nodes []*apiNode
-	for i, p := range peers {
-		nodes = append(nodes, startAPINode(t, p.ID, t.TempDir(), p.Addr, lns[i], peers))
-	}
-	defer func() {
-		for _, n := range nodes {
-			if n.stop != nil {
-				n.stop()
-			}
-		}
-	}()
+	nodes := startAPICluster(t)
 	admin := "admin-token-0123456789"
 	members := func(n *apiNode) []map[string]any {
 		t.Helper()
@@ -361,6 +349,11 @@ func TestMembershipChanges(t *testing.T) {
 	addr4 := raftLn.Addr().String()
 	raftLn.Close()
 	n4 := startAPINode(t, "n4", t.TempDir(), addr4, listen(t), nil)
+	t.Cleanup(func() {
+		if n4.stop != nil {
+			n4.stop()
+		}
+	})
 	nodes = append(nodes, n4)
 	st, r = call(t, nodes[1].url, "viewer-token-0123456789", `mutation($a: String!) { addControllerNode(id: "n4", raftAddress: $a) { id } }`, map[string]any{"a": addr4})
 	if st != http.StatusForbidden {

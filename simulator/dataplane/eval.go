@@ -122,27 +122,33 @@ func frameSummary(fr *Frame) string {
 	return s
 }
 
-func (x *xlate) pipeline(fr *Frame, table uint8, depth int) {
-	for {
-		var hit *Flow
-		for _, f := range x.b.tables[table] {
-			if f.Match.Matches(fr) {
-				hit = f
-				break
-			}
+// lookup finds the frame's rule in one table (the first, by priority), traces it and counts it when the
+// translation is committed; nil when no rule matches.
+func (x *xlate) lookup(fr *Frame, table uint8, depth int) *Flow {
+	for _, f := range x.b.tables[table] {
+		if !f.Match.Matches(fr) {
+			continue
 		}
-		if hit == nil {
-			x.say(depth, "%d. No match: drop (fail_mode=secure)", table)
-			return
-		}
-		m := hit.Match.String()
+		m := f.Match.String()
 		if m != "" {
 			m += ", "
 		}
-		x.say(depth, "%d. %spriority %d%s", table, m, hit.Priority, cookieNote(hit.Cookie))
+		x.say(depth, "%d. %spriority %d%s", table, m, f.Priority, cookieNote(f.Cookie))
 		if x.commit {
-			hit.Packets++
-			hit.Bytes += uint64(len(fr.Raw))
+			f.Packets++
+			f.Bytes += uint64(len(fr.Raw))
+		}
+		return f
+	}
+	return nil
+}
+
+func (x *xlate) pipeline(fr *Frame, table uint8, depth int) {
+	for {
+		hit := x.lookup(fr, table, depth)
+		if hit == nil {
+			x.say(depth, "%d. No match: drop (fail_mode=secure)", table)
+			return
 		}
 		x.rule = hit
 		x.meter(fr, hit.Meter, depth+1)
@@ -222,25 +228,10 @@ func (x *xlate) actions(fr *Frame, acts []Action, depth int) {
 
 // resubmit looks the frame up in one table and runs the matching rule's actions (counted like any hit).
 func (x *xlate) resubmit(fr *Frame, table uint8, depth int) {
-	var hit *Flow
-	for _, f := range x.b.tables[table] {
-		if f.Match.Matches(fr) {
-			hit = f
-			break
-		}
-	}
+	hit := x.lookup(fr, table, depth)
 	if hit == nil {
 		x.say(depth, "%d. No match.", table)
 		return
-	}
-	m := hit.Match.String()
-	if m != "" {
-		m += ", "
-	}
-	x.say(depth, "%d. %spriority %d%s", table, m, hit.Priority, cookieNote(hit.Cookie))
-	if x.commit {
-		hit.Packets++
-		hit.Bytes += uint64(len(fr.Raw))
 	}
 	x.meter(fr, hit.Meter, depth+1)
 	x.actions(fr, hit.Actions, depth+1)

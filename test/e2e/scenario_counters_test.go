@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -105,26 +104,8 @@ func TestMirrorCounters(t *testing.T) {
 
 	const n, payload = 25, 500
 	const whole = 14 + 20 + 8 + payload
-	err := a.Do(func() error {
-		for range n {
-			for _, port := range []string{"53", "5000"} {
-				c, err := net.Dial("udp", net.JoinHostPort(bn.IP, port))
-				if err != nil {
-					return err
-				}
-				_, err = c.Write(make([]byte, payload))
-				c.Close()
-				if err != nil {
-					return err
-				}
-				time.Sleep(5 * time.Millisecond) // paced: the capture must see every copy
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// paced: the capture must see every copy
+	a.SendUDPRounds(t, bn.IP, []string{"53", "5000"}, n, payload, 5*time.Millisecond)
 	want := map[string][2]int64{"udp5000": {n, n * whole}, "remote-udp": {2 * n, 2 * n * whole}}
 	// Counters lag the traffic (OVS refreshes flow statistics about every 0.5 s, the controller reads every 200 ms):
 	// poll with a deadline until they hold what was sent, then check a later read adds nothing.
@@ -224,26 +205,7 @@ func TestMirrorBandwidthLimit(t *testing.T) {
 	// About 4 Mbit/s of UDP, twenty times the cap, for about a second.
 	const n, payload = 150, 1000
 	const whole = 14 + 20 + 8 + payload
-	err := a.Do(func() error {
-		for range n {
-			for _, port := range []string{"53", "5000"} {
-				c, err := net.Dial("udp", net.JoinHostPort(bn.IP, port))
-				if err != nil {
-					return err
-				}
-				_, err = c.Write(make([]byte, payload))
-				c.Close()
-				if err != nil {
-					return err
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a.SendUDPRounds(t, bn.IP, []string{"53", "5000"}, n, payload, 2*time.Millisecond)
 	count := func(fs []Frame) map[uint16]int {
 		out := map[uint16]int{}
 		for _, f := range fs {

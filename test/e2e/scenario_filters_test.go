@@ -231,25 +231,7 @@ func TestMirrorSnapLength(t *testing.T) {
 	const n, payload = 10, 1000
 	const whole = 14 + 20 + 8 + payload
 	caps := map[*NIC]*Capture{dr: StartCapture(t, dr), dl: StartCapture(t, dl), bn: StartCapture(t, bn)}
-	err := a.Do(func() error {
-		for range n {
-			for _, port := range []string{"53", "5000"} {
-				c, err := net.Dial("udp", net.JoinHostPort(bn.IP, port))
-				if err != nil {
-					return err
-				}
-				_, err = c.Write(make([]byte, payload))
-				c.Close()
-				if err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a.SendUDPRounds(t, bn.IP, []string{"53", "5000"}, n, payload, 0)
 	// lengths counts, per destination port, the captured lengths of a's datagrams to b.
 	lengths := func(fs []Frame) map[string]int {
 		out := map[string]int{}

@@ -255,6 +255,34 @@ func (v *VM) Exec(ctx context.Context, name string, args ...string) (string, err
 	return runCmd(ctx, nil, "ip", append([]string{"netns", "exec", v.Netns, name}, args...)...)
 }
 
+// SendUDPRounds sends n rounds of one UDP datagram of payload zero bytes to each of dst's ports, in that order,
+// gap apart (0: back to back), each from a new socket.
+func (v *VM) SendUDPRounds(t testing.TB, dst string, ports []string, n, payload int, gap time.Duration) {
+	t.Helper()
+	err := v.Do(func() error {
+		for range n {
+			for _, port := range ports {
+				c, err := net.Dial("udp", net.JoinHostPort(dst, port))
+				if err != nil {
+					return err
+				}
+				_, err = c.Write(make([]byte, payload))
+				c.Close()
+				if err != nil {
+					return err
+				}
+				if gap > 0 {
+					time.Sleep(gap)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("VM %s sending UDP to %s: %v", v.Name, dst, err)
+	}
+}
+
 // SendFrame sends one raw Ethernet frame out of a NIC of the VM.
 func (v *VM) SendFrame(t testing.TB, nic *NIC, frame []byte) {
 	t.Helper()
