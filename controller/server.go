@@ -201,8 +201,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		if s.cfg.MaxConnsPerAddr > 0 && s.perAddr[host] >= s.cfg.MaxConnsPerAddr {
 			s.mu.Unlock()
-			c.Close()
+			// Reported before the close: whoever sees the connection end sees it counted.
 			s.refused(sw.remote, fmt.Errorf("%w: %d connections from %s are open already", ErrTooManyConns, s.cfg.MaxConnsPerAddr, host))
+			c.Close()
 			continue
 		}
 		s.perAddr[host]++

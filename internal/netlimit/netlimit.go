@@ -38,10 +38,11 @@ func (l *perAddr) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		if l.open[host] >= l.max {
 			l.mu.Unlock()
-			c.Close()
+			// Reported before the close, so that whoever sees the connection end also sees it counted.
 			if l.refused != nil {
 				l.refused(c.RemoteAddr().String())
 			}
+			c.Close()
 			continue
 		}
 		l.open[host]++
