@@ -22,6 +22,7 @@ import (
 )
 
 func main() {
+	bench.MaybeFleetChild() // the scale part's simulated bridges run in a second copy of this program
 	quick := flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "run every part at a tenth of its size (also BENCH_QUICK=1)")
 	only := flag.String("only", "", "comma-separated parts to run ("+strings.Join(bench.Parts, ",")+"); default all")
 	md := flag.String("markdown", "BENCHMARKS.md", "where to write the report for people")
