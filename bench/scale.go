@@ -49,7 +49,7 @@ type scaleRig struct {
 	listen          string
 	fleet           *scaleFleet // the bridges, in this process (the small fleet)
 	child           *fleetProc  // or in a child process (the big fleet)
-	pms             []string // by cluster*scaleFNs + k
+	pms             []string    // by cluster*scaleFNs + k
 	fns             []string
 	inventory       time.Duration // clusters, hosts and VMs registered through the bulk API
 	sessionsSetup   time.Duration
