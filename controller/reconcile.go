@@ -32,6 +32,8 @@ type bridge struct {
 	meters    []flows.Meter     // our meters on the switch, when known
 	counts    map[uint32]string // the latest compiled counting ids on the bridge, by id: the session's uuid
 	want      *work             // the latest desired state
+	last      *work             // the latest compiled state, handed again while lastKey (bridgeInputKey) holds
+	lastKey   uint64
 	running   bool              // a worker goroutine owns the bridge
 	confirmed map[string]uint64
 	refused   map[string]string // by session: the switch's refusals of its flows at the last apply; nil when clean
