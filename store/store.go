@@ -315,6 +315,33 @@ func Lookup[T Object](r Reader, idx, value string) []T {
 	return typed[T](r.lookup(KindOf[T](), idx, value))
 }
 
+// LookupCount returns how many objects of type T have the value in index idx, copying none of them.
+func LookupCount[T Object](s *Store, idx, value string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.tables[KindOf[T]()].index[indexEntry{idx, value}])
+}
+
+// LookupPage is Lookup cut to a page, copying only the page's objects: at most first of them (every one when first
+// is negative) in creation order, following the one whose id is after (from the start when after is empty). ok is
+// false when after is not the id of one of the objects Lookup returns.
+func LookupPage[T Object](r Reader, idx, value, after string, first int) (page []T, ok bool) {
+	recs := r.lookup(KindOf[T](), idx, value)
+	start := 0
+	if after != "" {
+		i := slices.IndexFunc(recs, func(rec *record) bool { return idOf(rec.obj) == after })
+		if i < 0 {
+			return nil, false
+		}
+		start = i + 1
+	}
+	end := len(recs)
+	if first >= 0 {
+		end = min(end, start+first)
+	}
+	return typed[T](recs[start:end]), true
+}
+
 // Count returns how many objects of type T exist.
 func Count[T Object](s *Store) int {
 	s.mu.RLock()
@@ -358,10 +385,10 @@ func (s *Store) lookup(kind, idx, value string) []*record {
 
 func (s *Store) lookupLocked(kind, idx, value string) []*record {
 	t := s.tables[kind]
-	ids := t.index[indexEntry{idx, value}]
-	out := make([]*record, 0, len(ids))
-	for id := range ids {
-		out = append(out, t.byID[id])
+	recs := t.index[indexEntry{idx, value}]
+	out := make([]*record, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r)
 	}
 	sortRecords(out)
 	return out
