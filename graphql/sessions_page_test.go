@@ -15,7 +15,7 @@ import (
 
 // bothPaths runs a query through the fast path and through graphql-go, as the handler would, and returns the
 // fast path's body (fastErr: errGiveUp when it left the query to graphql-go) and graphql-go's body.
-func bothPaths(t *testing.T, e *env, query string, vars map[string]any) (fast string, fastErr error, viaGo string) {
+func bothPaths(t *testing.T, e *env, query string, vars map[string]any) (fast, viaGo string, fastErr error) {
 	t.Helper()
 	astDoc, err := parser.Parse(parser.ParseParams{Source: source.NewSource(&source.Source{Body: []byte(query)})})
 	if err != nil {
@@ -33,7 +33,7 @@ func bothPaths(t *testing.T, e *env, query string, vars map[string]any) (fast st
 		t.Fatal(err)
 	}
 	body, err := executeFast(ctx, &e.h.schema, newDocument(astDoc, ""), vars, nil)
-	return string(body), err, string(want) + "\n"
+	return string(body), string(want) + "\n", err
 }
 
 // TestSessionsPaged pages PortMirror.sessions with first and after, through HTTP, and holds the fast path's answer
@@ -79,7 +79,7 @@ func TestSessionsPaged(t *testing.T) {
 				q = strings.ReplaceAll(byVars, "%PM%", pm)
 			}
 			r := e.post("", q, tc.vars)
-			fast, fastErr, viaGo := bothPaths(t, e, q, tc.vars)
+			fast, viaGo, fastErr := bothPaths(t, e, q, tc.vars)
 			if tc.error != nil {
 				if r.code() != "VALIDATION" || r.rule() != "INVALID_ARGUMENT" || r.Data["portMirror"] != nil {
 					t.Fatalf("want VALIDATION / INVALID_ARGUMENT and portMirror null, got %s", r.raw)
@@ -151,7 +151,7 @@ func TestSessionCounts(t *testing.T) {
 				t.Errorf("%s: %s: sessionCount %v, %d sessions", when, p["name"], p["sessionCount"], len(ss))
 			}
 		}
-		fast, fastErr, viaGo := bothPaths(t, e, q, nil)
+		fast, viaGo, fastErr := bothPaths(t, e, q, nil)
 		if fastErr != nil || fast != viaGo {
 			t.Fatalf("%s: fast path (%v):\n%s\ngraphql-go:\n%s", when, fastErr, fast, viaGo)
 		}
