@@ -351,7 +351,7 @@ func (c *Controller) SwitchDisconnected(sw *Switch) {
 	c.mu.Unlock()
 	if c.srv.Switch(sw.DatapathID()) == nil {
 		c.view.SwitchDisconnected(sw.DatapathID())
-		c.forgetUnclaimed()
+		c.forgetUnclaimed(sw.DatapathID())
 	}
 }
 

@@ -190,9 +190,10 @@ func (c *Controller) tunnelTargets(fab *fabric, targets map[string]struct{}) {
 	c.mu.Unlock()
 }
 
-// forgetUnclaimed drops what the controller keeps of bridges that are disconnected and that no host claims.
-func (c *Controller) forgetUnclaimed() {
-	gone := c.view.ForgetUnclaimed()
+// forgetUnclaimed drops what the controller keeps of bridges that are disconnected and that no host claims: of
+// the datapaths named, or of every one.
+func (c *Controller) forgetUnclaimed(only ...string) {
+	gone := c.view.ForgetUnclaimed(only...)
 	if len(gone) == 0 {
 		return
 	}
