@@ -279,3 +279,21 @@ func (p *fleetProc) close() {
 		}
 	})
 }
+
+// cpu is the CPU time (user and system) the child used so far, from /proc/PID/stat.
+func (p *fleetProc) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command's name (in parentheses, which may hold spaces): utime and stime are the 12th
+	// and 13th of those, in clock ticks (100 per second on Linux).
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}

@@ -405,6 +405,8 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		return err
 	}
 	fm0 := big.ctrl.PassStats().FlowMods
+	b.log.Info("scale: every bridge disconnected; storm starting", "bridges", hosts)
+	cpu0, childCPU0 := cpuTime(), big.child.cpu()
 	t0 := time.Now()
 	if err := big.setOffline(ctx, false); err != nil {
 		return err
@@ -413,13 +415,15 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		return fmt.Errorf("storm: %w", err)
 	}
 	storm := time.Since(t0)
-	b.log.Info("scale: storm measured", "seconds", storm.Seconds())
+	stormCPU, stormChildCPU := cpuTime()-cpu0, big.child.cpu()-childCPU0
+	b.log.Info("scale: storm measured", "seconds", storm.Seconds(), "controller_cpu_s", stormCPU.Seconds(), "simulator_cpu_s", stormChildCPU.Seconds())
 	stormMods := big.ctrl.PassStats().FlowMods - fm0
 
 	// Restart: the controller and the store go away and come back on the same data and the same address.
 	addr := big.listen
 	big.stopCtrl()
 	big.st.Close()
+	cpu0, childCPU0 = cpuTime(), big.child.cpu()
 	t0 = time.Now()
 	if big.st, err = store.Open(ctx, store.Options{Dir: big.dir, Logger: b.quiet}); err != nil {
 		big.st = nil
@@ -433,7 +437,8 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		return fmt.Errorf("restart: %w", err)
 	}
 	restart := time.Since(t0)
-	b.log.Info("scale: restart measured", "seconds", restart.Seconds())
+	restartCPU, restartChildCPU := cpuTime()-cpu0, big.child.cpu()-childCPU0
+	b.log.Info("scale: restart measured", "seconds", restart.Seconds(), "controller_cpu_s", restartCPU.Seconds(), "simulator_cpu_s", restartChildCPU.Seconds())
 	restartMods := big.ctrl.PassStats().FlowMods
 
 	// A page of 100 port mirrors filtered by name, over HTTP (on the restarted service): as a console lists them
@@ -489,8 +494,12 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	add("scale.pass_p50_small_ms", ms(q(smallP, 0.5)), "ms", "", nil)
 	add("scale.storm_seconds", storm.Seconds(), "s", "≤ 5", met(storm <= 5*time.Second))
 	add("scale.storm_flow_mods", float64(stormMods), "flow_mods", "= 0", met(stormMods == 0))
+	add("scale.storm_controller_cpu_seconds", stormCPU.Seconds(), "s", "", nil)
+	add("scale.storm_simulator_cpu_seconds", stormChildCPU.Seconds(), "s", "", nil)
 	add("scale.restart_seconds", restart.Seconds(), "s", "≤ 10", met(restart <= 10*time.Second))
 	add("scale.restart_flow_mods", float64(restartMods), "flow_mods", "= 0", met(restartMods == 0))
+	add("scale.restart_controller_cpu_seconds", restartCPU.Seconds(), "s", "", nil)
+	add("scale.restart_simulator_cpu_seconds", restartChildCPU.Seconds(), "s", "", nil)
 	add("scale.rss_mib", rssMiB, "MiB", "≤ 2048", met(rssMiB <= 2048))
 	add("api.page_p50_ms", ms(page), "ms", "≤ 20", met(ms(page) <= 20))
 	add("api.page_full_p50_ms", ms(full), "ms", "", nil)
