@@ -5,6 +5,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -315,6 +316,60 @@ func Lookup[T Object](r Reader, idx, value string) []T {
 	return typed[T](r.lookup(KindOf[T](), idx, value))
 }
 
+// LookupCount returns how many objects of type T have the value in index idx, copying none of them.
+func LookupCount[T Object](s *Store, idx, value string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.tables[KindOf[T]()].index[indexEntry{idx, value}])
+}
+
+// LookupPage is Lookup cut to a page, copying only the page's objects: at most first of them (every one when first
+// is negative) in creation order, following the one whose id is after (from the start when after is empty). ok is
+// false when after is not the id of one of the objects Lookup returns. A small page does not sort every object
+// that has the value: it keeps the first ones while it reads them.
+func LookupPage[T Object](s *Store, idx, value, after string, first int) (page []T, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	recs := s.tables[KindOf[T]()].index[indexEntry{idx, value}]
+	var from uint64 // the page holds records of a greater seq; seqs start at 1
+	if after != "" {
+		r, found := recs[after]
+		if !found {
+			return nil, false
+		}
+		from = r.seq
+	}
+	if first < 0 || first > maxSelectPage {
+		out := make([]*record, 0, len(recs))
+		for _, r := range recs {
+			if r.seq > from {
+				out = append(out, r)
+			}
+		}
+		sortRecords(out)
+		if first >= 0 && first < len(out) {
+			out = out[:first]
+		}
+		return typed[T](out), true
+	}
+	// the first ones by seq, kept sorted: most records are greater than the last kept one and cost one comparison
+	top := make([]*record, 0, min(first, len(recs)))
+	for _, r := range recs {
+		if r.seq <= from || first == 0 || len(top) == first && r.seq > top[first-1].seq {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(top, r.seq, func(x *record, seq uint64) int { return cmp.Compare(x.seq, seq) })
+		if len(top) == first {
+			top = top[:first-1]
+		}
+		top = slices.Insert(top, i, r)
+	}
+	return typed[T](top), true
+}
+
+// maxSelectPage is the largest page LookupPage selects without sorting every candidate.
+const maxSelectPage = 100
+
 // Count returns how many objects of type T exist.
 func Count[T Object](s *Store) int {
 	s.mu.RLock()
@@ -358,10 +413,10 @@ func (s *Store) lookup(kind, idx, value string) []*record {
 
 func (s *Store) lookupLocked(kind, idx, value string) []*record {
 	t := s.tables[kind]
-	ids := t.index[indexEntry{idx, value}]
-	out := make([]*record, 0, len(ids))
-	for id := range ids {
-		out = append(out, t.byID[id])
+	recs := t.index[indexEntry{idx, value}]
+	out := make([]*record, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r)
 	}
 	sortRecords(out)
 	return out

@@ -274,3 +274,57 @@ func TestClosedStoreRefusesWrites(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestLookupPage holds LookupPage and LookupCount against Lookup: every page, from every cursor, of a port mirror
+// whose sessions are interleaved with another's, some updated (they keep their place) and some deleted.
+func TestLookupPage(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	const n = 130 // more than maxSelectPage, so that a large first sorts and a small one selects
+	mustUpdate(t, s, func(tx *Txn) error {
+		for i := range n {
+			for _, pm := range []string{"pm-a", "pm-b"} {
+				tx.Put(model.Session{UUID: fmt.Sprintf("%s-s%03d", pm, i), Name: fmt.Sprint("s", i), PortMirrorUUID: pm})
+			}
+		}
+		return nil
+	})
+	mustUpdate(t, s, func(tx *Txn) error {
+		for i := 0; i < n; i += 7 {
+			tx.Put(model.Session{UUID: fmt.Sprintf("pm-a-s%03d", i), Name: "renamed", PortMirrorUUID: "pm-a"})
+		}
+		for i := 3; i < n; i += 11 {
+			tx.Delete(KindSession, fmt.Sprintf("pm-a-s%03d", i))
+		}
+		return nil
+	})
+	all := Lookup[model.Session](s, IdxPortMirror, "pm-a")
+	if got := LookupCount[model.Session](s, IdxPortMirror, "pm-a"); got != len(all) || got != n-12 {
+		t.Fatalf("LookupCount %d, Lookup has %d, want %d", got, len(all), n-12)
+	}
+	afters := []string{""}
+	for _, ses := range all {
+		afters = append(afters, ses.UUID)
+	}
+	for _, after := range afters {
+		start := 0
+		if after != "" {
+			start = slices.IndexFunc(all, func(s model.Session) bool { return s.UUID == after }) + 1
+		}
+		for _, first := range []int{-1, 0, 1, 2, 10, 99, 100, 101, n - 12, n + 5} {
+			want := all[start:]
+			if first >= 0 && first < len(want) {
+				want = want[:first]
+			}
+			got, ok := LookupPage[model.Session](s, IdxPortMirror, "pm-a", after, first)
+			if !ok || !slices.EqualFunc(got, want, func(a, b model.Session) bool { return a.UUID == b.UUID && a.Name == b.Name }) {
+				t.Fatalf("LookupPage(after %q, first %d) = %v (ok %v), want %v", after, first, got, ok, want)
+			}
+		}
+	}
+	for _, after := range []string{"pm-a-s003", "pm-b-s001", "nothing"} { // deleted, of the other port mirror, unknown
+		if got, ok := LookupPage[model.Session](s, IdxPortMirror, "pm-a", after, 5); ok {
+			t.Fatalf("LookupPage(after %q) = %d sessions, want not found", after, len(got))
+		}
+	}
+}
