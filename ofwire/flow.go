@@ -389,7 +389,16 @@ type FlowStat struct {
 // actions and instructions become ActUnknown actions; unknown match fields are named in Foreign; bytes that break
 // the encoding are an error wrapping ErrMalformed.
 func DecodeFlowStats(b []byte) ([]FlowStat, error) {
-	var out []FlowStat
+	// The entries are counted first (each starts with its length) so that the slice is allocated once.
+	n := 0
+	for off := 0; off+2 <= len(b); n++ {
+		l := int(binary.BigEndian.Uint16(b[off:]))
+		if l < flowStatsFixed+8 {
+			break // malformed: the loop below says so
+		}
+		off += l
+	}
+	out := make([]FlowStat, 0, n)
 	for off := 0; off < len(b); {
 		rest := b[off:]
 		if len(rest) < flowStatsFixed+8 {
