@@ -239,7 +239,6 @@ func (sw *Switch) DumpFlows(ctx context.Context, cookie, mask uint64) ([]flows.F
 	var out []flows.Flow
 	var foreign []ofwire.FlowStat
 	err := sw.dumpFlowStats(ctx, cookie, mask, func(st []ofwire.FlowStat) {
-		out = slices.Grow(out, len(st))
 		for _, s := range st {
 			if s.Foreign != "" {
 				foreign = append(foreign, s)
