@@ -238,7 +238,10 @@ func TestBulkPutAndReopen(t *testing.T) {
 	s := openAt(t, dir)
 	var objs []any
 	for i := range 20000 {
-		objs = append(objs, model.Host{UUID: fmt.Sprintf("h%05d", i), Name: "host", ClusterUUID: "c1", Bridge: "br-int"})
+		objs = append(objs, model.Host{UUID: fmt.Sprintf("h%05d", i), Name: fmt.Sprint("host-", i), ClusterUUID: "c1", Bridge: "br-int"})
+		if i%4 == 0 { // another kind between them: the load decodes in batches on several goroutines
+			objs = append(objs, model.Cluster{UUID: fmt.Sprintf("c%05d", i), Name: fmt.Sprint("cluster-", i)})
+		}
 	}
 	if err := s.BulkPut(context.Background(), objs); err != nil {
 		t.Fatal(err)
@@ -250,8 +253,16 @@ func TestBulkPutAndReopen(t *testing.T) {
 	s = openAt(t, dir)
 	defer s.Close()
 	hs := List[model.Host](s)
-	if len(hs) != 20000 || hs[0].UUID != "h00000" || hs[19999].UUID != "h19999" {
+	if len(hs) != 20000 {
 		t.Fatalf("after reopen: %d hosts", len(hs))
+	}
+	for i, h := range hs {
+		if h.UUID != fmt.Sprintf("h%05d", i) || h.Name != fmt.Sprint("host-", i) {
+			t.Fatalf("after reopen: host %d is %s %q", i, h.UUID, h.Name)
+		}
+	}
+	if cs := List[model.Cluster](s); len(cs) != 5000 || cs[4999].Name != "cluster-19996" {
+		t.Fatalf("after reopen: %d clusters", len(cs))
 	}
 }
 
