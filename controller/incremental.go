@@ -625,23 +625,21 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 		c.mu.Lock()
 		b := c.bridgeLocked(dp)
 		c.mu.Unlock()
-		b.mu.Lock()
-		last := b.last
-		if last == nil || b.lastKey != key {
-			last = nil
-		}
-		b.mu.Unlock()
 		var w *work
-		if last != nil {
+		b.mu.Lock()
+		if b.last != nil && b.lastKey == key {
 			// Everything this bridge's flows derive from is as when they were last compiled (a bridge that
 			// reconnected, a session elsewhere that changed): the same flows, not compiled again. A storm's
 			// reconnects cost their read-back, not a compile each.
-			again := *last
+			again := *b.last
 			again.term = term
 			w = &again
+		}
+		b.mu.Unlock()
+		if w != nil {
 			c.passStats.reused.Add(1)
 		} else {
-			w = &work{flows: plan.Bridge(dp), meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)),
+			w = &work{flows: listFlows(plan.Bridge(dp)), meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)),
 				marks: marks(in, bySession, dp, on), term: term}
 			for _, s := range on {
 				w.sessions[s] = fps[s]
@@ -659,7 +657,11 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 			c.onWork(dp, w)
 		}
 		if lead && c.view.Connected(dp) {
-			c.submit(lctx, dp, w)
+			c.submit(lctx, dp, w) // its worker packs it once the bridge holds it
+		} else {
+			b.mu.Lock()
+			w.flows.pack() // kept for the bridge's return (a restart compiles bridges before they connect)
+			b.mu.Unlock()
 		}
 	}
 }
