@@ -34,7 +34,7 @@ type bridge struct {
 	want      *work             // the latest desired state
 	last      *work             // the latest compiled state, handed again while lastKey (bridgeInputKey) holds
 	lastKey   uint64
-	running   bool              // a worker goroutine owns the bridge
+	running   bool // a worker goroutine owns the bridge
 	confirmed map[string]uint64
 	refused   map[string]string // by session: the switch's refusals of its flows at the last apply; nil when clean
 	failures  int

@@ -19,7 +19,7 @@ func PackFlows(fs []flows.Flow) ([]byte, error) {
 	for i := range fs {
 		f := &fs[i]
 		start := len(dst)
-		dst = append(dst, 0, 0, f.Table, 0)     // length (below), table, pad
+		dst = append(dst, 0, 0, f.Table, 0)       // length (below), table, pad
 		dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0) // duration
 		dst = binary.BigEndian.AppendUint16(dst, f.Priority)
 		dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) // idle and hard timeouts, flags, pad
