@@ -3,9 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
-	"math"
 	"net/netip"
 	"os"
 	"runtime/debug"
