@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"strconv"
@@ -33,6 +36,9 @@ import (
 // FleetChildEnv, set to "1" in a process's environment, makes MaybeFleetChild serve as a fleet child.
 const FleetChildEnv = "PORTMIRROR_BENCH_FLEET_CHILD"
 
+// FleetChildPprofEnv, set to a loopback address, makes a fleet child serve net/http/pprof there.
+const FleetChildPprofEnv = "PORTMIRROR_BENCH_FLEET_PPROF"
+
 // fleetSpec says which bridges a fleet child builds: those of hosts [0, Hosts) of the scale layout.
 type fleetSpec struct {
 	Controller string   `json:"controller"`
@@ -46,6 +52,15 @@ type fleetSpec struct {
 func MaybeFleetChild() {
 	if os.Getenv(FleetChildEnv) != "1" {
 		return
+	}
+	if addr := os.Getenv(FleetChildPprofEnv); addr != "" {
+		// To profile the simulated bridges apart from the controller (go tool pprof http://ADDR/debug/pprof/profile).
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			mux := http.NewServeMux()
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			go func() { _ = http.Serve(ln, mux) }()
+		}
 	}
 	if err := fleetChild(context.Background(), os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet child:", err)

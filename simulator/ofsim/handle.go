@@ -285,6 +285,9 @@ type multipartWriter struct {
 }
 
 func (w *multipartWriter) start() {
+	if w.cur == nil && w.typ == ofwire.MultipartFlow {
+		w.cur = make([]byte, 0, min(w.limit, 32<<10)) // a bridge's flows: grown by doubling from here, not from a few bytes
+	}
 	w.cur = appendHeader(w.cur[:0], ofwire.TypeMultipartReply, w.xid)
 	w.cur = binary.BigEndian.AppendUint16(w.cur, w.typ)
 	w.cur = append(w.cur, 0, 0, 0, 0, 0, 0)
@@ -344,26 +347,23 @@ func (s *Switch) multipart(c *conn, xid uint32, b []byte) error {
 			return err
 		}
 		ff.Match = m
-		flows := br.Flows(ff)
 		if typ == mpAggregate {
 			var pk, by uint64
-			for _, f := range flows {
-				pk += f.Packets
-				by += f.Bytes
-			}
+			n := 0
+			br.EachFlow(ff, func(f *dataplane.Flow) { pk, by, n = pk+f.Packets, by+f.Bytes, n+1 })
 			e := binary.BigEndian.AppendUint64(nil, pk)
 			e = binary.BigEndian.AppendUint64(e, by)
-			e = binary.BigEndian.AppendUint32(e, uint32(len(flows)))
+			e = binary.BigEndian.AppendUint32(e, uint32(n))
 			w.add(append(e, 0, 0, 0, 0))
 			break
 		}
+		// Encoded as they are visited, not copied first: a reconnect storm reads back every bridge at once.
 		now := time.Now()
 		var e []byte
-		for i := range flows {
-			f := &flows[i]
+		br.EachFlow(ff, func(f *dataplane.Flow) {
 			e = appendFlowStats(e[:0], f, now)
 			w.add(e)
-		}
+		})
 	case mpGroupDesc:
 		for _, g := range br.Groups() {
 			e := []byte{0, 0, g.Type, 0}
