@@ -323,6 +323,19 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	special = append(special, egressPorts...)
 	slices.Sort(special)
 	special = slices.Compact(special)
+	// Size out and sets once: at 100k flows, growing them as they fill allocated five times their final size
+	// (growslice adds a quarter at a time). The bound is all but exact: an egress source's port gets a flow for
+	// nearly every address, another port one for nearly each of its own.
+	bound := len(special) + len(egressPorts) + 1 + len(macs)
+	for _, port := range special {
+		if _, ok := egress[port]; ok {
+			bound += len(macs)
+		} else {
+			bound += len(entriesAt[port])
+		}
+	}
+	out = slices.Grow(out, bound)
+	sets = slices.Grow(sets, bound)
 	for _, port := range special {
 		eg, hasEgress := egress[port]
 		classes := macs
