@@ -21,8 +21,12 @@ type PassStats struct {
 	PassTime   time.Duration // the time of every pass together
 	FullTime   time.Duration // of which in full passes
 	FlowMods   uint64        // flow_mods sent to switches (add, modify, delete)
-	Compiled   uint64        // bridges compiled, in every pass
-	Analysed   uint64        // sessions analysed to compile them
+	Barriers   uint64        // barrier requests sent to switches
+	// BarriersSkipped counts bundles confirmed by their commit reply alone, on connections where the switch had
+	// proved that it honours bundles: each is a barrier (and its round trip) saved.
+	BarriersSkipped uint64
+	Compiled        uint64 // bridges compiled, in every pass
+	Analysed        uint64 // sessions analysed to compile them
 }
 
 // PassStats returns the controller's counters.
@@ -33,6 +37,7 @@ func (c *Controller) PassStats() PassStats {
 		Compiled: c.passStats.compiled.Load(), Analysed: c.passStats.analysed.Load(),
 	}
 	st := c.srv.Stats()
+	s.Barriers, s.BarriersSkipped = st.BarriersSent.Load(), st.BarriersSkipped.Load()
 	for _, cmd := range []ofwire.FlowModCommand{ofwire.FlowAdd, ofwire.FlowModifyStrict, ofwire.FlowDeleteStrict} {
 		s.FlowMods += st.FlowMods[cmd].Load()
 	}
