@@ -9,15 +9,12 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"portmirror/controller"
 	"portmirror/graphql"
 	"portmirror/model"
 	"portmirror/service"
-	"portmirror/simulator/dataplane"
-	"portmirror/simulator/ofsim"
 	"portmirror/store"
 )
 
@@ -50,9 +47,9 @@ type scaleRig struct {
 	ctrl            *controller.Controller
 	stopCtrl        func()
 	listen          string
-	sw              []*ofsim.Switch
-	stopSw          func()
-	pms             []string // by cluster*scaleFNs + k
+	fleet           *scaleFleet // the bridges, in this process (the small fleet)
+	child           *fleetProc  // or in a child process (the big fleet)
+	pms             []string    // by cluster*scaleFNs + k
 	fns             []string
 	inventory       time.Duration // clusters, hosts and VMs registered through the bulk API
 	sessionsSetup   time.Duration
@@ -66,8 +63,11 @@ func (r *scaleRig) next(h int) int {
 }
 
 func (r *scaleRig) close() {
-	if r.stopSw != nil {
-		r.stopSw()
+	if r.fleet != nil {
+		r.fleet.stop()
+	}
+	if r.child != nil {
+		r.child.close()
 	}
 	if r.stopCtrl != nil {
 		r.stopCtrl()
@@ -85,7 +85,8 @@ func (r *scaleRig) close() {
 
 // buildScaleRig registers the fleet through the API's bulk mutations, creates the flow networks and port mirrors
 // through the service, starts the controller and the bridges, and waits until every session is ACTIVE.
-func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int) (*scaleRig, error) {
+// With inChild the bridges run in a child process (fleetchild.go).
+func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int, inChild bool) (*scaleRig, error) {
 	r := &scaleRig{hosts: hosts, clusters: clusters}
 	var err error
 	if r.dir, err = os.MkdirTemp("", "pmbench-scale"); err != nil {
@@ -178,7 +179,13 @@ func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int) (*scal
 		return fail(err)
 	}
 	t0 = time.Now()
-	if err := r.startBridges(ctx); err != nil {
+	spec := fleetSpec{Controller: r.listen, Hosts: hosts, PerCluster: r.per(), FlowNets: r.fns}
+	if inChild {
+		r.child, err = startFleetChild(ctx, spec)
+	} else {
+		r.fleet, err = startScaleFleet(ctx, spec)
+	}
+	if err != nil {
 		return fail(err)
 	}
 	if err := r.waitAllActive(ctx, 10*time.Minute); err != nil {
@@ -211,36 +218,21 @@ func (r *scaleRig) startController(ctx context.Context, b *bencher, listen strin
 	return nil
 }
 
-// startBridges starts one simulated bridge per host: ports v0n0..v9n1 and the tunnel ports of its cluster's flow
-// networks.
-func (r *scaleRig) startBridges(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	r.stopSw = func() { cancel(); wg.Wait(); r.stopSw = nil }
-	for h := range r.hosts {
-		br := dataplane.NewBridge("br-int", dataplane.MAC{0x0a, 1, byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h)})
-		for v := range scaleVMs {
-			for n := range 2 {
-				if err := br.AddPort(dataplane.Port{No: scalePortNo(v, n), Name: scalePortName(v, n), Up: true,
-					MAC: dataplane.MAC{0x0e, byte(v*2 + n), byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h)}}); err != nil {
-					return err
-				}
-			}
-		}
-		c := h / r.per()
-		for k := range scaleFNs {
-			if err := br.AddPort(dataplane.Port{No: uint32(scaleTunnelBase + k), Name: model.TunnelPortName(r.fns[c*scaleFNs+k]), Up: true,
-				MAC: dataplane.MAC{0x0e, byte(0x80 + k), byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h)}}); err != nil {
-				return err
-			}
-		}
-		sw := ofsim.New(ofsim.Config{Controller: r.listen, DatapathID: scaleDPID(h), Bridge: br, ProbeInterval: 30 * time.Second,
-			MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Second})
-		r.sw = append(r.sw, sw)
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = sw.Run(ctx) }()
+// setOffline takes every bridge of the fleet off the network, or brings it back.
+func (r *scaleRig) setOffline(ctx context.Context, off bool) error {
+	if r.child != nil {
+		return r.child.setOffline(ctx, off)
 	}
+	r.fleet.setOffline(off)
 	return nil
+}
+
+// connects is the number of connections the fleet's bridges made so far.
+func (r *scaleRig) connects(ctx context.Context) (int, error) {
+	if r.child != nil {
+		return r.child.connects(ctx)
+	}
+	return r.fleet.connects(), nil
 }
 
 func (r *scaleRig) waitAllActive(ctx context.Context, limit time.Duration) error {
@@ -334,7 +326,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		s.command = cmd
 	}
 	load0 := loadAverage()
-	big, err := b.buildScaleRig(ctx, hosts, clusters)
+	big, err := b.buildScaleRig(ctx, hosts, clusters, true)
 	if err != nil {
 		return fmt.Errorf("the fleet of %d bridges: %w", hosts, err)
 	}
@@ -343,7 +335,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	if err != nil {
 		return err
 	}
-	small, err := b.buildScaleRig(ctx, smallHosts, 1)
+	small, err := b.buildScaleRig(ctx, smallHosts, 1, false)
 	if err != nil {
 		return fmt.Errorf("the fleet of %d bridges: %w", smallHosts, err)
 	}
@@ -352,9 +344,9 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	smallSessions := smallHosts * scaleVMs
 
 	connects := func(r *scaleRig) int {
-		n := 0
-		for _, sw := range r.sw {
-			n += sw.Connects()
+		n, err := r.connects(ctx)
+		if err != nil {
+			b.log.Warn("scale: connections not counted", "err", err)
 		}
 		return n
 	}
@@ -393,35 +385,38 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	passRatio := float64(q(bigP, 0.5)) / float64(q(smallP, 0.5))
 
 	// Reconnect storm on the big fleet.
-	for _, sw := range big.sw {
-		sw.SetOffline(true)
+	if err := big.setOffline(ctx, true); err != nil {
+		return err
 	}
+	gone := 0 // the bridges [0, gone) are known disconnected (one look each, not the whole list every time)
 	if err := waitUntil(ctx, 5*time.Minute, "the controller to see every bridge disconnect", func() bool {
-		for _, sw := range big.ctrl.Switches() {
-			if sw.Connected {
-				return false
-			}
+		for gone < hosts && !big.ctrl.View().Connected(fmt.Sprintf("%016x", scaleDPID(gone))) {
+			gone++
 		}
-		return true
+		return gone == hosts
 	}); err != nil {
 		return err
 	}
 	fm0 := big.ctrl.PassStats().FlowMods
+	b.log.Info("scale: every bridge disconnected; storm starting", "bridges", hosts)
+	cpu0, childCPU0 := cpuTime(), big.child.cpu()
 	t0 := time.Now()
-	for _, sw := range big.sw {
-		sw.SetOffline(false)
+	if err := big.setOffline(ctx, false); err != nil {
+		return err
 	}
 	if err := big.waitAllActive(ctx, 10*time.Minute); err != nil {
 		return fmt.Errorf("storm: %w", err)
 	}
 	storm := time.Since(t0)
-	b.log.Info("scale: storm measured", "seconds", storm.Seconds())
+	stormCPU, stormChildCPU := cpuTime()-cpu0, big.child.cpu()-childCPU0
+	b.log.Info("scale: storm measured", "seconds", storm.Seconds(), "controller_cpu_s", stormCPU.Seconds(), "simulator_cpu_s", stormChildCPU.Seconds())
 	stormMods := big.ctrl.PassStats().FlowMods - fm0
 
 	// Restart: the controller and the store go away and come back on the same data and the same address.
 	addr := big.listen
 	big.stopCtrl()
 	big.st.Close()
+	cpu0, childCPU0 = cpuTime(), big.child.cpu()
 	t0 = time.Now()
 	if big.st, err = store.Open(ctx, store.Options{Dir: big.dir, Logger: b.quiet}); err != nil {
 		big.st = nil
@@ -435,7 +430,8 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		return fmt.Errorf("restart: %w", err)
 	}
 	restart := time.Since(t0)
-	b.log.Info("scale: restart measured", "seconds", restart.Seconds())
+	restartCPU, restartChildCPU := cpuTime()-cpu0, big.child.cpu()-childCPU0
+	b.log.Info("scale: restart measured", "seconds", restart.Seconds(), "controller_cpu_s", restartCPU.Seconds(), "simulator_cpu_s", restartChildCPU.Seconds())
 	restartMods := big.ctrl.PassStats().FlowMods
 
 	// A page of 100 port mirrors with their sessions, filtered by name, over HTTP (on the restarted service).
@@ -479,8 +475,12 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	add("scale.pass_p50_small_ms", ms(q(smallP, 0.5)), "ms", "", nil)
 	add("scale.storm_seconds", storm.Seconds(), "s", "≤ 5", met(storm <= 5*time.Second))
 	add("scale.storm_flow_mods", float64(stormMods), "flow_mods", "= 0", met(stormMods == 0))
+	add("scale.storm_controller_cpu_seconds", stormCPU.Seconds(), "s", "", nil)
+	add("scale.storm_simulator_cpu_seconds", stormChildCPU.Seconds(), "s", "", nil)
 	add("scale.restart_seconds", restart.Seconds(), "s", "≤ 10", met(restart <= 10*time.Second))
 	add("scale.restart_flow_mods", float64(restartMods), "flow_mods", "= 0", met(restartMods == 0))
+	add("scale.restart_controller_cpu_seconds", restartCPU.Seconds(), "s", "", nil)
+	add("scale.restart_simulator_cpu_seconds", restartChildCPU.Seconds(), "s", "", nil)
 	add("scale.rss_mib", rssMiB, "MiB", "≤ 2048", met(rssMiB <= 2048))
 	add("api.page_p50_ms", ms(page), "ms", "≤ 20", met(ms(page) <= 20))
 

@@ -69,12 +69,21 @@ func (s *simBridges) stop() {
 	s.wg.Wait()
 }
 
-// raiseFileLimit lifts the soft RLIMIT_NOFILE to the hard limit (processes started afterwards inherit it) and
-// returns the new soft limit.
+// raiseFileLimit lifts RLIMIT_NOFILE as far as it may go (processes started afterwards inherit it) and returns the
+// new soft limit.
 func raiseFileLimit() (uint64, error) {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return 0, err
+	}
+	// A fleet in this process holds two descriptors per bridge (both ends of its connection) and more while it
+	// reconnects: 10,000 bridges need more than the usual hard limit of 20,000. Root may raise the hard limit too
+	// (to fs.nr_open); elsewhere the soft limit goes as far as the hard one allows.
+	const want = 1 << 20
+	if rl.Max < want {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want}); err == nil {
+			return want, nil
+		}
 	}
 	if rl.Cur < rl.Max {
 		rl.Cur = rl.Max

@@ -32,7 +32,8 @@ type Options struct {
 	// nothing; its passes only keep its analysis warm for a takeover, which starts with a pass of its own), so
 	// that a burst of mutations costs the followers one pass per interval, not one each; default 1s.
 	FollowerPassInterval time.Duration
-	// Workers bounds how many bridges are programmed at once; default 64.
+	// Workers bounds how many bridges are programmed at once; default 256 (a reconnect storm reads back every
+	// bridge: each costs a round trip, and more of them in flight hide its latency).
 	Workers int
 	// Cluster, when set, makes this controller one of several: it programs switches (as their OpenFlow MASTER,
 	// with its term as generation id) and writes OVSDB only while it leads; otherwise it is every switch's SLAVE
@@ -116,7 +117,7 @@ func New(opts Options) (*Controller, error) {
 		opts.RetryMax = 10 * time.Second
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 64
+		opts.Workers = 256
 	}
 	if opts.FullPassEvery <= 0 {
 		opts.FullPassEvery = 10 * time.Minute
@@ -351,7 +352,7 @@ func (c *Controller) SwitchDisconnected(sw *Switch) {
 	c.mu.Unlock()
 	if c.srv.Switch(sw.DatapathID()) == nil {
 		c.view.SwitchDisconnected(sw.DatapathID())
-		c.forgetUnclaimed()
+		c.forgetUnclaimed(sw.DatapathID())
 	}
 }
 

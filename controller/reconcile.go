@@ -190,9 +190,10 @@ func (c *Controller) tunnelTargets(fab *fabric, targets map[string]struct{}) {
 	c.mu.Unlock()
 }
 
-// forgetUnclaimed drops what the controller keeps of bridges that are disconnected and that no host claims.
-func (c *Controller) forgetUnclaimed() {
-	gone := c.view.ForgetUnclaimed()
+// forgetUnclaimed drops what the controller keeps of bridges that are disconnected and that no host claims: of
+// the datapaths named, or of every one.
+func (c *Controller) forgetUnclaimed(only ...string) {
+	gone := c.view.ForgetUnclaimed(only...)
 	if len(gone) == 0 {
 		return
 	}
@@ -550,14 +551,23 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	known, installed, meters := b.known, b.installed, b.meters
 	b.mu.Unlock()
 	if !known {
+		// The meters are read while the flows are: one round trip, not two, for each bridge read back (a storm
+		// reads back every bridge).
+		var merr error
+		mdone := make(chan struct{})
+		go func() {
+			defer close(mdone)
+			meters, merr = sw.OurMeters(ctx)
+		}()
 		got, err := sw.DumpFlows(ctx, flows.CookieOurs, flows.CookieMask)
+		<-mdone
 		if err != nil {
 			return fmt.Errorf("read back flows of %s: %w", b.dpid, err)
 		}
-		installed = got
-		if meters, err = sw.OurMeters(ctx); err != nil {
-			return fmt.Errorf("read back meters of %s: %w", b.dpid, err)
+		if merr != nil {
+			return fmt.Errorf("read back meters of %s: %w", b.dpid, merr)
 		}
+		installed = got
 	}
 	// Meters the flows will name first; meters no flow will name once the flows changed (see meters.go).
 	madd, mmod, mdel := flows.DiffMeters(w.meters, meters)

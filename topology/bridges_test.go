@@ -60,7 +60,10 @@ func TestForgetUnclaimed(t *testing.T) {
 	}
 	v.SwitchDisconnected(dp1)
 	v.SwitchDisconnected(stray)
-	if gone := v.ForgetUnclaimed(); !slices.Equal(gone, []string{stray}) {
+	if gone := v.ForgetUnclaimed(dp1); len(gone) != 0 {
+		t.Fatalf("asked about %s only (claimed by h1): forgot %v", dp1, gone)
+	}
+	if gone := v.ForgetUnclaimed(stray); !slices.Equal(gone, []string{stray}) {
 		t.Fatalf("forgot %v, want only the unclaimed %s", gone, stray)
 	}
 	if _, ok := v.Bridges(model.TunnelPortPrefix)[stray]; ok {

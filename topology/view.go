@@ -713,19 +713,31 @@ func (v *View) Bridges(namePrefix string) map[string]BridgePorts {
 	return out
 }
 
-// ForgetUnclaimed removes every switch that is disconnected and that no host claims (its host was deleted, or
+// ForgetUnclaimed removes every switch (of the datapaths named, or of all) that is disconnected and that no host claims (its host was deleted, or
 // now has another datapath id), so that a bridge that is gone for good costs nothing. It returns the datapath
 // ids it removed. A disconnected switch that a host still claims is kept: its bridge keeps working.
-func (v *View) ForgetUnclaimed() []string {
+func (v *View) ForgetUnclaimed(only ...string) []string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var gone []string
-	for dp, sw := range v.switches {
+	forget := func(dp string, sw *switchState) {
 		if sw.connected || v.dpHost[dp] != "" {
-			continue
+			return
 		}
 		delete(v.switches, dp)
 		gone = append(gone, dp)
+	}
+	if len(only) > 0 {
+		// One switch's disconnect looks at that switch, not the fleet: a storm of disconnects stays linear.
+		for _, dp := range only {
+			if sw, ok := v.switches[dp]; ok {
+				forget(dp, sw)
+			}
+		}
+	} else {
+		for dp, sw := range v.switches {
+			forget(dp, sw)
+		}
 	}
 	if len(gone) > 0 {
 		v.gen.Add(1)

@@ -9,9 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime/pprof"
+	rpprof "runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -19,12 +22,28 @@ import (
 )
 
 func main() {
+	bench.MaybeFleetChild() // the scale part's simulated bridges run in a second copy of this program
 	quick := flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "run every part at a tenth of its size (also BENCH_QUICK=1)")
 	only := flag.String("only", "", "comma-separated parts to run ("+strings.Join(bench.Parts, ",")+"); default all")
 	md := flag.String("markdown", "BENCHMARKS.md", "where to write the report for people")
 	js := flag.String("json", "bench/results.json", "where to write every figure by name")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this loopback address while the run lasts (e.g. 127.0.0.1:6060), to profile one phase")
 	flag.Parse()
+
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "portmirror-bench:", err)
+			os.Exit(2)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		srv := &http.Server{Handler: mux}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+	}
 
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -32,11 +51,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "portmirror-bench:", err)
 			os.Exit(2)
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
+		if err := rpprof.StartCPUProfile(f); err != nil {
 			fmt.Fprintln(os.Stderr, "portmirror-bench:", err)
 			os.Exit(2)
 		}
-		defer pprof.StopCPUProfile()
+		defer rpprof.StopCPUProfile()
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -61,7 +80,7 @@ func main() {
 		}
 	}
 	if err != nil {
-		pprof.StopCPUProfile()
+		rpprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "portmirror-bench:", err)
 		os.Exit(1)
 	}
