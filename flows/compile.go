@@ -75,6 +75,11 @@ func (p *Plan) Bridge(datapathID string) []Flow {
 	}
 	out := p.destinationFlows(b, nil)
 	out, filters := p.sourceFlows(b, out)
+	// The counting table's flows come in the sessions' order, not their ids': sorting them (a few per session)
+	// here keeps the whole list (100k flows on a crowded bridge) from being sorted below.
+	if !slices.IsSortedFunc(filters, CompareFlows) {
+		slices.SortFunc(filters, CompareFlows)
+	}
 	out = append(out, baseline)
 	out = append(out, filters...)
 	// The flows are built in canonical order; sorting is the safety net.
