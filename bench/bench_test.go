@@ -36,7 +36,7 @@ func TestQuickSmoke(t *testing.T) {
 		"cluster.failover.mutation_accepted_p99_s", "cluster.failover.all_bridges_mastered_p99_s", "cluster.failover.flow_mods_sent",
 		"cluster.create_port_mirror.follower_vs_one_p50", "cluster.status.three_vs_one_p99",
 		"scale.inventory_seconds", "scale.active_p99_ratio", "scale.pass_ratio", "scale.storm_seconds", "scale.storm_flow_mods",
-		"scale.restart_seconds", "scale.restart_flow_mods", "scale.rss_mib", "api.page_p50_ms",
+		"scale.restart_seconds", "scale.restart_flow_mods", "scale.rss_mib", "api.page_p50_ms", "api.page_full_p50_ms",
 		"sessions.active_p99_ratio", "sessions.counter_poll_cpu_percent", "sessions.counter_poll_requests_per_s"}
 	if ovsMissing() == "" {
 		want = append(want, "bulk.portmirror_vs_raw", "bulk.portmirror_vs_ofctl_bundle", "sessions.bulk_ratio")

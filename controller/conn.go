@@ -213,6 +213,13 @@ const maxDumpBytes = 512 << 20
 // DumpFlowStats reads every flow whose cookie matches cookie under mask, in every table.
 func (sw *Switch) DumpFlowStats(ctx context.Context, cookie, mask uint64) ([]ofwire.FlowStat, error) {
 	var out []ofwire.FlowStat
+	err := sw.dumpFlowStats(ctx, cookie, mask, func(st []ofwire.FlowStat) { out = append(out, st...) })
+	return out, err
+}
+
+// dumpFlowStats reads every flow whose cookie matches cookie under mask and hands each reply part's flows to
+// each, as they come.
+func (sw *Switch) dumpFlowStats(ctx context.Context, cookie, mask uint64, each func([]ofwire.FlowStat)) error {
 	total := 0
 	xid := sw.allocXids(1)
 	r := &request{what: "flow-stats request", mpType: ofwire.MultipartFlow, done: make(chan struct{})}
@@ -225,19 +232,16 @@ func (sw *Switch) DumpFlowStats(ctx context.Context, cookie, mask uint64) ([]ofw
 		if err != nil {
 			return err
 		}
-		out = append(out, st...)
+		each(st)
 		return nil
 	}
 	if err := sw.register(xid, r); err != nil {
-		return nil, err
+		return err
 	}
 	if err := sw.writeMsg(func(b []byte) []byte { return ofwire.AppendFlowStatsRequest(b, xid, cookie, mask) }); err != nil {
 		sw.deliver(xid, ofwire.Message{}, err)
 	}
-	if err := sw.wait(ctx, xid, r); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return sw.wait(ctx, xid, r)
 }
 
 // DumpFlows reads the flows whose cookie matches cookie under mask, as flows.Flow. A flow holding actions or
@@ -245,18 +249,21 @@ func (sw *Switch) DumpFlowStats(ctx context.Context, cookie, mask uint64) ([]ofw
 // desired flow. A flow whose match flows.Match cannot express is deleted here (strictly, by its exact wire match,
 // then confirmed with a barrier) and not returned: no desired flow can ever be equal to it.
 func (sw *Switch) DumpFlows(ctx context.Context, cookie, mask uint64) ([]flows.Flow, error) {
-	st, err := sw.DumpFlowStats(ctx, cookie, mask)
+	// Straight into flows.Flow, part by part: a storm reads back every bridge, and the stats around each flow
+	// are not needed here.
+	var out []flows.Flow
+	var foreign []ofwire.FlowStat
+	err := sw.dumpFlowStats(ctx, cookie, mask, func(st []ofwire.FlowStat) {
+		for _, s := range st {
+			if s.Foreign != "" {
+				foreign = append(foreign, s)
+				continue
+			}
+			out = append(out, s.Flow)
+		}
+	})
 	if err != nil {
 		return nil, err
-	}
-	out := make([]flows.Flow, 0, len(st))
-	var foreign []ofwire.FlowStat
-	for _, s := range st {
-		if s.Foreign != "" {
-			foreign = append(foreign, s)
-			continue
-		}
-		out = append(out, s.Flow)
 	}
 	if len(foreign) > 0 {
 		if err := sw.deleteForeign(ctx, foreign); err != nil {

@@ -320,7 +320,7 @@ func (c *Controller) SwitchConnected(sw *Switch) {
 	b := c.bridgeLocked(sw.DatapathID())
 	b.mu.Lock()
 	b.sw = sw
-	b.installed = nil // unknown until read back
+	b.installed = packedFlows{} // unknown until read back
 	b.known = false
 	b.confirmed = nil
 	b.mu.Unlock()
@@ -344,7 +344,7 @@ func (c *Controller) SwitchDisconnected(sw *Switch) {
 		if b.sw == sw {
 			b.sw = nil
 			b.known = false
-			b.installed = nil
+			b.installed = packedFlows{}
 			b.confirmed = nil
 		}
 		b.mu.Unlock()

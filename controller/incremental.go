@@ -3,8 +3,10 @@ package controller
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"time"
@@ -574,6 +576,36 @@ func (c *Controller) compileTargets(ctx context.Context, fab *fabric, targets ma
 	return nil
 }
 
+// bridgeInputKey digests everything a bridge's compiled state derives from: the sessions whose flows are on it
+// with their fingerprints (each covers the session's definition, both NICs' bridge, port and MAC, both endpoints
+// and its verdict), the bridge's ports and its tunnel ports. Two equal keys compile to the same flows.
+func (c *Controller) bridgeInputKey(in *flows.Input, plan *flows.Plan, fps map[string]uint64, dp string, on []string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	var num [8]byte
+	u64 := func(v uint64) {
+		binary.LittleEndian.PutUint64(num[:], v)
+		_, _ = h.Write(num[:])
+	}
+	_, _ = h.WriteString(dp)
+	u64(uint64(len(on)))
+	for _, s := range on {
+		_, _ = h.WriteString(s)
+		u64(fps[s])
+	}
+	ports := in.Bridges[dp].Ports
+	u64(uint64(len(ports)))
+	for _, p := range ports {
+		u64(uint64(p))
+	}
+	tun := plan.TunnelPorts(dp)
+	u64(uint64(len(tun)))
+	for _, p := range tun {
+		u64(uint64(p))
+	}
+	return h.Sum64()
+}
+
 // submitTargets hands each target bridge its compiled flows.
 func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context, in *flows.Input, plan *flows.Plan,
 	fps map[string]uint64, targets map[string]struct{}) {
@@ -589,24 +621,47 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 			continue
 		}
 		on := plan.SessionsOn(dp)
-		w := &work{flows: plan.Bridge(dp), meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)),
-			marks: marks(in, bySession, dp, on), term: term}
-		counts := plan.CountIDs(dp) // the counter reads' key: which session a counting flow's id stands for
+		key := c.bridgeInputKey(in, plan, fps, dp, on)
 		c.mu.Lock()
 		b := c.bridgeLocked(dp)
 		c.mu.Unlock()
+		var w *work
 		b.mu.Lock()
-		b.counts = counts
-		b.mu.Unlock()
-		for _, s := range on {
-			w.sessions[s] = fps[s]
+		if b.last != nil && b.lastKey == key {
+			// Everything this bridge's flows derive from is as when they were last compiled (a bridge that
+			// reconnected, a session elsewhere that changed): the same flows, not compiled again. A storm's
+			// reconnects cost their read-back, not a compile each.
+			again := *b.last
+			again.term = term
+			w = &again
 		}
-		c.passStats.compiled.Add(1)
+		b.mu.Unlock()
+		if w != nil {
+			c.passStats.reused.Add(1)
+		} else {
+			w = &work{flows: listFlows(plan.Bridge(dp)), meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)),
+				marks: marks(in, bySession, dp, on), term: term}
+			for _, s := range on {
+				w.sessions[s] = fps[s]
+			}
+			counts := plan.CountIDs(dp) // the counter reads' key: which session a counting flow's id stands for
+			b.mu.Lock()
+			b.counts = counts
+			b.mu.Unlock()
+			c.passStats.compiled.Add(1)
+		}
+		b.mu.Lock()
+		b.last, b.lastKey = w, key
+		b.mu.Unlock()
 		if c.onWork != nil {
 			c.onWork(dp, w)
 		}
 		if lead && c.view.Connected(dp) {
-			c.submit(lctx, dp, w)
+			c.submit(lctx, dp, w) // its worker packs it once the bridge holds it
+		} else {
+			b.mu.Lock()
+			w.flows.pack() // kept for the bridge's return (a restart compiles bridges before they connect)
+			b.mu.Unlock()
 		}
 	}
 }

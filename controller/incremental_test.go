@@ -109,7 +109,13 @@ func newIncEnv(t *testing.T, hosts, vmsPerHost int) *incEnv {
 		reloadInventory: true, tunnels: map[string][]uint32{}, metrics: newMetrics(), inc: newIncState(),
 		leadCtx: ctx, runCtx: ctx,
 	}
-	c.onWork = func(dp string, w *work) { e.programmed[dp] = w.flows }
+	c.onWork = func(dp string, w *work) {
+		fs, err := w.flows.get()
+		if err != nil {
+			t.Fatalf("bridge %s: %v", dp, err)
+		}
+		e.programmed[dp] = fs
+	}
 	t.Cleanup(c.wg.Wait)
 	e.c = c
 	for h := range hosts {

@@ -28,11 +28,13 @@ type bridge struct {
 	mu        sync.Mutex
 	sw        *Switch
 	known     bool              // installed reflects the switch (read back since the connection came up)
-	installed []flows.Flow      // our flows on the switch, when known
+	installed packedFlows       // our flows on the switch, when known
 	meters    []flows.Meter     // our meters on the switch, when known
 	counts    map[uint32]string // the latest compiled counting ids on the bridge, by id: the session's uuid
 	want      *work             // the latest desired state
-	running   bool              // a worker goroutine owns the bridge
+	last      *work             // the latest compiled state, handed again while lastKey (bridgeInputKey) holds
+	lastKey   uint64
+	running   bool // a worker goroutine owns the bridge
 	confirmed map[string]uint64
 	refused   map[string]string // by session: the switch's refusals of its flows at the last apply; nil when clean
 	failures  int
@@ -41,7 +43,7 @@ type bridge struct {
 // work is a desired state for one bridge: its flows and the fingerprints of the sessions they realise, which become
 // confirmed once the switch acknowledged the flows with a barrier.
 type work struct {
-	flows    []flows.Flow
+	flows    packedFlows
 	meters   []flows.Meter // the capped sessions' meters
 	sessions map[string]uint64
 	marks    map[string]sessionMark // to blame a refused flow on the sessions it concerns
@@ -547,10 +549,19 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	if err := c.ensureMaster(ctx, sw, w.term); err != nil {
 		return err
 	}
+	desired, err := w.flows.get()
+	if err != nil {
+		return fmt.Errorf("the desired flows of %s: %w", b.dpid, err)
+	}
 	b.mu.Lock()
-	known, installed, meters := b.known, b.installed, b.meters
+	known, kept, meters := b.known, b.installed, b.meters
 	b.mu.Unlock()
-	if !known {
+	var installed []flows.Flow
+	if known {
+		if installed, err = kept.get(); err != nil {
+			return fmt.Errorf("the flows kept of %s: %w", b.dpid, err)
+		}
+	} else {
 		// The meters are read while the flows are: one round trip, not two, for each bridge read back (a storm
 		// reads back every bridge).
 		var merr error
@@ -582,7 +593,7 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		}
 		meterRefused = append(meterRefused, r...)
 	}
-	add, mod, del := flows.Diff(w.flows, installed)
+	add, mod, del := flows.Diff(desired, installed)
 	var refused []FlowError
 	if len(add)+len(mod)+len(del) > 0 {
 		var err error
@@ -618,6 +629,9 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		return fmt.Errorf("%w: %d meter_mods, the first: %s", errRefused, len(meterRefused), meterRefused[0].Error())
 	}
 	b.refused = nil
+	// What the bridge now holds is kept packed (and so is the work, which may be handed again): a fleet's
+	// flows in a tenth of the memory, with no pointers for the collector to walk.
+	w.flows.pack()
 	b.installed = w.flows
 	b.meters = w.meters
 	b.known = true
@@ -689,7 +703,7 @@ func (c *Controller) Switches() []model.Switch {
 		if b != nil {
 			b.mu.Lock()
 			if b.known {
-				out[i].FlowCount = len(b.installed)
+				out[i].FlowCount = b.installed.len()
 			}
 			sw := b.sw
 			b.mu.Unlock()
@@ -723,4 +737,35 @@ func tunnelPorts(in *flows.Input) map[string][]uint32 {
 		slices.Sort(ports)
 	}
 	return out
+}
+
+// packedFlows is a bridge's flows, as a list or packed (ofwire.PackFlows). Its methods are called with the
+// bridge's lock held, or on a value not yet shared.
+type packedFlows struct {
+	list   []flows.Flow
+	packed []byte // when list is nil
+	n      int
+}
+
+func listFlows(fs []flows.Flow) packedFlows { return packedFlows{list: fs, n: len(fs)} }
+
+func (p *packedFlows) len() int { return p.n }
+
+// get returns the flows, unpacked when packed. The caller does not change them.
+func (p *packedFlows) get() ([]flows.Flow, error) {
+	if p.list != nil || p.packed == nil {
+		return p.list, nil
+	}
+	return ofwire.UnpackFlows(p.packed)
+}
+
+// pack replaces the list by its packed form; it keeps the list when packing fails (a flow the wire form cannot
+// hold: it was refused on the way to the switch already).
+func (p *packedFlows) pack() {
+	if p.list == nil {
+		return
+	}
+	if b, err := ofwire.PackFlows(p.list); err == nil {
+		p.packed, p.list = b, nil
+	}
 }

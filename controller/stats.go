@@ -12,6 +12,7 @@ type passCounters struct {
 	passes, full       atomic.Uint64
 	nanos, fullNanos   atomic.Int64
 	compiled, analysed atomic.Uint64 // bridges compiled and sessions analysed for them, in every pass
+	reused             atomic.Uint64 // bridges handed their last compiled state again (nothing it derives from changed)
 }
 
 // PassStats is what the controller has done since it started, for benchmarks and tests.
@@ -27,6 +28,7 @@ type PassStats struct {
 	BarriersSkipped uint64
 	Compiled        uint64 // bridges compiled, in every pass
 	Analysed        uint64 // sessions analysed to compile them
+	Reused          uint64 // bridges handed their last compiled flows again instead of compiling them
 }
 
 // PassStats returns the controller's counters.
@@ -35,6 +37,7 @@ func (c *Controller) PassStats() PassStats {
 		Passes: c.passStats.passes.Load(), FullPasses: c.passStats.full.Load(),
 		PassTime: time.Duration(c.passStats.nanos.Load()), FullTime: time.Duration(c.passStats.fullNanos.Load()),
 		Compiled: c.passStats.compiled.Load(), Analysed: c.passStats.analysed.Load(),
+		Reused: c.passStats.reused.Load(),
 	}
 	st := c.srv.Stats()
 	s.Barriers, s.BarriersSkipped = st.BarriersSent.Load(), st.BarriersSkipped.Load()

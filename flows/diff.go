@@ -10,6 +10,9 @@ import "slices"
 // nothing, so diffing a bridge against what it already holds yields three empty lists. When a list holds two
 // flows with one key, the first wins.
 func Diff(desired, installed []Flow) (add, modify, del []Flow) {
+	if sameFlows(desired, installed) {
+		return nil, nil, nil // a bridge read back after a reconnect holds what it should: no maps to build
+	}
 	return diff(desired, installed, slices.IsSortedFunc(desired, CompareFlows))
 }
 
@@ -66,4 +69,28 @@ func diff(desired, installed []Flow, sorted bool) (add, modify, del []Flow) {
 	slices.SortFunc(modify, CompareFlows)
 	slices.SortFunc(del, CompareFlows)
 	return add, modify, del
+}
+
+// sameFlows reports whether installed holds exactly the flows of desired (a canonically sorted list), in any
+// order: the same keys, cookies, meters and actions, one each. It answers false when unsure (duplicates, a list
+// out of order in desired), which only sends Diff the long way.
+func sameFlows(desired, installed []Flow) bool {
+	if len(desired) != len(installed) {
+		return false
+	}
+	if !slices.IsSortedFunc(installed, CompareFlows) {
+		installed = slices.Clone(installed)
+		slices.SortFunc(installed, CompareFlows)
+	}
+	for i := range desired {
+		d, h := &desired[i], &installed[i]
+		if d.Table != h.Table || d.Priority != h.Priority || d.Match != h.Match || d.Cookie != h.Cookie ||
+			d.Meter != h.Meter || !slices.Equal(d.Actions, h.Actions) {
+			return false
+		}
+		if i > 0 && CompareFlows(desired[i-1], *d) >= 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -48,6 +48,11 @@ func TestDiff(t *testing.T) {
 			wantDel: []string{capture, egress}},
 		{name: "priority is part of the key", desired: []string{ingressP}, installed: []string{ingress},
 			wantAdd: []string{ingressP}, wantDel: []string{ingress}},
+		// as many flows on both sides, so that only a flow-by-flow look tells them apart
+		{name: "same count, one action differs, in another order", desired: []string{base, egress, capture},
+			installed: []string{capture, egress2, base}, wantMod: []string{egress}},
+		{name: "same count, a duplicate instead of a flow", desired: []string{base, egress}, installed: []string{base, base},
+			wantAdd: []string{egress}},
 		{name: "all three at once", desired: []string{base, egress2, ingress}, installed: []string{egress, capture},
 			wantAdd: []string{ingress, base}, wantMod: []string{egress2}, wantDel: []string{capture}},
 	}

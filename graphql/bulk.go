@@ -63,7 +63,10 @@ func (b *builder) bulk() {
 // plainBulk is a field of an InventoryBulkResult.
 func plainBulk(t gql.Output, desc string, get func(service.BulkResult) any) *gql.Field {
 	return &gql.Field{Type: t, Description: desc, Resolve: func(p gql.ResolveParams) (any, error) {
-		r, _ := p.Source.(service.BulkResult)
+		r, err := sourceAs[service.BulkResult](p.Source)
+		if err != nil {
+			return nil, err
+		}
 		return get(r), nil
 	}}
 }

@@ -30,6 +30,9 @@ import (
 // every error, with its path and extensions, is still graphql-go's). Queries have no side effects, so running
 // one again after giving up changes nothing.
 
+// minFastBuf is the least a response buffer starts with; it doubles as it fills (see object).
+const minFastBuf = 64 << 10
+
 // errGiveUp stops the fast path; the request runs through graphql-go.
 var errGiveUp = errors.New("graphql: fast path does not apply")
 
@@ -67,7 +70,8 @@ type collectedField struct {
 }
 
 // executeFast runs the document's query and returns its response body ({"data":...} and a newline), or errGiveUp.
-func executeFast(ctx context.Context, schema *gql.Schema, doc *document, variables map[string]any) (body []byte, err error) {
+// The body is appended to buf[:0] (nil: a new buffer), so that a caller can give the buffer of an earlier answer.
+func executeFast(ctx context.Context, schema *gql.Schema, doc *document, variables map[string]any, buf []byte) (body []byte, err error) {
 	op := doc.op
 	if op == nil || op.Operation != ast.OperationTypeQuery || len(op.Directives) > 0 {
 		return nil, errGiveUp
@@ -80,7 +84,10 @@ func executeFast(ctx context.Context, schema *gql.Schema, doc *document, variabl
 	ri := requestInfoFrom(ctx)
 	ctx = withRequestInfo(ctx, &requestInfo{id: ri.id, logger: slog.New(slog.DiscardHandler)})
 	e := &fastExec{schema: schema, ctx: ctx, doc: doc, noArgs: map[string]any{}, fragments: map[string]ast.Definition{},
-		collected: map[*ast.SelectionSet]*collectedSet{}, vars: vars, buf: make([]byte, 0, 64<<10)}
+		collected: map[*ast.SelectionSet]*collectedSet{}, vars: vars, buf: buf[:0]}
+	if cap(e.buf) < minFastBuf {
+		e.buf = make([]byte, 0, minFastBuf)
+	}
 	for name, f := range doc.fragments {
 		e.fragments[name] = f
 	}
@@ -308,6 +315,11 @@ func (e *fastExec) object(typ *gql.Object, ss *ast.SelectionSet, source any) err
 	if err != nil {
 		return err
 	}
+	if cap(e.buf)-len(e.buf) < 4<<10 {
+		// Double the buffer before it fills: append alone grows a large slice by a quarter each time, and a page
+		// of megabytes would be copied a dozen times over.
+		e.buf = slices.Grow(e.buf, cap(e.buf))
+	}
 	e.buf = append(e.buf, '{')
 	for i := range c.fields {
 		f := &c.fields[i]
@@ -359,6 +371,12 @@ func (e *fastExec) value(t gql.Type, fa *ast.Field, v any) error {
 	}
 	switch t := t.(type) {
 	case *gql.Scalar:
+		if s, ok := v.(string); ok && (t == gql.String || t == gql.ID) {
+			// graphql-go serializes both with fmt.Sprintf("%v", v), which gives a string back unchanged (and costs
+			// two allocations per field of every object in a large page); a string is never null
+			e.buf = appendJSONString(e.buf, s)
+			return nil
+		}
 		return e.leaf(t.Serialize(v), nonNull)
 	case *gql.Enum:
 		return e.leaf(t.Serialize(v), nonNull)
@@ -369,12 +387,20 @@ func (e *fastExec) value(t gql.Type, fa *ast.Field, v any) error {
 		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
 			return errGiveUp
 		}
+		// An element that is a struct is given to the resolvers as a pointer into the list: Interface() would copy
+		// each one to the heap. Every resolver takes a source as T or *T alike (sourceAs).
+		_, ofObjects := unwrapNonNull(t.OfType).(*gql.Object)
+		byPointer := ofObjects && rv.Kind() == reflect.Slice && rv.Type().Elem().Kind() == reflect.Struct
 		e.buf = append(e.buf, '[')
 		for i := range rv.Len() {
 			if i > 0 {
 				e.buf = append(e.buf, ',')
 			}
-			if err := e.value(t.OfType, fa, rv.Index(i).Interface()); err != nil {
+			el := rv.Index(i)
+			if byPointer {
+				el = el.Addr()
+			}
+			if err := e.value(t.OfType, fa, el.Interface()); err != nil {
 				return err
 			}
 		}
@@ -384,6 +410,13 @@ func (e *fastExec) value(t gql.Type, fa *ast.Field, v any) error {
 		return e.object(t, fa.SelectionSet, v)
 	}
 	return errGiveUp
+}
+
+func unwrapNonNull(t gql.Type) gql.Type {
+	if nn, ok := t.(*gql.NonNull); ok {
+		return nn.OfType
+	}
+	return t
 }
 
 // nullish is graphql-go's test for a value it completes as null: nil, a nil pointer, NaN.

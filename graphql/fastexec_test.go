@@ -230,7 +230,7 @@ func TestFastPathMatchesGraphQLGo(t *testing.T) {
 			t.Fatal(err)
 		}
 		want = append(want, '\n')
-		if _, err := executeFast(ctx, &h.schema, newDocument(astDoc, ""), nil); err == nil {
+		if _, err := executeFast(ctx, &h.schema, newDocument(astDoc, ""), nil, nil); err == nil {
 			fast++
 		} else if errors.Is(err, errGiveUp) {
 			gaveUp++
@@ -282,7 +282,7 @@ func TestFastPathGivesUp(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
-			_, err = executeFast(ctx, &e.h.schema, newDocument(astDoc, ""), tc.vars)
+			_, err = executeFast(ctx, &e.h.schema, newDocument(astDoc, ""), tc.vars, nil)
 			if !errors.Is(err, errGiveUp) {
 				t.Fatalf("fast path answered %s", tc.query)
 			}
@@ -331,7 +331,7 @@ func TestFastPathArguments(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := executeFast(ctx, &e.h.schema, newDocument(astDoc, ""), tc.vars)
+			got, err := executeFast(ctx, &e.h.schema, newDocument(astDoc, ""), tc.vars, nil)
 			if err != nil {
 				t.Fatalf("the fast path gave up: %v", err)
 			}

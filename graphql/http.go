@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,7 +94,13 @@ type Handler struct {
 	cluster    Cluster
 	detail     func() map[string]any
 	forwarder  *http.Client
+	// fastBufs holds *[]byte: the buffers of the fast path's answers, reused (a large page is megabytes, grown
+	// by doubling; the pool keeps those up to maxPooledBuf).
+	fastBufs sync.Pool
 }
+
+// maxPooledBuf is the largest answer buffer fastBufs keeps.
+const maxPooledBuf = 16 << 20
 
 // New builds the API handler.
 func New(opts Options) (*Handler, error) {
@@ -123,6 +130,7 @@ func New(opts Options) (*Handler, error) {
 	if h.cluster != nil {
 		h.forwarder = newForwarder(h.cluster)
 	}
+	h.fastBufs.New = func() any { return new([]byte) }
 	h.auth.Store(newAuthenticator(opts.Tokens))
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -462,8 +470,16 @@ func (x *exchange) serve() {
 	}
 
 	if !doc.isMutation() {
-		if body, err := executeFast(ctx, &h.schema, doc, req.Variables); err == nil {
+		bp := h.fastBufs.Get().(*[]byte)
+		body, err := executeFast(ctx, &h.schema, doc, req.Variables, *bp)
+		if err == nil {
 			h.writeBody(w, x.media, http.StatusOK, body)
+			if cap(body) <= maxPooledBuf {
+				*bp = body[:0]
+			}
+		}
+		h.fastBufs.Put(bp)
+		if err == nil {
 			return
 		}
 	}

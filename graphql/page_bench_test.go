@@ -61,16 +61,28 @@ func pageFleet(tb testing.TB, pms, per int) *service.Service {
 	return service.New(st, service.Options{Logger: log})
 }
 
-// scalePageQuery is bench part scale's API page: 100 port mirrors with their sessions, filtered by name.
-const scalePageQuery = `query($f: String) { portMirrorPage(first: 100, nameContains: $f) { totalCount items { uuid name state sessions { uuid name status } } } }`
+// The API pages of bench part scale: 100 port mirrors filtered by name, with every session (api.page_full_p50_ms),
+// or as a console lists them, with the count and the first ten (api.page_p50_ms).
+const (
+	scalePageQuery        = `query($f: String) { portMirrorPage(first: 100, nameContains: $f) { totalCount items { uuid name state sessions { uuid name status } } } }`
+	scaleConsolePageQuery = `query($f: String) { portMirrorPage(first: 100, nameContains: $f) { totalCount items { uuid name state sessionCount sessions(first: 10) { uuid name status } } } }`
+)
 
 func benchPage(b *testing.B, pms, per int) {
+	benchPageQuery(b, pageHandler(b, pms, per), scalePageQuery)
+}
+
+func pageHandler(b *testing.B, pms, per int) *Handler {
 	svc := pageFleet(b, pms, per)
 	h, err := New(Options{Backend: svc, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	body, err := json.Marshal(map[string]any{"query": scalePageQuery, "variables": map[string]any{"f": "pm-"}})
+	return h
+}
+
+func benchPageQuery(b *testing.B, h *Handler, query string) {
+	body, err := json.Marshal(map[string]any{"query": query, "variables": map[string]any{"f": "pm-"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,3 +112,11 @@ func BenchmarkPortMirrorPage10k(b *testing.B) { benchPage(b, 10000, 10) }
 
 // BenchmarkPortMirrorPageFat: bench part scale's layout, 100 port mirrors holding 50,000 sessions, all in the page.
 func BenchmarkPortMirrorPageFat(b *testing.B) { benchPage(b, 100, 500) }
+
+// BenchmarkPortMirrorPageScale: bench part scale's page at 100 port mirrors of 1,000 sessions, as a console asks
+// for it (sessionCount and sessions(first: 10)) and whole (every session).
+func BenchmarkPortMirrorPageScale(b *testing.B) {
+	h := pageHandler(b, 100, 1000)
+	b.Run("console", func(b *testing.B) { benchPageQuery(b, h, scaleConsolePageQuery) })
+	b.Run("full", func(b *testing.B) { benchPageQuery(b, h, scalePageQuery) })
+}

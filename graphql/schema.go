@@ -332,6 +332,13 @@ func (b *builder) objects() {
 	}})
 
 	counters := b.countersType()
+	statusCounts := gql.NewObject(gql.ObjectConfig{Name: "SessionStatusCounts", Description: "a port mirror's sessions by status",
+		Fields: gql.Fields{
+			"active":   plain(nn(integer), "", func(c sessionStatusCounts) any { return c.active }),
+			"inactive": plain(nn(integer), "", func(c sessionStatusCounts) any { return c.inactive }),
+			"pending":  plain(nn(integer), "", func(c sessionStatusCounts) any { return c.pending }),
+			"error":    plain(nn(integer), "", func(c sessionStatusCounts) any { return c.error }),
+		}})
 	b.pm = gql.NewObject(gql.ObjectConfig{Name: "PortMirror", Fields: gql.FieldsThunk(func() gql.Fields {
 		return gql.Fields{
 			"counters":    b.portMirrorCounters(counters),
@@ -342,9 +349,46 @@ func (b *builder) objects() {
 				return ops.FlowNetwork(ctx, m.FlowNetworkUUID)
 			}),
 			"state": plain(nn(b.state), "", func(m model.PortMirror) any { return m.State }),
-			"sessions": linked(listOf(b.session), "in creation order", func(ctx context.Context, m model.PortMirror, _ map[string]any) (any, error) {
-				return ops.Sessions(ctx, m.UUID)
-			}),
+			"sessions": {
+				Type: listOf(b.session),
+				Description: "in creation order; first and after page them, and without them the list is whole (a list page " +
+					"that shows a few sessions of each port mirror asks for sessionCount and sessions(first: N))",
+				Args: gql.FieldConfigArgument{
+					"first": {Type: gql.Int, Description: "at most this many (0 or more); absent: every session"},
+					"after": {Type: gql.ID, Description: "the uuid of the last session of the previous page; absent: from the first session"},
+				},
+				Resolve: linked(nil, "", func(ctx context.Context, m model.PortMirror, args map[string]any) (any, error) {
+					first := -1
+					if v, ok := args["first"].(int); ok {
+						if v < 0 {
+							return nil, invalidArgument(fmt.Sprintf("sessions of port mirror %s (%q): first is %d: it must be 0 or more", m.UUID, m.Name, v))
+						}
+						first = v
+					}
+					after := argString(args, "after")
+					if first < 0 && after == "" {
+						return ops.Sessions(ctx, m.UUID)
+					}
+					return ops.SessionPage(ctx, m.UUID, first, after)
+				}).Resolve,
+			},
+			"sessionCount": linked(nn(integer), "how many sessions it has (sessions without first lists them all)",
+				func(ctx context.Context, m model.PortMirror, _ map[string]any) (any, error) {
+					return ops.SessionCount(ctx, m.UUID), nil
+				}),
+			"sessionStatusCounts": linked(nn(statusCounts), "how many of its sessions have each status (the status of every session is read)",
+				func(ctx context.Context, m model.PortMirror, _ map[string]any) (any, error) {
+					ss, err := ops.Sessions(ctx, m.UUID)
+					if err != nil {
+						return nil, err
+					}
+					var c sessionStatusCounts
+					for _, s := range ss {
+						st, _ := ops.SessionStatus(ctx, s)
+						c.add(st)
+					}
+					return c, nil
+				}),
 			"createdAt": plain(nn(b.timeT), "", func(m model.PortMirror) any { return m.CreatedAt }),
 			"updatedAt": plain(nn(b.timeT), "", func(m model.PortMirror) any { return m.UpdatedAt }),
 			"audits": {
@@ -431,6 +475,22 @@ func (b *builder) objects() {
 		"role": plain(gql.String, "the answering controller's OpenFlow role on the switch: MASTER (it programs the switch), SLAVE or EQUAL",
 			func(s model.Switch) any { return optString(s.Role) }),
 	}})
+}
+
+// sessionStatusCounts is PortMirror.sessionStatusCounts.
+type sessionStatusCounts struct{ active, inactive, pending, error int }
+
+func (c *sessionStatusCounts) add(st model.SessionStatus) {
+	switch st {
+	case model.StatusActive:
+		c.active++
+	case model.StatusInactive:
+		c.inactive++
+	case model.StatusError:
+		c.error++
+	default:
+		c.pending++
+	}
 }
 
 // hostDatapathID is the datapath id given at registration, or else the one of the switch the controller

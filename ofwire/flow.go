@@ -389,7 +389,16 @@ type FlowStat struct {
 // actions and instructions become ActUnknown actions; unknown match fields are named in Foreign; bytes that break
 // the encoding are an error wrapping ErrMalformed.
 func DecodeFlowStats(b []byte) ([]FlowStat, error) {
-	var out []FlowStat
+	// The entries are counted first (each starts with its length) so that the slice is allocated once.
+	n := 0
+	for off := 0; off+2 <= len(b); n++ {
+		l := int(binary.BigEndian.Uint16(b[off:]))
+		if l < flowStatsFixed+8 {
+			break // malformed: the loop below says so
+		}
+		off += l
+	}
+	out := make([]FlowStat, 0, n)
 	for off := 0; off < len(b); {
 		rest := b[off:]
 		if len(rest) < flowStatsFixed+8 {
@@ -666,7 +675,18 @@ func nextTLV(b []byte, what string) (t uint16, n int, err error) {
 
 // decodeActions decodes an action list.
 func decodeActions(b []byte) ([]flows.Action, error) {
-	var acts []flows.Action
+	cnt := 0 // the actions, counted by their lengths first: one allocation per flow read back
+	for r := b; len(r) >= 8; cnt++ {
+		l := int(binary.BigEndian.Uint16(r[2:]))
+		if l < 8 || l > len(r) {
+			break // malformed: the loop below says so
+		}
+		r = r[l:]
+	}
+	var acts []flows.Action // nil when there are none, as the compiler leaves a drop flow's
+	if cnt > 0 {
+		acts = make([]flows.Action, 0, cnt)
+	}
 	for len(b) > 0 {
 		t, n, err := nextTLV(b, "action")
 		if err != nil {

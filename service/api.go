@@ -251,6 +251,9 @@ type Operations interface {
 	PortMirror(ctx context.Context, uuid string) (model.PortMirror, error)
 	PortMirrorOfFlowNetwork(ctx context.Context, flowNetworkUUID string) (*model.PortMirror, error) // nil when free
 	Sessions(ctx context.Context, portMirrorUUID string) ([]model.Session, error)                   // in creation order
+	// SessionPage is at most first of them (all when first is negative) after the one whose uuid is after.
+	SessionPage(ctx context.Context, portMirrorUUID string, first int, after string) ([]model.Session, error)
+	SessionCount(ctx context.Context, portMirrorUUID string) int
 	Session(ctx context.Context, uuid string) (model.Session, error)
 	AllSessions(ctx context.Context) ([]model.Session, error)
 	Audits(ctx context.Context, q AuditQuery) ([]model.AuditEvent, error)

@@ -132,6 +132,28 @@ func (s *Service) Sessions(ctx context.Context, portMirrorUUID string) ([]model.
 	return store.Lookup[model.Session](s.st, store.IdxPortMirror, ref(portMirrorUUID)), nil
 }
 
+// SessionPage lists at most first of a port mirror's sessions (every one when first is negative) in creation
+// order, following the session whose uuid is after (from its first session when after is empty), copying only
+// those. An after that is not the uuid of one of its sessions is refused VALIDATION / INVALID_ARGUMENT.
+func (s *Service) SessionPage(ctx context.Context, portMirrorUUID string, first int, after string) ([]model.Session, error) {
+	pm := ref(portMirrorUUID)
+	page, ok := store.LookupPage[model.Session](s.st, store.IdxPortMirror, pm, ref(after), first)
+	if !ok {
+		name := ""
+		if m, found := store.Get[model.PortMirror](s.st, pm); found {
+			name = fmt.Sprintf(" (%q)", m.Name)
+		}
+		return nil, invalid("sessions of port mirror %s%s: after %q is not the uuid of one of its sessions (deleted, "+
+			"or of another port mirror): start again without after", pm, name, after)
+	}
+	return page, nil
+}
+
+// SessionCount is how many sessions a port mirror has, none of them copied.
+func (s *Service) SessionCount(ctx context.Context, portMirrorUUID string) int {
+	return store.LookupCount[model.Session](s.st, store.IdxPortMirror, ref(portMirrorUUID))
+}
+
 // Session returns one session.
 func (s *Service) Session(ctx context.Context, uuid string) (model.Session, error) {
 	return getSession(s.st, ref(uuid))

@@ -75,8 +75,29 @@ func kindOf(v any) string {
 
 // KindOf returns the kind constant of T.
 func KindOf[T Object]() string {
+	// A nil *T in an interface allocates nothing, where a zero T (a struct) would be copied to the heap on every
+	// call: KindOf runs on every Get, List and Lookup, thousands of times for one page of the API.
+	var p *T
+	switch any(p).(type) {
+	case *model.Cluster:
+		return KindCluster
+	case *model.Host:
+		return KindHost
+	case *model.VmInstance:
+		return KindVmInstance
+	case *model.VmNic:
+		return KindVmNic
+	case *model.FlowNetwork:
+		return KindFlowNetwork
+	case *model.FlowEndpoint:
+		return KindFlowEndpoint
+	case *model.PortMirror:
+		return KindPortMirror
+	case *model.Session:
+		return KindSession
+	}
 	var zero T
-	return kindOf(any(zero))
+	return kindOf(any(zero)) // panics: T is constrained to the cases above
 }
 
 // idOf returns the id of a model object.
@@ -168,12 +189,12 @@ type record struct {
 // table holds the objects of one kind.
 type table struct {
 	byID  map[string]*record
-	order []*record // by seq
-	index map[indexEntry]map[string]struct{}
+	order []*record                         // by seq
+	index map[indexEntry]map[string]*record // the records by id, per index entry (a lookup reads no other map)
 }
 
 func newTable() *table {
-	return &table{byID: map[string]*record{}, index: map[indexEntry]map[string]struct{}{}}
+	return &table{byID: map[string]*record{}, index: map[indexEntry]map[string]*record{}}
 }
 
 func (t *table) put(id string, r *record) {
@@ -191,10 +212,10 @@ func (t *table) put(id string, r *record) {
 	for _, e := range indexesOf(r.obj) {
 		m := t.index[e]
 		if m == nil {
-			m = map[string]struct{}{}
+			m = map[string]*record{}
 			t.index[e] = m
 		}
-		m[id] = struct{}{}
+		m[id] = r
 	}
 }
 

@@ -5,12 +5,14 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -79,6 +81,116 @@ type Store struct {
 type envelope struct {
 	Seq uint64          `json:"seq"`
 	Obj json.RawMessage `json:"obj"`
+}
+
+// loadBatch is how many objects one decode job of a load holds.
+const loadBatch = 512
+
+// loadItem is one stored object on its way through a load: its key and value, then its decoded object.
+type loadItem struct {
+	key, kind, id string
+	raw           []byte
+	seq           uint64
+	obj           any
+}
+
+// loadDecoder decodes batches of a load's objects on one goroutine per CPU and gives them back in the order
+// they were added. Its goroutines end with stop.
+type loadDecoder struct {
+	jobs    chan *loadJob
+	pending []*loadJob // added, in order, not yet drained
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+type loadJob struct {
+	items []loadItem
+	err   error
+	done  chan struct{}
+}
+
+func newLoadDecoder(ctx context.Context) *loadDecoder {
+	ctx, cancel := context.WithCancel(ctx)
+	d := &loadDecoder{jobs: make(chan *loadJob), ctx: ctx, cancel: cancel}
+	for range runtime.GOMAXPROCS(0) {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j, ok := <-d.jobs:
+					if !ok {
+						return
+					}
+					j.err = decodeItems(j.items)
+					close(j.done)
+				}
+			}
+		}()
+	}
+	return d
+}
+
+// decodeItems decodes each item's envelope and object.
+func decodeItems(items []loadItem) error {
+	for i := range items {
+		it := &items[i]
+		var env envelope
+		if err := json.Unmarshal(it.raw, &env); err != nil {
+			return fmt.Errorf("decode %q: %w", it.key, err)
+		}
+		obj, err := decodeObject(it.kind, env.Obj)
+		if err != nil {
+			return fmt.Errorf("decode %q: %w", it.key, err)
+		}
+		it.seq, it.obj, it.raw = env.Seq, obj, nil
+	}
+	return nil
+}
+
+// add hands a batch to the workers, waiting while they are all busy.
+func (d *loadDecoder) add(items []loadItem) error {
+	j := &loadJob{items: items, done: make(chan struct{})}
+	select {
+	case d.jobs <- j:
+		d.pending = append(d.pending, j)
+		return nil
+	case <-d.ctx.Done():
+		return d.ctx.Err()
+	}
+}
+
+// drain gives the decoded objects of the batches that are done, oldest first, stopping at the first that is not
+// (or, with all, waiting for every one).
+func (d *loadDecoder) drain(all bool, put func(loadItem)) error {
+	for len(d.pending) > 0 {
+		j := d.pending[0]
+		if !all {
+			select {
+			case <-j.done:
+			default:
+				return nil
+			}
+		}
+		<-j.done
+		if j.err != nil {
+			return j.err
+		}
+		for _, it := range j.items {
+			put(it)
+		}
+		d.pending = d.pending[1:]
+	}
+	return nil
+}
+
+// stop ends the workers.
+func (d *loadDecoder) stop() {
+	d.cancel()
+	d.wg.Wait()
 }
 
 // Open opens (or creates) the store and loads every object into memory.
@@ -158,8 +270,27 @@ func (s *Store) load(ctx context.Context) error {
 	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixObject), PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
+		// The objects are read in key order here and decoded (JSON, the most of a load's time) by one worker per
+		// CPU, a batch at a time; the tables are filled here, in order, as the batches come back.
+		dec := newLoadDecoder(ctx)
+		defer dec.stop()
+		var batch []loadItem
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			if err := dec.add(batch); err != nil {
+				return err
+			}
+			batch = nil
+			return dec.drain(false, func(it loadItem) {
+				tables[it.kind].put(it.id, &record{seq: it.seq, obj: it.obj})
+				seq = max(seq, it.seq)
+				n++
+			})
+		}
 		for it.Rewind(); it.Valid(); it.Next() {
-			if n%1024 == 0 && ctx.Err() != nil {
+			if len(batch)%1024 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
 			item := it.Item()
@@ -168,21 +299,29 @@ func (s *Store) load(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("malformed key %q", key)
 			}
-			t := tables[kind]
-			if t == nil {
+			if tables[kind] == nil {
 				return fmt.Errorf("key %q: unknown kind %q", key, kind)
 			}
-			var env envelope
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &env) }); err != nil {
-				return fmt.Errorf("decode %q: %w", key, err)
-			}
-			obj, err := decodeObject(kind, env.Obj)
+			v, err := item.ValueCopy(nil)
 			if err != nil {
-				return fmt.Errorf("decode %q: %w", key, err)
+				return fmt.Errorf("read %q: %w", key, err)
 			}
-			t.put(id, &record{seq: env.Seq, obj: obj})
-			seq = max(seq, env.Seq)
+			batch = append(batch, loadItem{key: key, kind: kind, id: id, raw: v})
+			if len(batch) == loadBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := dec.drain(true, func(it loadItem) {
+			tables[it.kind].put(it.id, &record{seq: it.seq, obj: it.obj})
+			seq = max(seq, it.seq)
 			n++
+		}); err != nil {
+			return err
 		}
 		// The cluster metadata.
 		itm := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixMeta), PrefetchValues: true})
@@ -315,6 +454,60 @@ func Lookup[T Object](r Reader, idx, value string) []T {
 	return typed[T](r.lookup(KindOf[T](), idx, value))
 }
 
+// LookupCount returns how many objects of type T have the value in index idx, copying none of them.
+func LookupCount[T Object](s *Store, idx, value string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.tables[KindOf[T]()].index[indexEntry{idx, value}])
+}
+
+// LookupPage is Lookup cut to a page, copying only the page's objects: at most first of them (every one when first
+// is negative) in creation order, following the one whose id is after (from the start when after is empty). ok is
+// false when after is not the id of one of the objects Lookup returns. A small page does not sort every object
+// that has the value: it keeps the first ones while it reads them.
+func LookupPage[T Object](s *Store, idx, value, after string, first int) (page []T, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	recs := s.tables[KindOf[T]()].index[indexEntry{idx, value}]
+	var from uint64 // the page holds records of a greater seq; seqs start at 1
+	if after != "" {
+		r, found := recs[after]
+		if !found {
+			return nil, false
+		}
+		from = r.seq
+	}
+	if first < 0 || first > maxSelectPage {
+		out := make([]*record, 0, len(recs))
+		for _, r := range recs {
+			if r.seq > from {
+				out = append(out, r)
+			}
+		}
+		sortRecords(out)
+		if first >= 0 && first < len(out) {
+			out = out[:first]
+		}
+		return typed[T](out), true
+	}
+	// the first ones by seq, kept sorted: most records are greater than the last kept one and cost one comparison
+	top := make([]*record, 0, min(first, len(recs)))
+	for _, r := range recs {
+		if r.seq <= from || first == 0 || len(top) == first && r.seq > top[first-1].seq {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(top, r.seq, func(x *record, seq uint64) int { return cmp.Compare(x.seq, seq) })
+		if len(top) == first {
+			top = top[:first-1]
+		}
+		top = slices.Insert(top, i, r)
+	}
+	return typed[T](top), true
+}
+
+// maxSelectPage is the largest page LookupPage selects without sorting every candidate.
+const maxSelectPage = 100
+
 // Count returns how many objects of type T exist.
 func Count[T Object](s *Store) int {
 	s.mu.RLock()
@@ -358,10 +551,10 @@ func (s *Store) lookup(kind, idx, value string) []*record {
 
 func (s *Store) lookupLocked(kind, idx, value string) []*record {
 	t := s.tables[kind]
-	ids := t.index[indexEntry{idx, value}]
-	out := make([]*record, 0, len(ids))
-	for id := range ids {
-		out = append(out, t.byID[id])
+	recs := t.index[indexEntry{idx, value}]
+	out := make([]*record, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r)
 	}
 	sortRecords(out)
 	return out

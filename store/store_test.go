@@ -238,7 +238,10 @@ func TestBulkPutAndReopen(t *testing.T) {
 	s := openAt(t, dir)
 	var objs []any
 	for i := range 20000 {
-		objs = append(objs, model.Host{UUID: fmt.Sprintf("h%05d", i), Name: "host", ClusterUUID: "c1", Bridge: "br-int"})
+		objs = append(objs, model.Host{UUID: fmt.Sprintf("h%05d", i), Name: fmt.Sprint("host-", i), ClusterUUID: "c1", Bridge: "br-int"})
+		if i%4 == 0 { // another kind between them: the load decodes in batches on several goroutines
+			objs = append(objs, model.Cluster{UUID: fmt.Sprintf("c%05d", i), Name: fmt.Sprint("cluster-", i)})
+		}
 	}
 	if err := s.BulkPut(context.Background(), objs); err != nil {
 		t.Fatal(err)
@@ -250,8 +253,16 @@ func TestBulkPutAndReopen(t *testing.T) {
 	s = openAt(t, dir)
 	defer s.Close()
 	hs := List[model.Host](s)
-	if len(hs) != 20000 || hs[0].UUID != "h00000" || hs[19999].UUID != "h19999" {
+	if len(hs) != 20000 {
 		t.Fatalf("after reopen: %d hosts", len(hs))
+	}
+	for i, h := range hs {
+		if h.UUID != fmt.Sprintf("h%05d", i) || h.Name != fmt.Sprint("host-", i) {
+			t.Fatalf("after reopen: host %d is %s %q", i, h.UUID, h.Name)
+		}
+	}
+	if cs := List[model.Cluster](s); len(cs) != 5000 || cs[4999].Name != "cluster-19996" {
+		t.Fatalf("after reopen: %d clusters", len(cs))
 	}
 }
 
@@ -272,5 +283,59 @@ func TestClosedStoreRefusesWrites(t *testing.T) {
 	s.Close()
 	if err := s.Update(context.Background(), func(tx *Txn) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestLookupPage holds LookupPage and LookupCount against Lookup: every page, from every cursor, of a port mirror
+// whose sessions are interleaved with another's, some updated (they keep their place) and some deleted.
+func TestLookupPage(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	const n = 130 // more than maxSelectPage, so that a large first sorts and a small one selects
+	mustUpdate(t, s, func(tx *Txn) error {
+		for i := range n {
+			for _, pm := range []string{"pm-a", "pm-b"} {
+				tx.Put(model.Session{UUID: fmt.Sprintf("%s-s%03d", pm, i), Name: fmt.Sprint("s", i), PortMirrorUUID: pm})
+			}
+		}
+		return nil
+	})
+	mustUpdate(t, s, func(tx *Txn) error {
+		for i := 0; i < n; i += 7 {
+			tx.Put(model.Session{UUID: fmt.Sprintf("pm-a-s%03d", i), Name: "renamed", PortMirrorUUID: "pm-a"})
+		}
+		for i := 3; i < n; i += 11 {
+			tx.Delete(KindSession, fmt.Sprintf("pm-a-s%03d", i))
+		}
+		return nil
+	})
+	all := Lookup[model.Session](s, IdxPortMirror, "pm-a")
+	if got := LookupCount[model.Session](s, IdxPortMirror, "pm-a"); got != len(all) || got != n-12 {
+		t.Fatalf("LookupCount %d, Lookup has %d, want %d", got, len(all), n-12)
+	}
+	afters := []string{""}
+	for _, ses := range all {
+		afters = append(afters, ses.UUID)
+	}
+	for _, after := range afters {
+		start := 0
+		if after != "" {
+			start = slices.IndexFunc(all, func(s model.Session) bool { return s.UUID == after }) + 1
+		}
+		for _, first := range []int{-1, 0, 1, 2, 10, 99, 100, 101, n - 12, n + 5} {
+			want := all[start:]
+			if first >= 0 && first < len(want) {
+				want = want[:first]
+			}
+			got, ok := LookupPage[model.Session](s, IdxPortMirror, "pm-a", after, first)
+			if !ok || !slices.EqualFunc(got, want, func(a, b model.Session) bool { return a.UUID == b.UUID && a.Name == b.Name }) {
+				t.Fatalf("LookupPage(after %q, first %d) = %v (ok %v), want %v", after, first, got, ok, want)
+			}
+		}
+	}
+	for _, after := range []string{"pm-a-s003", "pm-b-s001", "nothing"} { // deleted, of the other port mirror, unknown
+		if got, ok := LookupPage[model.Session](s, IdxPortMirror, "pm-a", after, 5); ok {
+			t.Fatalf("LookupPage(after %q) = %d sessions, want not found", after, len(got))
+		}
 	}
 }

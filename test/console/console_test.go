@@ -265,6 +265,17 @@ func TestConsole(t *testing.T) {
 		}
 		b.find(nil, "textbox", "Filter by name").fill("")
 		b.find(b.find(nil, "table", "Port Mirrors"), "link", "web-watch")
+		// the list counts each port mirror's sessions by status (sessionCount, sessionStatusCounts)
+		b.eventually("web-watch's session counted in the list", func() error {
+			rows := strings.Split(b.find(nil, "table", "Port Mirrors").text(), "\n")
+			for _, row := range rows {
+				if strings.HasPrefix(row, "web-watch") && strings.Contains(row, "1 session:") &&
+					(strings.Contains(row, "1 Active") || strings.Contains(row, "1 Pending")) {
+					return nil
+				}
+			}
+			return fmt.Errorf("Port Mirrors table: %q", rows)
+		})
 	}) {
 		return
 	}
