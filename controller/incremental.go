@@ -553,15 +553,27 @@ func (c *Controller) compileTargets(ctx context.Context, fab *fabric, targets ma
 	if !lead && c.onWork == nil {
 		return nil // the leader programs the switches; this controller keeps its plan current to take over
 	}
-	var uuids []string
+	// A bridge whose inputs are as when it was last compiled gets that state again, with no analysis: a storm
+	// of reconnects costs each bridge its read-back only.
+	keys := c.bridgeKeys(fab, targets)
+	rest := make(map[string]struct{}, len(targets))
 	for dp := range targets {
 		if _, known := fab.bridges[dp]; !known {
 			continue
 		}
+		if !c.submitReused(lead, term, lctx, dp, keys[dp]) {
+			rest[dp] = struct{}{}
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	var uuids []string
+	for dp := range rest {
 		uuids = append(uuids, slices.Collect(maps.Keys(c.inc.onBridge[dp]))...)
 	}
 	slices.Sort(uuids)
-	in, err := c.subInput(fab, slices.Compact(uuids), targets, nicOf)
+	in, err := c.subInput(fab, slices.Compact(uuids), rest, nicOf)
 	if err != nil {
 		return err
 	}
@@ -572,43 +584,91 @@ func (c *Controller) compileTargets(ctx context.Context, fab *fabric, targets ma
 		fps[s.UUID] = c.plan.fp[s.UUID]
 	}
 	c.mu.Unlock()
-	c.submitTargets(lead, term, lctx, in, plan, fps, targets)
+	c.submitTargets(lead, term, lctx, in, plan, fps, rest, keys)
 	return nil
 }
 
-// bridgeInputKey digests everything a bridge's compiled state derives from: the sessions whose flows are on it
-// with their fingerprints (each covers the session's definition, both NICs' bridge, port and MAC, both endpoints
-// and its verdict), the bridge's ports and its tunnel ports. Two equal keys compile to the same flows.
-func (c *Controller) bridgeInputKey(in *flows.Input, plan *flows.Plan, fps map[string]uint64, dp string, on []string) uint64 {
+// bridgeKeys digests, for each target bridge, everything its compiled state derives from: the sessions located
+// on it (the incremental index) with their fingerprints (each covers the session's definition, both NICs'
+// bridge, port and MAC, both endpoints and its verdict), the bridge's ports and its tunnel ports. Two equal keys
+// compile to the same flows. The index and the fingerprints must be those of this pass.
+func (c *Controller) bridgeKeys(fab *fabric, targets map[string]struct{}) map[string]uint64 {
+	out := make(map[string]uint64, len(targets))
 	var h maphash.Hash
-	h.SetSeed(c.seed)
 	var num [8]byte
 	u64 := func(v uint64) {
 		binary.LittleEndian.PutUint64(num[:], v)
 		_, _ = h.Write(num[:])
 	}
-	_, _ = h.WriteString(dp)
-	u64(uint64(len(on)))
-	for _, s := range on {
-		_, _ = h.WriteString(s)
-		u64(fps[s])
+	var sessions []string
+	var tunnels []uint32
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for dp := range targets {
+		h.SetSeed(c.seed)
+		_, _ = h.WriteString(dp)
+		sessions = sessions[:0]
+		for s := range c.inc.onBridge[dp] {
+			sessions = append(sessions, s)
+		}
+		slices.Sort(sessions)
+		u64(uint64(len(sessions)))
+		for _, s := range sessions {
+			_, _ = h.WriteString(s)
+			u64(c.plan.fp[s])
+		}
+		ports := fab.bridges[dp].Ports
+		u64(uint64(len(ports)))
+		for _, p := range ports {
+			u64(uint64(p))
+		}
+		tunnels = tunnels[:0]
+		for fn := range fab.networks {
+			if ep := fab.endpoints[flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}]; ep.TunnelPort != 0 {
+				tunnels = append(tunnels, ep.TunnelPort)
+			}
+		}
+		slices.Sort(tunnels)
+		tunnels = slices.Compact(tunnels)
+		u64(uint64(len(tunnels)))
+		for _, p := range tunnels {
+			u64(uint64(p))
+		}
+		out[dp] = h.Sum64()
 	}
-	ports := in.Bridges[dp].Ports
-	u64(uint64(len(ports)))
-	for _, p := range ports {
-		u64(uint64(p))
+	return out
+}
+
+// submitReused hands a bridge its last compiled state again when key is the one it was compiled with, and says
+// whether it did.
+func (c *Controller) submitReused(lead bool, term uint64, lctx context.Context, dp string, key uint64) bool {
+	c.mu.Lock()
+	b := c.bridges[dp]
+	c.mu.Unlock()
+	if b == nil {
+		return false
 	}
-	tun := plan.TunnelPorts(dp)
-	u64(uint64(len(tun)))
-	for _, p := range tun {
-		u64(uint64(p))
+	b.mu.Lock()
+	if b.last == nil || b.lastKey != key {
+		b.mu.Unlock()
+		return false
 	}
-	return h.Sum64()
+	again := *b.last
+	again.term = term
+	b.mu.Unlock()
+	c.passStats.reused.Add(1)
+	if c.onWork != nil {
+		c.onWork(dp, &again)
+	}
+	if lead && c.view.Connected(dp) {
+		c.submit(lctx, dp, &again)
+	}
+	return true
 }
 
 // submitTargets hands each target bridge its compiled flows.
 func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context, in *flows.Input, plan *flows.Plan,
-	fps map[string]uint64, targets map[string]struct{}) {
+	fps map[string]uint64, targets map[string]struct{}, keys map[string]uint64) {
 	bySession := make(map[string]*flows.Session, len(in.Sessions))
 	for i := range in.Sessions {
 		bySession[in.Sessions[i].UUID] = &in.Sessions[i]
@@ -621,37 +681,20 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 			continue
 		}
 		on := plan.SessionsOn(dp)
-		key := c.bridgeInputKey(in, plan, fps, dp, on)
 		c.mu.Lock()
 		b := c.bridgeLocked(dp)
 		c.mu.Unlock()
-		var w *work
-		b.mu.Lock()
-		if b.last != nil && b.lastKey == key {
-			// Everything this bridge's flows derive from is as when they were last compiled (a bridge that
-			// reconnected, a session elsewhere that changed): the same flows, not compiled again. A storm's
-			// reconnects cost their read-back, not a compile each.
-			again := *b.last
-			again.term = term
-			w = &again
+		w := &work{flows: listFlows(plan.Bridge(dp)), meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)),
+			marks: marks(in, bySession, dp, on), term: term}
+		for _, s := range on {
+			w.sessions[s] = fps[s]
 		}
-		b.mu.Unlock()
-		if w != nil {
-			c.passStats.reused.Add(1)
-		} else {
-			w = &work{flows: listFlows(plan.Bridge(dp)), meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)),
-				marks: marks(in, bySession, dp, on), term: term}
-			for _, s := range on {
-				w.sessions[s] = fps[s]
-			}
-			counts := plan.CountIDs(dp) // the counter reads' key: which session a counting flow's id stands for
-			b.mu.Lock()
-			b.counts = counts
-			b.mu.Unlock()
-			c.passStats.compiled.Add(1)
-		}
+		counts := plan.CountIDs(dp) // the counter reads' key: which session a counting flow's id stands for
+		c.passStats.compiled.Add(1)
 		b.mu.Lock()
-		b.last, b.lastKey = w, key
+		b.counts = counts
+		// kept to hand again while nothing it derives from changes (compileTargets)
+		b.last, b.lastKey = w, keys[dp]
 		b.mu.Unlock()
 		if c.onWork != nil {
 			c.onWork(dp, w)

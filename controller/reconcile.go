@@ -166,7 +166,7 @@ func (c *Controller) fullPass(ctx context.Context, dirty topology.Dirty, fab *fa
 	if !lead && c.onWork == nil {
 		return nil // the leader programs the switches; this controller keeps its plan current to take over
 	}
-	c.submitTargets(lead, term, lctx, in, plan, fps, targets)
+	c.submitTargets(lead, term, lctx, in, plan, fps, targets, c.bridgeKeys(fab, targets))
 	return nil
 }
 

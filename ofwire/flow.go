@@ -649,7 +649,11 @@ func decodeInstructions(b []byte) ([]flows.Action, uint32, error) {
 			if err != nil {
 				return acts, meter, err
 			}
-			acts = append(acts, a...)
+			if acts == nil {
+				acts = a // the common case: no copy
+			} else {
+				acts = append(acts, a...)
+			}
 		} else if t == instrMeter && n == 8 && meter == 0 && !applied && binary.BigEndian.Uint32(b[4:]) != 0 {
 			meter = binary.BigEndian.Uint32(b[4:])
 		} else {

@@ -66,3 +66,16 @@ func TestPackRoundTrip(t *testing.T) {
 		t.Error("an IPv6 tun_dst was packed")
 	}
 }
+
+// TestUnpackRefusesDamage: a cut or trailing byte is an error, never a panic.
+func TestUnpackRefusesDamage(t *testing.T) {
+	b, err := PackFlows([]flows.Flow{{Priority: 1, Cookie: flows.CookieOurs | 1, Actions: []flows.Action{{Type: flows.ActNormal}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{b[:len(b)-1], append(slices.Clone(b), 0), b[:10]} {
+		if _, err := UnpackFlows(bad); err == nil {
+			t.Errorf("%d bytes unpacked without an error", len(bad))
+		}
+	}
+}

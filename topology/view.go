@@ -128,6 +128,7 @@ type View struct {
 	vmHost   map[string]string   // vm uuid -> its host uuid
 	dpHost   map[string]string   // datapath id -> host uuid
 	hostDP   map[string]string   // host uuid -> effective datapath id
+	dpHosts  map[string][]string // datapath id -> every host uuid whose effective datapath id it is
 	bindings map[string]Binding
 
 	dirty  Dirty
@@ -144,6 +145,7 @@ func NewView() *View {
 		vmHost:   map[string]string{},
 		dpHost:   map[string]string{},
 		hostDP:   map[string]string{},
+		dpHosts:  map[string][]string{},
 		bindings: map[string]Binding{},
 		dirty:    Dirty{Datapaths: map[string]struct{}{}, Nics: map[string]struct{}{}},
 		notify:   make(chan struct{}, 1),
@@ -385,12 +387,14 @@ func (hs *hostState) effectiveDP() string {
 func (v *View) reindexHosts() bool {
 	hostDP := make(map[string]string, len(v.hosts))
 	dpHost := make(map[string]string, len(v.hosts))
+	dpHosts := make(map[string][]string, len(v.hosts))
 	for id, hs := range v.hosts {
 		d := hs.effectiveDP()
 		if d == "" {
 			continue
 		}
 		hostDP[id] = d
+		dpHosts[d] = append(dpHosts[d], id)
 		if cur, ok := dpHost[d]; !ok || id < cur {
 			dpHost[d] = id
 		}
@@ -418,7 +422,7 @@ func (v *View) reindexHosts() bool {
 			v.markDP(d)
 		}
 	}
-	v.hostDP, v.dpHost = hostDP, dpHost
+	v.hostDP, v.dpHost, v.dpHosts = hostDP, dpHost, dpHosts
 	return changed
 }
 
@@ -442,10 +446,9 @@ func (v *View) rebindHost(hostUUID string) {
 
 // rebindDatapath recomputes the NICs of every host whose bridge is dpid.
 func (v *View) rebindDatapath(dpid string) {
-	for h, d := range v.hostDP {
-		if d == dpid {
-			v.rebindHost(h)
-		}
+	// Through the index, not a walk over every host: a storm of (re)connects stays linear in the fleet.
+	for _, h := range v.dpHosts[dpid] {
+		v.rebindHost(h)
 	}
 }
 
@@ -552,10 +555,7 @@ func (v *View) BindingsOnDatapath(datapathID string) map[string]Binding {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	out := map[string]Binding{}
-	for h, d := range v.hostDP {
-		if d != dpid {
-			continue
-		}
+	for _, h := range v.dpHosts[dpid] {
 		for _, id := range v.nicsOf[h] {
 			if b := v.bindings[id]; b.Bound {
 				out[id] = b
