@@ -40,6 +40,9 @@ type bencher struct {
 	fleetDaemon *daemon // while partDaemon runs
 	fleet       *fleet
 	binDir      string // where daemonBinary built portmirrord; removed when Run returns
+	// lastChange is what the controller sent for the timed change of the last controllerRound: barriers, and
+	// bundles confirmed without one.
+	lastChange struct{ barriers, skipped uint64 }
 }
 
 // Run measures every selected part and writes the report. A part that fails is recorded in Results.Failures and

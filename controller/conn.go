@@ -28,6 +28,19 @@ type batch struct {
 	cmds  []ofwire.FlowModCommand
 	flows []flows.Flow
 	errs  []FlowError
+	idx   []int // the index in cmds of each of errs
+}
+
+// without returns a batch of b's flow_mods, in order, less those at the indexes drop.
+func (b *batch) without(drop []int) *batch {
+	out := &batch{cmds: make([]ofwire.FlowModCommand, 0, len(b.cmds)), flows: make([]flows.Flow, 0, len(b.flows))}
+	for i := range b.cmds {
+		if !slices.Contains(drop, i) {
+			out.cmds = append(out.cmds, b.cmds[i])
+			out.flows = append(out.flows, b.flows[i])
+		}
+	}
+	return out
 }
 
 // FlowError is a flow_mod the switch refused.
@@ -118,6 +131,7 @@ func (sw *Switch) deliverError(xid uint32, e ofwire.ErrorMsg) {
 	for _, b := range sw.batches {
 		if i := xid - b.first; i < uint32(len(b.cmds)) {
 			b.errs = append(b.errs, FlowError{DatapathID: sw.dpid, Command: b.cmds[i], Flow: b.flows[i], Err: e})
+			b.idx = append(b.idx, int(i))
 			return
 		}
 	}
@@ -186,6 +200,7 @@ func (sw *Switch) Barrier(ctx context.Context) error {
 	if err := sw.register(xid, r); err != nil {
 		return err
 	}
+	sw.srv.stats.BarriersSent.Add(1)
 	if err := sw.writeMsg(func(b []byte) []byte { return ofwire.AppendEmpty(b, ofwire.TypeBarrierRequest, xid) }); err != nil {
 		sw.deliver(xid, ofwire.Message{}, err)
 	}
@@ -288,22 +303,33 @@ const flowsPerLock = 256
 // Apply sends deletes (DELETE_STRICT), then modifies (MODIFY_STRICT), then adds (ADD), pipelined, and waits until
 // the switch confirms them. Where the switch supports bundles (OVS's ONF extension to OpenFlow 1.3) they go in one
 // atomic, ordered bundle: the switch applies all of them at once, so a frame never meets half of a change (no
-// copy missed or doubled while sessions change). Otherwise, and again when the switch refuses the bundle as a
-// whole, they go as plain flow_mods followed by one barrier, which applies every flow_mod the switch accepts.
+// copy missed or doubled while sessions change). When the switch refuses the commit because of one flow_mod it
+// names (OVS sends that flow_mod's error, then BUNDLE_MSG_FAILED for the commit), that flow_mod is left out and
+// the rest sent again as a new atomic bundle, up to maxBundleRetries times. Without bundles, and when the switch
+// refuses a commit without naming a flow_mod (or names too many), they go as plain flow_mods followed by one
+// barrier, which applies every flow_mod the switch accepts.
 // refused lists the flow_mods the switch answered with an OFPT_ERROR; the others are applied. err is set when the
 // change could not be confirmed (connection lost, timeout, cancelled) or when a flow cannot be encoded, in which
 // case nothing is sent.
 func (sw *Switch) Apply(ctx context.Context, adds, modifies, deletes []flows.Flow) (refused []FlowError, err error) {
 	n := len(adds) + len(modifies) + len(deletes)
 	cmds := make([]ofwire.FlowModCommand, 0, n)
-	fl := make([]flows.Flow, 0, n)
+	var fl []flows.Flow
 	for _, part := range []struct {
 		cmd ofwire.FlowModCommand
 		fl  []flows.Flow
 	}{{ofwire.FlowDeleteStrict, deletes}, {ofwire.FlowModifyStrict, modifies}, {ofwire.FlowAdd, adds}} {
-		for _, f := range part.fl {
+		for range part.fl {
 			cmds = append(cmds, part.cmd)
-			fl = append(fl, f)
+		}
+		switch {
+		case len(part.fl) == n:
+			fl = part.fl // one kind of change (a bulk enable: 100k adds): no copy of the flows, which are only read
+		case len(part.fl) > 0:
+			if fl == nil {
+				fl = make([]flows.Flow, 0, n)
+			}
+			fl = append(fl, part.fl...)
 		}
 	}
 	// Validate everything before sending anything.
@@ -316,36 +342,82 @@ func (sw *Switch) Apply(ctx context.Context, adds, modifies, deletes []flows.Flo
 	if n == 0 {
 		return nil, nil
 	}
-	st := &sw.srv.stats
-	sent := func() {
-		st.FlowMods[ofwire.FlowDeleteStrict].Add(uint64(len(deletes)))
-		st.FlowMods[ofwire.FlowModifyStrict].Add(uint64(len(modifies)))
-		st.FlowMods[ofwire.FlowAdd].Add(uint64(len(adds)))
-	}
+	b := &batch{cmds: cmds, flows: fl}
 	if !sw.noBundles.Load() {
-		sent()
-		refused, outcome, err := sw.applyBundle(ctx, &batch{cmds: cmds, flows: fl})
-		switch {
-		case err != nil:
-			return nil, err
-		case outcome == bundleCommitted:
+		var done bool
+		if b, refused, done, err = sw.applyBundles(ctx, b); done || err != nil {
+			return refused, err
+		}
+	}
+	st := &sw.srv.stats
+	st.PlainRuns.Add(1)
+	sw.countSent(b)
+	more, err := sw.applyPlain(ctx, &batch{cmds: b.cmds, flows: b.flows})
+	return append(refused, more...), err
+}
+
+// maxBundleRetries bounds how many times one change is sent again as a bundle, each time without the flow_mods
+// the switch refused in the previous one; a switch that refuses more of them gets them plain, one by one.
+const maxBundleRetries = 4
+
+// applyBundles sends b as atomic bundles until one is committed (done), leaving out, after each commit the switch
+// refuses, the flow_mods it named. When bundles cannot do it (the switch does not know them, or refused a commit
+// without naming a flow_mod, or too many times), it returns done false, the flow_mods still to apply, and those
+// refused so far; the caller sends them plain.
+func (sw *Switch) applyBundles(ctx context.Context, b *batch) (rest *batch, refused []FlowError, done bool, err error) {
+	st := &sw.srv.stats
+	for attempt := 0; ; attempt++ {
+		sw.countSent(b)
+		more, outcome, cerr, err := sw.applyBundle(ctx, b)
+		if err != nil {
+			return nil, refused, false, err
+		}
+		switch outcome {
+		case bundleCommitted:
 			st.BundlesCommitted.Add(1)
-			return refused, nil
-		case outcome == bundleUnsupported:
+			return nil, append(refused, more...), true, nil
+		case bundleUnsupported:
 			sw.noBundles.Store(true)
 			sw.log.Info("switch does not support bundles: its flow changes are sent as plain flow_mods, not atomically",
 				"dpid", sw.dpid, "remote", sw.remote)
-		default:
-			st.BundlesRefused.Add(1)
-			// Nothing was applied: apply what the switch accepts, so that a refused flow holds back only the
-			// sessions it concerns, and learn which flows it refuses.
-			sw.log.Info("switch refused a bundle: sending its flow_mods one by one", "dpid", sw.dpid, "flow_mods", n,
-				"first_refusal", firstRefusal(refused))
+			return b, refused, false, nil
+		}
+		st.BundlesRefused.Add(1)
+		// Nothing was applied. A switch that names the flow_mod its commit failed on (OVS: that flow_mod's error,
+		// then BUNDLE_MSG_FAILED) gets the others again, atomically; any flow_mod refused when it was added goes too,
+		// as it would be refused again.
+		var e ofwire.ErrorMsg
+		named := errors.As(cerr, &e) && e.Type == ofwire.ErrTypeExperimenter && e.Code == ofwire.BundleErrMsgFailed && len(more) > 0
+		if !named || attempt == maxBundleRetries {
+			st.BundleFallbacks.Add(1)
+			// Apply what the switch accepts, so that a refused flow holds back only the sessions it concerns, and
+			// learn which flows it refuses.
+			sw.log.Info("switch refused a bundle: sending its flow_mods one by one", "dpid", sw.dpid, "flow_mods", len(b.cmds),
+				"commit_error", cerr, "named", len(more), "attempt", attempt+1, "first_refusal", firstRefusal(more))
+			return b, refused, false, nil
+		}
+		refused = append(refused, more...)
+		b = b.without(b.idx)
+		sw.log.Info("switch refused a bundle at commit: sending it again without the flow_mods it named", "dpid", sw.dpid,
+			"flow_mods", len(b.cmds), "left_out", len(more), "attempt", attempt+1, "first_refusal", firstRefusal(more))
+		if len(b.cmds) == 0 {
+			return nil, refused, true, nil
+		}
+		st.BundleRetries.Add(1)
+	}
+}
+
+// countSent counts b's flow_mods as sent.
+func (sw *Switch) countSent(b *batch) {
+	var by [ofwire.FlowDeleteStrict + 1]uint64
+	for _, c := range b.cmds {
+		by[c]++
+	}
+	for c, k := range by {
+		if k > 0 {
+			sw.srv.stats.FlowMods[c].Add(k)
 		}
 	}
-	st.PlainRuns.Add(1)
-	sent()
-	return sw.applyPlain(ctx, &batch{cmds: cmds, flows: fl})
 }
 
 func firstRefusal(refused []FlowError) string {
@@ -364,28 +436,42 @@ const (
 	bundleUnsupported                      // the switch does not know the extension: nothing was applied
 )
 
-// applyBundle sends b as one atomic, ordered bundle (open, one add per flow_mod, commit) and a barrier in one
-// pipelined run, and waits for the barrier reply: the switch answers in order, so by then it has answered the
+// applyBundle sends b as one atomic, ordered bundle (open, one add per flow_mod, commit) in one pipelined run and
+// waits for the commit's answer. The first bundles of a connection are followed by a barrier in the same run,
+// and it is the barrier's reply that is waited for: the switch answers in order, so by then it has answered the
 // open and the commit too, unless it ignores experimenter messages altogether, which counts as not supporting
-// bundles. Like OVS, a flow_mod refused when it is added is left out and the rest committed; a commit that fails
-// applies nothing. err is set only when the answers could not be had.
-func (sw *Switch) applyBundle(ctx context.Context, b *batch) ([]FlowError, bundleOutcome, error) {
+// bundles. Once a commit has been answered with its reply, in order, before the barrier's, the switch has proved
+// that it honours bundles: a later bundle is confirmed by its commit reply alone (OVS applies every message of
+// the bundle before it answers the commit, and answers the adds before the commit), and needs no barrier.
+// Like OVS, a flow_mod refused when it is added is left out and the rest committed; a commit that fails applies
+// nothing, and cerr is the switch's answer to it. err is set only when the answers could not be had.
+func (sw *Switch) applyBundle(ctx context.Context, b *batch) (refused []FlowError, outcome bundleOutcome, cerr, err error) {
 	n := len(b.cmds)
+	fenced := !sw.bundlesProven.Load()
 	open := sw.allocXids(n + 3)
-	b.first = open + 1
+	b.first, b.errs, b.idx = open+1, nil, nil
 	commit := open + uint32(n) + 1
-	barrier := commit + 1
+	last := commit
 	bundleID := open
 	const flags = ofwire.BundleAtomic | ofwire.BundleOrdered
 	ro := &request{what: "bundle open", done: make(chan struct{})}
 	rc := &request{what: "bundle commit", done: make(chan struct{})}
+	reqs := map[uint32]*request{open: ro, commit: rc}
 	enc := func(dst []byte, xid uint32, cmd ofwire.FlowModCommand, f flows.Flow) ([]byte, error) {
 		return ofwire.AppendBundleFlowMod(dst, xid, bundleID, flags, cmd, f)
 	}
 	after := ofwire.AppendBundleControl(nil, commit, bundleID, ofwire.BundleCommitRequest, flags)
-	after = ofwire.AppendEmpty(after, ofwire.TypeBarrierRequest, barrier)
-	refused, berr := sw.runBatch(ctx, b, barrier, map[uint32]*request{open: ro, commit: rc}, enc,
-		ofwire.AppendBundleControl(nil, open, bundleID, ofwire.BundleOpenRequest, flags), after)
+	if fenced {
+		last = commit + 1
+		reqs[last] = &request{what: "barrier", done: make(chan struct{})}
+		after = ofwire.AppendEmpty(after, ofwire.TypeBarrierRequest, last)
+		sw.srv.stats.BarriersSent.Add(1)
+	}
+	refused, berr := sw.runBatch(ctx, b, reqs, last, enc, ofwire.AppendBundleControl(nil, open, bundleID, ofwire.BundleOpenRequest, flags), after)
+	var answer ofwire.ErrorMsg
+	if !fenced && errors.As(berr, &answer) {
+		berr = nil // the switch answered the commit, with an error
+	}
 	// Whatever the open and the commit have not been answered with by now, they never will be.
 	unanswered := berr
 	if unanswered == nil {
@@ -394,25 +480,30 @@ func (sw *Switch) applyBundle(ctx context.Context, b *batch) ([]FlowError, bundl
 	sw.deliver(commit, ofwire.Message{}, unanswered)
 	sw.deliver(open, ofwire.Message{}, unanswered)
 	if berr != nil {
-		return nil, 0, berr
+		return nil, 0, nil, berr
 	}
 	oerr, cerr := ro.err, rc.err
 	switch {
-	case oerr == unanswered || bundlesRefused(oerr):
-		return nil, bundleUnsupported, nil
+	case fenced && (oerr == unanswered || bundlesRefused(oerr)):
+		return nil, bundleUnsupported, nil, nil
 	case cerr != nil:
-		return refused, bundleRefused, nil
+		return refused, bundleRefused, cerr, nil
 	}
 	exp, err := ofwire.DecodeExperimenter(rc.msg.Body)
 	if err != nil {
-		return nil, 0, fmt.Errorf("switch %s: bundle commit reply: %w", sw.dpid, err)
+		return nil, 0, nil, fmt.Errorf("switch %s: bundle commit reply: %w", sw.dpid, err)
 	}
 	ctl, err := ofwire.DecodeBundleControl(exp.Data)
 	if err != nil || exp.Experimenter != ofwire.ONFExperimenter || exp.ExpType != ofwire.ONFBundleControl ||
 		ctl.Type != ofwire.BundleCommitReply || ctl.BundleID != bundleID {
-		return nil, 0, fmt.Errorf("switch %s: bundle %d: the commit was answered with %+v %+v (%v)", sw.dpid, bundleID, exp, ctl, err)
+		return nil, 0, nil, fmt.Errorf("switch %s: bundle %d: the commit was answered with %+v %+v (%v)", sw.dpid, bundleID, exp, ctl, err)
 	}
-	return refused, bundleCommitted, nil
+	if fenced {
+		sw.bundlesProven.Store(true)
+	} else {
+		sw.srv.stats.BarriersSkipped.Add(1)
+	}
+	return refused, bundleCommitted, nil, nil
 }
 
 // bundlesRefused reports whether err is a switch's answer that it does not know the bundle extension.
@@ -454,16 +545,20 @@ func (sw *Switch) applyPlain(ctx context.Context, b *batch) ([]FlowError, error)
 	n := len(b.cmds)
 	b.first = sw.allocXids(n + 1)
 	barrier := b.first + uint32(n)
-	return sw.runBatch(ctx, b, barrier, nil, ofwire.AppendFlowMod, nil, ofwire.AppendEmpty(nil, ofwire.TypeBarrierRequest, barrier))
+	sw.srv.stats.BarriersSent.Add(1)
+	return sw.runBatch(ctx, b, map[uint32]*request{barrier: {what: "barrier", done: make(chan struct{})}}, barrier,
+		ofwire.AppendFlowMod, nil, ofwire.AppendEmpty(nil, ofwire.TypeBarrierRequest, barrier))
 }
 
-// runBatch registers b (its flow_mods' xids from b.first), the requests reqs by xid and the barrier, writes before,
-// the flow_mods encoded by enc and after (which ends with the barrier request) in one pipelined run, and waits for
-// the barrier reply; the switch answers everything before it first. It returns the flow_mods the switch refused.
-func (sw *Switch) runBatch(ctx context.Context, b *batch, barrier uint32, reqs map[uint32]*request, enc flowModEncoder, before, after []byte) ([]FlowError, error) {
-	rb := &request{what: "barrier", done: make(chan struct{}), finish: func(sw *Switch, _ *request, _ error) {
+// runBatch registers b (its flow_mods' xids from b.first) and the requests reqs by xid, writes before, the
+// flow_mods encoded by enc and after in one pipelined run, and waits for the answer to reqs[last], the last
+// message of after (a barrier, or a bundle's commit): the switch answers everything before it first. It returns
+// the flow_mods the switch refused and the error of that last request.
+func (sw *Switch) runBatch(ctx context.Context, b *batch, reqs map[uint32]*request, last uint32, enc flowModEncoder, before, after []byte) ([]FlowError, error) {
+	rl := reqs[last]
+	rl.finish = func(sw *Switch, _ *request, _ error) {
 		sw.batches = slices.DeleteFunc(sw.batches, func(x *batch) bool { return x == b })
-	}}
+	}
 	sw.mu.Lock()
 	if sw.err != nil {
 		err := sw.err
@@ -474,12 +569,11 @@ func (sw *Switch) runBatch(ctx context.Context, b *batch, barrier uint32, reqs m
 	for xid, r := range reqs {
 		sw.pending[xid] = r
 	}
-	sw.pending[barrier] = rb
 	sw.mu.Unlock()
 	if err := sw.writeFlowMods(ctx, b, enc, before, after); err != nil {
-		sw.deliver(barrier, ofwire.Message{}, err)
+		sw.deliver(last, ofwire.Message{}, err)
 	}
-	err := sw.wait(ctx, barrier, rb)
+	err := sw.wait(ctx, last, rl)
 	sw.mu.Lock()
 	refused := b.errs
 	sw.mu.Unlock()

@@ -16,8 +16,8 @@ type metrics struct {
 	passFailures atomic.Uint64
 	applyFailed  atomic.Uint64
 
-	switches, sessions, flowMods, changes, passFailed, applyFailures *prometheus.Desc
-	counterDescs                                                     counterDescs
+	switches, sessions, flowMods, changes, barriers, passFailed, applyFailures *prometheus.Desc
+	counterDescs                                                               counterDescs
 
 	expiry *expiryMetrics // expiry.go
 }
@@ -38,8 +38,12 @@ func newMetrics() *metrics {
 		flowMods: prometheus.NewDesc("portmirror_flow_mods_sent_total",
 			"Flow_mods sent to switches, by command (inside bundles or plain).", []string{"command"}, nil),
 		changes: prometheus.NewDesc("portmirror_flow_changes_total",
-			"Changes of a bridge's flows, by how they went: committed as one atomic bundle, refused as a bundle (then "+
-				"sent plain), or sent as plain flow_mods and a barrier.", []string{"way"}, nil),
+			"Changes of a bridge's flows, by how they went: committed as one atomic bundle, a bundle refused at commit "+
+				"(each attempt), sent again as a new bundle without the flow_mods the switch named, sent plain after "+
+				"a refused bundle, or sent as plain flow_mods and a barrier.", []string{"way"}, nil),
+		barriers: prometheus.NewDesc("portmirror_openflow_barriers_total",
+			"Barrier requests sent to switches, and bundles confirmed by their commit reply alone (skipped: the "+
+				"switch had proved on the connection that it honours bundles).", []string{"outcome"}, nil),
 		passFailed: prometheus.NewDesc("portmirror_reconcile_pass_failures_total",
 			"Reconciliation passes that failed (and were retried).", nil, nil),
 		applyFailures: prometheus.NewDesc("portmirror_bridge_programming_failures_total",
@@ -62,7 +66,7 @@ type collector struct{ c *Controller }
 
 func (k collector) Describe(ch chan<- *prometheus.Desc) {
 	m := k.c.metrics
-	for _, d := range []*prometheus.Desc{m.switches, m.sessions, m.flowMods, m.changes, m.passFailed, m.applyFailures} {
+	for _, d := range []*prometheus.Desc{m.switches, m.sessions, m.flowMods, m.changes, m.barriers, m.passFailed, m.applyFailures} {
 		ch <- d
 	}
 	m.passes.Describe(ch)
@@ -102,7 +106,11 @@ func (k collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(m.changes, prometheus.CounterValue, float64(st.BundlesCommitted.Load()), "bundle")
 	ch <- prometheus.MustNewConstMetric(m.changes, prometheus.CounterValue, float64(st.BundlesRefused.Load()), "bundle_refused")
+	ch <- prometheus.MustNewConstMetric(m.changes, prometheus.CounterValue, float64(st.BundleRetries.Load()), "bundle_retried")
+	ch <- prometheus.MustNewConstMetric(m.changes, prometheus.CounterValue, float64(st.BundleFallbacks.Load()), "bundle_fallback")
 	ch <- prometheus.MustNewConstMetric(m.changes, prometheus.CounterValue, float64(st.PlainRuns.Load()), "plain")
+	ch <- prometheus.MustNewConstMetric(m.barriers, prometheus.CounterValue, float64(st.BarriersSent.Load()), "sent")
+	ch <- prometheus.MustNewConstMetric(m.barriers, prometheus.CounterValue, float64(st.BarriersSkipped.Load()), "skipped")
 	ch <- prometheus.MustNewConstMetric(m.passFailed, prometheus.CounterValue, float64(m.passFailures.Load()))
 	ch <- prometheus.MustNewConstMetric(m.applyFailures, prometheus.CounterValue, float64(m.applyFailed.Load()))
 	m.passes.Collect(ch)

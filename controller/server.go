@@ -113,8 +113,12 @@ type Server struct {
 type Stats struct {
 	FlowMods         [ofwire.FlowDeleteStrict + 1]atomic.Uint64 // by command
 	BundlesCommitted atomic.Uint64                              // flow changes applied atomically
-	BundlesRefused   atomic.Uint64                              // bundles the switch refused at commit (then sent plain)
+	BundlesRefused   atomic.Uint64                              // bundles the switch refused at commit (each attempt)
+	BundleRetries    atomic.Uint64                              // bundles sent again without the flow_mods a refused commit named
+	BundleFallbacks  atomic.Uint64                              // refused bundles whose flow_mods then went plain, one by one
 	PlainRuns        atomic.Uint64                              // flow changes sent as plain flow_mods and a barrier
+	BarriersSent     atomic.Uint64                              // barrier requests, for flow changes and every other request
+	BarriersSkipped  atomic.Uint64                              // bundles confirmed by their commit reply alone, without a barrier
 }
 
 // Stats returns the server's counters.

@@ -22,9 +22,13 @@ type PassStats struct {
 	PassTime   time.Duration // the time of every pass together
 	FullTime   time.Duration // of which in full passes
 	FlowMods   uint64        // flow_mods sent to switches (add, modify, delete)
-	Compiled   uint64        // bridges compiled, in every pass
-	Analysed   uint64        // sessions analysed to compile them
-	Reused     uint64        // bridges handed their last compiled flows again instead of compiling them
+	Barriers   uint64        // barrier requests sent to switches
+	// BarriersSkipped counts bundles confirmed by their commit reply alone, on connections where the switch had
+	// proved that it honours bundles: each is a barrier (and its round trip) saved.
+	BarriersSkipped uint64
+	Compiled        uint64 // bridges compiled, in every pass
+	Analysed        uint64 // sessions analysed to compile them
+	Reused          uint64 // bridges handed their last compiled flows again instead of compiling them
 }
 
 // PassStats returns the controller's counters.
@@ -36,6 +40,7 @@ func (c *Controller) PassStats() PassStats {
 		Reused: c.passStats.reused.Load(),
 	}
 	st := c.srv.Stats()
+	s.Barriers, s.BarriersSkipped = st.BarriersSent.Load(), st.BarriersSkipped.Load()
 	for _, cmd := range []ofwire.FlowModCommand{ofwire.FlowAdd, ofwire.FlowModifyStrict, ofwire.FlowDeleteStrict} {
 		s.FlowMods += st.FlowMods[cmd].Load()
 	}

@@ -44,6 +44,9 @@ type Switch struct {
 	err     error // why the connection closed, once it has
 
 	noBundles atomic.Bool // the switch refused the bundle extension: flow changes go as plain flow_mods
+	// bundlesProven: a bundle of this connection was committed and its commit reply came, in order, before the
+	// reply to the barrier that followed it: later bundles are confirmed by their commit reply alone.
+	bundlesProven atomic.Bool
 
 	role    ofwire.Role // the role the switch last granted us (EQUAL until asked), under mu
 	roleGen uint64      // with that generation id, under mu

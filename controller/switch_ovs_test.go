@@ -217,42 +217,6 @@ func TestOVSRefusedFlowsReported(t *testing.T) {
 	}
 }
 
-// TestOVSBundleRefusedAtCommit: a flow_mod that fails only when the bundle is committed (the table is full) makes
-// OVS apply nothing; the controller then applies every flow the switch accepts and reports the one it refused,
-// as without bundles, and keeps using bundles.
-func TestOVSBundleRefusedAtCommit(t *testing.T) {
-	ctx := context.Background()
-	_, o, sw := ovsServer(t, "00000000000000a5")
-	if !sw.Atomic() {
-		t.Fatal("a fresh connection to OVS does not use bundles")
-	}
-	o.Vsctl("--", "--id=@ft", "create", "Flow_Table", "flow_limit=2", "overflow_policy=refuse", "--", "set", "Bridge", "br0", "flow_tables:1=@ft")
-	mk := func(table uint8, port uint32) flows.Flow {
-		return flows.Flow{Table: table, Priority: 10, Cookie: flows.CookieOurs | uint64(port), Match: flows.Match{InPort: port}, Actions: []flows.Action{{Type: flows.ActNormal}}}
-	}
-	adds := []flows.Flow{mk(1, 1), mk(1, 2), mk(1, 3), mk(0, 4)}
-	refused, err := sw.Apply(ctx, adds, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(refused) != 1 || !reflect.DeepEqual(refused[0].Flow, adds[2]) || ofwire.ErrorCodeName(refused[0].Err.Type, refused[0].Err.Code) != "TABLE_FULL" {
-		t.Fatalf("refused %v, want only the third flow, TABLE_FULL", refused)
-	}
-	got, err := sw.DumpFlows(ctx, flows.CookieOurs, flows.CookieMask)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []flows.Flow{adds[0], adds[1], adds[3]}
-	sortFlows(got)
-	sortFlows(want)
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("after a bundle refused at commit the switch holds\n%v\nwant\n%v", got, want)
-	}
-	if !sw.Atomic() {
-		t.Error("a refused commit made the controller give up bundles")
-	}
-}
-
 // TestOVSAddReplacesCookie: what flows.Diff relies on for a flow of ours whose cookie changed: on OpenFlow 1.3 an
 // ADD of the same match and priority replaces the installed flow, cookie included (a modify keeps the old cookie).
 func TestOVSAddReplacesCookie(t *testing.T) {

@@ -75,6 +75,11 @@ func (p *Plan) Bridge(datapathID string) []Flow {
 	}
 	out := p.destinationFlows(b, nil)
 	out, filters := p.sourceFlows(b, out)
+	// The counting table's flows come in the sessions' order, not their ids': sorting them (a few per session)
+	// here keeps the whole list (100k flows on a crowded bridge) from being sorted below.
+	if !slices.IsSortedFunc(filters, CompareFlows) {
+		slices.SortFunc(filters, CompareFlows)
+	}
 	out = append(out, baseline)
 	out = append(out, filters...)
 	// The flows are built in canonical order; sorting is the safety net.
@@ -328,6 +333,19 @@ func (p *Plan) sourceFlows(b *bridgePlan, out []Flow) ([]Flow, []Flow) {
 	special = append(special, egressPorts...)
 	slices.Sort(special)
 	special = slices.Compact(special)
+	// Size out and sets once: at 100k flows, growing them as they fill allocated five times their final size
+	// (growslice adds a quarter at a time). The bound is all but exact: an egress source's port gets a flow for
+	// nearly every address, another port one for nearly each of its own.
+	bound := len(special) + len(egressPorts) + 1 + len(macs)
+	for _, port := range special {
+		if _, ok := egress[port]; ok {
+			bound += len(macs)
+		} else {
+			bound += len(entriesAt[port])
+		}
+	}
+	out = slices.Grow(out, bound)
+	sets = slices.Grow(sets, bound)
 	for _, port := range special {
 		eg, hasEgress := egress[port]
 		classes := macs

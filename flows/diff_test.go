@@ -2,6 +2,8 @@ package flows
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -105,6 +107,32 @@ func TestDiffConverges(t *testing.T) {
 					t.Errorf("%s on %s: re-applying the same state gives a non-empty diff", from, dp)
 				}
 			}
+		}
+	}
+}
+
+// Diff's two ways (a set of the desired keys, or binary search in desired sorted by key) agree, duplicate keys
+// included (the first wins), on random tables of flows sharing few keys.
+func TestDiffSortedAgrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 34))
+	random := func(n int) []Flow {
+		out := make([]Flow, n)
+		for i := range out {
+			out[i] = Flow{Table: uint8(r.IntN(2)), Priority: uint16(r.IntN(3)), Cookie: uint64(r.IntN(2)),
+				Match: Match{InPort: uint32(r.IntN(4))}, Actions: []Action{{Type: ActOutput, Port: uint32(r.IntN(2))}}}
+			if r.IntN(3) == 0 {
+				out[i].Match.EthDst, out[i].Match.EthDstMask = MAC{byte(r.IntN(2))}, MAC{1}
+			}
+		}
+		return out
+	}
+	for range 500 {
+		desired, installed := random(r.IntN(30)), random(r.IntN(30))
+		slices.SortStableFunc(desired, CompareFlows)
+		a1, m1, d1 := diff(desired, installed, true)
+		a2, m2, d2 := diff(desired, installed, false)
+		if fmt.Sprint(a1, m1, d1) != fmt.Sprint(a2, m2, d2) {
+			t.Fatalf("desired %v installed %v:\nsorted %v %v %v\nset    %v %v %v", desired, installed, a1, m1, d1, a2, m2, d2)
 		}
 	}
 }

@@ -325,7 +325,9 @@ func (b *Bridge) validateFlowOpts(f *Flow, groups bool) error {
 		return &OFError{ErrTypeBadInstruction, BadInstTableID, fmt.Sprintf("goto_table:%d from table %d: must go to a later table", f.GotoTable, f.Table)}
 	}
 	if f.Meter != 0 && groups && b.meters[f.Meter] == nil {
-		return &OFError{ErrTypeMeterModFailed, MeterModUnknownMeter, fmt.Sprintf("meter %d does not exist", f.Meter)}
+		// OVS 3.1 answers a flow whose meter does not exist with INVALID_METER (not UNKNOWN_METER, which is for
+		// meter_mods), for a plain flow_mod and at a bundle's commit alike.
+		return &OFError{ErrTypeMeterModFailed, MeterModInvalidMeter, fmt.Sprintf("meter %d does not exist", f.Meter)}
 	}
 	return b.validateActionsOpts(f.Match, f.Actions, groups)
 }

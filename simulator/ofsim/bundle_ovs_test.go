@@ -144,6 +144,12 @@ func bundleCases() []bundleCase {
 		{name: "group that does not exist", steps: []bundleStep{open(12), addFlow(12, "table=1,priority=10,cookie=0x15,actions=group:7"), commit(12)},
 			// Whether a group exists is checked at commit.
 			want: []string{"+0 OPEN_REPLY id=12 flags=0", "+1 ERROR BAD_ACTION/BAD_OUT_GROUP", "+2 ERROR EXPERIMENTER/BUNDLE_MSG_FAILED", "flows:"}},
+		{name: "meter that does not exist", steps: []bundleStep{open(15), addFlow(15, f1),
+			addRaw(15, func(x uint32) []byte {
+				return rawFlowMod(x, 1, ofwire.FlowAdd, 30, rawMatch(), append([]byte{0, 6, 0, 8, 0, 0, 0, 5}, apply(actOutput(2))...))
+			}), addFlow(15, f2), commit(15)},
+			// Whether a meter exists is checked at commit, too; OFPMMFC_INVALID_METER.
+			want: []string{"+0 OPEN_REPLY id=15 flags=0", "+2 ERROR METER_MOD_FAILED/CODE_2", "+4 ERROR EXPERIMENTER/BUNDLE_MSG_FAILED", "flows:"}},
 		{name: "identical flow with check_overlap replaces", steps: []bundleStep{
 			plain(f1, fmOpts{flags: flagCheckOverlap}),
 			plain("table=1,priority=10,cookie=0x16,in_port=1,actions=output:3", fmOpts{flags: flagCheckOverlap}),

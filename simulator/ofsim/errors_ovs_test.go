@@ -121,6 +121,9 @@ func errCases() []errCase {
 		{"group that does not exist", func(x uint32) []byte {
 			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(), apply(append([]byte{0, 22, 0, 8}, u32(7)...)))
 		}, "BAD_ACTION/BAD_OUT_GROUP"},
+		{"meter that does not exist", func(x uint32) []byte {
+			return rawFlowMod(x, 0, ofwire.FlowAdd, 10, rawMatch(), append([]byte{0, 6, 0, 8, 0, 0, 0, 5}, apply(actOutput(2))...))
+		}, "METER_MOD_FAILED/CODE_2"}, // OFPMMFC_INVALID_METER,
 		{"goto_table backwards", func(x uint32) []byte {
 			return rawFlowMod(x, 1, ofwire.FlowAdd, 10, rawMatch(), []byte{0, 1, 0, 8, 0, 0, 0, 0})
 		}, "BAD_INSTRUCTION/BAD_TABLE_ID"},
