@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -549,17 +550,17 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	if err := c.ensureMaster(ctx, sw, w.term); err != nil {
 		return err
 	}
-	desired, err := w.flows.get()
-	if err != nil {
-		return fmt.Errorf("the desired flows of %s: %w", b.dpid, err)
-	}
+	var err error
 	b.mu.Lock()
 	known, kept, meters := b.known, b.installed, b.meters
 	b.mu.Unlock()
 	var installed []flows.Flow
+	same := false // the bridge holds exactly w's flows
 	if known {
-		if installed, err = kept.get(); err != nil {
-			return fmt.Errorf("the flows kept of %s: %w", b.dpid, err)
+		if same = kept.equal(&w.flows); !same {
+			if installed, err = kept.get(); err != nil {
+				return fmt.Errorf("the flows kept of %s: %w", b.dpid, err)
+			}
 		}
 	} else {
 		// The meters are read while the flows are: one round trip, not two, for each bridge read back (a storm
@@ -593,7 +594,14 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		}
 		meterRefused = append(meterRefused, r...)
 	}
-	add, mod, del := flows.Diff(desired, installed)
+	var add, mod, del []flows.Flow
+	if !same && !w.flows.holds(installed) {
+		desired, err := w.flows.get()
+		if err != nil {
+			return fmt.Errorf("the desired flows of %s: %w", b.dpid, err)
+		}
+		add, mod, del = flows.Diff(desired, installed)
+	}
 	var refused []FlowError
 	if len(add)+len(mod)+len(del) > 0 {
 		var err error
@@ -750,6 +758,26 @@ type packedFlows struct {
 func listFlows(fs []flows.Flow) packedFlows { return packedFlows{list: fs, n: len(fs)} }
 
 func (p *packedFlows) len() int { return p.n }
+
+// equal reports whether both are packed and hold the same bytes (and so the same flows).
+func (p *packedFlows) equal(q *packedFlows) bool {
+	return p.list == nil && q.list == nil && p.packed != nil && q.packed != nil && bytes.Equal(p.packed, q.packed)
+}
+
+// holds reports whether fs (a bridge's flows as read back, in any order) are exactly these, when these are packed:
+// fs sorted and packed give the same bytes. A bridge read back after a reconnect is checked so, without unpacking
+// what it should hold. It answers false when unsure (not packed), which only means a Diff.
+func (p *packedFlows) holds(fs []flows.Flow) bool {
+	if p.list != nil || p.packed == nil || len(fs) != p.n {
+		return false
+	}
+	if !slices.IsSortedFunc(fs, flows.CompareFlows) {
+		fs = slices.Clone(fs)
+		slices.SortFunc(fs, flows.CompareFlows)
+	}
+	b, err := ofwire.PackFlows(fs)
+	return err == nil && bytes.Equal(b, p.packed)
+}
 
 // get returns the flows, unpacked when packed. The caller does not change them.
 func (p *packedFlows) get() ([]flows.Flow, error) {
