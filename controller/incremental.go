@@ -415,12 +415,17 @@ func (c *Controller) incrementalPass(ctx context.Context, dirty topology.Dirty, 
 				continue
 			}
 			e = &sessEntry{s: old.s, pm: old.pm, seq: old.seq}
+			if err := relocate(e); err != nil {
+				return err
+			}
+			if slices.Equal(e.dps, old.dps) {
+				continue // its definition and its bridges are as indexed (a bridge that reconnected): nothing to swap
+			}
+		} else if err := relocate(e); err != nil {
+			return err
 		}
 		if old != nil {
 			inc.unindex(old)
-		}
-		if err := relocate(e); err != nil {
-			return err
 		}
 		inc.index(e)
 	}
