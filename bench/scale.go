@@ -284,8 +284,25 @@ func init() {
 		"The profile of the run (go tool pprof on -cpuprofile, focus incrementalPass) shows compileTargets and " +
 		"flows.Analyze on the reconnected bridges, not the one-session changes; building the fabric per changed bridge " +
 		"is the next step."
-	explanations["scale.storm_seconds"] = "Every bridge reconnects, is handshaken, read back with one flow-stats request, diffed and recompiled; the fabric is patched per reconnected bridge (controller/fabric.go), so a pass costs the bridges it touches. What remains is per connection: the handshake, the read-back and the compile of ~20 sessions per bridge, in one process with the simulated bridges, on two cores shared with other work (load average 13-22 in these runs; the recorded 5,000-bridge run also shared them with a second copy of itself, started by mistake, and with make test). At 2,000 bridges on a less loaded machine the storm took 18 s (25.6 s before the fabric patch); the next steps are a profile of the daemon alone (not in-process with the simulator) and reading flows back only for bridges whose connection was lost longer than the echo interval."
-	explanations["scale.restart_seconds"] = "A restart opens the store (every object is read into memory), loads the whole inventory into the view, runs one full pass over every session and compiles every bridge as it reconnects (each read back and diffed, nothing resent: 0 flow_mods); the time is dominated by the reconnect of every bridge (see scale.storm_seconds) on the loaded machine."
+	explanations["scale.storm_seconds"] = "Every bridge reconnects at once and costs the controller its handshake, one " +
+		"read-back (flows and meters in one round trip), a check of what came back against the bridge's packed " +
+		"desired flows (packed and compared as bytes), and the re-analysis of the sessions whose NICs it binds; " +
+		"a bridge whose inputs did not change gets its last compiled state, with no compile (bridgeKeys). With the " +
+		"simulated bridges in their own process the time is CPU on two cores: at 10,000 bridges about 1.4 ms of " +
+		"controller CPU and 0.75 ms of simulator CPU per bridge (the figures beside this one), at 3,000 bridges " +
+		"1.2 ms and 0.55 ms (storm 2.7-3.0 s). Before this round: 53 s at 10,000 (3.2 ms per bridge). What the " +
+		"profile shows now: reading and decoding the flow stats (~30 %), the incremental pass re-analysing the " +
+		"reconnected bridges' sessions (~20 %), garbage collection of a 1.3 GB heap (~15 %). Next: skip that " +
+		"re-analysis when a bridge returns with the ports it had, and compare the switch's entries without " +
+		"building flows.Flow values."
+	explanations["scale.restart_seconds"] = "A restart opens the store (objects decoded on every core; Badger compacts " +
+		"on open), loads the inventory into the view, runs a full pass, and compiles each bridge as it reconnects " +
+		"(nothing compiled survives the process to be reused), reads it back and diffs it: 0 flow_mods, about 4 ms " +
+		"of controller CPU per bridge at 10,000 (1.7 ms at 3,000, where the restart takes 5.2-7.4 s). The cost grows " +
+		"faster than the fleet: a larger heap makes each collection dearer, and a pass that finds more than a " +
+		"quarter of the bridges dirty builds the fabric anew and compares it whole (patchFabric, " +
+		"incState.fabricChanges). Next: patch the fabric for any number of dirty bridges, and compile the bridges of the first full pass before they reconnect (in the seconds their " +
+		"reconnect backoff leaves idle)."
 	explanations["scale.rss_mib"] = "The controller's process alone (the simulated bridges run in a child process). " +
 		"About 1.3 GB is live at 10,000 bridges: each bridge's flows, kept packed (ofwire.PackFlows), the store's " +
 		"objects, the view and the incremental indexes (it was 2.2 GB before the flows were packed); the Go heap " +
@@ -517,12 +534,12 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	add("api.page_p50_ms", ms(page), "ms", "≤ 20", met(ms(page) <= 20))
 	add("api.page_full_p50_ms", ms(full), "ms", "", nil)
 
-	s.how = fmt.Sprintf("One fleet of %d simulated bridges (`simulator/ofsim`, real TCP on loopback), %d clusters, %d VMs of two NICs "+
+	s.how = fmt.Sprintf("One fleet of %d simulated bridges (`simulator/ofsim`, in a child process of the benchmark, real TCP on loopback), %d clusters, %d VMs of two NICs "+
 		"per host (%d NICs), and %d BIDIRECTION sessions: ten per host, from VM k's NIC 0 to VM k's NIC 1, on the next "+
 		"host of the cluster for k < %d (a third remote); each cluster has %d flow networks, each occupied by the enabled "+
 		"port mirror holding session k of every host of the cluster. The service runs on an on-disk store (synchronous "+
 		"writes) with the API over HTTP on loopback, and the controller in the benchmark's process, as in parts 3 and 4. "+
-		"Beside it, in the same process and the same run, a fleet of %d bridges and %d sessions laid out the same way; "+
+		"Beside it, in the same run (its bridges in the benchmark's process), a fleet of %d bridges and %d sessions laid out the same way; "+
 		"the one-session measurements alternate between the two, %d each, so that the machine's noise falls on both. "+
 		"Load average %s at the start, %s at the end (2 cores shared with other developers).",
 		hosts, clusters, scaleVMs, hosts*scaleVMs*2, sessions, scaleRemote, scaleFNs, smallHosts, smallSessions, samples, load0, load1)
