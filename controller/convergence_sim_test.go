@@ -214,11 +214,13 @@ func TestSimChangedWhileDisconnected(t *testing.T) {
 	e.takeOffline(h)
 	// delete the sessions whose source is on h, add two new ones from h
 	var keep []fleet.Session
+	var gone []string
 	for _, s := range ss {
 		if e.fleet.HostOf(s.Source.VM) == h {
 			if err := e.svc.DeletePortMirrorSession(e.ctx, s.UUID); err != nil {
 				t.Fatal(err)
 			}
+			gone = append(gone, s.UUID)
 			continue
 		}
 		keep = append(keep, s)
@@ -237,6 +239,30 @@ func TestSimChangedWhileDisconnected(t *testing.T) {
 			t.Fatal(err)
 		}
 		keep = append(keep, fleet.Session{UUID: got.UUID, Name: got.Name, Source: src, Destination: c, Direction: dir, Enabled: true})
+	}
+	// The controller has taken in every change before the bridge returns: otherwise it may program a state that
+	// knows only some of them first (correct for what it knew), and the bridge receives more than the minimal
+	// difference, through no fault of the reconnect (a loaded machine delays the change feed).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pending := 0
+		for _, u := range gone {
+			if _, ok := e.ctrl.SessionRevision(u); ok {
+				pending++
+			}
+		}
+		for _, s := range keep {
+			if _, ok := e.ctrl.SessionRevision(s.UUID); !ok {
+				pending++
+			}
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the controller has not taken in %d of the offline changes after 10 s", pending)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	before := e.snapshot()
 	sw.SetOffline(false)
