@@ -55,11 +55,10 @@ func MaybeFleetChild() {
 	}
 	if addr := os.Getenv(FleetChildPprofEnv); addr != "" {
 		// To profile the simulated bridges apart from the controller (go tool pprof http://ADDR/debug/pprof/profile).
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			mux := http.NewServeMux()
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			go func() { _ = http.Serve(ln, mux) }()
+		// It lasts as long as the process.
+		if _, err := ServePprof(addr); err != nil {
+			fmt.Fprintln(os.Stderr, "fleet child:", err)
+			os.Exit(1)
 		}
 	}
 	if err := fleetChild(context.Background(), os.Stdin, os.Stdout); err != nil {
@@ -67,6 +66,21 @@ func MaybeFleetChild() {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// ServePprof serves net/http/pprof's index and CPU profile on addr (a loopback address) until stop is called.
+func ServePprof(addr string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close(); <-done }, nil
 }
 
 // scaleBridge builds host h's bridge of the scale layout: ports v0n0..v9n1 and the tunnel ports of its cluster's

@@ -596,7 +596,8 @@ func (c *Controller) compileTargets(ctx context.Context, fab *fabric, targets ma
 // bridgeKeys digests, for each target bridge, everything its compiled state derives from: the sessions located
 // on it (the incremental index) with their fingerprints (each covers the session's definition, both NICs'
 // bridge, port and MAC, both endpoints and its verdict), the bridge's ports and its tunnel ports. Two equal keys
-// compile to the same flows. The index and the fingerprints must be those of this pass.
+// compile to the same flows. The index, the fingerprints and the tunnel ports (c.tunnels) must be those of this
+// pass.
 func (c *Controller) bridgeKeys(fab *fabric, targets map[string]struct{}) map[string]uint64 {
 	out := make(map[string]uint64, len(targets))
 	var h maphash.Hash
@@ -606,7 +607,6 @@ func (c *Controller) bridgeKeys(fab *fabric, targets map[string]struct{}) map[st
 		_, _ = h.Write(num[:])
 	}
 	var sessions []string
-	var tunnels []uint32
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for dp := range targets {
@@ -627,14 +627,7 @@ func (c *Controller) bridgeKeys(fab *fabric, targets map[string]struct{}) map[st
 		for _, p := range ports {
 			u64(uint64(p))
 		}
-		tunnels = tunnels[:0]
-		for fn := range fab.networks {
-			if ep := fab.endpoints[flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}]; ep.TunnelPort != 0 {
-				tunnels = append(tunnels, ep.TunnelPort)
-			}
-		}
-		slices.Sort(tunnels)
-		tunnels = slices.Compact(tunnels)
+		tunnels := c.tunnels[dp] // kept current with the fabric (tunnelTargets, patchFabric)
 		u64(uint64(len(tunnels)))
 		for _, p := range tunnels {
 			u64(uint64(p))

@@ -83,12 +83,10 @@ func sameFlows(desired, installed []Flow) bool {
 		slices.SortFunc(installed, CompareFlows)
 	}
 	for i := range desired {
-		d, h := &desired[i], &installed[i]
-		if d.Table != h.Table || d.Priority != h.Priority || d.Match != h.Match || d.Cookie != h.Cookie ||
-			d.Meter != h.Meter || !slices.Equal(d.Actions, h.Actions) {
+		if !desired[i].Equal(&installed[i]) {
 			return false
 		}
-		if i > 0 && CompareFlows(desired[i-1], *d) >= 0 {
+		if i > 0 && CompareFlows(desired[i-1], desired[i]) >= 0 {
 			return false
 		}
 	}

@@ -3,7 +3,10 @@
 // I/O and imports nothing of the project's but plain types, so it can be tested exhaustively.
 package flows
 
-import "net/netip"
+import (
+	"net/netip"
+	"slices"
+)
 
 // Cookies: every flow the controller owns carries CookieOurs in its high 16 bits; the low 48 bits are the
 // compiler's. Reconciliation reads and deletes only flows whose cookie matches CookieOurs under CookieMask.
@@ -93,3 +96,10 @@ type Key struct {
 
 // Key returns the flow's identity.
 func (f Flow) Key() Key { return Key{Table: f.Table, Priority: f.Priority, Match: f.Match} }
+
+// Equal reports whether two flows are the same entry: key, cookie, meter and actions (an empty and a nil action
+// list are the same drop).
+func (f *Flow) Equal(g *Flow) bool {
+	return f.Table == g.Table && f.Priority == g.Priority && f.Match == g.Match && f.Cookie == g.Cookie &&
+		f.Meter == g.Meter && slices.Equal(f.Actions, g.Actions)
+}

@@ -128,14 +128,6 @@ func (p *Plan) Bridges() []string {
 	return out
 }
 
-// TunnelPorts returns the flow networks' tunnel ports the plan saw on a bridge, sorted (its tunnel-drop flows).
-func (p *Plan) TunnelPorts(datapathID string) []uint32 {
-	if b := p.bridges[datapathID]; b != nil {
-		return b.tunnels
-	}
-	return nil
-}
-
 // SessionsOn returns the uuids of the sessions whose flows are on a bridge, sorted.
 func (p *Plan) SessionsOn(datapathID string) []string {
 	if b := p.bridges[datapathID]; b != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"slices"
 	"testing"
@@ -79,29 +78,7 @@ func BenchmarkListSessions10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	body, err := json.Marshal(map[string]any{"query": listingQuery})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var durs []time.Duration
-	size := 0
-	for b.Loop() {
-		req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
-		req.RemoteAddr = "127.0.0.1:40000"
-		req.Header.Set("Content-Type", "application/json")
-		rec := httptest.NewRecorder()
-		start := time.Now()
-		h.ServeHTTP(rec, req)
-		durs = append(durs, time.Since(start))
-		if rec.Code != http.StatusOK {
-			b.Fatalf("HTTP %d: %.300s", rec.Code, rec.Body.String())
-		}
-		size = rec.Body.Len()
-	}
-	b.StopTimer()
-	slices.Sort(durs)
-	b.ReportMetric(float64(durs[len(durs)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(size), "resp-bytes")
+	benchQuery(b, h, listingQuery, nil)
 }
 
 // TestListSessions10kAnswer holds the listing's answer over HTTP against the store: every session of every port

@@ -389,33 +389,50 @@ type FlowStat struct {
 // actions and instructions become ActUnknown actions; unknown match fields are named in Foreign; bytes that break
 // the encoding are an error wrapping ErrMalformed.
 func DecodeFlowStats(b []byte) ([]FlowStat, error) {
-	// The entries are counted first (each starts with its length) so that the slice is allocated once.
+	out := make([]FlowStat, 0, countFlowStats(b))
+	err := eachFlowStat(b, func(st FlowStat) error {
+		out = append(out, st)
+		return nil
+	})
+	return out, err
+}
+
+// countFlowStats counts the flow-stats entries of b by their lengths (stopping at the first that cannot be
+// one), so that what holds them is allocated once.
+func countFlowStats(b []byte) int {
 	n := 0
 	for off := 0; off+2 <= len(b); n++ {
 		l := int(binary.BigEndian.Uint16(b[off:]))
 		if l < flowStatsFixed+8 {
-			break // malformed: the loop below says so
+			break // malformed: eachFlowStat says so
 		}
 		off += l
 	}
-	out := make([]FlowStat, 0, n)
-	for off := 0; off < len(b); {
+	return n
+}
+
+// eachFlowStat decodes the flow-stats entries of b in order and hands each to fn, stopping at fn's error or at
+// bytes that break the encoding (an error wrapping ErrMalformed that names the entry).
+func eachFlowStat(b []byte, fn func(FlowStat) error) error {
+	for off, i := 0, 0; off < len(b); i++ {
 		rest := b[off:]
 		if len(rest) < flowStatsFixed+8 {
-			return out, malformed("flow-stats entry %d: %d bytes left, an entry has at least %d", len(out), len(rest), flowStatsFixed+8)
+			return malformed("flow-stats entry %d: %d bytes left, an entry has at least %d", i, len(rest), flowStatsFixed+8)
 		}
 		n := int(binary.BigEndian.Uint16(rest))
 		if n < flowStatsFixed+8 || n > len(rest) {
-			return out, malformed("flow-stats entry %d: length %d with %d bytes left (minimum %d)", len(out), n, len(rest), flowStatsFixed+8)
+			return malformed("flow-stats entry %d: length %d with %d bytes left (minimum %d)", i, n, len(rest), flowStatsFixed+8)
 		}
 		st, err := decodeFlowStat(rest[:n])
 		if err != nil {
-			return out, fmt.Errorf("flow-stats entry %d: %w", len(out), err)
+			return fmt.Errorf("flow-stats entry %d: %w", i, err)
 		}
-		out = append(out, st)
+		if err := fn(st); err != nil {
+			return err
+		}
 		off += n
 	}
-	return out, nil
+	return nil
 }
 
 func decodeFlowStat(e []byte) (FlowStat, error) {

@@ -42,34 +42,18 @@ func PackFlows(fs []flows.Flow) ([]byte, error) {
 	return dst, nil
 }
 
-// UnpackFlows decodes what PackFlows encoded.
+// UnpackFlows decodes what PackFlows encoded, straight into flows.Flow (a storm unpacks each bridge's flows).
 func UnpackFlows(b []byte) ([]flows.Flow, error) {
-	n := 0
-	for off := 0; off+2 <= len(b); n++ {
-		l := int(binary.BigEndian.Uint16(b[off:]))
-		if l < flowStatsFixed+8 {
-			return nil, malformed("packed flow %d: length %d", n, l)
-		}
-		off += l
-	}
-	out := make([]flows.Flow, 0, n) // straight into flows.Flow: this runs for each bridge a storm reads back
-	for off := 0; off < len(b); {
-		if len(b)-off < 2 {
-			return nil, malformed("packed flow %d: %d bytes left", len(out), len(b)-off)
-		}
-		l := int(binary.BigEndian.Uint16(b[off:]))
-		if l > len(b)-off {
-			return nil, malformed("packed flow %d: length %d with %d bytes left", len(out), l, len(b)-off)
-		}
-		st, err := decodeFlowStat(b[off : off+l])
-		if err != nil {
-			return nil, fmt.Errorf("packed flow %d: %w", len(out), err)
-		}
+	out := make([]flows.Flow, 0, countFlowStats(b))
+	err := eachFlowStat(b, func(st FlowStat) error {
 		if st.Foreign != "" {
-			return nil, fmt.Errorf("packed flow %d: fields %s", len(out), st.Foreign)
+			return fmt.Errorf("packed flow %d: fields %s", len(out), st.Foreign)
 		}
 		out = append(out, st.Flow)
-		off += l
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("packed flows: %w", err)
 	}
 	return out, nil
 }

@@ -9,11 +9,6 @@ import (
 	"portmirror/flows"
 )
 
-func sameFlow(a, b flows.Flow) bool {
-	return a.Table == b.Table && a.Priority == b.Priority && a.Cookie == b.Cookie && a.Match == b.Match &&
-		a.Meter == b.Meter && slices.Equal(a.Actions, b.Actions)
-}
-
 // TestPackRoundTrip: what the controller keeps of a bridge's flows (PackFlows) unpacks to the very same flows, for
 // every kind of match and action the compiler emits: a difference would be a flow_mod sent for nothing.
 func TestPackRoundTrip(t *testing.T) {
@@ -57,7 +52,7 @@ func TestPackRoundTrip(t *testing.T) {
 			t.Fatalf("%d flows packed, %d unpacked", len(fs), len(got))
 		}
 		for i := range fs {
-			if !sameFlow(got[i], fs[i]) {
+			if !got[i].Equal(&fs[i]) {
 				t.Fatalf("flow %d:\n packed %+v\nunpacked %+v", i, fs[i], got[i])
 			}
 		}

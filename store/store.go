@@ -274,6 +274,11 @@ func (s *Store) load(ctx context.Context) error {
 		// CPU, a batch at a time; the tables are filled here, in order, as the batches come back.
 		dec := newLoadDecoder(ctx)
 		defer dec.stop()
+		put := func(it loadItem) {
+			tables[it.kind].put(it.id, &record{seq: it.seq, obj: it.obj})
+			seq = max(seq, it.seq)
+			n++
+		}
 		var batch []loadItem
 		flush := func() error {
 			if len(batch) == 0 {
@@ -283,11 +288,7 @@ func (s *Store) load(ctx context.Context) error {
 				return err
 			}
 			batch = nil
-			return dec.drain(false, func(it loadItem) {
-				tables[it.kind].put(it.id, &record{seq: it.seq, obj: it.obj})
-				seq = max(seq, it.seq)
-				n++
-			})
+			return dec.drain(false, put)
 		}
 		for it.Rewind(); it.Valid(); it.Next() {
 			if len(batch)%1024 == 0 && ctx.Err() != nil {
@@ -316,11 +317,7 @@ func (s *Store) load(ctx context.Context) error {
 		if err := flush(); err != nil {
 			return err
 		}
-		if err := dec.drain(true, func(it loadItem) {
-			tables[it.kind].put(it.id, &record{seq: it.seq, obj: it.obj})
-			seq = max(seq, it.seq)
-			n++
-		}); err != nil {
+		if err := dec.drain(true, put); err != nil {
 			return err
 		}
 		// The cluster metadata.

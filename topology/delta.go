@@ -175,6 +175,11 @@ func (v *View) BridgeOf(datapathID, namePrefix string) (BridgePorts, bool) {
 	if !ok {
 		return BridgePorts{}, false
 	}
+	return sw.bridgePorts(namePrefix), true
+}
+
+// bridgePorts is the switch's port numbers, sorted, and those of its ports named with namePrefix, by name.
+func (sw *switchState) bridgePorts(namePrefix string) BridgePorts {
 	b := BridgePorts{Connected: sw.connected, Numbers: make([]uint32, 0, len(sw.ports))}
 	for no, p := range sw.ports {
 		b.Numbers = append(b.Numbers, no)
@@ -186,5 +191,5 @@ func (v *View) BridgeOf(datapathID, namePrefix string) (BridgePorts, bool) {
 		}
 	}
 	slices.Sort(b.Numbers)
-	return b, true
+	return b
 }

@@ -696,18 +696,7 @@ func (v *View) Bridges(namePrefix string) map[string]BridgePorts {
 	}
 	out := make(map[string]BridgePorts, len(v.switches))
 	for dp, sw := range v.switches {
-		b := BridgePorts{Connected: sw.connected, Numbers: make([]uint32, 0, len(sw.ports))}
-		for no, p := range sw.ports {
-			b.Numbers = append(b.Numbers, no)
-			if strings.HasPrefix(p.Name, namePrefix) {
-				if b.ByName == nil {
-					b.ByName = map[string]uint32{}
-				}
-				b.ByName[p.Name] = no
-			}
-		}
-		slices.Sort(b.Numbers)
-		out[dp] = b
+		out[dp] = sw.bridgePorts(namePrefix)
 	}
 	v.bridges.Store(&bridgesCache{gen: gen, prefix: namePrefix, m: out})
 	return out

@@ -9,12 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
-	rpprof "runtime/pprof"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -32,17 +29,12 @@ func main() {
 	flag.Parse()
 
 	if *pprofAddr != "" {
-		ln, err := net.Listen("tcp", *pprofAddr)
+		stop, err := bench.ServePprof(*pprofAddr)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "portmirror-bench:", err)
 			os.Exit(2)
 		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		srv := &http.Server{Handler: mux}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
+		defer stop()
 	}
 
 	if *cpuprofile != "" {
@@ -51,11 +43,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "portmirror-bench:", err)
 			os.Exit(2)
 		}
-		if err := rpprof.StartCPUProfile(f); err != nil {
+		if err := pprof.StartCPUProfile(f); err != nil {
 			fmt.Fprintln(os.Stderr, "portmirror-bench:", err)
 			os.Exit(2)
 		}
-		defer rpprof.StopCPUProfile()
+		defer pprof.StopCPUProfile()
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -80,7 +72,7 @@ func main() {
 		}
 	}
 	if err != nil {
-		rpprof.StopCPUProfile()
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "portmirror-bench:", err)
 		os.Exit(1)
 	}
