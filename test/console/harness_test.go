@@ -180,6 +180,7 @@ type browser struct {
 	allow401  bool     // a 401 from /graphql is expected (signing in)
 	requests  int
 	bytesRecv float64
+	finished  int // responses fully received (network.EventLoadingFinished)
 }
 
 func newBrowser(t *testing.T, base string) *browser {
@@ -217,6 +218,7 @@ func newBrowser(t *testing.T, base string) *browser {
 		case *network.EventLoadingFinished:
 			b.mu.Lock()
 			b.bytesRecv += e.EncodedDataLength
+			b.finished++
 			b.mu.Unlock()
 		case *runtime.EventExceptionThrown:
 			b.pageError("exception: " + e.ExceptionDetails.Error())

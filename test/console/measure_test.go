@@ -51,25 +51,48 @@ func TestConsoleFirstLoad(t *testing.T) {
 			b.run(chromedp.Navigate("about:blank"))
 		}
 		b.mu.Lock()
-		b.bytesRecv, b.requests = 0, 0
+		b.bytesRecv, b.requests, b.finished = 0, 0, 0
 		b.mu.Unlock()
 		start := time.Now()
 		b.run(chromedp.Navigate(b.base + "/"))
-		var usableMs float64
-		b.eval(&usableMs, `new Promise((resolve) => {
-			const ready = () => {
+		// usable: the table shows rows and Create Port Mirroring can be pressed. Polled with timers, not
+		// animation frames (a browser that paints no frame, as a headless one may on a loaded machine, never
+		// runs those); after 20 s the page's state is returned instead, for the failure message.
+		var usable struct {
+			Ms    float64 `json:"ms"`
+			State string  `json:"state"`
+		}
+		b.eval(&usable, `new Promise((resolve) => {
+			const check = () => {
 				const rows = document.querySelectorAll('table[aria-label="Port Mirrors"] tbody tr');
 				const create = [...document.querySelectorAll("button")].find((x) => x.textContent === "Create Port Mirroring");
-				if (rows.length > 0 && create && !create.disabled) resolve(performance.now()); else requestAnimationFrame(ready);
+				if (rows.length > 0 && create && !create.disabled) return resolve({ms: performance.now(), state: ""});
+				if (performance.now() > 20000) return resolve({ms: -1, state: "readyState " + document.readyState +
+					", rows " + rows.length + ", Create Port Mirroring " + (create ? (create.disabled ? "disabled" : "enabled") : "absent") +
+					", text: " + document.body.innerText.slice(0, 300)});
+				setTimeout(check, 5);
 			};
-			ready();
+			check();
 		})`)
+		if usable.Ms < 0 {
+			b.screenshot("first-load-failure")
+			t.Fatalf("%s load: the Port Mirroring page was not usable 20 s after navigation started: %s", run, usable.State)
+		}
+		usableMs := usable.Ms
 		wall := time.Since(start)
 		var timeline []string
 		b.eval(&timeline, `performance.getEntriesByType("resource").map((e) => e.name.replace(location.origin, "") + " " + Math.round(e.startTime) + "-" + Math.round(e.responseEnd))`)
 		t.Logf("%s load timeline (ms): %s", run, strings.Join(timeline, ", "))
-		// the polls that follow are not part of the first load: let the load's own events arrive, then read
-		time.Sleep(200 * time.Millisecond)
+		// the load's bytes are counted from the browser's events, which may trail the page: wait until every
+		// response of the load (the document and each resource) has been reported
+		b.eventually("the load's responses reported", func() error {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if b.finished < len(timeline)+1 {
+				return fmt.Errorf("%d of %d responses reported", b.finished, len(timeline)+1)
+			}
+			return nil
+		})
 		b.mu.Lock()
 		bytes := b.bytesRecv
 		b.mu.Unlock()
