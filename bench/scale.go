@@ -3,12 +3,16 @@ package bench
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -369,6 +373,8 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	if err != nil {
 		return err
 	}
+	prof := phaseProfiler{dir: os.Getenv(ScaleProfileDirEnv), log: b.log}
+	prof.heap("connected")
 	small, err := b.buildScaleRig(ctx, smallHosts, 1, false)
 	if err != nil {
 		return fmt.Errorf("the fleet of %d bridges: %w", smallHosts, err)
@@ -434,6 +440,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	fm0 := big.ctrl.PassStats().FlowMods
 	b.log.Info("scale: every bridge disconnected; storm starting", "bridges", hosts)
 	cpu0, childCPU0 := cpuTime(), big.child.cpu()
+	stopProf := prof.cpu("storm")
 	t0 := time.Now()
 	if err := big.setOffline(ctx, false); err != nil {
 		return err
@@ -442,6 +449,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		return fmt.Errorf("storm: %w", err)
 	}
 	storm := time.Since(t0)
+	stopProf()
 	stormCPU, stormChildCPU := cpuTime()-cpu0, big.child.cpu()-childCPU0
 	b.log.Info("scale: storm measured", "seconds", storm.Seconds(), "controller_cpu_s", stormCPU.Seconds(), "simulator_cpu_s", stormChildCPU.Seconds())
 	stormMods := big.ctrl.PassStats().FlowMods - fm0
@@ -451,6 +459,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	big.stopCtrl()
 	big.st.Close()
 	cpu0, childCPU0 = cpuTime(), big.child.cpu()
+	stopProf = prof.cpu("restart")
 	t0 = time.Now()
 	if big.st, err = store.Open(ctx, store.Options{Dir: big.dir, Logger: b.quiet}); err != nil {
 		big.st = nil
@@ -464,6 +473,8 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		return fmt.Errorf("restart: %w", err)
 	}
 	restart := time.Since(t0)
+	stopProf()
+	prof.heap("restarted")
 	restartCPU, restartChildCPU := cpuTime()-cpu0, big.child.cpu()-childCPU0
 	b.log.Info("scale: restart measured", "seconds", restart.Seconds(), "controller_cpu_s", restartCPU.Seconds(), "simulator_cpu_s", restartChildCPU.Seconds())
 	restartMods := big.ctrl.PassStats().FlowMods
@@ -592,4 +603,50 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " / ")
+}
+
+// ScaleProfileDirEnv names a directory where the scale part writes profiles of its phases, for go tool pprof:
+// storm.cpu and restart.cpu (the controller's process during the storm and the restart), heap-connected.pprof and
+// heap-restarted.pprof (what is live once the big fleet is ACTIVE, before and after the restart). A CPU profile of
+// the whole run (-cpuprofile) leaves no room for the phases' own.
+const ScaleProfileDirEnv = "PORTMIRROR_BENCH_PROFILE_DIR"
+
+type phaseProfiler struct {
+	dir string
+	log *slog.Logger
+}
+
+// cpu starts a CPU profile of the phase and returns what stops it.
+func (p phaseProfiler) cpu(phase string) (stop func()) {
+	if p.dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(p.dir, phase+".cpu"))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+		if err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		p.log.Warn("scale: no CPU profile of the phase", "phase", phase, "err", err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+// heap writes what is live now (after a collection).
+func (p phaseProfiler) heap(phase string) {
+	if p.dir == "" {
+		return
+	}
+	runtime.GC()
+	f, err := os.Create(filepath.Join(p.dir, "heap-"+phase+".pprof"))
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+	}
+	if err != nil {
+		p.log.Warn("scale: no heap profile", "phase", phase, "err", err)
+	}
 }

@@ -220,6 +220,19 @@ func (sw *Switch) DumpFlowStats(ctx context.Context, cookie, mask uint64) ([]ofw
 // dumpFlowStats reads every flow whose cookie matches cookie under mask and hands each reply part's flows to
 // each, as they come.
 func (sw *Switch) dumpFlowStats(ctx context.Context, cookie, mask uint64, each func([]ofwire.FlowStat)) error {
+	return sw.dumpFlowParts(ctx, cookie, mask, func(body []byte) error {
+		st, err := ofwire.DecodeFlowStats(body)
+		if err != nil {
+			return err
+		}
+		each(st)
+		return nil
+	})
+}
+
+// dumpFlowParts sends a flow-stats request for the flows whose cookie matches cookie under mask and hands each
+// reply part's body (its flow-stats entries) to onPart, as they come, until the last.
+func (sw *Switch) dumpFlowParts(ctx context.Context, cookie, mask uint64, onPart func([]byte) error) error {
 	total := 0
 	xid := sw.allocXids(1)
 	r := &request{what: "flow-stats request", mpType: ofwire.MultipartFlow, done: make(chan struct{})}
@@ -228,12 +241,7 @@ func (sw *Switch) dumpFlowStats(ctx context.Context, cookie, mask uint64, each f
 		if total > maxDumpBytes {
 			return fmt.Errorf("flow-stats reply exceeds %d bytes", maxDumpBytes)
 		}
-		st, err := ofwire.DecodeFlowStats(body)
-		if err != nil {
-			return err
-		}
-		each(st)
-		return nil
+		return onPart(body)
 	}
 	if err := sw.register(xid, r); err != nil {
 		return err
@@ -244,26 +252,55 @@ func (sw *Switch) dumpFlowStats(ctx context.Context, cookie, mask uint64, each f
 	return sw.wait(ctx, xid, r)
 }
 
-// DumpFlows reads the flows whose cookie matches cookie under mask, as flows.Flow. A flow holding actions or
-// instructions flows.Action cannot express comes back with an ofwire.ActUnknown action, so it differs from any
-// desired flow. A flow whose match flows.Match cannot express is deleted here (strictly, by its exact wire match,
-// then confirmed with a barrier) and not returned: no desired flow can ever be equal to it.
-func (sw *Switch) DumpFlows(ctx context.Context, cookie, mask uint64) ([]flows.Flow, error) {
-	// Straight into flows.Flow, part by part: a storm reads back every bridge, and the stats around each flow
-	// are not needed here.
-	var out []flows.Flow
-	var foreign []ofwire.FlowStat
-	err := sw.dumpFlowStats(ctx, cookie, mask, func(st []ofwire.FlowStat) {
-		for _, s := range st {
-			if s.Foreign != "" {
-				foreign = append(foreign, s)
-				continue
-			}
-			out = append(out, s.Flow)
+// ReadBack reads the flows whose cookie matches cookie under mask as the switch holds them, in canonical form
+// (ofwire.CanonicalFlowEntries): equal to the packed flows a bridge should hold (ofwire.PackFlows) exactly when it
+// holds them, with nothing decoded. A storm reads back every bridge; FlowsOf decodes what differs.
+func (sw *Switch) ReadBack(ctx context.Context, cookie, mask uint64) ([]byte, error) {
+	var out []byte
+	err := sw.dumpFlowParts(ctx, cookie, mask, func(body []byte) error {
+		if out == nil {
+			out = body // each message's body is its own allocation (ofwire.ReadMessage)
+		} else {
+			out = append(out, body...)
 		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	out, _, err = ofwire.CanonicalFlowEntries(out)
+	if err != nil {
+		return nil, fmt.Errorf("flow-stats reply: %w", err)
+	}
+	return out, nil
+}
+
+// DumpFlows reads the flows whose cookie matches cookie under mask, as flows.Flow (FlowsOf).
+func (sw *Switch) DumpFlows(ctx context.Context, cookie, mask uint64) ([]flows.Flow, error) {
+	entries, err := sw.ReadBack(ctx, cookie, mask)
+	if err != nil {
+		return nil, err
+	}
+	return sw.FlowsOf(ctx, entries)
+}
+
+// FlowsOf decodes flow-stats entries read back from the switch as flows.Flow. A flow holding actions or
+// instructions flows.Action cannot express comes back with an ofwire.ActUnknown action, so it differs from any
+// desired flow. A flow whose match flows.Match cannot express is deleted here (strictly, by its exact wire match,
+// then confirmed with a barrier) and not returned: no desired flow can ever be equal to it.
+func (sw *Switch) FlowsOf(ctx context.Context, entries []byte) ([]flows.Flow, error) {
+	st, err := ofwire.DecodeFlowStats(entries)
+	if err != nil {
+		return nil, fmt.Errorf("flow-stats reply: %w", err)
+	}
+	out := make([]flows.Flow, 0, len(st))
+	var foreign []ofwire.FlowStat
+	for _, s := range st {
+		if s.Foreign != "" {
+			foreign = append(foreign, s)
+			continue
+		}
+		out = append(out, s.Flow)
 	}
 	if len(foreign) > 0 {
 		if err := sw.deleteForeign(ctx, foreign); err != nil {

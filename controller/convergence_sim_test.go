@@ -97,12 +97,14 @@ func convergenceEnvOf(t *testing.T, topo fleet.Topology, sessions int) (*simEnv,
 func busyHost(e *simEnv, ss []fleet.Session) *fleet.Host { return e.fleet.HostOf(ss[0].Source.VM) }
 
 // TestSimReconnectSendsNothing: a bridge that drops its connection and comes back holding the same flows gets no
-// flow_mod, and neither does any other bridge.
+// flow_mod, and neither does any other bridge; what it holds is found equal to what it should as bytes, with
+// nothing decoded (the cost of a reconnect storm).
 func TestSimReconnectSendsNothing(t *testing.T) {
 	e, ss := convergenceEnv(t, 11, 6)
 	h := busyHost(e, ss)
 	sw := e.fleet.SwitchOf(h)
 	before := e.snapshot()
+	stats := e.ctrl.PassStats()
 	connects := sw.Connects()
 	sw.Disconnect()
 	for sw.Connects() == connects || !sw.Connected() {
@@ -112,6 +114,10 @@ func TestSimReconnectSendsNothing(t *testing.T) {
 	e.waitSettled(ss, 10*time.Second)
 	if got := e.flowModsSince(before); len(got) != 0 {
 		t.Errorf("flow_mods after a reconnect with nothing changed: %v, want none", got)
+	}
+	if after := e.ctrl.PassStats(); after.ReadBacks == stats.ReadBacks || after.ReadBacksDecoded != stats.ReadBacksDecoded {
+		t.Errorf("after the reconnect: %d bridges read back, %d of them decoded; want at least one, none decoded",
+			after.ReadBacks-stats.ReadBacks, after.ReadBacksDecoded-stats.ReadBacksDecoded)
 	}
 	e.eventuallyExact("after the reconnect", ss, 5*time.Second)
 }

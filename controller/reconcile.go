@@ -571,7 +571,7 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 			defer close(mdone)
 			meters, merr = sw.OurMeters(ctx)
 		}()
-		got, err := sw.DumpFlows(ctx, flows.CookieOurs, flows.CookieMask)
+		entries, err := sw.ReadBack(ctx, flows.CookieOurs, flows.CookieMask)
 		<-mdone
 		if err != nil {
 			return fmt.Errorf("read back flows of %s: %w", b.dpid, err)
@@ -579,7 +579,18 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		if merr != nil {
 			return fmt.Errorf("read back meters of %s: %w", b.dpid, merr)
 		}
-		installed = got
+		// What it should hold, packed (kept so once it holds it, below), against what it holds, as bytes: only
+		// a bridge that differs has its flows decoded and diffed.
+		b.mu.Lock()
+		w.flows.pack()
+		b.mu.Unlock()
+		c.passStats.readBacks.Add(1)
+		if same = w.flows.is(entries); !same {
+			c.passStats.readBacksDecoded.Add(1)
+			if installed, err = sw.FlowsOf(ctx, entries); err != nil {
+				return fmt.Errorf("read back flows of %s: %w", b.dpid, err)
+			}
+		}
 	}
 	// Meters the flows will name first; meters no flow will name once the flows changed (see meters.go).
 	madd, mmod, mdel := flows.DiffMeters(w.meters, meters)
@@ -764,27 +775,36 @@ func (p *packedFlows) equal(q *packedFlows) bool {
 	return p.list == nil && q.list == nil && p.packed != nil && q.packed != nil && bytes.Equal(p.packed, q.packed)
 }
 
-// holds reports whether fs (a bridge's flows as read back, in any order) are exactly these, when these are packed:
-// fs sorted and packed give the same bytes. A bridge read back after a reconnect is checked so, without unpacking
-// what it should hold. It answers false when unsure (not packed), which only means a Diff.
+// holds reports whether fs (a bridge's flows as decoded, in any order) are exactly these, when these are packed:
+// fs packed give the same bytes (packing puts them in canonical order). It answers false when unsure (not
+// packed), which only means a Diff.
 func (p *packedFlows) holds(fs []flows.Flow) bool {
 	if p.list != nil || p.packed == nil || len(fs) != p.n {
 		return false
-	}
-	if !slices.IsSortedFunc(fs, flows.CompareFlows) {
-		fs = slices.Clone(fs)
-		slices.SortFunc(fs, flows.CompareFlows)
 	}
 	b, err := ofwire.PackFlows(fs)
 	return err == nil && bytes.Equal(b, p.packed)
 }
 
-// get returns the flows, unpacked when packed. The caller does not change them.
+// is reports whether entries (a switch's flow-stats entries in canonical form, Switch.ReadBack) are these flows,
+// when these are packed. It answers false when unsure (not packed, or encoded otherwise by the switch), which
+// only means the entries are decoded and diffed.
+func (p *packedFlows) is(entries []byte) bool {
+	return p.list == nil && p.packed != nil && bytes.Equal(entries, p.packed)
+}
+
+// get returns the flows, unpacked when packed (in CompareFlows order, as the compiler gives them: Diff's fast
+// path). The caller does not change them.
 func (p *packedFlows) get() ([]flows.Flow, error) {
 	if p.list != nil || p.packed == nil {
 		return p.list, nil
 	}
-	return ofwire.UnpackFlows(p.packed)
+	fs, err := ofwire.UnpackFlows(p.packed)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(fs, flows.CompareFlows)
+	return fs, nil
 }
 
 // pack replaces the list by its packed form; it keeps the list when packing fails (a flow the wire form cannot

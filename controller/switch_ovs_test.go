@@ -154,6 +154,15 @@ func TestOVSFlowsInstalledAndReadBack(t *testing.T) {
 		}
 	}
 	check("after add", want)
+	// OVS gives our flows back encoded as we encode them: a bridge read back after a reconnect is compared as
+	// bytes, with nothing decoded (Switch.ReadBack)
+	entries, err := sw.ReadBack(ctx, flows.CookieOurs, flows.CookieMask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if packed, err := ofwire.PackFlows(want); err != nil || !bytes.Equal(entries, packed) {
+		t.Errorf("read back in canonical form: %d bytes, not the %d bytes of the flows packed (%v)", len(entries), len(packed), err)
+	}
 
 	// Modify a third (new actions), delete a third, in one Apply.
 	var modifies, deletes, expect []flows.Flow

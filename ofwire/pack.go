@@ -1,15 +1,20 @@
 package ofwire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"portmirror/flows"
 )
 
 // PackFlows encodes fs as OpenFlow 1.3 flow-stats entries (counters and durations zero), one after the other in
 // one byte slice: the compact, pointer-free form in which the controller keeps what a bridge holds (a tenth of
-// the memory of []flows.Flow at scale, and nothing for the garbage collector to walk). UnpackFlows reverses it.
+// the memory of []flows.Flow at scale, and nothing for the garbage collector to walk). The entries are in their
+// canonical order (CanonicalFlowEntries), not fs's: the same flows in any order pack to the same bytes, and a
+// switch's flow-stats reply in canonical form equals them exactly when it holds those flows, encoded as this
+// package encodes them. UnpackFlows reverses it.
 func PackFlows(fs []flows.Flow) ([]byte, error) {
 	n := 0
 	for i := range fs {
@@ -39,7 +44,58 @@ func PackFlows(fs []flows.Flow) ([]byte, error) {
 		}
 		binary.BigEndian.PutUint16(dst[start:], uint16(len(dst)-start))
 	}
-	return dst, nil
+	dst, _, err := CanonicalFlowEntries(dst)
+	return dst, err
+}
+
+// Where a flow-stats entry holds what changes while the flow lives, and padding.
+const (
+	entryPad1     = 3  // 1 byte
+	entryDuration = 4  // seconds and nanoseconds, 8 bytes
+	entryPad4     = 20 // 4 bytes
+	entryCounts   = 32 // packets and bytes, 16 bytes
+)
+
+// CanonicalFlowEntries puts flow-stats entries (the bodies of a flow-stats reply, one after the other) in their
+// canonical form: durations, counters and padding zeroed in place (what PackFlows writes), and the entries sorted
+// by their bytes. It returns them (b itself when already in order) and how many there are, or an error wrapping
+// ErrMalformed when the entries' lengths do not frame b. Nothing in the entries is decoded: a bridge read back
+// after a reconnect is compared with what it should hold as bytes (a difference, including one of encoding, only
+// means the entries are decoded and diffed).
+func CanonicalFlowEntries(b []byte) ([]byte, int, error) {
+	type span struct{ lo, hi int }
+	var spans []span
+	sorted := true
+	for off, i := 0, 0; off < len(b); i++ {
+		rest := b[off:]
+		if len(rest) < flowStatsFixed+8 {
+			return nil, 0, malformed("flow-stats entry %d: %d bytes left, an entry has at least %d", i, len(rest), flowStatsFixed+8)
+		}
+		n := int(binary.BigEndian.Uint16(rest))
+		if n < flowStatsFixed+8 || n > len(rest) {
+			return nil, 0, malformed("flow-stats entry %d: length %d with %d bytes left (minimum %d)", i, n, len(rest), flowStatsFixed+8)
+		}
+		e := rest[:n]
+		e[entryPad1] = 0
+		clear(e[entryDuration : entryDuration+8])
+		clear(e[entryPad4 : entryPad4+4])
+		clear(e[entryCounts : entryCounts+16])
+		if len(spans) > 0 && sorted {
+			last := spans[len(spans)-1]
+			sorted = bytes.Compare(b[last.lo:last.hi], e) <= 0
+		}
+		spans = append(spans, span{off, off + n})
+		off += n
+	}
+	if sorted {
+		return b, len(spans), nil
+	}
+	slices.SortFunc(spans, func(x, y span) int { return bytes.Compare(b[x.lo:x.hi], b[y.lo:y.hi]) })
+	out := make([]byte, 0, len(b))
+	for _, sp := range spans {
+		out = append(out, b[sp.lo:sp.hi]...)
+	}
+	return out, len(spans), nil
 }
 
 // UnpackFlows decodes what PackFlows encoded, straight into flows.Flow (a storm unpacks each bridge's flows).

@@ -1,6 +1,8 @@
 package ofwire
 
 import (
+	"bytes"
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -51,6 +53,10 @@ func TestPackRoundTrip(t *testing.T) {
 		if len(got) != len(fs) {
 			t.Fatalf("%d flows packed, %d unpacked", len(fs), len(got))
 		}
+		// packed in canonical order, not fs's
+		fs := slices.Clone(fs)
+		slices.SortFunc(fs, flows.CompareFlows)
+		slices.SortFunc(got, flows.CompareFlows)
 		for i := range fs {
 			if !got[i].Equal(&fs[i]) {
 				t.Fatalf("flow %d:\n packed %+v\nunpacked %+v", i, fs[i], got[i])
@@ -71,6 +77,78 @@ func TestUnpackRefusesDamage(t *testing.T) {
 	for _, bad := range [][]byte{b[:len(b)-1], append(slices.Clone(b), 0), b[:10]} {
 		if _, err := UnpackFlows(bad); err == nil {
 			t.Errorf("%d bytes unpacked without an error", len(bad))
+		}
+	}
+}
+
+// TestCanonicalFlowEntries: a switch's flow-stats entries, in any order and with any durations and counters, are
+// byte for byte what PackFlows keeps exactly when they are the same flows; a changed flow, a missing one or an
+// extra one makes them differ; entries whose lengths do not frame the reply are an error.
+func TestCanonicalFlowEntries(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for round := range 200 {
+		fs := make([]flows.Flow, 1+r.IntN(40))
+		for i := range fs {
+			fs[i] = randomFlow(r)
+			fs[i].Priority = uint16(i + 1) // no two of one key: a switch holds one flow a key
+		}
+		want, err := PackFlows(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// the switch's reply: the same flows, in another order, with durations, counters and padding set
+		shuffled := slices.Clone(fs)
+		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		var reply []byte
+		for i := range shuffled {
+			e, err := PackFlows(shuffled[i : i+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			e[entryPad1] = 9
+			for j := entryDuration; j < entryDuration+8; j++ {
+				e[j] = byte(r.Uint32())
+			}
+			e[entryPad4+1] = 1
+			for j := entryCounts; j < entryCounts+16; j++ {
+				e[j] = byte(r.Uint32())
+			}
+			reply = append(reply, e...)
+		}
+		got, n, err := CanonicalFlowEntries(reply)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != len(fs) || !bytes.Equal(got, want) {
+			t.Fatalf("round %d: %d entries in canonical form differ from the %d flows packed", round, n, len(fs))
+		}
+		// one flow changed, dropped or added: different bytes
+		changed := slices.Clone(fs)
+		switch k := r.IntN(len(fs)); round % 3 {
+		case 0:
+			changed[k].Priority += 1000
+		case 1:
+			changed = slices.Delete(changed, k, k+1)
+		default:
+			extra := randomFlow(r)
+			extra.Priority = 5000
+			changed = append(changed, extra)
+		}
+		other, err := PackFlows(changed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(other, want) {
+			t.Fatalf("round %d: a changed set of flows packs to the same bytes", round)
+		}
+	}
+	one, err := PackFlows([]flows.Flow{{Priority: 1, Actions: []flows.Action{{Type: flows.ActNormal}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{one[:len(one)-1], append(slices.Clone(one), 0), one[:10]} {
+		if _, _, err := CanonicalFlowEntries(slices.Clone(bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%d bytes: %v, want an error wrapping ErrMalformed", len(bad), err)
 		}
 	}
 }
