@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -440,7 +441,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	fm0 := big.ctrl.PassStats().FlowMods
 	b.log.Info("scale: every bridge disconnected; storm starting", "bridges", hosts)
 	cpu0, childCPU0 := cpuTime(), big.child.cpu()
-	stopProf := prof.cpu("storm")
+	stopProf := prof.cpu("storm", 15)
 	t0 := time.Now()
 	if err := big.setOffline(ctx, false); err != nil {
 		return err
@@ -459,7 +460,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	big.stopCtrl()
 	big.st.Close()
 	cpu0, childCPU0 = cpuTime(), big.child.cpu()
-	stopProf = prof.cpu("restart")
+	stopProf = prof.cpu("restart", 35)
 	t0 = time.Now()
 	if big.st, err = store.Open(ctx, store.Options{Dir: big.dir, Logger: b.quiet}); err != nil {
 		big.st = nil
@@ -616,10 +617,32 @@ type phaseProfiler struct {
 	log *slog.Logger
 }
 
-// cpu starts a CPU profile of the phase and returns what stops it.
-func (p phaseProfiler) cpu(phase string) (stop func()) {
+// cpu starts a CPU profile of the phase and returns what stops it. With the fleet child serving pprof
+// (FleetChildPprofEnv), the simulated bridges are profiled for the next seconds too (phase-child.cpu): stop waits
+// for that profile.
+func (p phaseProfiler) cpu(phase string, seconds int) (stop func()) {
 	if p.dir == "" {
 		return func() {}
+	}
+	child := make(chan struct{})
+	if addr := os.Getenv(FleetChildPprofEnv); addr != "" {
+		go func() {
+			defer close(child)
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
+			if err == nil {
+				defer resp.Body.Close()
+				var f *os.File
+				if f, err = os.Create(filepath.Join(p.dir, phase+"-child.cpu")); err == nil {
+					_, err = io.Copy(f, resp.Body)
+					f.Close()
+				}
+			}
+			if err != nil {
+				p.log.Warn("scale: no CPU profile of the simulated bridges", "phase", phase, "err", err)
+			}
+		}()
+	} else {
+		close(child)
 	}
 	f, err := os.Create(filepath.Join(p.dir, phase+".cpu"))
 	if err == nil {
@@ -630,9 +653,9 @@ func (p phaseProfiler) cpu(phase string) (stop func()) {
 	}
 	if err != nil {
 		p.log.Warn("scale: no CPU profile of the phase", "phase", phase, "err", err)
-		return func() {}
+		return func() { <-child }
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
+	return func() { pprof.StopCPUProfile(); f.Close(); <-child }
 }
 
 // heap writes what is live now (after a collection).

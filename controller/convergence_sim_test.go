@@ -115,9 +115,10 @@ func TestSimReconnectSendsNothing(t *testing.T) {
 	if got := e.flowModsSince(before); len(got) != 0 {
 		t.Errorf("flow_mods after a reconnect with nothing changed: %v, want none", got)
 	}
-	if after := e.ctrl.PassStats(); after.ReadBacks == stats.ReadBacks || after.ReadBacksDecoded != stats.ReadBacksDecoded {
-		t.Errorf("after the reconnect: %d bridges read back, %d of them decoded; want at least one, none decoded",
-			after.ReadBacks-stats.ReadBacks, after.ReadBacksDecoded-stats.ReadBacksDecoded)
+	if after := e.ctrl.PassStats(); after.ReadBacks == stats.ReadBacks || after.ReadBacksDecoded != stats.ReadBacksDecoded ||
+		after.Reanalysed != stats.Reanalysed {
+		t.Errorf("after the reconnect: %d bridges read back, %d of them decoded, %d sessions analysed again; want at least one read back, none decoded, none analysed",
+			after.ReadBacks-stats.ReadBacks, after.ReadBacksDecoded-stats.ReadBacksDecoded, after.Reanalysed-stats.Reanalysed)
 	}
 	e.eventuallyExact("after the reconnect", ss, 5*time.Second)
 }

@@ -37,6 +37,9 @@ type incState struct {
 	networks map[string]model.FlowNetwork // its flow networks
 	bridges  map[string]flows.Bridge      // the fabric's bridges the state was built with
 	eps      map[flows.EndpointKey]flows.Endpoint
+	// datapath id -> digest of what the analysis of its sessions reads of its bridge (bridgeDigest), as of the
+	// last incremental pass that had it dirty; emptied by a full pass (which reads whatever is current)
+	seen map[string]uint64
 
 	// changes noted since the last pass
 	pendSessions map[string]struct{}
@@ -138,6 +141,7 @@ func (inc *incState) rebuild(c *Controller, in *flows.Input, pms []string, fab *
 		inc.pmFN[pms[i]] = s.FlowNetwork
 	}
 	inc.fab, inc.networks, inc.bridges, inc.eps = fab, fab.networks, fab.bridges, fab.endpoints
+	inc.seen = map[string]uint64{}
 	inc.ready, inc.needFull, inc.lastFull = true, false, time.Now()
 	inc.clearPending()
 	inc.dirtyNics = map[string]struct{}{}
@@ -361,14 +365,23 @@ func (c *Controller) incrementalPass(ctx context.Context, dirty topology.Dirty, 
 	for nic := range inc.dirtyNics {
 		touchNIC(nic)
 	}
+	// A bridge the view marked is compiled (or handed its last state) again; its sessions are analysed again
+	// only when what their analysis reads of it changed: a bridge that reconnects with the ports it had (its
+	// NICs' bindings survive a disconnect, so they did not change either) costs no analysis, only its read-back.
 	targets := map[string]struct{}{}
+	analyse := map[string]struct{}{}
 	for dp := range dirty.Datapaths {
 		targets[dp] = struct{}{}
+		if c.bridgeChanged(fab, dp) {
+			analyse[dp] = struct{}{}
+		}
 	}
 	for dp := range inc.fabricChanges(fab) {
 		targets[dp] = struct{}{}
+		c.bridgeChanged(fab, dp)
+		analyse[dp] = struct{}{}
 	}
-	for dp := range targets {
+	for dp := range analyse {
 		for s := range inc.onBridge[dp] {
 			changed[s] = true
 		}
@@ -452,6 +465,7 @@ func (c *Controller) incrementalPass(ctx context.Context, dirty topology.Dirty, 
 		}
 		plan := flows.Analyze(in)
 		fps := fingerprints(c.seed, in, plan)
+		c.passStats.reanalysed.Add(uint64(len(changed)))
 		c.mu.Lock()
 		for uuid := range changed {
 			r, _ := plan.Report(uuid)
@@ -481,6 +495,54 @@ func (c *Controller) incrementalPass(ctx context.Context, dirty topology.Dirty, 
 	}
 	c.tunnelTargets(fab, targets)
 	return c.compileTargets(ctx, fab, targets, nicOf)
+}
+
+// bridgeChanged records what the analysis of the sessions on dp reads of its bridge now (its ports and its flow
+// endpoints: bridgeDigest) and reports whether it differs from the last record (or there is none).
+func (c *Controller) bridgeChanged(fab *fabric, dp string) bool {
+	d, ok := c.bridgeDigest(fab, dp)
+	prev, had := c.inc.seen[dp]
+	if !ok {
+		delete(c.inc.seen, dp)
+		return true
+	}
+	c.inc.seen[dp] = d
+	return !had || prev != d
+}
+
+// bridgeDigest digests the fabric's bridge dp (its ports) and its flow endpoints (the endpoints summed, so that
+// the flow networks' order does not matter); ok is false when the fabric has no such bridge.
+func (c *Controller) bridgeDigest(fab *fabric, dp string) (uint64, bool) {
+	b, ok := fab.bridges[dp]
+	if !ok {
+		return 0, false
+	}
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	var num [8]byte
+	u64 := func(v uint64) {
+		binary.LittleEndian.PutUint64(num[:], v)
+		_, _ = h.Write(num[:])
+	}
+	u64(uint64(len(b.Ports)))
+	for _, p := range b.Ports {
+		u64(uint64(p))
+	}
+	sum := h.Sum64()
+	for fn := range fab.networks {
+		ep, ok := fab.endpoints[flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}]
+		if !ok {
+			continue
+		}
+		h.Reset()
+		_, _ = h.WriteString(fn)
+		u64(uint64(ep.TunnelPort))
+		ip := ep.IP.As16()
+		_, _ = h.Write(ip[:])
+		u64(uint64(ep.IP.BitLen()))
+		sum += h.Sum64()
+	}
+	return sum, true
 }
 
 func (ps *planState) hasReport(uuid string) bool {

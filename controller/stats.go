@@ -13,6 +13,7 @@ type passCounters struct {
 	nanos, fullNanos   atomic.Int64
 	compiled, analysed atomic.Uint64 // bridges compiled and sessions analysed for them, in every pass
 	reused             atomic.Uint64 // bridges handed their last compiled state again (nothing it derives from changed)
+	reanalysed         atomic.Uint64 // sessions analysed again in incremental passes
 	readBacks          atomic.Uint64 // bridges read back
 	readBacksDecoded   atomic.Uint64 // of which decoded: not byte for byte what they should hold
 }
@@ -31,6 +32,8 @@ type PassStats struct {
 	Compiled        uint64 // bridges compiled, in every pass
 	Analysed        uint64 // sessions analysed to compile them
 	Reused          uint64 // bridges handed their last compiled flows again instead of compiling them
+	// Reanalysed counts the sessions incremental passes analysed again because something they depend on changed.
+	Reanalysed uint64
 	// ReadBacks counts bridges read back (after a connection, a failure or a restart); ReadBacksDecoded those of
 	// them whose flows were not, byte for byte, what they should hold, and so were decoded and diffed.
 	ReadBacks, ReadBacksDecoded uint64
@@ -42,7 +45,7 @@ func (c *Controller) PassStats() PassStats {
 		Passes: c.passStats.passes.Load(), FullPasses: c.passStats.full.Load(),
 		PassTime: time.Duration(c.passStats.nanos.Load()), FullTime: time.Duration(c.passStats.fullNanos.Load()),
 		Compiled: c.passStats.compiled.Load(), Analysed: c.passStats.analysed.Load(),
-		Reused: c.passStats.reused.Load(), ReadBacks: c.passStats.readBacks.Load(), ReadBacksDecoded: c.passStats.readBacksDecoded.Load(),
+		Reused: c.passStats.reused.Load(), Reanalysed: c.passStats.reanalysed.Load(), ReadBacks: c.passStats.readBacks.Load(), ReadBacksDecoded: c.passStats.readBacksDecoded.Load(),
 	}
 	st := c.srv.Stats()
 	s.Barriers, s.BarriersSkipped = st.BarriersSent.Load(), st.BarriersSkipped.Load()
