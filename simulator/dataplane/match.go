@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"net/netip"
 	"slices"
 	"strings"
@@ -247,6 +248,17 @@ func (m Match) Get(field Field) (FieldMatch, bool) {
 
 // Fields returns the constraints, sorted by field.
 func (m Match) Fields() []FieldMatch { return slices.Clone(m.fields) }
+
+// All yields the constraints, sorted by field, without copying them (a flow dump encodes every flow's match).
+func (m Match) All() iter.Seq[FieldMatch] {
+	return func(yield func(FieldMatch) bool) {
+		for _, fm := range m.fields {
+			if !yield(fm) {
+				return
+			}
+		}
+	}
+}
 
 // Equal reports whether two matches constrain the same fields the same way.
 func (m Match) Equal(o Match) bool { return slices.Equal(m.fields, o.fields) }

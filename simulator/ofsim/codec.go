@@ -97,7 +97,7 @@ func decodeMatch(b []byte) (dataplane.Match, []byte, error) {
 func appendMatch(dst []byte, m dataplane.Match) []byte {
 	start := len(dst)
 	dst = append(dst, 0, 1, 0, 0)
-	for _, fm := range m.Fields() {
+	for fm := range m.All() {
 		dst = appendOXM(dst, fm, !fm.Exact())
 	}
 	binary.BigEndian.PutUint16(dst[start+2:], uint16(len(dst)-start))

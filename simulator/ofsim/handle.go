@@ -299,7 +299,8 @@ func (w *multipartWriter) add(entry []byte) {
 	}
 	if len(w.cur)+len(entry) > w.limit && len(w.cur) > 16 {
 		binary.BigEndian.PutUint16(w.cur[10:], ofwire.MultipartReplyMore)
-		w.c.send(finish(w.cur, 0))
+		w.c.sendOwned(finish(w.cur, 0))
+		w.cur = nil
 		w.start()
 	}
 	w.cur = append(w.cur, entry...)
@@ -309,7 +310,8 @@ func (w *multipartWriter) done() {
 	if w.cur == nil {
 		w.start()
 	}
-	w.c.send(finish(w.cur, 0))
+	w.c.sendOwned(finish(w.cur, 0))
+	w.cur = nil
 }
 
 func (s *Switch) multipart(c *conn, xid uint32, b []byte) error {

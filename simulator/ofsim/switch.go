@@ -237,6 +237,22 @@ func (c *conn) send(b []byte) {
 	}
 }
 
+// sendOwned queues b, which the caller gives up: when nothing is queued, b becomes the queue, not a copy of it
+// (a flow dump is the largest reply and a reconnect storm asks every bridge for one).
+func (c *conn) sendOwned(b []byte) {
+	c.mu.Lock()
+	if len(c.q) == 0 {
+		c.q = b
+	} else {
+		c.q = append(c.q, b...)
+	}
+	c.mu.Unlock()
+	select {
+	case c.sig <- struct{}{}:
+	default:
+	}
+}
+
 // flush writes whatever is queued now, from the caller's goroutine (before closing on a fatal error).
 func (c *conn) flush(timeout time.Duration) {
 	c.wmu.Lock()
