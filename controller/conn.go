@@ -252,9 +252,9 @@ func (sw *Switch) dumpFlowParts(ctx context.Context, cookie, mask uint64, onPart
 	return sw.wait(ctx, xid, r)
 }
 
-// ReadBack reads the flows whose cookie matches cookie under mask as the switch holds them, in canonical form
-// (ofwire.CanonicalFlowEntries): equal to the packed flows a bridge should hold (ofwire.PackFlows) exactly when it
-// holds them, with nothing decoded. A storm reads back every bridge; FlowsOf decodes what differs.
+// ReadBack reads the flows whose cookie matches cookie under mask as the switch holds them: its flow-stats
+// entries, one after the other, undecoded. ofwire.SameFlowEntries compares them with the packed flows a bridge
+// should hold (a storm reads back every bridge); FlowsOf decodes them when they differ.
 func (sw *Switch) ReadBack(ctx context.Context, cookie, mask uint64) ([]byte, error) {
 	var out []byte
 	err := sw.dumpFlowParts(ctx, cookie, mask, func(body []byte) error {
@@ -267,10 +267,6 @@ func (sw *Switch) ReadBack(ctx context.Context, cookie, mask uint64) ([]byte, er
 	})
 	if err != nil {
 		return nil, err
-	}
-	out, _, err = ofwire.CanonicalFlowEntries(out)
-	if err != nil {
-		return nil, fmt.Errorf("flow-stats reply: %w", err)
 	}
 	return out, nil
 }
@@ -550,11 +546,12 @@ func bundlesRefused(err error) bool {
 		(e.Code == ofwire.BadRequestBadType || e.Code == ofwire.BadRequestBadExperimenter || e.Code == ofwire.BadRequestBadExpType)
 }
 
-// probeBundles asks the switch, without waiting for the answer, whether it takes bundles: it opens and discards
-// an empty bundle. The switch answers in order, so the answer is in before that of any later request (the
-// read-back of flows that precedes the first change); a refusal turns bundles off for the connection, and a
-// switch that ignores the probe is found out by the first change.
-func (sw *Switch) probeBundles() error {
+// probeBundles prepares to ask the switch, without waiting for the answer, whether it takes bundles: it registers
+// the requests of an empty bundle opened and discarded, and returns what appends them to a write. The switch
+// answers in order, so the answer is in before that of any later request (the read-back of flows that precedes
+// the first change); a refusal turns bundles off for the connection, and a switch that ignores the probe is found
+// out by the first change.
+func (sw *Switch) probeBundles() (func([]byte) []byte, error) {
 	open := sw.allocXids(2)
 	ro := &request{what: "bundle probe", done: make(chan struct{}), finish: func(sw *Switch, _ *request, err error) {
 		if bundlesRefused(err) {
@@ -565,15 +562,15 @@ func (sw *Switch) probeBundles() error {
 	}}
 	rd := &request{what: "bundle probe discard", done: make(chan struct{})}
 	if err := sw.register(open, ro); err != nil {
-		return err
+		return nil, err
 	}
 	if err := sw.register(open+1, rd); err != nil {
-		return err
+		return nil, err
 	}
-	return sw.writeMsg(func(b []byte) []byte {
+	return func(b []byte) []byte {
 		b = ofwire.AppendBundleControl(b, open, open, ofwire.BundleOpenRequest, ofwire.BundleAtomic|ofwire.BundleOrdered)
 		return ofwire.AppendBundleControl(b, open+1, open, ofwire.BundleDiscardRequest, ofwire.BundleAtomic|ofwire.BundleOrdered)
-	})
+	}, nil
 }
 
 // applyPlain sends b as plain flow_mods followed by one barrier and waits for the barrier reply; the switch

@@ -45,7 +45,9 @@ func waitGone(t *testing.T, svc *service.Service, uuid string, within time.Durat
 	deadline := time.Now().Add(within)
 	for {
 		if _, err := svc.Session(context.Background(), uuid); err != nil {
-			return time.Now()
+			// by the wall clock, as the stored expiresAt is read (the monotonic clock can disagree with it by
+			// milliseconds while the wall clock is slewed: CI saw a deletion 0.15 ms "early" that way)
+			return time.Now().Round(0)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("session %s still there after %v", uuid, within)
@@ -82,7 +84,7 @@ func TestSimSessionExpires(t *testing.T) {
 		before[h.Name] = ourFlows(h)
 	}
 
-	at := time.Now().Add(1500 * time.Millisecond)
+	at := time.Now().Add(1500 * time.Millisecond).Round(0) // a wall-clock time, as stored
 	x := plan[2]
 	got, err := e.svc.AddPortMirrorSession(e.ctx, pm.UUID, service.SessionInput{Name: x.Name, Type: x.Direction,
 		SourceNicUUID: x.Source.UUID, DestinationNicUUID: x.Destination.UUID, ExpiresAt: &at})
@@ -261,7 +263,7 @@ func TestClusterExpiryAfterFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan := f.PlanSessions(1)
-	at := time.Now().Add(2 * time.Second)
+	at := time.Now().Add(2 * time.Second).Round(0) // a wall-clock time, as stored
 	pm, err := l.svc.CreatePortMirror(ctx, service.PortMirrorInput{Name: "pm", FlowNetworkUUID: f.FlowNetworks[0].UUID, Enable: true,
 		Sessions: []service.SessionInput{{Name: plan[0].Name, Type: plan[0].Direction, SourceNicUUID: plan[0].Source.UUID,
 			DestinationNicUUID: plan[0].Destination.UUID, ExpiresAt: &at}}})

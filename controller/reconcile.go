@@ -786,11 +786,15 @@ func (p *packedFlows) holds(fs []flows.Flow) bool {
 	return err == nil && bytes.Equal(b, p.packed)
 }
 
-// is reports whether entries (a switch's flow-stats entries in canonical form, Switch.ReadBack) are these flows,
-// when these are packed. It answers false when unsure (not packed, or encoded otherwise by the switch), which
-// only means the entries are decoded and diffed.
+// is reports whether entries (a switch's flow-stats entries, Switch.ReadBack) are these flows, when these are
+// packed. It answers false when unsure (not packed, encoded otherwise by the switch, or malformed), which only
+// means the entries are decoded and diffed (and a malformed reply is refused there).
 func (p *packedFlows) is(entries []byte) bool {
-	return p.list == nil && p.packed != nil && bytes.Equal(entries, p.packed)
+	if p.list != nil || p.packed == nil {
+		return false
+	}
+	same, err := ofwire.SameFlowEntries(entries, p.packed)
+	return err == nil && same
 }
 
 // get returns the flows, unpacked when packed (in CompareFlows order, as the compiler gives them: Diff's fast

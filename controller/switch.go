@@ -167,10 +167,6 @@ func (sw *Switch) run() {
 		err = fmt.Errorf("handshake: %w", err)
 		return
 	}
-	if err = sw.probeBundles(); err != nil {
-		err = fmt.Errorf("asking whether the switch takes bundles: %w", err)
-		return
-	}
 	if !sw.srv.register(sw) {
 		err = errServerStopped
 		return
@@ -212,7 +208,10 @@ func (sw *Switch) tlsHandshake(tc *tls.Conn) error {
 // ErrTLSHandshake wraps the reason of a failed TLS handshake (a plain-TCP peer, an unknown CA, no certificate).
 var ErrTLSHandshake = errors.New("TLS handshake failed")
 
-// handshake exchanges hellos, then asks for features and port descriptions, all within HandshakeTimeout.
+// handshake exchanges hellos, then asks for features and port descriptions and whether the switch takes bundles
+// (probeBundles), all within HandshakeTimeout. The three requests go in one write (a storm of reconnects costs a
+// write and a round trip per bridge less than one write each); they wait for the peer's hello, so that a peer
+// that does not speak OpenFlow 1.3 gets our hello and the HELLO_FAILED error only.
 func (sw *Switch) handshake(br *bufio.Reader) error {
 	deadline := time.Now().Add(sw.srv.cfg.HandshakeTimeout)
 	if err := sw.conn.SetReadDeadline(deadline); err != nil {
@@ -250,9 +249,14 @@ func (sw *Switch) handshake(br *bufio.Reader) error {
 	}
 	const featuresXid, portDescXid = 1, 2
 	sw.nextXid = 3
+	probe, err := sw.probeBundles()
+	if err != nil {
+		return fmt.Errorf("asking whether the switch takes bundles: %w", err)
+	}
 	if err := sw.writeMsg(func(b []byte) []byte {
 		b = ofwire.AppendEmpty(b, ofwire.TypeFeaturesRequest, featuresXid)
-		return ofwire.AppendPortDescRequest(b, portDescXid)
+		b = ofwire.AppendPortDescRequest(b, portDescXid)
+		return probe(b)
 	}); err != nil {
 		return fmt.Errorf("sending features request: %w", err)
 	}
@@ -298,6 +302,11 @@ func (sw *Switch) handshake(br *bufio.Reader) error {
 			}
 			ports = append(ports, p...)
 			havePorts = !mp.More()
+		case m.Type == ofwire.TypeError || m.Type == ofwire.TypeExperimenter:
+			// the bundle probe's answers (which come after the features reply: the switch answers in order)
+			if err := sw.dispatch(m); err != nil {
+				return fmt.Errorf("%s xid %d: %w", m.Type, m.Xid, err)
+			}
 		}
 	}
 	for _, p := range ports {

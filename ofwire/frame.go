@@ -168,12 +168,20 @@ func ParseHeader(b []byte, version uint8) (Header, error) {
 // Length-8 body bytes. It never allocates more than MaxMessageLen. An io.EOF before the first header byte is
 // returned as io.EOF; a message cut short is io.ErrUnexpectedEOF.
 func ReadMessage(r *bufio.Reader, version uint8) (Message, error) {
-	var hb [HeaderLen]byte
-	if _, err := io.ReadFull(r, hb[:]); err != nil {
+	// The header is looked at in the reader's buffer, not copied out (a copy escaped to the heap: one allocation
+	// per message, every echo of every bridge).
+	hb, err := r.Peek(HeaderLen)
+	if err != nil {
+		if len(hb) > 0 && errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		return Message{}, err
 	}
-	h, err := ParseHeader(hb[:], version)
+	h, err := ParseHeader(hb, version)
 	if err != nil {
+		return Message{Header: h}, err
+	}
+	if _, err := r.Discard(HeaderLen); err != nil {
 		return Message{Header: h}, err
 	}
 	m := Message{Header: h}

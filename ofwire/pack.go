@@ -56,24 +56,45 @@ const (
 	entryCounts   = 32 // packets and bytes, 16 bytes
 )
 
-// CanonicalFlowEntries puts flow-stats entries (the bodies of a flow-stats reply, one after the other) in their
-// canonical form: durations, counters and padding zeroed in place (what PackFlows writes), and the entries sorted
-// by their bytes. It returns them (b itself when already in order) and how many there are, or an error wrapping
-// ErrMalformed when the entries' lengths do not frame b. Nothing in the entries is decoded: a bridge read back
-// after a reconnect is compared with what it should hold as bytes (a difference, including one of encoding, only
-// means the entries are decoded and diffed).
-func CanonicalFlowEntries(b []byte) ([]byte, int, error) {
-	type span struct{ lo, hi int }
-	var spans []span
-	sorted := true
+// SameFlowEntries reports whether entries (a switch's flow-stats entries, the bodies of a flow-stats reply one
+// after the other, in any order) are exactly the flows packed (PackFlows): the same entries in canonical form. It
+// zeroes the entries' durations, counters and padding in place and copies nothing (a storm compares every bridge);
+// an error wraps ErrMalformed when the entries' lengths do not frame them.
+func SameFlowEntries(entries, packed []byte) (bool, error) {
+	spans, sorted, err := entrySpans(entries)
+	if err != nil {
+		return false, err
+	}
+	if sorted || len(entries) != len(packed) {
+		return bytes.Equal(entries, packed), nil
+	}
+	sortSpans(entries, spans)
+	off := 0
+	for _, sp := range spans {
+		n := sp.hi - sp.lo
+		if !bytes.Equal(entries[sp.lo:sp.hi], packed[off:off+n]) {
+			return false, nil
+		}
+		off += n
+	}
+	return true, nil
+}
+
+// span is where one flow-stats entry lies in a byte slice.
+type span struct{ lo, hi int }
+
+// entrySpans frames b's flow-stats entries, zeroes what changes while a flow lives and padding (what PackFlows
+// writes), and reports whether the entries are in canonical order already.
+func entrySpans(b []byte) (spans []span, sorted bool, err error) {
+	sorted = true
 	for off, i := 0, 0; off < len(b); i++ {
 		rest := b[off:]
 		if len(rest) < flowStatsFixed+8 {
-			return nil, 0, malformed("flow-stats entry %d: %d bytes left, an entry has at least %d", i, len(rest), flowStatsFixed+8)
+			return nil, false, malformed("flow-stats entry %d: %d bytes left, an entry has at least %d", i, len(rest), flowStatsFixed+8)
 		}
 		n := int(binary.BigEndian.Uint16(rest))
 		if n < flowStatsFixed+8 || n > len(rest) {
-			return nil, 0, malformed("flow-stats entry %d: length %d with %d bytes left (minimum %d)", i, n, len(rest), flowStatsFixed+8)
+			return nil, false, malformed("flow-stats entry %d: length %d with %d bytes left (minimum %d)", i, n, len(rest), flowStatsFixed+8)
 		}
 		e := rest[:n]
 		e[entryPad1] = 0
@@ -87,10 +108,29 @@ func CanonicalFlowEntries(b []byte) ([]byte, int, error) {
 		spans = append(spans, span{off, off + n})
 		off += n
 	}
+	return spans, sorted, nil
+}
+
+// sortSpans puts spans in the canonical order of the entries they frame in b: by their bytes.
+func sortSpans(b []byte, spans []span) {
+	slices.SortFunc(spans, func(x, y span) int { return bytes.Compare(b[x.lo:x.hi], b[y.lo:y.hi]) })
+}
+
+// CanonicalFlowEntries puts flow-stats entries (the bodies of a flow-stats reply, one after the other) in their
+// canonical form: durations, counters and padding zeroed in place (what PackFlows writes), and the entries sorted
+// by their bytes. It returns them (b itself when already in order) and how many there are, or an error wrapping
+// ErrMalformed when the entries' lengths do not frame b. Nothing in the entries is decoded: a bridge read back
+// after a reconnect is compared with what it should hold as bytes (a difference, including one of encoding, only
+// means the entries are decoded and diffed).
+func CanonicalFlowEntries(b []byte) ([]byte, int, error) {
+	spans, sorted, err := entrySpans(b)
+	if err != nil {
+		return nil, 0, err
+	}
 	if sorted {
 		return b, len(spans), nil
 	}
-	slices.SortFunc(spans, func(x, y span) int { return bytes.Compare(b[x.lo:x.hi], b[y.lo:y.hi]) })
+	sortSpans(b, spans)
 	out := make([]byte, 0, len(b))
 	for _, sp := range spans {
 		out = append(out, b[sp.lo:sp.hi]...)

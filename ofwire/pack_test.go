@@ -81,12 +81,37 @@ func TestUnpackRefusesDamage(t *testing.T) {
 	}
 }
 
+// switchReply is fs as a switch's flow-stats reply: in another order, with durations, counters and padding set.
+func switchReply(t *testing.T, r *rand.Rand, fs []flows.Flow) []byte {
+	t.Helper()
+	shuffled := slices.Clone(fs)
+	r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	var reply []byte
+	for i := range shuffled {
+		e, err := PackFlows(shuffled[i : i+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		e[entryPad1] = 9
+		for j := entryDuration; j < entryDuration+8; j++ {
+			e[j] = byte(r.Uint32())
+		}
+		e[entryPad4+1] = 1
+		for j := entryCounts; j < entryCounts+16; j++ {
+			e[j] = byte(r.Uint32())
+		}
+		reply = append(reply, e...)
+	}
+	return reply
+}
+
 // TestCanonicalFlowEntries: a switch's flow-stats entries, in any order and with any durations and counters, are
-// byte for byte what PackFlows keeps exactly when they are the same flows; a changed flow, a missing one or an
-// extra one makes them differ; entries whose lengths do not frame the reply are an error.
+// what PackFlows keeps (SameFlowEntries, and byte for byte in canonical form) exactly when they are the same
+// flows; a changed flow, a missing one or an extra one makes them differ; entries whose lengths do not frame the
+// reply are an error.
 func TestCanonicalFlowEntries(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	for round := range 200 {
+	for round := range 300 {
 		fs := make([]flows.Flow, 1+r.IntN(40))
 		for i := range fs {
 			fs[i] = randomFlow(r)
@@ -96,24 +121,9 @@ func TestCanonicalFlowEntries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// the switch's reply: the same flows, in another order, with durations, counters and padding set
-		shuffled := slices.Clone(fs)
-		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-		var reply []byte
-		for i := range shuffled {
-			e, err := PackFlows(shuffled[i : i+1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			e[entryPad1] = 9
-			for j := entryDuration; j < entryDuration+8; j++ {
-				e[j] = byte(r.Uint32())
-			}
-			e[entryPad4+1] = 1
-			for j := entryCounts; j < entryCounts+16; j++ {
-				e[j] = byte(r.Uint32())
-			}
-			reply = append(reply, e...)
+		reply := switchReply(t, r, fs)
+		if same, err := SameFlowEntries(slices.Clone(reply), want); err != nil || !same {
+			t.Fatalf("round %d: the switch's reply of the same flows is not the same flows (%v)", round, err)
 		}
 		got, n, err := CanonicalFlowEntries(reply)
 		if err != nil {
@@ -122,7 +132,7 @@ func TestCanonicalFlowEntries(t *testing.T) {
 		if n != len(fs) || !bytes.Equal(got, want) {
 			t.Fatalf("round %d: %d entries in canonical form differ from the %d flows packed", round, n, len(fs))
 		}
-		// one flow changed, dropped or added: different bytes
+		// one flow changed, dropped or added: not the same
 		changed := slices.Clone(fs)
 		switch k := r.IntN(len(fs)); round % 3 {
 		case 0:
@@ -133,6 +143,9 @@ func TestCanonicalFlowEntries(t *testing.T) {
 			extra := randomFlow(r)
 			extra.Priority = 5000
 			changed = append(changed, extra)
+		}
+		if same, err := SameFlowEntries(switchReply(t, r, changed), want); err != nil || same {
+			t.Fatalf("round %d: a changed set of flows is found the same (%v)", round, err)
 		}
 		other, err := PackFlows(changed)
 		if err != nil {
@@ -149,6 +162,9 @@ func TestCanonicalFlowEntries(t *testing.T) {
 	for _, bad := range [][]byte{one[:len(one)-1], append(slices.Clone(one), 0), one[:10]} {
 		if _, _, err := CanonicalFlowEntries(slices.Clone(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%d bytes: %v, want an error wrapping ErrMalformed", len(bad), err)
+		}
+		if _, err := SameFlowEntries(slices.Clone(bad), one); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%d bytes compared: %v, want an error wrapping ErrMalformed", len(bad), err)
 		}
 	}
 }
