@@ -374,6 +374,12 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	if err != nil {
 		return err
 	}
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	b.log.Info("scale: memory with the big fleet ACTIVE", "rss_mib", mib(rss), "heap_alloc_mib", mib(int64(mem.HeapAlloc)),
+		"heap_inuse_mib", mib(int64(mem.HeapInuse)), "heap_idle_kept_mib", mib(int64(mem.HeapIdle-mem.HeapReleased)),
+		"stacks_mib", mib(int64(mem.StackInuse)), "go_sys_mib", mib(int64(mem.Sys)), "goroutines", runtime.NumGoroutine(),
+		"gc_cycles", mem.NumGC, "next_gc_mib", mib(int64(mem.NextGC)))
 	prof := phaseProfiler{dir: os.Getenv(ScaleProfileDirEnv), log: b.log}
 	prof.heap("connected")
 	small, err := b.buildScaleRig(ctx, smallHosts, 1, false)
@@ -438,7 +444,8 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	}); err != nil {
 		return err
 	}
-	fm0 := big.ctrl.PassStats().FlowMods
+	stormStats := big.ctrl.PassStats()
+	fm0 := stormStats.FlowMods
 	b.log.Info("scale: every bridge disconnected; storm starting", "bridges", hosts)
 	cpu0, childCPU0 := cpuTime(), big.child.cpu()
 	stopProf := prof.cpu("storm", 15)
@@ -454,6 +461,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	stormCPU, stormChildCPU := cpuTime()-cpu0, big.child.cpu()-childCPU0
 	b.log.Info("scale: storm measured", "seconds", storm.Seconds(), "controller_cpu_s", stormCPU.Seconds(), "simulator_cpu_s", stormChildCPU.Seconds())
 	stormMods := big.ctrl.PassStats().FlowMods - fm0
+	logPassWork(b.log, "storm", stormStats, big.ctrl.PassStats())
 
 	// Restart: the controller and the store go away and come back on the same data and the same address.
 	addr := big.listen
@@ -466,19 +474,46 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		big.st = nil
 		return fmt.Errorf("restart: %w", err)
 	}
+	opened := time.Since(t0)
 	big.svc = service.New(big.st, service.Options{Logger: b.quiet})
+	conn0 := connects(big)
 	if err := big.startController(ctx, b, addr); err != nil {
 		return fmt.Errorf("restart: %w", err)
 	}
+	// Milestones, for the log: the first full pass done, every bridge connected again.
+	var firstPass, allConnected time.Duration
+	watch, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for watch.Err() == nil && (firstPass == 0 || allConnected == 0) {
+			if firstPass == 0 && big.ctrl.PassStats().FullPasses > 0 {
+				firstPass = time.Since(t0)
+			}
+			if n, err := big.connects(watch); allConnected == 0 && err == nil && n-conn0 >= hosts {
+				allConnected = time.Since(t0)
+			}
+			select {
+			case <-watch.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
 	if err := big.waitAllActive(ctx, 10*time.Minute); err != nil {
+		stopWatch()
 		return fmt.Errorf("restart: %w", err)
 	}
 	restart := time.Since(t0)
+	stopWatch()
+	<-watched
+	b.log.Info("scale: restart milestones", "store_opened_s", opened.Seconds(), "first_full_pass_done_s", firstPass.Seconds(),
+		"all_connected_s", allConnected.Seconds(), "all_active_s", restart.Seconds())
 	stopProf()
 	prof.heap("restarted")
 	restartCPU, restartChildCPU := cpuTime()-cpu0, big.child.cpu()-childCPU0
 	b.log.Info("scale: restart measured", "seconds", restart.Seconds(), "controller_cpu_s", restartCPU.Seconds(), "simulator_cpu_s", restartChildCPU.Seconds())
 	restartMods := big.ctrl.PassStats().FlowMods
+	logPassWork(b.log, "restart", controller.PassStats{}, big.ctrl.PassStats())
 
 	// A page of 100 port mirrors filtered by name, over HTTP (on the restarted service): as a console lists them
 	// (each with its session count and first ten sessions), and with every session.
@@ -672,4 +707,12 @@ func (p phaseProfiler) heap(phase string) {
 	if err != nil {
 		p.log.Warn("scale: no heap profile", "phase", phase, "err", err)
 	}
+}
+
+// logPassWork logs what the controller did between two readings of its counters.
+func logPassWork(log *slog.Logger, phase string, a, z controller.PassStats) {
+	log.Info("scale: controller work", "phase", phase, "passes", z.Passes-a.Passes, "full_passes", z.FullPasses-a.FullPasses,
+		"pass_seconds", (z.PassTime - a.PassTime).Seconds(), "full_pass_seconds", (z.FullTime - a.FullTime).Seconds(),
+		"bridges_compiled", z.Compiled-a.Compiled, "bridges_reused", z.Reused-a.Reused, "sessions_reanalysed", z.Reanalysed-a.Reanalysed,
+		"read_backs", z.ReadBacks-a.ReadBacks, "read_backs_decoded", z.ReadBacksDecoded-a.ReadBacksDecoded)
 }
