@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,7 +206,8 @@ func startFleetChild(ctx context.Context, spec fleetSpec) (*fleetProc, error) {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), FleetChildEnv+"=1")
+	// The simulated bridges are not the controller: the controller's memory limit is not theirs.
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") }), FleetChildEnv+"=1")
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"portmirror/cluster"
 	"portmirror/graphql"
+	"portmirror/internal/memlimit"
 )
 
 // Config is everything the daemon reads from its flags and its config file.
@@ -55,6 +56,9 @@ type Config struct {
 	// CounterPeriod is how often the leader reads each bridge's session counters; 0: the controller's default.
 	CounterPeriod time.Duration `yaml:"counter_period"`
 
+	// MemoryLimit is the Go runtime's soft memory limit: auto, none or a size (internal/memlimit).
+	MemoryLimit string `yaml:"memory_limit"`
+
 	// TLS is what the files above hold, read by parseConfig (see TLSConfigs).
 	TLS TLSConfigs `yaml:"-"`
 
@@ -80,6 +84,7 @@ func defaults() Config {
 		OpenFlowListen: ":6653",
 		LogLevel:       "info",
 		LogFormat:      "text",
+		MemoryLimit:    "auto",
 
 		OpenFlowMaxConnsPerAddr: DefaultOpenFlowMaxConnsPerAddr,
 		APIMaxConnsPerAddr:      DefaultAPIMaxConnsPerAddr,
@@ -132,6 +137,8 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 	fs.IntVar(&flags.APIMaxRequests, "api-max-requests", cfg.APIMaxRequests, "API requests served at once; more are answered 503 at once; 0: no bound")
 	fs.BoolVar(&flags.MetricsRequireToken, "metrics-require-token", false, "GET /metrics needs a token (any role), as the API does")
 	fs.DurationVar(&flags.CounterPeriod, "counter-period", cfg.CounterPeriod, "how often each bridge's session counters are read (at least 100ms; 0: 10s), the reads spread over it")
+	fs.StringVar(&flags.MemoryLimit, "memory-limit", cfg.MemoryLimit, "soft memory `limit` the collector keeps the process under: a size (e.g. 2GiB, 1900MiB), none, or auto: "+
+		"GOMEMLIMIT when set, else 90% of the cgroup's memory.max or memory.high, else none (README \"At scale\")")
 	configFile := fs.String("config", "", "YAML `file` with tokens and any of the other settings (each flag's name with _ for -, e.g. data_dir, api_tls_cert; and tokens)")
 	fs.Usage = func() {
 		fmt.Fprintf(usageOut, "Usage: portmirrord [flags]\n\nThe port mirroring controller: GraphQL API, OpenFlow 1.3 controller.\n\nFlags:\n")
@@ -202,6 +209,8 @@ func parseConfig(args []string, usageOut io.Writer) (Config, error) {
 			cfg.MetricsRequireToken = flags.MetricsRequireToken
 		case "counter-period":
 			cfg.CounterPeriod = flags.CounterPeriod
+		case "memory-limit":
+			cfg.MemoryLimit = flags.MemoryLimit
 		}
 	})
 	if err := cfg.validate(); err != nil {
@@ -273,6 +282,9 @@ func (c *Config) validate() error {
 		if l.v < 0 {
 			return bad(l.flag, l.key, "%d is negative; 0 means no bound", l.v)
 		}
+	}
+	if _, err := memlimit.Parse(c.MemoryLimit); err != nil {
+		return bad("memory-limit", "memory_limit", "%v", err)
 	}
 	if c.CounterPeriod != 0 && c.CounterPeriod < 100*time.Millisecond {
 		return bad("counter-period", "counter_period", "%v is below 100ms", c.CounterPeriod)

@@ -26,6 +26,7 @@ openflow_listen: 127.0.0.1:6653
 log_level: debug
 api_max_requests: 10
 openflow_max_conns_per_addr: 8
+memory_limit: 2GiB
 tokens:
   - {name: ops, token: 0123456789abcdef0123, role: admin}
 `)
@@ -34,7 +35,7 @@ tokens:
 		t.Fatal(err)
 	}
 	want := Config{DataDir: "/tmp/x", APIListen: "127.0.0.1:9100", OpenFlowListen: "127.0.0.1:6653", LogLevel: "debug",
-		LogFormat: "text", ConfigFile: file, APIMaxRequests: 10, APIMaxConnsPerAddr: DefaultAPIMaxConnsPerAddr}
+		LogFormat: "text", ConfigFile: file, APIMaxRequests: 10, APIMaxConnsPerAddr: DefaultAPIMaxConnsPerAddr, MemoryLimit: "2GiB"}
 	got := cfg
 	got.Tokens = nil
 	if !reflect.DeepEqual(got, want) {
@@ -67,6 +68,8 @@ func TestConfigRefused(t *testing.T) {
 		{"bad listen in file", nil, "api_listen: localhost\n", "api_listen"},
 		{"bad advertise flag", []string{"--openflow-advertise", "192.0.2.1:6653"}, "", "openflow-advertise"},
 		{"bad log level", []string{"--log-level", "loud"}, "", "log-level"},
+		{"bad memory limit flag", []string{"--memory-limit", "lots"}, "", "memory-limit"},
+		{"memory limit too small in file", nil, "memory_limit: 10MiB\n", "memory_limit"},
 		{"unknown flag", []string{"--verbose"}, "", "verbose"},
 		{"negative limit", []string{"--api-max-requests", "-1"}, "", "api-max-requests"},
 		{"token and digest", nil, "tokens: [{name: a, token: 0123456789abcdef0123, sha256: " + strings.Repeat("ab", 32) + ", role: admin}]\n", "not both"},

@@ -62,6 +62,13 @@ func (r reloader) reload(t *reloadable) {
 		return
 	}
 	t.level.Set(next.logLevel())
+	if next.MemoryLimit != t.cfg.MemoryLimit {
+		if err := applyMemoryLimit(next.MemoryLimit, log); err != nil {
+			log.Error("SIGHUP: the memory limit was not changed", "error", err)
+		} else {
+			t.cfg.MemoryLimit = next.MemoryLimit
+		}
+	}
 	if next.WorldReadable {
 		log.Warn("the config file holds API tokens and every user of this machine can read it: chmod 600 it", "config", next.ConfigFile)
 	}

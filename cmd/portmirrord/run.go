@@ -6,9 +6,12 @@ import (
 	"fmt"
 	stdlog "log"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"portmirror/cluster"
 	"portmirror/controller"
 	"portmirror/graphql"
+	"portmirror/internal/memlimit"
 	"portmirror/internal/netlimit"
 	"portmirror/internal/secaudit"
 	"portmirror/service"
@@ -67,6 +71,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 	}
 	if len(cfg.Tokens) == 0 {
 		log.Warn("no API token configured: the API serves loopback clients only, as the actor \"local\"")
+	}
+	if err := applyMemoryLimit(cfg.MemoryLimit, log); err != nil {
+		return err
 	}
 
 	st, err := store.Open(ctx, store.Options{Dir: cfg.DataDir, Logger: log.With("component", "store"),
@@ -296,4 +303,28 @@ func clusterTLS(t *ClusterTLS) *cluster.TLS {
 		return nil
 	}
 	return &cluster.TLS{Server: t.Server, Client: t.Client}
+}
+
+// applyMemoryLimit sets the Go runtime's soft memory limit as the setting says (internal/memlimit) and logs it.
+func applyMemoryLimit(setting string, log *slog.Logger) error {
+	set, err := memlimit.Parse(setting)
+	if err != nil {
+		return fmt.Errorf("memory limit: %w", err)
+	}
+	limit, why, err := memlimit.Resolve(set, os.Getenv, "/sys/fs/cgroup", "/proc/self")
+	if err != nil {
+		return fmt.Errorf("memory limit: %w", err)
+	}
+	switch {
+	case limit > 0:
+		debug.SetMemoryLimit(limit)
+	case limit == 0:
+		debug.SetMemoryLimit(math.MaxInt64) // none (a reload may take a limit away)
+	}
+	if cur := debug.SetMemoryLimit(-1); cur != math.MaxInt64 {
+		log.Info("soft memory limit", "mib", cur>>20, "from", why)
+	} else {
+		log.Info("no soft memory limit: the heap may grow to twice what is live (GOGC)", "why", why)
+	}
+	return nil
 }
