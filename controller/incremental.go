@@ -751,6 +751,10 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 		}
 		counts := plan.CountIDs(dp) // the counter reads' key: which session a counting flow's id stands for
 		c.passStats.compiled.Add(1)
+		// Packed at once: a pass that compiles many bridges (a restart's first) would otherwise hold every one's
+		// flows as []flows.Flow until its worker gets to it, several times the memory; a bridge read back is
+		// compared with the packed form anyway, and one that holds them already needs no diff.
+		w.flows.pack()
 		b.mu.Lock()
 		b.counts = counts
 		// kept to hand again while nothing it derives from changes (compileTargets)
@@ -760,11 +764,7 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 			c.onWork(dp, w)
 		}
 		if lead && c.view.Connected(dp) {
-			c.submit(lctx, dp, w) // its worker packs it once the bridge holds it
-		} else {
-			b.mu.Lock()
-			w.flows.pack() // kept for the bridge's return (a restart compiles bridges before they connect)
-			b.mu.Unlock()
+			c.submit(lctx, dp, w)
 		}
 	}
 }
