@@ -486,9 +486,14 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	logPassWork(b.log, "storm", stormStats, big.ctrl.PassStats())
 
 	// Restart: the controller and the store go away and come back on the same data and the same address.
+	// Everything of the old controller goes: its API server held the old service, and through it the old store
+	// and controller (which doubled what was live through the restart, unlike a daemon's restart).
 	addr := big.listen
+	big.apiSrv.Close()
+	big.apiSrv, big.api = nil, nil
 	big.stopCtrl()
 	big.st.Close()
+	big.svc, big.ctrl = nil, nil
 	cpu0, childCPU0 = cpuTime(), big.child.cpu()
 	stopProf = prof.cpu("restart", 35)
 	t0 = time.Now()
@@ -539,7 +544,6 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 
 	// A page of 100 port mirrors filtered by name, over HTTP (on the restarted service): as a console lists them
 	// (each with its session count and first ten sessions), and with every session.
-	big.apiSrv.Close()
 	h, err := graphql.New(graphql.Options{Backend: big.svc, Logger: b.quiet})
 	if err != nil {
 		return err
