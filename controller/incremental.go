@@ -38,7 +38,7 @@ type incState struct {
 	bridges  map[string]flows.Bridge      // the fabric's bridges the state was built with
 	eps      map[flows.EndpointKey]flows.Endpoint
 	// datapath id -> digest of what the analysis of its sessions reads of its bridge (bridgeDigest), as of the
-	// last incremental pass that had it dirty; emptied by a full pass (which reads whatever is current)
+	// last pass that analysed them for it: the full pass (every bridge), or an incremental one that had it dirty
 	seen map[string]uint64
 
 	// changes noted since the last pass
@@ -141,7 +141,8 @@ func (inc *incState) rebuild(c *Controller, in *flows.Input, pms []string, fab *
 		inc.pmFN[pms[i]] = s.FlowNetwork
 	}
 	inc.fab, inc.networks, inc.bridges, inc.eps = fab, fab.networks, fab.bridges, fab.endpoints
-	inc.seen = map[string]uint64{}
+	// what the full pass analysed every session with: a bridge that comes back as it is now analyses nothing
+	inc.seen = c.bridgeDigests(fab)
 	inc.ready, inc.needFull, inc.lastFull = true, false, time.Now()
 	inc.clearPending()
 	inc.dirtyNics = map[string]struct{}{}
@@ -518,31 +519,55 @@ func (c *Controller) bridgeDigest(fab *fabric, dp string) (uint64, bool) {
 		return 0, false
 	}
 	var h maphash.Hash
-	h.SetSeed(c.seed)
-	var num [8]byte
-	u64 := func(v uint64) {
-		binary.LittleEndian.PutUint64(num[:], v)
-		_, _ = h.Write(num[:])
-	}
-	u64(uint64(len(b.Ports)))
-	for _, p := range b.Ports {
-		u64(uint64(p))
-	}
-	sum := h.Sum64()
+	sum := c.portsDigest(&h, b)
 	for fn := range fab.networks {
-		ep, ok := fab.endpoints[flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}]
-		if !ok {
-			continue
+		if ep, ok := fab.endpoints[flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}]; ok {
+			sum += c.endpointDigest(&h, fn, ep)
 		}
-		h.Reset()
-		_, _ = h.WriteString(fn)
-		u64(uint64(ep.TunnelPort))
-		ip := ep.IP.As16()
-		_, _ = h.Write(ip[:])
-		u64(uint64(ep.IP.BitLen()))
-		sum += h.Sum64()
 	}
 	return sum, true
+}
+
+// bridgeDigests is bridgeDigest of every bridge of the fabric, in one sweep over its endpoints.
+func (c *Controller) bridgeDigests(fab *fabric) map[string]uint64 {
+	var h maphash.Hash
+	out := make(map[string]uint64, len(fab.bridges))
+	for dp, b := range fab.bridges {
+		out[dp] = c.portsDigest(&h, b)
+	}
+	for k, ep := range fab.endpoints {
+		if _, ok := out[k.DatapathID]; ok {
+			if _, known := fab.networks[k.FlowNetwork]; known {
+				out[k.DatapathID] += c.endpointDigest(&h, k.FlowNetwork, ep)
+			}
+		}
+	}
+	return out
+}
+
+func (c *Controller) portsDigest(h *maphash.Hash, b flows.Bridge) uint64 {
+	h.SetSeed(c.seed)
+	writeU64(h, uint64(len(b.Ports)))
+	for _, p := range b.Ports {
+		writeU64(h, uint64(p))
+	}
+	return h.Sum64()
+}
+
+func (c *Controller) endpointDigest(h *maphash.Hash, fn string, ep flows.Endpoint) uint64 {
+	h.SetSeed(c.seed)
+	_, _ = h.WriteString(fn)
+	writeU64(h, uint64(ep.TunnelPort))
+	ip := ep.IP.As16()
+	_, _ = h.Write(ip[:])
+	writeU64(h, uint64(ep.IP.BitLen()))
+	return h.Sum64()
+}
+
+func writeU64(h *maphash.Hash, v uint64) {
+	var num [8]byte
+	binary.LittleEndian.PutUint64(num[:], v)
+	_, _ = h.Write(num[:])
 }
 
 func (ps *planState) hasReport(uuid string) bool {

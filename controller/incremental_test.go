@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"reflect"
 	"slices"
@@ -406,4 +407,52 @@ func incSeeds() int {
 		return n
 	}
 	return 3
+}
+
+// TestBridgeDigests: the digests a full pass records for every bridge at once are those an incremental pass
+// computes for one, and a change of a bridge's ports or of one of its endpoints changes its digest only.
+func TestBridgeDigests(t *testing.T) {
+	c := &Controller{seed: maphash.MakeSeed()}
+	r := rand.New(rand.NewPCG(7, 8))
+	fab := &fabric{bridges: map[string]flows.Bridge{}, endpoints: map[flows.EndpointKey]flows.Endpoint{}, networks: map[string]model.FlowNetwork{}}
+	for n := range 5 {
+		fn := fmt.Sprintf("fn-%d", n)
+		fab.networks[fn] = model.FlowNetwork{UUID: fn}
+	}
+	for b := range 40 {
+		dp := fmt.Sprintf("%016x", b)
+		ports := []uint32{1, 2, uint32(3 + r.IntN(5))}
+		fab.bridges[dp] = flows.Bridge{Ports: ports}
+		for fn := range fab.networks {
+			if r.IntN(2) == 0 {
+				fab.endpoints[flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}] = flows.Endpoint{TunnelPort: uint32(100 + r.IntN(3)),
+					IP: netip.AddrFrom4([4]byte{198, 18, byte(b), byte(r.IntN(3))})}
+			}
+		}
+	}
+	// an endpoint of a flow network the fabric does not hold, and one of a bridge it does not hold: not counted
+	fab.endpoints[flows.EndpointKey{FlowNetwork: "gone", DatapathID: "0000000000000001"}] = flows.Endpoint{TunnelPort: 9}
+	fab.endpoints[flows.EndpointKey{FlowNetwork: "fn-0", DatapathID: "00000000000000ff"}] = flows.Endpoint{TunnelPort: 9}
+	all := c.bridgeDigests(fab)
+	if len(all) != len(fab.bridges) {
+		t.Fatalf("%d digests for %d bridges", len(all), len(fab.bridges))
+	}
+	for dp := range fab.bridges {
+		if one, ok := c.bridgeDigest(fab, dp); !ok || one != all[dp] {
+			t.Fatalf("bridge %s: digest %x alone, %x among all", dp, one, all[dp])
+		}
+	}
+	if _, ok := c.bridgeDigest(fab, "00000000000000ff"); ok {
+		t.Error("a bridge the fabric does not hold has a digest")
+	}
+	dp := "0000000000000003"
+	fab.bridges[dp] = flows.Bridge{Ports: []uint32{1, 2, 99}}
+	k := flows.EndpointKey{FlowNetwork: "fn-1", DatapathID: "0000000000000004"}
+	fab.endpoints[k] = flows.Endpoint{TunnelPort: 77}
+	after := c.bridgeDigests(fab)
+	for d := range fab.bridges {
+		if changed := after[d] != all[d]; changed != (d == dp || d == k.DatapathID) {
+			t.Errorf("bridge %s: digest changed %v", d, changed)
+		}
+	}
 }
