@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"maps"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"portmirror/flows"
@@ -759,29 +762,61 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 		bySession[in.Sessions[i].UUID] = &in.Sessions[i]
 	}
 	c.passStats.analysed.Add(uint64(len(in.Sessions)))
+	// Program only a bridge that this pass's input knew: one that connected after the input was read gets a pass
+	// of its own (its connection marked it dirty), and a plan that did not know it holds none of its flows.
+	dps := make([]string, 0, len(targets))
 	for dp := range targets {
-		// Program only a bridge that this pass's input knew: one that connected after the input was read gets a
-		// pass of its own (its connection marked it dirty), and a plan that did not know it holds none of its flows.
-		if _, known := in.Bridges[dp]; !known {
-			continue
+		if _, known := in.Bridges[dp]; known {
+			dps = append(dps, dp)
 		}
+	}
+	// Each bridge is compiled and packed on its own (the plan is only read): on every core when there are many (a
+	// restart's first pass compiles the fleet); what follows is done here, in order.
+	type compiled struct {
+		w      *work
+		counts map[uint32]string
+	}
+	out := make([]compiled, len(dps))
+	compile := func(i int) {
+		dp := dps[i]
 		on := plan.SessionsOn(dp)
-		c.mu.Lock()
-		b := c.bridgeLocked(dp)
-		c.mu.Unlock()
 		w := &work{flows: listFlows(plan.Bridge(dp)), meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)),
 			marks: marks(in, bySession, dp, on), term: term}
 		for _, s := range on {
 			w.sessions[s] = fps[s]
 		}
-		counts := plan.CountIDs(dp) // the counter reads' key: which session a counting flow's id stands for
-		c.passStats.compiled.Add(1)
-		// Packed at once: a pass that compiles many bridges (a restart's first) would otherwise hold every one's
-		// flows as []flows.Flow until its worker gets to it, several times the memory; a bridge read back is
-		// compared with the packed form anyway, and one that holds them already needs no diff.
+		// Packed at once: a pass that compiles many bridges would otherwise hold every one's flows as
+		// []flows.Flow until its worker gets to it, several times the memory; a bridge read back is compared with
+		// the packed form anyway, and one that holds them already needs no diff.
 		w.flows.pack()
+		out[i] = compiled{w: w, counts: plan.CountIDs(dp)} // the counter reads' key: which session a counting flow's id stands for
+	}
+	if workers := min(runtime.GOMAXPROCS(0), len(dps)/8); workers > 1 {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := int(next.Add(1) - 1); i < len(dps); i = int(next.Add(1) - 1) {
+					compile(i)
+				}
+			}()
+		}
+		wg.Wait()
+	} else {
+		for i := range dps {
+			compile(i)
+		}
+	}
+	for i, dp := range dps {
+		w := out[i].w
+		c.mu.Lock()
+		b := c.bridgeLocked(dp)
+		c.mu.Unlock()
+		c.passStats.compiled.Add(1)
 		b.mu.Lock()
-		b.counts = counts
+		b.counts = out[i].counts
 		// kept to hand again while nothing it derives from changes (compileTargets)
 		b.last, b.lastKey = w, keys[dp]
 		b.mu.Unlock()

@@ -86,11 +86,8 @@ func (p *Plan) Bridge(datapathID string) []Flow {
 	if !slices.IsSortedFunc(out, CompareFlows) {
 		slices.SortFunc(out, CompareFlows)
 	}
-	// A bridge's flows are kept for as long as they are installed (to diff the next state against): returned in
-	// an array of their own size, not in what append grew (up to twice as large; a fleet's worth of it counts).
-	if cap(out)-len(out) > len(out)/8 {
-		out = append(make([]Flow, 0, len(out)), out...)
-	}
+	// Returned in what append grew (up to twice their size): the controller packs a bridge's flows as soon as
+	// they are compiled (ofwire.PackFlows) and keeps only that, so a copy of its own size would be work for nothing.
 	return out
 }
 
