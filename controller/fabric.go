@@ -20,7 +20,10 @@ func (c *Controller) patchFabric(ctx context.Context, gen uint64, dps map[string
 	if f != nil && f.gen >= gen {
 		return f, nil
 	}
-	if f == nil || f.hostEPs == nil || len(dps) == 0 || len(dps) > len(f.bridges)/4+16 {
+	// Patched for any number of dirty datapaths: a storm that reconnects the whole fleet patches every bridge
+	// (a bridge and its endpoints each), which costs a fraction of building it from the store anew (every flow
+	// network's endpoints read and copied: about a second of a 10,000-bridge storm).
+	if f == nil || f.hostEPs == nil || len(dps) == 0 {
 		return c.currentFabric(ctx)
 	}
 	for dp := range dps {
