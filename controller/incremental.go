@@ -770,15 +770,11 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 			dps = append(dps, dp)
 		}
 	}
-	// Each bridge is compiled and packed on its own (the plan is only read): on every core when there are many (a
-	// restart's first pass compiles the fleet); what follows is done here, in order.
-	type compiled struct {
-		w      *work
-		counts map[uint32]string
-	}
-	out := make([]compiled, len(dps))
-	compile := func(i int) {
-		dp := dps[i]
+	// Each bridge is compiled, packed and handed to its worker on its own (the plan is only read): on every core
+	// when there are many (a restart's first pass compiles the fleet), each bridge's read-back starting as soon
+	// as it is compiled, not after the last one.
+	var onWorkMu sync.Mutex // onWork (tests) is called one bridge at a time
+	compile := func(dp string) {
 		on := plan.SessionsOn(dp)
 		w := &work{flows: listFlows(plan.Bridge(dp)), meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)),
 			marks: marks(in, bySession, dp, on), term: term}
@@ -789,7 +785,24 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 		// []flows.Flow until its worker gets to it, several times the memory; a bridge read back is compared with
 		// the packed form anyway, and one that holds them already needs no diff.
 		w.flows.pack()
-		out[i] = compiled{w: w, counts: plan.CountIDs(dp)} // the counter reads' key: which session a counting flow's id stands for
+		counts := plan.CountIDs(dp) // the counter reads' key: which session a counting flow's id stands for
+		c.mu.Lock()
+		b := c.bridgeLocked(dp)
+		c.mu.Unlock()
+		c.passStats.compiled.Add(1)
+		b.mu.Lock()
+		b.counts = counts
+		// kept to hand again while nothing it derives from changes (compileTargets)
+		b.last, b.lastKey = w, keys[dp]
+		b.mu.Unlock()
+		if c.onWork != nil {
+			onWorkMu.Lock()
+			c.onWork(dp, w)
+			onWorkMu.Unlock()
+		}
+		if lead && c.view.Connected(dp) {
+			c.submit(lctx, dp, w)
+		}
 	}
 	if workers := min(runtime.GOMAXPROCS(0), len(dps)/8); workers > 1 {
 		var next atomic.Int64
@@ -799,32 +812,14 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 			go func() {
 				defer wg.Done()
 				for i := int(next.Add(1) - 1); i < len(dps); i = int(next.Add(1) - 1) {
-					compile(i)
+					compile(dps[i])
 				}
 			}()
 		}
 		wg.Wait()
-	} else {
-		for i := range dps {
-			compile(i)
-		}
+		return
 	}
-	for i, dp := range dps {
-		w := out[i].w
-		c.mu.Lock()
-		b := c.bridgeLocked(dp)
-		c.mu.Unlock()
-		c.passStats.compiled.Add(1)
-		b.mu.Lock()
-		b.counts = out[i].counts
-		// kept to hand again while nothing it derives from changes (compileTargets)
-		b.last, b.lastKey = w, keys[dp]
-		b.mu.Unlock()
-		if c.onWork != nil {
-			c.onWork(dp, w)
-		}
-		if lead && c.view.Connected(dp) {
-			c.submit(lctx, dp, w)
-		}
+	for _, dp := range dps {
+		compile(dp)
 	}
 }
