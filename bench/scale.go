@@ -290,32 +290,34 @@ func init() {
 		"The profile of the run (go tool pprof on -cpuprofile, focus incrementalPass) shows compileTargets and " +
 		"flows.Analyze on the reconnected bridges, not the one-session changes; building the fabric per changed bridge " +
 		"is the next step."
-	explanations["scale.storm_seconds"] = "Every bridge reconnects at once and costs the controller its handshake, one " +
-		"read-back (flows and meters in one round trip), a check of what came back against the bridge's packed " +
-		"desired flows (packed and compared as bytes), and the re-analysis of the sessions whose NICs it binds; " +
-		"a bridge whose inputs did not change gets its last compiled state, with no compile (bridgeKeys). With the " +
-		"simulated bridges in their own process the time is CPU on two cores: at 10,000 bridges about 1.4 ms of " +
-		"controller CPU and 0.75 ms of simulator CPU per bridge (the figures beside this one), at 3,000 bridges " +
-		"1.2 ms and 0.55 ms (storm 2.7-3.0 s). Before this round: 53 s at 10,000 (3.2 ms per bridge). What the " +
-		"profile shows now: reading and decoding the flow stats (~30 %), the incremental pass re-analysing the " +
-		"reconnected bridges' sessions (~20 %), garbage collection of a 1.3 GB heap (~15 %). Next: skip that " +
-		"re-analysis when a bridge returns with the ports it had, and compare the switch's entries without " +
-		"building flows.Flow values."
-	explanations["scale.restart_seconds"] = "A restart opens the store (objects decoded on every core; Badger compacts " +
-		"on open), loads the inventory into the view, runs a full pass, and compiles each bridge as it reconnects " +
-		"(nothing compiled survives the process to be reused), reads it back and diffs it: 0 flow_mods, about 4 ms " +
-		"of controller CPU per bridge at 10,000 (1.7 ms at 3,000, where the restart takes 5.2-7.4 s). The cost grows " +
-		"faster than the fleet: a larger heap makes each collection dearer, and a pass that finds more than a " +
-		"quarter of the bridges dirty builds the fabric anew and compares it whole (patchFabric, " +
-		"incState.fabricChanges). Next: patch the fabric for any number of dirty bridges, and compile the bridges of the first full pass before they reconnect (in the seconds their " +
-		"reconnect backoff leaves idle)."
-	explanations["scale.rss_mib"] = "The controller's process alone (the simulated bridges run in a child process). " +
-		"About 1.3 GB is live at 10,000 bridges: each bridge's flows, kept packed (ofwire.PackFlows), the store's " +
-		"objects, the view and the incremental indexes (it was 2.2 GB before the flows were packed); the Go heap " +
-		"grows to twice what is live before it collects, and 10,000 connections hold their goroutines' stacks and " +
-		"buffers. A soft memory limit (GOMEMLIMIT=1800MiB) kept the resident size lower but made the collector run " +
-		"all the time in a storm (260 s instead of tens): what is live must shrink further first (the store keeps " +
-		"every object decoded; the incremental indexes are maps of maps)."
+	explanations["scale.storm_seconds"] = "Every bridge reconnects at once and costs the controller its handshake (features, " +
+		"port-desc and the bundle probe in one write after the hellos), one read-back (flows and meters in one round " +
+		"trip) compared in place with the packed flows it should hold (ofwire.SameFlowEntries: entries sorted by " +
+		"span and compared as bytes, nothing decoded), and its last compiled state handed again (bridgeKeys); a " +
+		"bridge that returns with the ports it had analyses nothing (its digest, recorded by the full pass too), and " +
+		"the fabric is patched per bridge, not rebuilt from the store. With the simulated bridges in their own " +
+		"process the time is CPU on two cores: about 0.65 ms of controller CPU and 0.35 ms of simulator CPU per " +
+		"bridge (the figures beside this one), from 1.4 ms and 0.75 ms at the start of this round (12 s) and 3.2 ms " +
+		"before it (53 s). What the profile shows now: reading the replies (read system calls and message bodies, " +
+		"about a quarter), garbage collection under the soft memory limit (about a quarter), the handshake and the " +
+		"view's update per bridge. Without the limit (BENCH_SCALE_MEMORY_LIMIT=none) the storm took 4.1 s."
+	explanations["scale.restart_seconds"] = "A restart opens the store (about 7 s: Badger compacts on open and every object is " +
+		"decoded from JSON, on every core), loads the inventory into the view, and runs a full pass that analyses " +
+		"every session and compiles and packs every bridge on every core (about 9 s), each bridge handed to its " +
+		"worker, read back and compared as soon as it is compiled: 0 flow_mods. Before this round the bench's " +
+		"restart also kept the old controller, store and service live (its API server held them), twice the memory " +
+		"through the restart. What remains is CPU: compiling (Plan.Bridge, about 0.4 ms per bridge: each flows.Flow " +
+		"is large and built one by one), packing (about 0.35 ms), the store's JSON and the collector; reaching 10 s " +
+		"needs the compiled state to survive the restart (stored with the inputs' digest) or a compiler that " +
+		"builds flows in their wire form."
+	explanations["scale.rss_mib"] = "The controller's process alone (the simulated bridges run in a child process), " +
+		"under the soft memory limit a daemon gets from --memory-limit (BENCH_SCALE_MEMORY_LIMIT, 1900MiB here; " +
+		"README \"At scale\"). About 1.1 GB is live at 10,000 bridges: each bridge's flows packed (300 MB), the " +
+		"store's objects, the view and the incremental indexes. Without a limit the Go runtime lets the heap grow " +
+		"to twice what is live before it collects and keeps what it freed: 2.9-3.1 GB measured this round (1.2 GB in " +
+		"use, 1.5 GB idle). Under the limit the collector runs more often (a quarter of the storm's controller CPU). " +
+		"Shrinking what is live (the store keeps every object decoded; the indexes are maps of maps) is what would " +
+		"let the default collector meet the goal."
 	explanations["api.page_p50_ms"] = "The page is the one a console shows: 100 port mirrors, each with its session " +
 		"count and first ten sessions (`sessionCount sessions(first: 10)`), so its size no longer grows with the " +
 		"sessions a port mirror holds: the count reads the store's index without copying a session, and the first " +
