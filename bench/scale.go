@@ -301,9 +301,9 @@ func init() {
 		"before it (53 s). What the profile shows now: reading the replies (read system calls and message bodies, " +
 		"about a quarter), garbage collection under the soft memory limit (about a quarter), the handshake and the " +
 		"view's update per bridge. Without the limit (BENCH_SCALE_MEMORY_LIMIT=none) the storm took 4.1 s."
-	explanations["scale.restart_seconds"] = "A restart opens the store (about 7 s: Badger compacts on open and every object is " +
+	explanations["scale.restart_seconds"] = "A restart opens the store (7-10 s: Badger compacts on open and every object is " +
 		"decoded from JSON, on every core), loads the inventory into the view, and runs a full pass that analyses " +
-		"every session and compiles and packs every bridge on every core (about 9 s), each bridge handed to its " +
+		"every session and compiles and packs every bridge on every core (9-15 s), each bridge handed to its " +
 		"worker, read back and compared as soon as it is compiled: 0 flow_mods. Before this round the bench's " +
 		"restart also kept the old controller, store and service live (its API server held them), twice the memory " +
 		"through the restart. What remains is CPU: compiling (Plan.Bridge, about 0.4 ms per bridge: each flows.Flow " +
@@ -653,7 +653,7 @@ func memLimitText(l int64) string {
 	if l == math.MaxInt64 {
 		return "no soft memory limit"
 	}
-	return fmt.Sprintf("GOMEMLIMIT %d MiB", l>>20)
+	return fmt.Sprintf("a soft memory limit of %d MiB", l>>20)
 }
 
 // loadAverage is the 1-, 5- and 15-minute load average, as /proc/loadavg gives it.
