@@ -416,12 +416,9 @@ func countFlowStats(b []byte) int {
 func eachFlowStat(b []byte, fn func(FlowStat) error) error {
 	for off, i := 0, 0; off < len(b); i++ {
 		rest := b[off:]
-		if len(rest) < flowStatsFixed+8 {
-			return malformed("flow-stats entry %d: %d bytes left, an entry has at least %d", i, len(rest), flowStatsFixed+8)
-		}
-		n := int(binary.BigEndian.Uint16(rest))
-		if n < flowStatsFixed+8 || n > len(rest) {
-			return malformed("flow-stats entry %d: length %d with %d bytes left (minimum %d)", i, n, len(rest), flowStatsFixed+8)
+		n, err := entryLen(rest, i)
+		if err != nil {
+			return err
 		}
 		st, err := decodeFlowStat(rest[:n])
 		if err != nil {
@@ -433,6 +430,19 @@ func eachFlowStat(b []byte, fn func(FlowStat) error) error {
 		off += n
 	}
 	return nil
+}
+
+// entryLen is the length of flow-stats entry i, which starts rest, or an error wrapping ErrMalformed when its
+// length cannot frame it.
+func entryLen(rest []byte, i int) (int, error) {
+	if len(rest) < flowStatsFixed+8 {
+		return 0, malformed("flow-stats entry %d: %d bytes left, an entry has at least %d", i, len(rest), flowStatsFixed+8)
+	}
+	n := int(binary.BigEndian.Uint16(rest))
+	if n < flowStatsFixed+8 || n > len(rest) {
+		return 0, malformed("flow-stats entry %d: length %d with %d bytes left (minimum %d)", i, n, len(rest), flowStatsFixed+8)
+	}
+	return n, nil
 }
 
 func decodeFlowStat(e []byte) (FlowStat, error) {

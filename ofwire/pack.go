@@ -89,12 +89,9 @@ func entrySpans(b []byte) (spans []span, sorted bool, err error) {
 	sorted = true
 	for off, i := 0, 0; off < len(b); i++ {
 		rest := b[off:]
-		if len(rest) < flowStatsFixed+8 {
-			return nil, false, malformed("flow-stats entry %d: %d bytes left, an entry has at least %d", i, len(rest), flowStatsFixed+8)
-		}
-		n := int(binary.BigEndian.Uint16(rest))
-		if n < flowStatsFixed+8 || n > len(rest) {
-			return nil, false, malformed("flow-stats entry %d: length %d with %d bytes left (minimum %d)", i, n, len(rest), flowStatsFixed+8)
+		n, err := entryLen(rest, i)
+		if err != nil {
+			return nil, false, err
 		}
 		e := rest[:n]
 		e[entryPad1] = 0
