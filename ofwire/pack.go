@@ -18,7 +18,9 @@ import (
 func PackFlows(fs []flows.Flow) ([]byte, error) {
 	n := 0
 	for i := range fs {
-		n += flowStatsFixed + 16 + 16*len(fs[i].Actions) // a close guess: one allocation in the common case
+		// a generous guess (the entry, a match of a few fields, the instruction headers, the actions): one
+		// allocation, where a tight one grew the buffer three or four times per bridge
+		n += flowStatsFixed + 64 + 32*len(fs[i].Actions)
 	}
 	dst := make([]byte, 0, n)
 	for i := range fs {
@@ -87,6 +89,7 @@ type span struct{ lo, hi int }
 // writes), and reports whether the entries are in canonical order already.
 func entrySpans(b []byte) (spans []span, sorted bool, err error) {
 	sorted = true
+	spans = make([]span, 0, countFlowStats(b))
 	for off, i := 0, 0; off < len(b); i++ {
 		rest := b[off:]
 		n, err := entryLen(rest, i)
