@@ -219,7 +219,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		WithNumGoroutines(2).
 		WithCompression(options.None).
 		WithMetricsEnabled(false).
-		WithDetectConflicts(true)
+		WithDetectConflicts(true).
+		// Level 0 compacted when the store closes, not when it next opens: a restart (the controller's whole fleet
+		// waiting for its first pass) does not pay for it; a stop takes that time instead.
+		WithCompactL0OnClose(true)
 	if o.InMemory {
 		bo = bo.WithDir("").WithValueDir("")
 	}
