@@ -296,11 +296,11 @@ func init() {
 		"span and compared as bytes, nothing decoded), and its last compiled state handed again (bridgeKeys); a " +
 		"bridge that returns with the ports it had analyses nothing (its digest, recorded by the full pass too), and " +
 		"the fabric is patched per bridge, not rebuilt from the store. With the simulated bridges in their own " +
-		"process the time is CPU on two cores: about 0.65 ms of controller CPU and 0.35 ms of simulator CPU per " +
+		"process the time is CPU on two cores: 0.6-0.75 ms of controller CPU and 0.3-0.45 ms of simulator CPU per " +
 		"bridge (the figures beside this one), from 1.4 ms and 0.75 ms at the start of this round (12 s) and 3.2 ms " +
 		"before it (53 s). What the profile shows now: reading the replies (read system calls and message bodies, " +
 		"about a quarter), garbage collection under the soft memory limit (about a quarter), the handshake and the " +
-		"view's update per bridge. Without the limit (BENCH_SCALE_MEMORY_LIMIT=none) the storm took 4.1 s."
+		"view's update per bridge. Across runs under the limit it took 4.8-6.3 s; in the one run without it (BENCH_SCALE_MEMORY_LIMIT=none), 4.1 s."
 	explanations["scale.restart_seconds"] = "A restart opens the store (7-10 s: Badger compacts on open and every object is " +
 		"decoded from JSON, on every core), loads the inventory into the view, and runs a full pass that analyses " +
 		"every session and compiles and packs every bridge on every core (9-15 s), each bridge handed to its " +
