@@ -213,21 +213,12 @@ const maxDumpBytes = 512 << 20
 // DumpFlowStats reads every flow whose cookie matches cookie under mask, in every table.
 func (sw *Switch) DumpFlowStats(ctx context.Context, cookie, mask uint64) ([]ofwire.FlowStat, error) {
 	var out []ofwire.FlowStat
-	err := sw.dumpFlowStats(ctx, cookie, mask, func(st []ofwire.FlowStat) { out = append(out, st...) })
-	return out, err
-}
-
-// dumpFlowStats reads every flow whose cookie matches cookie under mask and hands each reply part's flows to
-// each, as they come.
-func (sw *Switch) dumpFlowStats(ctx context.Context, cookie, mask uint64, each func([]ofwire.FlowStat)) error {
-	return sw.dumpFlowParts(ctx, cookie, mask, func(body []byte) error {
+	err := sw.dumpFlowParts(ctx, cookie, mask, func(body []byte) error {
 		st, err := ofwire.DecodeFlowStats(body)
-		if err != nil {
-			return err
-		}
-		each(st)
-		return nil
+		out = append(out, st...)
+		return err
 	})
+	return out, err
 }
 
 // dumpFlowParts sends a flow-stats request for the flows whose cookie matches cookie under mask and hands each

@@ -691,11 +691,7 @@ func (c *Controller) compileTargets(ctx context.Context, fab *fabric, targets ma
 func (c *Controller) bridgeKeys(fab *fabric, targets map[string]struct{}) map[string]uint64 {
 	out := make(map[string]uint64, len(targets))
 	var h maphash.Hash
-	var num [8]byte
-	u64 := func(v uint64) {
-		binary.LittleEndian.PutUint64(num[:], v)
-		_, _ = h.Write(num[:])
-	}
+	u64 := func(v uint64) { writeU64(&h, v) }
 	var sessions []string
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -557,6 +557,7 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	var installed []flows.Flow
 	same := false // the bridge holds exactly w's flows
 	if known {
+		// both packed when they were compiled (submitTargets): equal bytes are equal flows
 		if same = kept.equal(&w.flows); !same {
 			if installed, err = kept.get(); err != nil {
 				return fmt.Errorf("the flows kept of %s: %w", b.dpid, err)
@@ -579,17 +580,15 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		if merr != nil {
 			return fmt.Errorf("read back meters of %s: %w", b.dpid, merr)
 		}
-		// What it should hold, packed (kept so once it holds it, below), against what it holds, as bytes: only
-		// a bridge that differs has its flows decoded and diffed.
-		b.mu.Lock()
-		w.flows.pack()
-		b.mu.Unlock()
+		// What it should hold (packed when it was compiled) against what it holds, as bytes: only a bridge that
+		// differs has its flows decoded, and diffed unless they are the same flows encoded otherwise.
 		c.passStats.readBacks.Add(1)
 		if same = w.flows.is(entries); !same {
 			c.passStats.readBacksDecoded.Add(1)
 			if installed, err = sw.FlowsOf(ctx, entries); err != nil {
 				return fmt.Errorf("read back flows of %s: %w", b.dpid, err)
 			}
+			same = w.flows.holds(installed)
 		}
 	}
 	// Meters the flows will name first; meters no flow will name once the flows changed (see meters.go).
@@ -606,7 +605,7 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		meterRefused = append(meterRefused, r...)
 	}
 	var add, mod, del []flows.Flow
-	if !same && !w.flows.holds(installed) {
+	if !same {
 		desired, err := w.flows.get()
 		if err != nil {
 			return fmt.Errorf("the desired flows of %s: %w", b.dpid, err)
@@ -648,9 +647,8 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		return fmt.Errorf("%w: %d meter_mods, the first: %s", errRefused, len(meterRefused), meterRefused[0].Error())
 	}
 	b.refused = nil
-	// What the bridge now holds is kept packed (and so is the work, which may be handed again): a fleet's
-	// flows in a tenth of the memory, with no pointers for the collector to walk.
-	w.flows.pack()
+	// what the bridge now holds, packed as it was compiled: a fleet's flows in a tenth of the memory, with no
+	// pointers for the collector to walk
 	b.installed = w.flows
 	b.meters = w.meters
 	b.known = true

@@ -227,21 +227,16 @@ func (c *conn) close() {
 	})
 }
 
-func (c *conn) send(b []byte) {
-	c.mu.Lock()
-	c.q = append(c.q, b...)
-	c.mu.Unlock()
-	select {
-	case c.sig <- struct{}{}:
-	default:
-	}
-}
+// send queues a copy of b for the writer.
+func (c *conn) send(b []byte) { c.queue(b, false) }
 
 // sendOwned queues b, which the caller gives up: when nothing is queued, b becomes the queue, not a copy of it
 // (a flow dump is the largest reply and a reconnect storm asks every bridge for one).
-func (c *conn) sendOwned(b []byte) {
+func (c *conn) sendOwned(b []byte) { c.queue(b, true) }
+
+func (c *conn) queue(b []byte, owned bool) {
 	c.mu.Lock()
-	if len(c.q) == 0 {
+	if owned && len(c.q) == 0 {
 		c.q = b
 	} else {
 		c.q = append(c.q, b...)
