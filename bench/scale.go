@@ -86,7 +86,7 @@ func (r *scaleRig) close() {
 	if r.st != nil {
 		r.st.Close()
 	}
-	if r.dir != "" {
+	if r.dir != "" && os.Getenv("PORTMIRROR_BENCH_SCALE_KEEP") == "" {
 		_ = os.RemoveAll(r.dir)
 	}
 }
@@ -208,7 +208,7 @@ func (r *scaleRig) startController(ctx context.Context, b *bencher, listen strin
 	var err error
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r.ctrl, err = controller.New(controller.Options{Service: r.svc, Logger: b.quiet, Listen: listen})
+		r.ctrl, err = controller.New(controller.Options{Service: r.svc, Logger: b.quiet, Listen: listen, StateDir: filepath.Join(r.dir, "controller")})
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -742,5 +742,6 @@ func logPassWork(log *slog.Logger, phase string, a, z controller.PassStats) {
 	log.Info("scale: controller work", "phase", phase, "passes", z.Passes-a.Passes, "full_passes", z.FullPasses-a.FullPasses,
 		"pass_seconds", (z.PassTime - a.PassTime).Seconds(), "full_pass_seconds", (z.FullTime - a.FullTime).Seconds(),
 		"bridges_compiled", z.Compiled-a.Compiled, "bridges_reused", z.Reused-a.Reused, "sessions_reanalysed", z.Reanalysed-a.Reanalysed,
-		"read_backs", z.ReadBacks-a.ReadBacks, "read_backs_decoded", z.ReadBacksDecoded-a.ReadBacksDecoded)
+		"read_backs", z.ReadBacks-a.ReadBacks, "read_backs_decoded", z.ReadBacksDecoded-a.ReadBacksDecoded,
+		"restored", z.Restored-a.Restored, "restore_missed", z.RestoreMissed-a.RestoreMissed)
 }

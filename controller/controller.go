@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"portmirror/internal/flowcache"
 	"portmirror/model"
 	"portmirror/service"
 	"portmirror/store"
@@ -42,6 +43,10 @@ type Options struct {
 	// CounterPeriod is how often the leader reads each bridge's session counters (the reads spread over it);
 	// 0: DefaultCounterPeriod; negative: never.
 	CounterPeriod time.Duration
+	// StateDir, when set, is a directory of this controller's own where it records what it compiled for each
+	// bridge (digests, at every full pass and when it stops), so that its next run, the same program on the same
+	// inputs, compiles no bridge whose switch holds those flows. Empty: every run compiles every bridge.
+	StateDir string
 	// FullPassEvery is how often, at the most, a pass analyses every session rather than what changed (the safety
 	// net of the incremental passes); default 10 minutes.
 	FullPassEvery time.Duration
@@ -97,6 +102,12 @@ type Controller struct {
 	inc       *incState // the passes' session cache and indexes; the loop's goroutine only
 	passStats passCounters
 	onWork    func(dp string, w *work) // tests: sees every bridge's compiled state a pass hands out
+
+	// The warm start (warmstart.go), guarded by mu: the program's identity, and what its previous run recorded
+	// that no pass has used yet.
+	program      flowcache.Program
+	programKnown bool
+	restored     map[string]flowcache.Entry
 }
 
 // New opens the OpenFlow listener. Run starts everything else.
@@ -179,6 +190,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.leadCtx = ctx
 		c.mu.Unlock()
 	}
+	c.loadFlowCache()
 	c.leadershipChanged(ctx)
 
 	srvDone := make(chan error, 1)
@@ -199,6 +211,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	cancel()
 	serveErr := <-srvDone
 	c.wg.Wait()
+	c.saveFlowCache()
 	if err == nil {
 		err = serveErr
 	}
@@ -226,6 +239,7 @@ func (c *Controller) loop(ctx context.Context, feed <-chan store.Change, leaders
 		case <-ctx.Done():
 			return nil
 		case <-leadership:
+			c.loadFlowCache()
 			c.leadershipChanged(ctx)
 		case ch, ok := <-feed:
 			if !ok {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"portmirror/flows"
+	"portmirror/internal/flowcache"
 	"portmirror/model"
 	"portmirror/service"
 	"portmirror/store"
@@ -468,7 +469,7 @@ func (c *Controller) incrementalPass(ctx context.Context, dirty topology.Dirty, 
 			return err
 		}
 		plan := flows.Analyze(in)
-		fps := fingerprints(c.seed, in, plan)
+		fps := fingerprints(in, plan)
 		c.passStats.reanalysed.Add(uint64(len(changed)))
 		c.mu.Lock()
 		for uuid := range changed {
@@ -686,18 +687,19 @@ func (c *Controller) compileTargets(ctx context.Context, fab *fabric, targets ma
 // bridgeKeys digests, for each target bridge, everything its compiled state derives from: the sessions located
 // on it (the incremental index) with their fingerprints (each covers the session's definition, both NICs'
 // bridge, port and MAC, both endpoints and its verdict), the bridge's ports and its tunnel ports. Two equal keys
-// compile to the same flows. The index, the fingerprints and the tunnel ports (c.tunnels) must be those of this
-// pass.
+// compile to the same flows, in this process and in the next one of the same program (flowcache). The index, the
+// fingerprints and the tunnel ports (c.tunnels) must be those of this pass.
 func (c *Controller) bridgeKeys(fab *fabric, targets map[string]struct{}) map[string]uint64 {
 	out := make(map[string]uint64, len(targets))
-	var h maphash.Hash
-	u64 := func(v uint64) { writeU64(&h, v) }
+	var buf []byte
+	u64 := func(v uint64) { buf = binary.BigEndian.AppendUint64(buf, v) }
+	str := func(s string) { buf = append(binary.AppendUvarint(buf, uint64(len(s))), s...) }
 	var sessions []string
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for dp := range targets {
-		h.SetSeed(c.seed)
-		_, _ = h.WriteString(dp)
+		buf = buf[:0]
+		str(dp)
 		sessions = sessions[:0]
 		for s := range c.inc.onBridge[dp] {
 			sessions = append(sessions, s)
@@ -705,7 +707,7 @@ func (c *Controller) bridgeKeys(fab *fabric, targets map[string]struct{}) map[st
 		slices.Sort(sessions)
 		u64(uint64(len(sessions)))
 		for _, s := range sessions {
-			_, _ = h.WriteString(s)
+			str(s)
 			u64(c.plan.fp[s])
 		}
 		ports := fab.bridges[dp].Ports
@@ -718,7 +720,7 @@ func (c *Controller) bridgeKeys(fab *fabric, targets map[string]struct{}) map[st
 		for _, p := range tunnels {
 			u64(uint64(p))
 		}
-		out[dp] = h.Sum64()
+		out[dp] = flowcache.Digest(buf)
 	}
 	return out
 }
@@ -772,20 +774,27 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 	var onWorkMu sync.Mutex // onWork (tests) is called one bridge at a time
 	compile := func(dp string) {
 		on := plan.SessionsOn(dp)
-		w := &work{flows: listFlows(plan.Bridge(dp)), meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)),
+		w := &work{meters: plan.Meters(dp), sessions: make(map[string]uint64, len(on)),
 			marks: marks(in, bySession, dp, on), term: term}
 		for _, s := range on {
 			w.sessions[s] = fps[s]
 		}
-		// Packed at once: a pass that compiles many bridges would otherwise hold every one's flows as
-		// []flows.Flow until its worker gets to it, several times the memory; a bridge read back is compared with
-		// the packed form anyway, and one that holds them already needs no diff.
-		w.flows.pack()
+		if rec, ok := c.takeRestored(dp, keys[dp]); ok {
+			// compiled by this program's previous run from the same inputs: the worker finds out from the switch
+			// whether it holds them, and has the bridge compiled only if not
+			w.flows = packedFlows{pending: true, sum: rec.Flows, n: rec.Count}
+		} else {
+			w.flows = listFlows(plan.Bridge(dp))
+			// Packed at once: a pass that compiles many bridges would otherwise hold every one's flows as
+			// []flows.Flow until its worker gets to it, several times the memory; a bridge read back is compared
+			// with the packed form anyway, and one that holds them already needs no diff.
+			w.flows.pack()
+			c.passStats.compiled.Add(1)
+		}
 		counts := plan.CountIDs(dp) // the counter reads' key: which session a counting flow's id stands for
 		c.mu.Lock()
 		b := c.bridgeLocked(dp)
 		c.mu.Unlock()
-		c.passStats.compiled.Add(1)
 		b.mu.Lock()
 		b.counts = counts
 		// kept to hand again while nothing it derives from changes (compileTargets)

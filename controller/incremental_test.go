@@ -249,7 +249,7 @@ func (e *incEnv) check(step string) {
 		e.t.Fatal(err)
 	}
 	plan := flows.Analyze(in)
-	fps := fingerprints(e.c.seed, in, plan)
+	fps := fingerprints(in, plan)
 	e.c.mu.Lock()
 	ps := e.c.plan
 	e.c.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"portmirror/flows"
+	"portmirror/internal/flowcache"
 	"portmirror/model"
 	"portmirror/ofwire"
 	"portmirror/topology"
@@ -20,6 +20,13 @@ import (
 
 // errRefused is applyBridge's error when the switch refused some of the flow_mods.
 var errRefused = errors.New("the switch refused flows")
+
+// errPending is the error of flows not compiled (packedFlows.pending) asked for; errRecompile is applyBridge's
+// when the switch does not hold the pending flows it was handed: the bridge is compiled by the next pass.
+var (
+	errPending   = errors.New("the flows are not compiled")
+	errRecompile = errors.New("the switch does not hold the flows recorded for its inputs: compiling them")
+)
 
 // bridge is what the controller knows of one datapath: its connection, the flows of ours it holds, and the
 // desired state its worker converges it to.
@@ -87,6 +94,9 @@ func (c *Controller) pass(ctx context.Context) error {
 		err = c.fullPass(ctx, dirty, fab)
 		c.passStats.full.Add(1)
 		c.passStats.fullNanos.Add(int64(time.Since(start)))
+		if err == nil {
+			defer c.saveFlowCache() // after the pass's figures: its time is not the pass's
+		}
 	} else {
 		err = c.incrementalPass(ctx, dirty, fab)
 	}
@@ -117,7 +127,7 @@ func (c *Controller) fullPass(ctx context.Context, dirty topology.Dirty, fab *fa
 		return err
 	}
 	plan := flows.Analyze(in)
-	fps := fingerprints(c.seed, in, plan)
+	fps := fingerprints(in, plan)
 
 	reports := make(map[string]flows.SessionReport, len(in.Sessions))
 	revs := make(map[string]uint64, len(in.Sessions))
@@ -393,10 +403,10 @@ func (c *Controller) inputNIC(ctx context.Context, fab *fabric, uuid string) (fl
 	return n, nil
 }
 
-// fingerprints hash (with the controller's seed: they are compared only within one process), per session,
-// everything its flows depend on: the session, both NICs' bindings, the endpoints
-// of both bridges, and the analysis's verdict.
-func fingerprints(seed maphash.Seed, in *flows.Input, plan *flows.Plan) map[string]uint64 {
+// fingerprints hash, per session, everything its flows depend on: the session, both NICs' bindings, the endpoints
+// of both bridges, and the analysis's verdict. The digest is the same in every process: the bridges' keys derive
+// from them, and a restart compares those with the ones recorded before it (flowcache).
+func fingerprints(in *flows.Input, plan *flows.Plan) map[string]uint64 {
 	out := make(map[string]uint64, len(in.Sessions))
 	var buf []byte
 	str := func(s string) { buf = append(append(buf, s...), 0) }
@@ -431,7 +441,7 @@ func fingerprints(seed maphash.Seed, in *flows.Input, plan *flows.Plan) map[stri
 				str(why)
 			}
 		}
-		out[s.UUID] = maphash.Bytes(seed, buf)
+		out[s.UUID] = flowcache.Digest(buf)
 	}
 	return out
 }
@@ -470,6 +480,17 @@ func (c *Controller) converge(ctx context.Context, b *bridge) {
 		b.mu.Unlock()
 
 		err := c.applyBridge(ctx, b, sw, w)
+		if errors.Is(err, errRecompile) {
+			// the pass it marked hands a compiled state; a newer one handed meanwhile is applied now
+			b.mu.Lock()
+			if b.want == nil {
+				b.running = false
+				b.mu.Unlock()
+				return
+			}
+			b.mu.Unlock()
+			continue
+		}
 		if errors.Is(err, errNotLeading) || (err != nil && ctx.Err() != nil) {
 			// Stopped leading (the next leader reads the bridge back and takes over), or the work is of an
 			// older term than this controller's new one: hand it to a worker of the current term.
@@ -556,7 +577,17 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	b.mu.Unlock()
 	var installed []flows.Flow
 	same := false // the bridge holds exactly w's flows
-	if known {
+	if known && kept.pending && !w.flows.pending && (kept.sum != w.flows.sum || kept.n != w.flows.n) {
+		known = false // the bridge's flows are known by their digest only: read back for the difference
+	}
+	if known && (kept.pending || w.flows.pending) {
+		// either is known by its digest only (recorded by this program before its restart, flowcache): equal
+		// digests are equal flows; handed recorded flows the bridge does not hold, it is compiled
+		if kept.sum != w.flows.sum || kept.n != w.flows.n {
+			return c.recompile(b)
+		}
+		same = true
+	} else if known {
 		// both packed when they were compiled (submitTargets): equal bytes are equal flows
 		if same = kept.equal(&w.flows); !same {
 			if installed, err = kept.get(); err != nil {
@@ -583,7 +614,18 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		// What it should hold (packed when it was compiled) against what it holds, as bytes: only a bridge that
 		// differs has its flows decoded, and diffed unless they are the same flows encoded otherwise.
 		c.passStats.readBacks.Add(1)
-		if same = w.flows.is(entries); !same {
+		if w.flows.pending {
+			// flows known by their digest (recorded by this program before its restart, flowcache): the switch
+			// holds them when its flows, in canonical form, digest the same, and they stay known that way, with
+			// none of their bytes kept; otherwise the bridge is compiled
+			var sum uint64
+			n, err := ofwire.EachCanonicalEntry(entries, func(e []byte) { sum = flowcache.Update(sum, e) })
+			if err != nil || n != w.flows.n || sum != w.flows.sum {
+				return c.recompile(b)
+			}
+			c.passStats.restored.Add(1)
+			same = true
+		} else if same = w.flows.is(entries); !same {
 			c.passStats.readBacksDecoded.Add(1)
 			if installed, err = sw.FlowsOf(ctx, entries); err != nil {
 				return fmt.Errorf("read back flows of %s: %w", b.dpid, err)
@@ -654,6 +696,20 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	b.known = true
 	b.confirmed = w.sessions
 	return nil
+}
+
+// recompile drops the bridge's last state when its flows are pending (the switch does not hold them), marks the
+// bridge for the next pass, which compiles it, and returns errRecompile.
+func (c *Controller) recompile(b *bridge) error {
+	b.mu.Lock()
+	if b.last != nil && b.last.flows.pending {
+		b.last = nil
+	}
+	b.mu.Unlock()
+	c.passStats.restoreMissed.Add(1)
+	c.view.MarkDirty(b.dpid)
+	c.trigger()
+	return errRecompile
 }
 
 // SessionRevision implements service.Live.
@@ -756,12 +812,15 @@ func tunnelPorts(in *flows.Input) map[string][]uint32 {
 	return out
 }
 
-// packedFlows is a bridge's flows, as a list or packed (ofwire.PackFlows). Its methods are called with the
-// bridge's lock held, or on a value not yet shared.
+// packedFlows is a bridge's flows, as a list or packed (ofwire.PackFlows), or, pending, known only by the
+// digest and count of their packed form (recorded by the program's previous run: flowcache). Its methods are
+// called with the bridge's lock held, or on a value not yet shared.
 type packedFlows struct {
-	list   []flows.Flow
-	packed []byte // when list is nil
-	n      int
+	list    []flows.Flow
+	packed  []byte // when list is nil
+	n       int
+	sum     uint64 // flowcache.Digest(packed), when packed or pending
+	pending bool   // not compiled: the flows whose packed form digests to sum (applyBridge compares the switch's)
 }
 
 func listFlows(fs []flows.Flow) packedFlows { return packedFlows{list: fs, n: len(fs)} }
@@ -798,6 +857,9 @@ func (p *packedFlows) is(entries []byte) bool {
 // get returns the flows, unpacked when packed (in CompareFlows order, as the compiler gives them: Diff's fast
 // path). The caller does not change them.
 func (p *packedFlows) get() ([]flows.Flow, error) {
+	if p.pending {
+		return nil, errPending
+	}
 	if p.list != nil || p.packed == nil {
 		return p.list, nil
 	}
@@ -816,6 +878,6 @@ func (p *packedFlows) pack() {
 		return
 	}
 	if b, err := ofwire.PackFlows(p.list); err == nil {
-		p.packed, p.list = b, nil
+		p.packed, p.list, p.sum = b, nil, flowcache.Digest(b)
 	}
 }

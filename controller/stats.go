@@ -16,6 +16,8 @@ type passCounters struct {
 	reanalysed         atomic.Uint64 // sessions analysed again in incremental passes
 	readBacks          atomic.Uint64 // bridges read back
 	readBacksDecoded   atomic.Uint64 // of which decoded: not byte for byte what they should hold
+	restored           atomic.Uint64 // bridges found holding the flows recorded before a restart (not compiled)
+	restoreMissed      atomic.Uint64 // bridges handed recorded flows that they did not hold (compiled after all)
 }
 
 // PassStats is what the controller has done since it started, for benchmarks and tests.
@@ -37,6 +39,10 @@ type PassStats struct {
 	// ReadBacks counts bridges read back (after a connection, a failure or a restart); ReadBacksDecoded those of
 	// them whose flows were not, byte for byte, what they should hold, and so were decoded and diffed.
 	ReadBacks, ReadBacksDecoded uint64
+	// Restored counts the bridges a restart did not compile: their inputs digested as the program's previous run
+	// recorded (flowcache) and the switch held flows of the recorded digest. RestoreMissed counts those handed
+	// recorded flows that the switch did not hold: they were compiled after all.
+	Restored, RestoreMissed uint64
 }
 
 // PassStats returns the controller's counters.
@@ -46,6 +52,7 @@ func (c *Controller) PassStats() PassStats {
 		PassTime: time.Duration(c.passStats.nanos.Load()), FullTime: time.Duration(c.passStats.fullNanos.Load()),
 		Compiled: c.passStats.compiled.Load(), Analysed: c.passStats.analysed.Load(),
 		Reused: c.passStats.reused.Load(), Reanalysed: c.passStats.reanalysed.Load(), ReadBacks: c.passStats.readBacks.Load(), ReadBacksDecoded: c.passStats.readBacksDecoded.Load(),
+		Restored: c.passStats.restored.Load(), RestoreMissed: c.passStats.restoreMissed.Load(),
 	}
 	st := c.srv.Stats()
 	s.Barriers, s.BarriersSkipped = st.BarriersSent.Load(), st.BarriersSkipped.Load()

@@ -138,6 +138,24 @@ func CanonicalFlowEntries(b []byte) ([]byte, int, error) {
 	return out, len(spans), nil
 }
 
+// EachCanonicalEntry calls fn on each of b's flow-stats entries in canonical form and order (what
+// CanonicalFlowEntries returns, one entry at a time), zeroing in place what changes while a flow lives, copying
+// nothing: a restart digests every bridge's flows (flowcache), and keeps none of their bytes. It returns how many
+// entries there are, or an error wrapping ErrMalformed (before any call) when their lengths do not frame b.
+func EachCanonicalEntry(b []byte, fn func(entry []byte)) (int, error) {
+	spans, sorted, err := entrySpans(b)
+	if err != nil {
+		return 0, err
+	}
+	if !sorted {
+		sortSpans(b, spans)
+	}
+	for _, sp := range spans {
+		fn(b[sp.lo:sp.hi])
+	}
+	return len(spans), nil
+}
+
 // UnpackFlows decodes what PackFlows encoded, straight into flows.Flow (a storm unpacks each bridge's flows).
 func UnpackFlows(b []byte) ([]flows.Flow, error) {
 	out := make([]flows.Flow, 0, countFlowStats(b))

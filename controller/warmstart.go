@@ -1,0 +1,76 @@
+package controller
+
+import (
+	"errors"
+	"time"
+
+	"portmirror/internal/flowcache"
+)
+
+// A warm start: what this program compiled for each bridge, recorded in Options.StateDir (flowcache) at every full
+// pass and when the controller stops, lets its next run skip compiling a bridge whose inputs digest as recorded
+// when the switch holds flows of the recorded digest (applyBridge finds out from the read-back it does anyway).
+// A restart at scale then costs the store's load, one analysis of every session and each bridge's read-back.
+
+// loadFlowCache reads the record of the program's previous run, when the controller has a state directory.
+func (c *Controller) loadFlowCache() {
+	dir := c.opts.StateDir
+	if dir == "" {
+		return
+	}
+	start := time.Now()
+	prog, err := flowcache.Self()
+	if err != nil {
+		c.log.Warn("compiled flows will not be recorded across restarts", "err", err)
+		return
+	}
+	entries, err := flowcache.Load(dir, prog)
+	switch {
+	case errors.Is(err, flowcache.ErrOtherProgram):
+		c.log.Info("the compiled flows recorded are another program's: every bridge is compiled", "dir", dir)
+	case err != nil:
+		c.log.Warn("the compiled flows recorded cannot be read: every bridge is compiled", "dir", dir, "err", err)
+	default:
+		c.log.Info("compiled flows recorded by the previous run", "bridges", len(entries), "dir", dir,
+			"seconds", time.Since(start).Seconds())
+	}
+	c.mu.Lock()
+	c.program, c.programKnown, c.restored = prog, true, entries
+	c.mu.Unlock()
+}
+
+// takeRestored returns the record of bridge dp when its key is key; the record is used once either way.
+func (c *Controller) takeRestored(dp string, key uint64) (flowcache.Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.restored[dp]
+	if ok {
+		delete(c.restored, dp)
+	}
+	return e, ok && e.Key == key
+}
+
+// saveFlowCache records, for every bridge, the key and the flows' digest of its last compiled state.
+func (c *Controller) saveFlowCache() {
+	c.mu.Lock()
+	prog, known := c.program, c.programKnown
+	bridges := make([]*bridge, 0, len(c.bridges))
+	for _, b := range c.bridges {
+		bridges = append(bridges, b)
+	}
+	c.mu.Unlock()
+	if !known {
+		return
+	}
+	entries := make(map[string]flowcache.Entry, len(bridges))
+	for _, b := range bridges {
+		b.mu.Lock()
+		if l := b.last; l != nil && (l.flows.pending || l.flows.packed != nil) {
+			entries[b.dpid] = flowcache.Entry{Key: b.lastKey, Flows: l.flows.sum, Count: l.flows.n}
+		}
+		b.mu.Unlock()
+	}
+	if err := flowcache.Save(c.opts.StateDir, prog, entries); err != nil {
+		c.log.Warn("recording the compiled flows failed: the next run compiles every bridge", "err", err)
+	}
+}
