@@ -81,7 +81,11 @@ func convergenceEnv(t *testing.T, seed uint64, sessions int) (*simEnv, []fleet.S
 }
 
 func convergenceEnvOf(t *testing.T, topo fleet.Topology, sessions int) (*simEnv, []fleet.Session) {
-	e := newSimEnv(t, topo, envOptions{})
+	return convergenceEnvWith(t, topo, sessions, envOptions{})
+}
+
+func convergenceEnvWith(t *testing.T, topo fleet.Topology, sessions int, o envOptions) (*simEnv, []fleet.Session) {
+	e := newSimEnv(t, topo, o)
 	e.waitBaseline(10 * time.Second)
 	e.announceAll()
 	_, ss, err := e.fleet.CreatePortMirror(e.ctx, e.svc, e.fleet.FlowNetworks[0], "pm", true, e.fleet.PlanSessions(sessions))
@@ -126,31 +130,49 @@ func TestSimReconnectSendsNothing(t *testing.T) {
 // TestSimControllerRestartSendsNothing: a new controller on the same store reads every bridge back and sends no
 // flow_mod, since every bridge already holds what the stored state implies; eight restarts in a row, as the bridges'
 // reconnections race with the new controller's first passes (a pass that read the view while a bridge was
-// connecting used to delete that bridge's flows, and the remote copies towards it, then add them back).
+// connecting used to delete that bridge's flows, and the remote copies towards it, then add them back). Cold (every
+// restart compiles every bridge) and warm (with a state directory: bridges whose inputs are as recorded are not
+// compiled, whatever order they reconnect in).
 func TestSimControllerRestartSendsNothing(t *testing.T) {
-	// many sessions over many bridges: the new controller's passes take long enough to race with the connections
-	e, ss := convergenceEnvOf(t, fleet.Uniform(12, 8, 3, 1), 80)
-	held := map[*fleet.Host]map[string]string{}
-	for _, h := range e.fleet.Hosts {
-		held[h] = ourFlows(h)
-	}
-	for restart := 1; restart <= 8; restart++ {
-		before := e.snapshot()
-		e.restartController()
-		for _, h := range e.fleet.Hosts {
-			e.waitReadBack(h, before, 10*time.Second)
-		}
-		e.waitSettled(ss, 10*time.Second)
-		for _, h := range e.fleet.Hosts {
-			got := e.meter.Of(h.DatapathID).Sub(before[h.DatapathID])
-			add, mod, del := flowDiff(held[h], ourFlows(h))
-			if got.FlowMods != 0 || add+mod+del != 0 {
-				t.Errorf("restart %d: %s received %d flow_mods (by command %v), its flows changed by %d adds, %d modifies, %d deletes; want none",
-					restart, h.Name, got.FlowMods, got.ByCommand, add, mod, del)
+	for _, warm := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cold", true: "warm"}[warm], func(t *testing.T) {
+			var o envOptions
+			if warm {
+				o.controller.StateDir = t.TempDir()
 			}
-		}
+			// many sessions over many bridges: the new controller's passes take long enough to race with the
+			// connections
+			e, ss := convergenceEnvWith(t, fleet.Uniform(12, 8, 3, 1), 80, o)
+			held := map[*fleet.Host]map[string]string{}
+			for _, h := range e.fleet.Hosts {
+				held[h] = ourFlows(h)
+			}
+			var restored, compiled uint64
+			for restart := 1; restart <= 8; restart++ {
+				before := e.snapshot()
+				e.restartController()
+				for _, h := range e.fleet.Hosts {
+					e.waitReadBack(h, before, 10*time.Second)
+				}
+				e.waitSettled(ss, 10*time.Second)
+				for _, h := range e.fleet.Hosts {
+					got := e.meter.Of(h.DatapathID).Sub(before[h.DatapathID])
+					add, mod, del := flowDiff(held[h], ourFlows(h))
+					if got.FlowMods != 0 || add+mod+del != 0 {
+						t.Errorf("restart %d: %s received %d flow_mods (by command %v), its flows changed by %d adds, %d modifies, %d deletes; want none",
+							restart, h.Name, got.FlowMods, got.ByCommand, add, mod, del)
+					}
+				}
+				st := e.ctrl.PassStats()
+				restored, compiled = restored+st.Restored, compiled+st.Compiled
+			}
+			t.Logf("8 restarts of %d bridges: %d bridges compiled, %d restored", len(e.fleet.Hosts), compiled, restored)
+			if warm == (restored == 0) {
+				t.Errorf("%d bridges restored across the restarts (warm %v)", restored, warm)
+			}
+			e.eventuallyExact("after the controller restarts", ss, 5*time.Second)
+		})
 	}
-	e.eventuallyExact("after the controller restarts", ss, 5*time.Second)
 }
 
 // TestSimSameStateSendsNothing: mutations that leave the desired flows as they are (renaming the port mirror,

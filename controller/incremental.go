@@ -692,37 +692,39 @@ func (c *Controller) compileTargets(ctx context.Context, fab *fabric, targets ma
 func (c *Controller) bridgeKeys(fab *fabric, targets map[string]struct{}) map[string]uint64 {
 	out := make(map[string]uint64, len(targets))
 	var buf []byte
-	u64 := func(v uint64) { buf = binary.BigEndian.AppendUint64(buf, v) }
-	str := func(s string) { buf = append(binary.AppendUvarint(buf, uint64(len(s))), s...) }
 	var sessions []string
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for dp := range targets {
-		buf = buf[:0]
-		str(dp)
 		sessions = sessions[:0]
 		for s := range c.inc.onBridge[dp] {
 			sessions = append(sessions, s)
 		}
 		slices.Sort(sessions)
-		u64(uint64(len(sessions)))
-		for _, s := range sessions {
-			str(s)
-			u64(c.plan.fp[s])
-		}
-		ports := fab.bridges[dp].Ports
-		u64(uint64(len(ports)))
-		for _, p := range ports {
-			u64(uint64(p))
-		}
-		tunnels := c.tunnels[dp] // kept current with the fabric (tunnelTargets, patchFabric)
-		u64(uint64(len(tunnels)))
-		for _, p := range tunnels {
-			u64(uint64(p))
-		}
-		out[dp] = flowcache.Digest(buf)
+		// the tunnel ports are kept current with the fabric (tunnelTargets, patchFabric)
+		buf, out[dp] = bridgeKey(buf[:0], dp, sessions, c.plan.fp, fab.bridges[dp].Ports, c.tunnels[dp])
 	}
 	return out
+}
+
+// bridgeKey digests bridge dp's sessions (sorted) with their fingerprints, its ports and its tunnel ports, in buf
+// (returned for the next call).
+func bridgeKey(buf []byte, dp string, sessions []string, fp map[string]uint64, ports, tunnels []uint32) ([]byte, uint64) {
+	u64 := func(v uint64) { buf = binary.BigEndian.AppendUint64(buf, v) }
+	str := func(s string) { buf = append(binary.AppendUvarint(buf, uint64(len(s))), s...) }
+	str(dp)
+	u64(uint64(len(sessions)))
+	for _, s := range sessions {
+		str(s)
+		u64(fp[s])
+	}
+	for _, list := range [][]uint32{ports, tunnels} {
+		u64(uint64(len(list)))
+		for _, p := range list {
+			u64(uint64(p))
+		}
+	}
+	return buf, flowcache.Digest(buf)
 }
 
 // submitReused hands a bridge its last compiled state again when key is the one it was compiled with, and says

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"portmirror/flows"
+	"portmirror/internal/flowcache"
 	"portmirror/model"
+	"portmirror/ofwire"
 	"portmirror/service"
 	"portmirror/store"
 	"portmirror/topology"
@@ -42,6 +44,7 @@ type incEnv struct {
 	connected  map[string]bool
 	portUp     map[string]map[uint32]bool
 	sentinels  int
+	keySums    map[uint64]uint64 // bridge key -> the digest of the flows it was seen to compile to
 }
 
 func newIncEnv(t *testing.T, hosts, vmsPerHost int) *incEnv {
@@ -55,7 +58,7 @@ func newIncEnv(t *testing.T, hosts, vmsPerHost int) *incEnv {
 	}
 	t.Cleanup(func() { st.Close() })
 	svc := service.New(st, service.Options{Logger: log})
-	e := &incEnv{t: t, ctx: ctx, svc: svc, programmed: map[string][]flows.Flow{}, connected: map[string]bool{},
+	e := &incEnv{t: t, ctx: ctx, svc: svc, programmed: map[string][]flows.Flow{}, connected: map[string]bool{}, keySums: map[uint64]uint64{},
 		portUp: map[string]map[uint32]bool{}}
 	must := func(err error) {
 		t.Helper()
@@ -266,6 +269,40 @@ func (e *incEnv) check(step string) {
 		if ps.rev[s.UUID] != s.Revision {
 			e.t.Fatalf("%s: session %s: revision %d, want %d", step, s.UUID, ps.rev[s.UUID], s.Revision)
 		}
+	}
+	// The warm start's oracle: what the controller would record of each bridge (flowRecord) is the key a fresh
+	// controller computes from the same state (so that a restart on it compiles nothing) with the digest of the
+	// flows a full compile gives, and one key never stands for two sets of flows.
+	tunnels := tunnelPorts(in)
+	onDP := map[string][]string{}
+	for i := range in.Sessions {
+		for _, dp := range located(in, &in.Sessions[i]) {
+			onDP[dp] = append(onDP[dp], in.Sessions[i].UUID)
+		}
+	}
+	record := e.c.flowRecord()
+	for dp := range in.Bridges {
+		rec, ok := record[dp]
+		if !ok {
+			e.t.Fatalf("%s: bridge %s: connected and not recorded", step, dp)
+		}
+		slices.Sort(onDP[dp])
+		if _, fresh := bridgeKey(nil, dp, onDP[dp], fps, in.Bridges[dp].Ports, tunnels[dp]); rec.Key != fresh {
+			e.t.Fatalf("%s: bridge %s: recorded with key %x, a fresh controller's key is %x", step, dp, rec.Key, fresh)
+		}
+		fs := plan.Bridge(dp)
+		packed, err := ofwire.PackFlows(fs)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		sum := flowcache.Digest(packed)
+		if rec.Flows != sum || rec.Count != len(fs) {
+			e.t.Fatalf("%s: bridge %s: recorded %d flows of digest %x, a full compile gives %d of digest %x", step, dp, rec.Count, rec.Flows, len(fs), sum)
+		}
+		if prev, seen := e.keySums[rec.Key]; seen && prev != sum {
+			e.t.Fatalf("%s: bridge %s: key %x stands for flows of digest %x and, earlier, %x", step, dp, rec.Key, sum, prev)
+		}
+		e.keySums[rec.Key] = sum
 	}
 	for dp := range in.Bridges {
 		want := plan.Bridge(dp)

@@ -586,6 +586,9 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		if kept.sum != w.flows.sum || kept.n != w.flows.n {
 			return c.recompile(b)
 		}
+		if w.flows.pending {
+			c.passStats.restored.Add(1)
+		}
 		same = true
 	} else if known {
 		// both packed when they were compiled (submitTargets): equal bytes are equal flows

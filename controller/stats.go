@@ -39,9 +39,9 @@ type PassStats struct {
 	// ReadBacks counts bridges read back (after a connection, a failure or a restart); ReadBacksDecoded those of
 	// them whose flows were not, byte for byte, what they should hold, and so were decoded and diffed.
 	ReadBacks, ReadBacksDecoded uint64
-	// Restored counts the bridges a restart did not compile: their inputs digested as the program's previous run
-	// recorded (flowcache) and the switch held flows of the recorded digest. RestoreMissed counts those handed
-	// recorded flows that the switch did not hold: they were compiled after all.
+	// Restored counts the bridges handed flows known by their digest that the switch was found to hold (a
+	// restart's: their inputs digested as the program's previous run recorded, flowcache; and a reconnect of
+	// such a bridge). RestoreMissed counts those that the switch did not hold: they were compiled after all.
 	Restored, RestoreMissed uint64
 }
 

@@ -50,27 +50,51 @@ func (c *Controller) takeRestored(dp string, key uint64) (flowcache.Entry, bool)
 	return e, ok && e.Key == key
 }
 
-// saveFlowCache records, for every bridge, the key and the flows' digest of its last compiled state.
+// saveFlowCache records flowRecord.
 func (c *Controller) saveFlowCache() {
 	c.mu.Lock()
 	prog, known := c.program, c.programKnown
+	c.mu.Unlock()
+	if !known {
+		return
+	}
+	if err := flowcache.Save(c.opts.StateDir, prog, c.flowRecord()); err != nil {
+		c.log.Warn("recording the compiled flows failed: the next run compiles every bridge", "err", err)
+	}
+}
+
+// flowRecord is, for every bridge compiled, the digest and count of its last compiled flows with the key of
+// what they derive from as of the last pass: a bridge that no pass needed to compile again since (the sessions
+// that changed have no flows on it) is recorded with its key now, as a restart computes it. Called on the loop's
+// goroutine, or once the loop has stopped.
+func (c *Controller) flowRecord() map[string]flowcache.Entry {
+	c.mu.Lock()
+	fab := c.fabric
 	bridges := make([]*bridge, 0, len(c.bridges))
 	for _, b := range c.bridges {
 		bridges = append(bridges, b)
 	}
 	c.mu.Unlock()
-	if !known {
-		return
-	}
 	entries := make(map[string]flowcache.Entry, len(bridges))
+	inFabric := map[string]struct{}{}
 	for _, b := range bridges {
 		b.mu.Lock()
 		if l := b.last; l != nil && (l.flows.pending || l.flows.packed != nil) {
 			entries[b.dpid] = flowcache.Entry{Key: b.lastKey, Flows: l.flows.sum, Count: l.flows.n}
+			if fab != nil {
+				if _, ok := fab.bridges[b.dpid]; ok {
+					inFabric[b.dpid] = struct{}{}
+				}
+			}
 		}
 		b.mu.Unlock()
 	}
-	if err := flowcache.Save(c.opts.StateDir, prog, entries); err != nil {
-		c.log.Warn("recording the compiled flows failed: the next run compiles every bridge", "err", err)
+	if len(inFabric) > 0 && c.plan != nil {
+		for dp, k := range c.bridgeKeys(fab, inFabric) {
+			e := entries[dp]
+			e.Key = k
+			entries[dp] = e
+		}
 	}
+	return entries
 }

@@ -151,6 +151,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 		Advertise:     cfg.OpenFlowAdvertise,
 		OVSDBTLS:      cfg.TLS.OVSDB,
 		CounterPeriod: cfg.CounterPeriod,
+		// what it compiled per bridge, by digest: a restart of this binary compiles no bridge that holds it
+		StateDir: filepath.Join(cfg.DataDir, "controller"),
 		Server: controller.Config{TLS: cfg.TLS.OpenFlow, MaxConnsPerAddr: cfg.OpenFlowMaxConnsPerAddr,
 			OnRefused: func(remote string, reason error) {
 				kind := secaudit.Certificate
