@@ -183,7 +183,7 @@ func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int, inChil
 	r.sessionsSetup = time.Since(t0)
 	b.log.Info("scale: port mirrors created", "port_mirrors", len(r.pms), "seconds", r.sessionsSetup.Seconds())
 
-	if err := r.startController(ctx, b, "127.0.0.1:0"); err != nil {
+	if err := r.startController(ctx, b, "127.0.0.1:0", nil); err != nil {
 		return fail(err)
 	}
 	t0 = time.Now()
@@ -204,16 +204,12 @@ func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int, inChil
 	return r, nil
 }
 
-func (r *scaleRig) startController(ctx context.Context, b *bencher, listen string) error {
+// startController starts a controller on the rig's service: on the early server given (serving since before the
+// store loaded, as a daemon's restart does), or listening on listen.
+func (r *scaleRig) startController(ctx context.Context, b *bencher, listen string, early *controller.Server) error {
 	var err error
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r.ctrl, err = controller.New(controller.Options{Service: r.svc, Logger: b.quiet, Listen: listen, StateDir: filepath.Join(r.dir, "controller")})
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // the previous controller's listener is closing
-	}
+	r.ctrl, err = controller.New(controller.Options{Service: r.svc, Logger: b.quiet, Listen: listen, Early: early,
+		StateDir: filepath.Join(r.dir, "controller")})
 	if err != nil {
 		return err
 	}
@@ -224,6 +220,19 @@ func (r *scaleRig) startController(ctx context.Context, b *bencher, listen strin
 	go func() { _ = r.ctrl.Run(cctx); close(done) }()
 	r.stopCtrl = func() { cancel(); <-done; r.stopCtrl = nil }
 	return nil
+}
+
+// listenAgain opens an OpenFlow server on addr, which the previous controller's listener may still hold for a
+// moment.
+func listenAgain(ctx context.Context, addr string, log *slog.Logger) (*controller.Server, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		srv, err := controller.Listen(controller.Config{Addr: addr, Logger: log})
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return srv, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // setOffline takes every bridge of the fleet off the network, or brings it back.
@@ -498,15 +507,24 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	big.svc, big.ctrl = nil, nil
 	cpu0, childCPU0 = cpuTime(), big.child.cpu()
 	stopProf = prof.cpu("restart", 35)
+	conn0 := connects(big)
 	t0 = time.Now()
+	// As the daemon does: the OpenFlow server serves from the start, the bridges connect and handshake while the
+	// store loads, and the controller takes them over.
+	early, err := listenAgain(ctx, addr, b.quiet)
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	early.ServeEarly(ctx)
 	if big.st, err = store.Open(ctx, store.Options{Dir: big.dir, Logger: b.quiet}); err != nil {
 		big.st = nil
+		early.Close()
 		return fmt.Errorf("restart: %w", err)
 	}
 	opened := time.Since(t0)
 	big.svc = service.New(big.st, service.Options{Logger: b.quiet})
-	conn0 := connects(big)
-	if err := big.startController(ctx, b, addr); err != nil {
+	if err := big.startController(ctx, b, addr, early); err != nil {
+		early.Close()
 		return fmt.Errorf("restart: %w", err)
 	}
 	// Milestones, for the log: the first full pass done, every bridge connected again.

@@ -27,6 +27,10 @@ type Options struct {
 	OVSDBTLS *tls.Config
 	// Server tunes the OpenFlow connections; its Addr, Handler and Logger are set by the controller.
 	Server Config
+	// Early, when set, is the OpenFlow server this controller takes over instead of listening (Listen and Server
+	// are then not used): one serving since before the store loaded (Server.ServeEarly), whose switches have
+	// connected meanwhile.
+	Early *Server
 	// RetryMin and RetryMax bound the backoff of a bridge whose programming failed; defaults 100ms and 10s.
 	RetryMin, RetryMax time.Duration
 	// FollowerPassInterval spaces the reconciliation passes of a cluster member that does not lead (it programs
@@ -150,6 +154,13 @@ func New(opts Options) (*Controller, error) {
 		inc:             newIncState(),
 		probes:          newProber(),
 	}
+	if opts.Early != nil {
+		if opts.Early.early == nil {
+			return nil, fmt.Errorf("controller: the early server is not serving (Server.ServeEarly)")
+		}
+		c.srv = opts.Early
+		return c, nil
+	}
 	cfg := opts.Server
 	cfg.Addr = opts.Listen
 	cfg.Handler = c
@@ -194,7 +205,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.leadershipChanged(ctx)
 
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- c.srv.Serve(ctx) }()
+	if c.opts.Early != nil {
+		go func() { srvDone <- c.srv.attach(ctx, c, c.probes.packetIn) }()
+	} else {
+		go func() { srvDone <- c.srv.Serve(ctx) }()
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -347,6 +362,7 @@ func (c *Controller) SwitchConnected(sw *Switch) {
 			c.demote(sw, term)
 		}
 	}
+	c.prefetch(sw)
 }
 
 // SwitchDisconnected implements Handler.

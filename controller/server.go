@@ -107,6 +107,20 @@ type Server struct {
 	writers sync.Pool
 
 	stats Stats
+
+	packetIn atomic.Pointer[func(*Switch, ofwire.PacketIn)] // Config.OnPacketIn, or the attached controller's
+
+	// Serving early (ServeEarly): the events wait for the handler that attach brings.
+	early *earlyServing
+}
+
+// earlyServing is a Server's run started before its handler exists.
+type earlyServing struct {
+	attached chan struct{} // closed by attach, once handler is set
+	handler  Handler
+	stop     context.CancelFunc
+	done     chan struct{} // closed when Serve has returned, err set
+	err      error
 }
 
 // Stats counts what the server's connections sent, over its lifetime.
@@ -131,12 +145,57 @@ func Listen(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("openflow listener on %s: %w", cfg.Addr, err)
 	}
-	return &Server{
+	s := &Server{
 		cfg: cfg, ln: ln, log: cfg.Logger,
 		conns: map[*Switch]struct{}{}, switches: map[string]*Switch{}, perAddr: map[string]int{},
 		events:  newEventQueue(cfg.Logger),
 		writers: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }},
-	}, nil
+	}
+	if cfg.OnPacketIn != nil {
+		s.packetIn.Store(&cfg.OnPacketIn)
+	}
+	return s, nil
+}
+
+// ServeEarly starts serving before the handler exists, for a daemon whose controller waits for its store to load:
+// the switches connect, complete their handshakes and are kept alive meanwhile, instead of redialling, and their
+// events wait for the controller that attaches (Options.Early), which then serves until its Run ends. It stops
+// when ctx ends, when that Run ends, or at Close.
+func (s *Server) ServeEarly(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	e := &earlyServing{attached: make(chan struct{}), stop: cancel, done: make(chan struct{})}
+	s.early = e
+	go func() {
+		defer close(e.done)
+		e.err = s.Serve(ctx)
+	}()
+}
+
+// Close stops a server serving early (ServeEarly) that no controller took over, and waits for it; otherwise it
+// does nothing.
+func (s *Server) Close() error {
+	if s.early == nil {
+		return nil
+	}
+	s.early.stop()
+	<-s.early.done
+	return s.early.err
+}
+
+// attach delivers the early server's events to h, and its packet-ins to packetIn, until ctx ends; it then stops
+// the server and returns what Serve returned.
+func (s *Server) attach(ctx context.Context, h Handler, packetIn func(*Switch, ofwire.PacketIn)) error {
+	e := s.early
+	e.handler = h // read by the events' goroutine once attached is closed
+	s.packetIn.Store(&packetIn)
+	close(e.attached)
+	select {
+	case <-ctx.Done():
+	case <-e.done: // the listener failed
+	}
+	e.stop()
+	<-e.done
+	return e.err
 }
 
 // Addr is the listener's address.
@@ -149,7 +208,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	evDone := make(chan struct{})
 	go func() {
 		defer close(evDone)
-		s.events.run(s.cfg.Handler)
+		h := s.cfg.Handler
+		if e := s.early; e != nil {
+			select {
+			case <-e.attached:
+				h = e.handler
+			case <-ctx.Done(): // stopped before any controller attached: the events go nowhere
+			}
+		}
+		s.events.run(h)
 	}()
 	stop := make(chan struct{})
 	go func() {

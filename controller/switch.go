@@ -422,13 +422,13 @@ func (sw *Switch) dispatch(m ofwire.Message) error {
 		}
 		sw.deliver(m.Xid, m, nil) // bundle control replies
 	case ofwire.TypePacketIn:
-		if sw.srv.cfg.OnPacketIn != nil {
+		if onPacketIn := sw.srv.packetIn.Load(); onPacketIn != nil {
 			pi, err := ofwire.DecodePacketIn(m.Body)
 			if err != nil {
 				sw.log.Debug("ignoring a packet-in that does not decode", "dpid", sw.dpid, "err", err)
 				return nil
 			}
-			sw.srv.cfg.OnPacketIn(sw, pi)
+			(*onPacketIn)(sw, pi)
 		}
 	case ofwire.TypeBarrierReply, ofwire.TypeFeaturesReply, ofwire.TypeGetConfigReply, ofwire.TypeRoleReply:
 		sw.deliver(m.Xid, m, nil)

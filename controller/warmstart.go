@@ -4,7 +4,9 @@ import (
 	"errors"
 	"time"
 
+	"portmirror/flows"
 	"portmirror/internal/flowcache"
+	"portmirror/ofwire"
 )
 
 // A warm start: what this program compiled for each bridge, recorded in Options.StateDir (flowcache) at every full
@@ -37,6 +39,55 @@ func (c *Controller) loadFlowCache() {
 	c.mu.Lock()
 	c.program, c.programKnown, c.restored = prog, true, entries
 	c.mu.Unlock()
+}
+
+// prefetch reads back, at once, a bridge that connected while its record is unused (a warm start: the bridges
+// connect while the store loads and the first pass prepares): when that pass hands it flows known by their digest,
+// those it holds are known the same way already, and a bridge that holds them costs no round trip then. It does
+// nothing unless this controller leads.
+func (c *Controller) prefetch(sw *Switch) {
+	dp := sw.DatapathID()
+	c.mu.Lock()
+	_, recorded := c.restored[dp]
+	b := c.bridges[dp]
+	c.mu.Unlock()
+	lead, _, ctx := c.leading()
+	if !recorded || !lead || b == nil {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-c.sem }()
+		var meters []flows.Meter
+		var merr error
+		mdone := make(chan struct{})
+		go func() {
+			defer close(mdone)
+			meters, merr = sw.OurMeters(ctx)
+		}()
+		entries, err := sw.ReadBack(ctx, flows.CookieOurs, flows.CookieMask)
+		<-mdone
+		if err != nil || merr != nil {
+			return // its worker reads it back
+		}
+		var sum uint64
+		n, err := ofwire.EachCanonicalEntry(entries, func(e []byte) { sum = flowcache.Update(sum, e) })
+		if err != nil {
+			return
+		}
+		c.passStats.readBacks.Add(1)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.sw == sw && !b.known && !b.running { // nothing read it back, or programmed it, meanwhile
+			b.installed, b.meters, b.known = packedFlows{pending: true, sum: sum, n: n}, meters, true
+		}
+	}()
 }
 
 // takeRestored returns the record of bridge dp when its key is key; the record is used once either way.

@@ -219,6 +219,27 @@ func (t *table) put(id string, r *record) {
 	}
 }
 
+// load adds a record read from disk (each id once) at the end of the order, which sortLoaded puts right once
+// every record is in: records come in key order, not in seq order (a uuid is random), and inserting each in seq
+// order would move half the table every time.
+func (t *table) load(id string, r *record) {
+	t.order = append(t.order, r)
+	t.byID[id] = r
+	for _, e := range indexesOf(r.obj) {
+		m := t.index[e]
+		if m == nil {
+			m = map[string]*record{}
+			t.index[e] = m
+		}
+		m[id] = r
+	}
+}
+
+// sortLoaded sorts the order by seq after load.
+func (t *table) sortLoaded() {
+	slices.SortFunc(t.order, func(a, b *record) int { return cmp.Compare(a.seq, b.seq) })
+}
+
 func (t *table) remove(id string) {
 	old, ok := t.byID[id]
 	if !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"io"
 	"log/slog"
 	"slices"
@@ -237,8 +238,11 @@ func TestBulkPutAndReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := openAt(t, dir)
 	var objs []any
+	// keys in another order than the creation's (uuids are random): the load puts them back in creation order
+	perm := rand.New(rand.NewPCG(3, 4)).Perm(20000)
+	hostUUID := func(i int) string { return fmt.Sprintf("%05d-h%05d", perm[i], i) }
 	for i := range 20000 {
-		objs = append(objs, model.Host{UUID: fmt.Sprintf("h%05d", i), Name: fmt.Sprint("host-", i), ClusterUUID: "c1", Bridge: "br-int"})
+		objs = append(objs, model.Host{UUID: hostUUID(i), Name: fmt.Sprint("host-", i), ClusterUUID: "c1", Bridge: "br-int"})
 		if i%4 == 0 { // another kind between them: the load decodes in batches on several goroutines
 			objs = append(objs, model.Cluster{UUID: fmt.Sprintf("c%05d", i), Name: fmt.Sprint("cluster-", i)})
 		}
@@ -257,7 +261,7 @@ func TestBulkPutAndReopen(t *testing.T) {
 		t.Fatalf("after reopen: %d hosts", len(hs))
 	}
 	for i, h := range hs {
-		if h.UUID != fmt.Sprintf("h%05d", i) || h.Name != fmt.Sprint("host-", i) {
+		if h.UUID != hostUUID(i) || h.Name != fmt.Sprint("host-", i) {
 			t.Fatalf("after reopen: host %d is %s %q", i, h.UUID, h.Name)
 		}
 	}
