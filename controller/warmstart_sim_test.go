@@ -1,6 +1,8 @@
 package controller_test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -81,4 +83,97 @@ func TestSimWarmRestart(t *testing.T) {
 			got.FlowMods, st.Compiled, st.Restored, st.RestoreMissed)
 	}
 	e.eventuallyExact("after the warm restarts", ss, 5*time.Second)
+}
+
+// TestSimEarlyServer: an OpenFlow server serving before its controller exists (a daemon whose store is loading)
+// has every bridge connect and handshake, reading or programming nothing; the controller that then takes it over
+// uses those connections (no bridge reconnects), reads each bridge back and sends nothing. A server no controller
+// took over stops at Close and its bridges see the connection end.
+func TestSimEarlyServer(t *testing.T) {
+	e, ss := convergenceEnv(t, 31, 6)
+	e.stop()
+	connects := map[*fleet.Host]int{}
+	waitEarly := func(srv *controller.Server) {
+		t.Helper()
+		e.meter.SetUpstream(srv.Addr().String())
+		deadline := time.Now().Add(10 * time.Second)
+		for _, h := range e.fleet.Hosts {
+			for srv.Switch(fmt.Sprintf("%016x", h.DatapathID)) == nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s did not complete its handshake with the early server", h.Name)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			connects[h] = e.fleet.SwitchOf(h).Connects()
+		}
+	}
+
+	// Taken over.
+	srv, err := controller.Listen(controller.Config{Addr: "127.0.0.1:0", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.ServeEarly(e.ctx)
+	before := e.snapshot()
+	waitEarly(srv)
+	for _, h := range e.fleet.Hosts {
+		if got := e.meter.Of(h.DatapathID).Sub(before[h.DatapathID]); got.FlowStats != 0 || got.FlowMods != 0 {
+			t.Fatalf("%s: %d flow-stats requests and %d flow_mods before any controller took the server over", h.Name, got.FlowStats, got.FlowMods)
+		}
+	}
+	o := e.ctrlO
+	o.Service, o.Logger, o.Early = e.svc, quietLogger(), srv
+	ctrl, err := controller.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc.SetLive(ctrl)
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- ctrl.Run(ctx) }()
+	e.ctrl = ctrl
+	e.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("controller: %v", err)
+		}
+	}
+	for _, h := range e.fleet.Hosts {
+		e.waitReadBack(h, before, 10*time.Second)
+	}
+	e.waitSettled(ss, 10*time.Second)
+	if got := e.flowModsSince(before); len(got) != 0 {
+		t.Errorf("flow_mods after the early server was taken over: %v, want none", got)
+	}
+	for _, h := range e.fleet.Hosts {
+		if n := e.fleet.SwitchOf(h).Connects(); n != connects[h] {
+			t.Errorf("%s connected %d more times after the controller took the early server over", h.Name, n-connects[h])
+		}
+	}
+	e.eventuallyExact("after the early server was taken over", ss, 5*time.Second)
+
+	// Not taken over: Close ends the connections.
+	e.stop()
+	e.stop = func() {}
+	srv2, err := controller.Listen(controller.Config{Addr: "127.0.0.1:0", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2.ServeEarly(e.ctx)
+	waitEarly(srv2)
+	if err := srv2.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, h := range e.fleet.Hosts {
+		for e.fleet.SwitchOf(h).Connects() == connects[h] && e.fleet.SwitchOf(h).Connected() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is still connected after the early server closed", h.Name)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	if srv2.Switch(fmt.Sprintf("%016x", e.fleet.Hosts[0].DatapathID)) != nil {
+		t.Error("the closed early server still lists a switch")
+	}
 }

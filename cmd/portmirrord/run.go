@@ -76,6 +76,33 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 		return err
 	}
 
+	// Every refusal at a door (bad token, bad certificate, over a bound) is counted and logged at a bounded rate.
+	registry := prometheus.NewRegistry()
+	audit, err := secaudit.New(log.With("component", "security"), registry)
+	if err != nil {
+		return fmt.Errorf("registering the refusal metric: %w", err)
+	}
+
+	// The OpenFlow server serves before the store loads: the bridges connect, handshake and are kept alive
+	// meanwhile (a fleet of 10,000 would otherwise redial for the seconds the load takes), and the controller
+	// takes it over. It stops with the controller, or here if the daemon stops before one started.
+	ofLog := log.With("component", "controller")
+	ofSrv, err := controller.Listen(controller.Config{Addr: cfg.OpenFlowListen, Logger: ofLog,
+		TLS: cfg.TLS.OpenFlow, MaxConnsPerAddr: cfg.OpenFlowMaxConnsPerAddr,
+		OnRefused: func(remote string, reason error) {
+			kind := secaudit.Certificate
+			if errors.Is(reason, controller.ErrTooManyConns) {
+				kind = secaudit.ConnsPerAddr
+			}
+			audit.Refused("openflow", kind, remote, reason.Error())
+		}})
+	if err != nil {
+		return fmt.Errorf("OpenFlow listener (--openflow-listen): %w", err)
+	}
+	ofSrv.ServeEarly(context.WithoutCancel(ctx))
+	defer ofSrv.Close()
+	log.Info("OpenFlow listener up", "addr", ofSrv.Addr().String(), "tls", cfg.TLS.OpenFlow != nil)
+
 	st, err := store.Open(ctx, store.Options{Dir: cfg.DataDir, Logger: log.With("component", "store"),
 		// a member of a cluster has its Raft log, fsynced, as the durable record of every write
 		NoSync: cfg.NodeID != ""})
@@ -91,13 +118,6 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 	}()
 
 	svc := service.New(st, service.Options{Logger: log.With("component", "service")})
-
-	// Every refusal at a door (bad token, bad certificate, over a bound) is counted and logged at a bounded rate.
-	registry := prometheus.NewRegistry()
-	audit, err := secaudit.New(log.With("component", "security"), registry)
-	if err != nil {
-		return fmt.Errorf("registering the refusal metric: %w", err)
-	}
 
 	// The API's listener comes first: a cluster member publishes its address.
 	rawLn, err := net.Listen("tcp", cfg.APIListen)
@@ -142,32 +162,24 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 		log.Info("cluster member", "node", cfg.NodeID, "raft", node.RaftAddress(), "api_advertise", cfg.apiAdvertise(ln.Addr()))
 	}
 
-	// The OpenFlow controller: it listens now, serves on a goroutine owned here, and stops after the API has
-	// drained and before the store closes. Installed flows stay on the switches when it stops.
+	// The OpenFlow controller: it takes the server over, serves on a goroutine owned here, and stops after the
+	// API has drained and before the store closes. Installed flows stay on the switches when it stops.
 	copts := controller.Options{
 		Service:       svc,
-		Logger:        log.With("component", "controller"),
-		Listen:        cfg.OpenFlowListen,
+		Logger:        ofLog,
+		Early:         ofSrv,
 		Advertise:     cfg.OpenFlowAdvertise,
 		OVSDBTLS:      cfg.TLS.OVSDB,
 		CounterPeriod: cfg.CounterPeriod,
 		// what it compiled per bridge, by digest: a restart of this binary compiles no bridge that holds it
 		StateDir: filepath.Join(cfg.DataDir, "controller"),
-		Server: controller.Config{TLS: cfg.TLS.OpenFlow, MaxConnsPerAddr: cfg.OpenFlowMaxConnsPerAddr,
-			OnRefused: func(remote string, reason error) {
-				kind := secaudit.Certificate
-				if errors.Is(reason, controller.ErrTooManyConns) {
-					kind = secaudit.ConnsPerAddr
-				}
-				audit.Refused("openflow", kind, remote, reason.Error())
-			}},
 	}
 	if node != nil {
 		copts.Cluster = node
 	}
 	ctrl, err := controller.New(copts)
 	if err != nil {
-		return fmt.Errorf("OpenFlow listener (--openflow-listen): %w", err)
+		return fmt.Errorf("OpenFlow controller: %w", err)
 	}
 	svc.SetLive(ctrl)
 	ctrlCtx, stopCtrl := context.WithCancel(context.WithoutCancel(ctx))
@@ -185,7 +197,6 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 		}
 		log.Info("controller stopped")
 	}()
-	log.Info("OpenFlow listener up", "addr", ctrl.Addr().String(), "tls", cfg.TLS.OpenFlow != nil)
 	openflowHealth := func(context.Context) error {
 		select {
 		case <-ctrlDone:
