@@ -107,6 +107,9 @@ type Controller struct {
 	passStats passCounters
 	onWork    func(dp string, w *work) // tests: sees every bridge's compiled state a pass hands out
 
+	ready     chan struct{} // closed when the first full pass has completed
+	readyOnce sync.Once
+
 	// The warm start (warmstart.go), guarded by mu: the program's identity, and what its previous run recorded
 	// that no pass has used yet.
 	program      flowcache.Program
@@ -153,6 +156,7 @@ func New(opts Options) (*Controller, error) {
 		counters:        newCounterState(),
 		inc:             newIncState(),
 		probes:          newProber(),
+		ready:           make(chan struct{}),
 	}
 	if opts.Early != nil {
 		if opts.Early.early == nil {
@@ -173,6 +177,10 @@ func New(opts Options) (*Controller, error) {
 	c.srv = srv
 	return c, nil
 }
+
+// Ready is closed once the controller's first full pass has completed: every stored session analysed and every
+// connected bridge handed its state (the end of a start, for a daemon that eases off meanwhile).
+func (c *Controller) Ready() <-chan struct{} { return c.ready }
 
 // Addr is the OpenFlow listener's address.
 func (c *Controller) Addr() net.Addr { return c.srv.Addr() }

@@ -111,7 +111,7 @@ func newIncEnv(t *testing.T, hosts, vmsPerHost int) *incEnv {
 		svc:  svc, log: log, view: topology.NewView(), kick: make(chan struct{}, 1), seed: maphash.MakeSeed(),
 		sem: make(chan struct{}, 4), bridges: map[string]*bridge{}, hosts: map[string]*hostManager{},
 		reloadInventory: true, tunnels: map[string][]uint32{}, metrics: newMetrics(), inc: newIncState(),
-		leadCtx: ctx, runCtx: ctx,
+		leadCtx: ctx, runCtx: ctx, ready: make(chan struct{}),
 	}
 	c.onWork = func(dp string, w *work) {
 		fs, err := w.flows.get()

@@ -96,6 +96,7 @@ func (c *Controller) pass(ctx context.Context) error {
 		c.passStats.fullNanos.Add(int64(time.Since(start)))
 		if err == nil {
 			defer c.saveFlowCache() // after the pass's figures: its time is not the pass's
+			defer c.readyOnce.Do(func() { close(c.ready) })
 		}
 	} else {
 		err = c.incrementalPass(ctx, dirty, fab)

@@ -53,6 +53,8 @@ func LoadInventory(ctx context.Context, src Source) (Inventory, error) {
 	if inv.VMs, err = src.VmInstances(ctx); err != nil {
 		return Inventory{}, fmt.Errorf("load inventory: vm instances: %w", err)
 	}
+	// most VMs have a NIC or two: one allocation for a fleet's, not a doubling copy of them every so often
+	inv.Nics = make([]model.VmNic, 0, 2*len(inv.VMs))
 	for _, vm := range inv.VMs {
 		nics, err := src.VmNics(ctx, vm.UUID)
 		if err != nil {

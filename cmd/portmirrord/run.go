@@ -197,6 +197,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 		}
 		log.Info("controller stopped")
 	}()
+	go func() { // ends with the controller at the latest
+		start := time.Now()
+		select {
+		case <-ctrl.Ready():
+			log.Info("controller ready: its first full pass is done", "seconds", time.Since(start).Seconds())
+		case <-ctrlDone:
+		}
+	}()
 	openflowHealth := func(context.Context) error {
 		select {
 		case <-ctrlDone:
