@@ -278,7 +278,7 @@ func (s *Store) load(ctx context.Context) error {
 		dec := newLoadDecoder(ctx)
 		defer dec.stop()
 		put := func(it loadItem) {
-			tables[it.kind].put(it.id, &record{seq: it.seq, obj: it.obj})
+			tables[it.kind].load(it.id, &record{seq: it.seq, obj: it.obj})
 			seq = max(seq, it.seq)
 			n++
 		}
