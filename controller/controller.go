@@ -115,6 +115,8 @@ type Controller struct {
 	program      flowcache.Program
 	programKnown bool
 	restored     map[string]flowcache.Entry
+	prefetchHeld bool      // the reads of the switches handed over wait for the first pass (prefetch)
+	prefetchQ    []*Switch // the switches whose reads wait
 }
 
 // New opens the OpenFlow listener. Run starts everything else.
@@ -214,7 +216,21 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	srvDone := make(chan error, 1)
 	if c.opts.Early != nil {
-		go func() { srvDone <- c.srv.attach(ctx, c, c.probes.packetIn) }()
+		// The inventory first, then the switches that connected while the store loaded (each binds its NICs on
+		// arrival), then the first pass: one full pass with every such bridge, and the inventory's load not
+		// competing with the switches' arrival.
+		if err := c.updateInventory(ctx); err != nil {
+			c.log.Warn("loading the inventory before taking the switches over failed; the first pass loads it", "err", err)
+		}
+		c.mu.Lock()
+		c.prefetchHeld = true
+		c.mu.Unlock()
+		caughtUp := c.srv.attach(c, c.probes.packetIn)
+		go func() { srvDone <- c.srv.serveAttached(ctx) }()
+		select {
+		case <-caughtUp:
+		case <-ctx.Done():
+		}
 	} else {
 		go func() { srvDone <- c.srv.Serve(ctx) }()
 	}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"portmirror/flows"
-	"portmirror/internal/flowcache"
 	"portmirror/model"
 	"portmirror/ofwire"
 	"portmirror/service"
@@ -295,7 +294,10 @@ func (e *incEnv) check(step string) {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		sum := flowcache.Digest(packed)
+		sum, _, err := flowsDigest(packed)
+		if err != nil {
+			e.t.Fatal(err)
+		}
 		if rec.Flows != sum || rec.Count != len(fs) {
 			e.t.Fatalf("%s: bridge %s: recorded %d flows of digest %x, a full compile gives %d of digest %x", step, dp, rec.Count, rec.Flows, len(fs), sum)
 		}

@@ -90,6 +90,7 @@ func (c *Controller) pass(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
+	c.releasePrefetches() // the reads of the switches handed over run beside the pass
 	if c.wantFull(fab) {
 		err = c.fullPass(ctx, dirty, fab)
 		c.passStats.full.Add(1)
@@ -338,7 +339,10 @@ func (c *Controller) buildInputFrom(ctx context.Context, fab *fabric) (*flows.In
 			return nil, nil, fmt.Errorf("list sessions: %w", err)
 		}
 	}
-	var pms []string
+	// sized once: a fleet's sessions grown by doubling were copied over and over (a restart's first pass)
+	in.Sessions = make([]flows.Session, 0, len(sessions))
+	pms := make([]string, 0, len(sessions))
+	in.NICs = make(map[string]flows.NIC, 2*len(sessions))
 	addNIC := func(uuid string) error {
 		if _, ok := in.NICs[uuid]; ok {
 			return nil
@@ -622,8 +626,7 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 			// flows known by their digest (recorded by this program before its restart, flowcache): the switch
 			// holds them when its flows, in canonical form, digest the same, and they stay known that way, with
 			// none of their bytes kept; otherwise the bridge is compiled
-			var sum uint64
-			n, err := ofwire.EachCanonicalEntry(entries, func(e []byte) { sum = flowcache.Update(sum, e) })
+			sum, n, err := flowsDigest(entries)
 			if err != nil || n != w.flows.n || sum != w.flows.sum {
 				return c.recompile(b)
 			}
@@ -823,7 +826,7 @@ type packedFlows struct {
 	list    []flows.Flow
 	packed  []byte // when list is nil
 	n       int
-	sum     uint64 // flowcache.Digest(packed), when packed or pending
+	sum     uint64 // flowsDigest(packed), when packed or pending
 	pending bool   // not compiled: the flows whose packed form digests to sum (applyBridge compares the switch's)
 }
 
@@ -882,6 +885,7 @@ func (p *packedFlows) pack() {
 		return
 	}
 	if b, err := ofwire.PackFlows(p.list); err == nil {
-		p.packed, p.list, p.sum = b, nil, flowcache.Digest(b)
+		p.packed, p.list = b, nil
+		p.sum, _, _ = flowsDigest(b)
 	}
 }

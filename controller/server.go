@@ -182,13 +182,21 @@ func (s *Server) Close() error {
 	return s.early.err
 }
 
-// attach delivers the early server's events to h, and its packet-ins to packetIn, until ctx ends; it then stops
-// the server and returns what Serve returned.
-func (s *Server) attach(ctx context.Context, h Handler, packetIn func(*Switch, ofwire.PacketIn)) error {
+// attach hands the early server's events to h, and its packet-ins to packetIn, and returns a channel closed once
+// h has had every event queued before (the switches that connected meanwhile). serveAttached then serves.
+func (s *Server) attach(h Handler, packetIn func(*Switch, ofwire.PacketIn)) <-chan struct{} {
 	e := s.early
 	e.handler = h // read by the events' goroutine once attached is closed
 	s.packetIn.Store(&packetIn)
+	caughtUp := make(chan struct{})
+	s.events.push(func(Handler) { close(caughtUp) })
 	close(e.attached)
+	return caughtUp
+}
+
+// serveAttached serves until ctx ends, then stops the server and returns what Serve returned.
+func (s *Server) serveAttached(ctx context.Context) error {
+	e := s.early
 	select {
 	case <-ctx.Done():
 	case <-e.done: // the listener failed

@@ -45,11 +45,20 @@ func (c *Controller) loadFlowCache() {
 // connect while the store loads and the first pass prepares): when that pass hands it flows known by their digest,
 // those it holds are known the same way already, and a bridge that holds them costs no round trip then. It does
 // nothing unless this controller leads.
+//
+// While the switches that connected before the controller started are handed to it (Options.Early), the reads
+// are held until its first pass starts (releasePrefetches): they then run beside that pass, on the other cores,
+// instead of slowing the arrival of the switches and the inventory the pass waits for.
 func (c *Controller) prefetch(sw *Switch) {
 	dp := sw.DatapathID()
 	c.mu.Lock()
 	_, recorded := c.restored[dp]
 	b := c.bridges[dp]
+	if recorded && c.prefetchHeld {
+		c.prefetchQ = append(c.prefetchQ, sw)
+		c.mu.Unlock()
+		return
+	}
 	c.mu.Unlock()
 	lead, _, ctx := c.leading()
 	if !recorded || !lead || b == nil {
@@ -71,15 +80,17 @@ func (c *Controller) prefetch(sw *Switch) {
 			defer close(mdone)
 			meters, merr = sw.OurMeters(ctx)
 		}()
-		entries, err := sw.ReadBack(ctx, flows.CookieOurs, flows.CookieMask)
+		// digested reply by reply as the reader gets them: nothing of the flows is kept
+		var sum uint64
+		n := 0
+		err := sw.dumpFlowParts(ctx, flows.CookieOurs, flows.CookieMask, func(body []byte) error {
+			k, err := ofwire.EachFlowEntry(body, func(e []byte) { sum += flowcache.EntryDigest(e) })
+			n += k
+			return err
+		})
 		<-mdone
 		if err != nil || merr != nil {
 			return // its worker reads it back
-		}
-		var sum uint64
-		n, err := ofwire.EachCanonicalEntry(entries, func(e []byte) { sum = flowcache.Update(sum, e) })
-		if err != nil {
-			return
 		}
 		c.passStats.readBacks.Add(1)
 		b.mu.Lock()
@@ -88,6 +99,24 @@ func (c *Controller) prefetch(sw *Switch) {
 			b.installed, b.meters, b.known = packedFlows{pending: true, sum: sum, n: n}, meters, true
 		}
 	}()
+}
+
+// releasePrefetches starts the reads held (prefetch) and holds no more.
+func (c *Controller) releasePrefetches() {
+	c.mu.Lock()
+	q := c.prefetchQ
+	c.prefetchQ, c.prefetchHeld = nil, false
+	c.mu.Unlock()
+	for _, sw := range q {
+		c.prefetch(sw)
+	}
+}
+
+// flowsDigest digests flow-stats entries (a switch's, or packed ones) as a set, flowcache.EntryDigest summed: in
+// any order, what changes while a flow lives zeroed in place. It returns how many there are too.
+func flowsDigest(entries []byte) (sum uint64, n int, err error) {
+	n, err = ofwire.EachFlowEntry(entries, func(e []byte) { sum += flowcache.EntryDigest(e) })
+	return sum, n, err
 }
 
 // takeRestored returns the record of bridge dp when its key is key; the record is used once either way.

@@ -139,6 +139,12 @@ func (p *Plan) SessionsOn(datapathID string) []string {
 // analyze resolves the sessions; when only is set, just those touching that bridge.
 func analyze(in *Input, only string) *Plan {
 	p := &Plan{index: make(map[string]int), bridges: make(map[string]*bridgePlan)}
+	if only == "" {
+		// sized once: a fleet's sessions grown by doubling were copied over and over
+		p.index = make(map[string]int, len(in.Sessions))
+		p.reports = make([]SessionReport, 0, len(in.Sessions))
+		p.res = make([]resolved, 0, len(in.Sessions))
+	}
 	hasPort := func(dp string, port uint32) bool {
 		br, connected := in.Bridges[dp]
 		if !connected {

@@ -138,22 +138,31 @@ func CanonicalFlowEntries(b []byte) ([]byte, int, error) {
 	return out, len(spans), nil
 }
 
-// EachCanonicalEntry calls fn on each of b's flow-stats entries in canonical form and order (what
-// CanonicalFlowEntries returns, one entry at a time), zeroing in place what changes while a flow lives, copying
-// nothing: a restart digests every bridge's flows (flowcache), and keeps none of their bytes. It returns how many
-// entries there are, or an error wrapping ErrMalformed (before any call) when their lengths do not frame b.
-func EachCanonicalEntry(b []byte, fn func(entry []byte)) (int, error) {
-	spans, sorted, err := entrySpans(b)
-	if err != nil {
-		return 0, err
+// EachFlowEntry calls fn on each of b's flow-stats entries (the bodies of flow-stats replies, one after the other),
+// in their order, each in canonical form: what changes while a flow lives and padding zeroed in place (what
+// PackFlows writes), nothing copied. One reply's body at a time will do: an entry never spans two replies. It
+// returns how many entries there are, or an error wrapping ErrMalformed, before any call, when their lengths do
+// not frame b.
+func EachFlowEntry(b []byte, fn func(entry []byte)) (int, error) {
+	n := 0
+	for off := 0; off < len(b); n++ {
+		l, err := entryLen(b[off:], n)
+		if err != nil {
+			return 0, err
+		}
+		off += l
 	}
-	if !sorted {
-		sortSpans(b, spans)
+	for off := 0; off < len(b); {
+		l, _ := entryLen(b[off:], 0)
+		e := b[off : off+l]
+		e[entryPad1] = 0
+		clear(e[entryDuration : entryDuration+8])
+		clear(e[entryPad4 : entryPad4+4])
+		clear(e[entryCounts : entryCounts+16])
+		fn(e)
+		off += l
 	}
-	for _, sp := range spans {
-		fn(b[sp.lo:sp.hi])
-	}
-	return len(spans), nil
+	return n, nil
 }
 
 // UnpackFlows decodes what PackFlows encoded, straight into flows.Flow (a storm unpacks each bridge's flows).
