@@ -311,15 +311,17 @@ func init() {
 		"before it (53 s). What the profile shows now: reading the replies (read system calls and message bodies, " +
 		"about a quarter), garbage collection under the soft memory limit (about a quarter), the handshake and the " +
 		"view's update per bridge. Across runs under the limit it took 4.8-6.3 s; in the one run without it (BENCH_SCALE_MEMORY_LIMIT=none), 4.1 s."
-	explanations["scale.restart_seconds"] = "A restart opens the store (7-10 s: Badger compacts on open and every object is " +
-		"decoded from JSON, on every core), loads the inventory into the view, and runs a full pass that analyses " +
-		"every session and compiles and packs every bridge on every core (9-15 s), each bridge handed to its " +
-		"worker, read back and compared as soon as it is compiled: 0 flow_mods. Before this round the bench's " +
-		"restart also kept the old controller, store and service live (its API server held them), twice the memory " +
-		"through the restart. What remains is CPU: compiling (Plan.Bridge, about 0.4 ms per bridge: each flows.Flow " +
-		"is large and built one by one), packing (about 0.35 ms), the store's JSON and the collector; reaching 10 s " +
-		"needs the compiled state to survive the restart (stored with the inputs' digest) or a compiler that " +
-		"builds flows in their wire form."
+	explanations["scale.restart_seconds"] = "A restart now compiles nothing: the previous controller recorded, per bridge, " +
+		"the digest of everything its flows derive from and the digest of the flows (internal/flowcache, under the " +
+		"program's SHA-256), and the new one hands a bridge whose inputs digest the same its flows by digest alone; " +
+		"the bridge's read-back, digested reply by reply as it arrives, confirms them (restored 10,000, compiled 0). " +
+		"The OpenFlow server serves from the start, so the bridges handshake while the store loads instead of " +
+		"redialling; the store flattens its tables when it closes (no compaction while it loads) and sorts each " +
+		"table once. What remains is CPU on two cores shared with the simulated bridges: the store's load (4.5-5 s " +
+		"here, 2.5-3.5 s alone: about 2.8 s of JSON decoding), the inventory into the view (about 1 s), one analysis " +
+		"of every session (1.5 s of CPU, 4 s of wall while the 10,000 read-backs run beside it) and the collector. " +
+		"From 20-27 s at the start of this round; the next steps are a store encoding cheaper to decode than JSON " +
+		"and read-back replies read into reused buffers."
 	explanations["scale.rss_mib"] = "The controller's process alone (the simulated bridges run in a child process), " +
 		"under the soft memory limit a daemon gets from --memory-limit (BENCH_SCALE_MEMORY_LIMIT, 1900MiB here; " +
 		"README \"At scale\"). About 1.1 GB is live at 10,000 bridges: each bridge's flows packed (300 MB), the " +

@@ -216,12 +216,10 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	srvDone := make(chan error, 1)
 	if c.opts.Early != nil {
-		// The inventory first, then the switches that connected while the store loaded (each binds its NICs on
-		// arrival), then the first pass: one full pass with every such bridge, and the inventory's load not
-		// competing with the switches' arrival.
-		if err := c.updateInventory(ctx); err != nil {
-			c.log.Warn("loading the inventory before taking the switches over failed; the first pass loads it", "err", err)
-		}
+		// The switches that connected while the store loaded are handed over before the first pass starts: one
+		// full pass with every such bridge. (Loading the inventory before handing them over, to spare it their
+		// arrival's competition, left a restarted daemon's first passes with NICs unbound on real OVS: the
+		// bridges' sessions deleted, then added back.)
 		c.mu.Lock()
 		c.prefetchHeld = true
 		c.mu.Unlock()

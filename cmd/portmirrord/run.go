@@ -177,6 +177,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, rl reloader) (err er
 	if node != nil {
 		copts.Cluster = node
 	}
+
 	ctrl, err := controller.New(copts)
 	if err != nil {
 		return fmt.Errorf("OpenFlow controller: %w", err)
