@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -121,23 +120,9 @@ func TestSimEarlyServer(t *testing.T) {
 			t.Fatalf("%s: %d flow-stats requests and %d flow_mods before any controller took the server over", h.Name, got.FlowStats, got.FlowMods)
 		}
 	}
-	o := e.ctrlO
-	o.Service, o.Logger, o.Early = e.svc, quietLogger(), srv
-	ctrl, err := controller.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc.SetLive(ctrl)
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- ctrl.Run(ctx) }()
-	e.ctrl = ctrl
-	e.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller: %v", err)
-		}
-	}
+	e.ctrlO.Early = srv // the controller takes the early server over
+	e.startController()
+	e.ctrlO.Early = nil
 	for _, h := range e.fleet.Hosts {
 		e.waitReadBack(h, before, 10*time.Second)
 	}

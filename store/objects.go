@@ -209,6 +209,11 @@ func (t *table) put(id string, r *record) {
 		t.order = slices.Insert(t.order, i, r)
 	}
 	t.byID[id] = r
+	t.indexRecord(id, r)
+}
+
+// indexRecord enters r, the record of id, in the table's indexes.
+func (t *table) indexRecord(id string, r *record) {
 	for _, e := range indexesOf(r.obj) {
 		m := t.index[e]
 		if m == nil {
@@ -225,14 +230,7 @@ func (t *table) put(id string, r *record) {
 func (t *table) load(id string, r *record) {
 	t.order = append(t.order, r)
 	t.byID[id] = r
-	for _, e := range indexesOf(r.obj) {
-		m := t.index[e]
-		if m == nil {
-			m = map[string]*record{}
-			t.index[e] = m
-		}
-		m[id] = r
-	}
+	t.indexRecord(id, r)
 }
 
 // sortLoaded sorts the order by seq after load.
