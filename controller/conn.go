@@ -16,6 +16,7 @@ type request struct {
 	what   string
 	mpType uint16                                  // for multipart requests
 	onPart func(body []byte) error                 // for multipart requests, called from the reader
+	borrow bool                                    // onPart keeps nothing of a body: the reader reads it into a buffer it reuses
 	done   chan struct{}                           // closed when msg/err are set
 	msg    ofwire.Message                          // the reply
 	err    error                                   // an OFPT_ERROR reply, a decode error, or disconnection
@@ -213,7 +214,7 @@ const maxDumpBytes = 512 << 20
 // DumpFlowStats reads every flow whose cookie matches cookie under mask, in every table.
 func (sw *Switch) DumpFlowStats(ctx context.Context, cookie, mask uint64) ([]ofwire.FlowStat, error) {
 	var out []ofwire.FlowStat
-	err := sw.dumpFlowParts(ctx, cookie, mask, func(body []byte) error {
+	err := sw.dumpFlowParts(ctx, cookie, mask, false, func(body []byte) error {
 		st, err := ofwire.DecodeFlowStats(body)
 		out = append(out, st...)
 		return err
@@ -223,10 +224,13 @@ func (sw *Switch) DumpFlowStats(ctx context.Context, cookie, mask uint64) ([]ofw
 
 // dumpFlowParts sends a flow-stats request for the flows whose cookie matches cookie under mask and hands each
 // reply part's body (its flow-stats entries) to onPart, as they come, until the last.
-func (sw *Switch) dumpFlowParts(ctx context.Context, cookie, mask uint64, onPart func([]byte) error) error {
+//
+// With borrow, onPart keeps nothing of a body (it is read into a buffer the reader reuses): a restart digests
+// every bridge's flows, 300 MB at 10,000 bridges, without allocating them.
+func (sw *Switch) dumpFlowParts(ctx context.Context, cookie, mask uint64, borrow bool, onPart func([]byte) error) error {
 	total := 0
 	xid := sw.allocXids(1)
-	r := &request{what: "flow-stats request", mpType: ofwire.MultipartFlow, done: make(chan struct{})}
+	r := &request{what: "flow-stats request", mpType: ofwire.MultipartFlow, done: make(chan struct{}), borrow: borrow}
 	r.onPart = func(body []byte) error {
 		total += len(body)
 		if total > maxDumpBytes {
@@ -248,7 +252,7 @@ func (sw *Switch) dumpFlowParts(ctx context.Context, cookie, mask uint64, onPart
 // should hold (a storm reads back every bridge); FlowsOf decodes them when they differ.
 func (sw *Switch) ReadBack(ctx context.Context, cookie, mask uint64) ([]byte, error) {
 	var out []byte
-	err := sw.dumpFlowParts(ctx, cookie, mask, func(body []byte) error {
+	err := sw.dumpFlowParts(ctx, cookie, mask, false, func(body []byte) error {
 		if out == nil {
 			out = body // each message's body is its own allocation (ofwire.ReadMessage)
 		} else {

@@ -110,6 +110,10 @@ type Server struct {
 
 	packetIn atomic.Pointer[func(*Switch, ofwire.PacketIn)] // Config.OnPacketIn, or the attached controller's
 
+	// bodies lends a reader a buffer of the largest message for a reply part whose request keeps nothing of it
+	// (request.borrow): *[]byte
+	bodies sync.Pool
+
 	// Serving early (ServeEarly): the events wait for the handler that attach brings.
 	early *earlyServing
 }
@@ -150,6 +154,7 @@ func Listen(cfg Config) (*Server, error) {
 		conns: map[*Switch]struct{}{}, switches: map[string]*Switch{}, perAddr: map[string]int{},
 		events:  newEventQueue(cfg.Logger),
 		writers: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }},
+		bodies:  sync.Pool{New: func() any { b := make([]byte, ofwire.MaxMessageLen); return &b }},
 	}
 	if cfg.OnPacketIn != nil {
 		s.packetIn.Store(&cfg.OnPacketIn)

@@ -354,7 +354,14 @@ func (sw *Switch) readLoop(br *bufio.Reader) error {
 		if err := sw.conn.SetReadDeadline(time.Now().Add(dead)); err != nil {
 			return err
 		}
-		m, err := ofwire.ReadMessage(br, ofwire.Version)
+		var borrowed *[]byte
+		m, err := ofwire.ReadMessageInto(br, ofwire.Version, func(h ofwire.Header) []byte {
+			if h.Type != ofwire.TypeMultipartReply || !sw.borrows(h.Xid) {
+				return nil
+			}
+			borrowed = sw.srv.bodies.Get().(*[]byte)
+			return *borrowed
+		})
 		if err != nil {
 			select {
 			case <-sw.done:
@@ -363,10 +370,22 @@ func (sw *Switch) readLoop(br *bufio.Reader) error {
 			}
 			return readErr(err, dead)
 		}
-		if err := sw.dispatch(m); err != nil {
+		err = sw.dispatch(m)
+		if borrowed != nil {
+			sw.srv.bodies.Put(borrowed) // the request's onPart kept nothing of it
+		}
+		if err != nil {
 			return fmt.Errorf("%s xid %d: %w", m.Type, m.Xid, err)
 		}
 	}
+}
+
+// borrows reports whether the request xid reads its reply parts into a reused buffer (request.borrow).
+func (sw *Switch) borrows(xid uint32) bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	r := sw.pending[xid]
+	return r != nil && r.borrow
 }
 
 func (sw *Switch) dispatch(m ofwire.Message) error {

@@ -83,7 +83,7 @@ func (c *Controller) prefetch(sw *Switch) {
 		// digested reply by reply as the reader gets them: nothing of the flows is kept
 		var sum uint64
 		n := 0
-		err := sw.dumpFlowParts(ctx, flows.CookieOurs, flows.CookieMask, func(body []byte) error {
+		err := sw.dumpFlowParts(ctx, flows.CookieOurs, flows.CookieMask, true, func(body []byte) error {
 			k, err := ofwire.EachFlowEntry(body, func(e []byte) { sum += flowcache.EntryDigest(e) })
 			n += k
 			return err

@@ -168,6 +168,12 @@ func ParseHeader(b []byte, version uint8) (Header, error) {
 // Length-8 body bytes. It never allocates more than MaxMessageLen. An io.EOF before the first header byte is
 // returned as io.EOF; a message cut short is io.ErrUnexpectedEOF.
 func ReadMessage(r *bufio.Reader, version uint8) (Message, error) {
+	return ReadMessageInto(r, version, nil)
+}
+
+// ReadMessageInto is ReadMessage reading the body into body(h)[:n] when body is set and gives a slice of enough
+// capacity for the message's n bytes of body (a buffer the caller reuses), into a new allocation otherwise.
+func ReadMessageInto(r *bufio.Reader, version uint8, body func(h Header) []byte) (Message, error) {
 	// The header is looked at in the reader's buffer, not copied out (a copy escaped to the heap: one allocation
 	// per message, every echo of every bridge).
 	hb, err := r.Peek(HeaderLen)
@@ -186,7 +192,14 @@ func ReadMessage(r *bufio.Reader, version uint8) (Message, error) {
 	}
 	m := Message{Header: h}
 	if n := int(h.Length) - HeaderLen; n > 0 {
-		m.Body = make([]byte, n)
+		if body != nil {
+			if b := body(h); cap(b) >= n {
+				m.Body = b[:n]
+			}
+		}
+		if m.Body == nil {
+			m.Body = make([]byte, n)
+		}
 		if _, err := io.ReadFull(r, m.Body); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF

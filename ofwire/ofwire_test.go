@@ -576,3 +576,32 @@ func TestBundleMessages(t *testing.T) {
 		t.Fatalf("experimenter error %v (%v)", em, err)
 	}
 }
+
+// TestReadMessageInto: a body goes into the caller's buffer when it is large enough (the same memory, asked for
+// with the message's header), into a new allocation when it is not or none is given; the next message reads on.
+func TestReadMessageInto(t *testing.T) {
+	body := bytes.Repeat([]byte{0xab}, 100)
+	var wire []byte
+	for range 3 {
+		wire = append(wire, 4, byte(TypeMultipartReply), 0, byte(HeaderLen+len(body)), 0, 0, 0, 9)
+		wire = append(wire, body...)
+	}
+	r := bufio.NewReader(bytes.NewReader(wire))
+	buf := make([]byte, 128)
+	var asked []Header
+	for i, give := range [][]byte{buf, buf[:10:10], nil} {
+		m, err := ReadMessageInto(r, Version, func(h Header) []byte { asked = append(asked, h); return give })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m.Body, body) || m.Xid != 9 || m.Type != TypeMultipartReply {
+			t.Fatalf("message %d: %v xid %d, body of %d bytes", i, m.Type, m.Xid, len(m.Body))
+		}
+		if into := &m.Body[0] == &buf[0]; into != (i == 0) {
+			t.Fatalf("message %d: read into the caller's buffer %v", i, into)
+		}
+	}
+	if len(asked) != 3 || asked[0].Length != uint16(HeaderLen+len(body)) {
+		t.Fatalf("asked for buffers with headers %+v", asked)
+	}
+}
