@@ -310,7 +310,8 @@ func init() {
 		"bridge (the figures beside this one), from 1.4 ms and 0.75 ms at the start of this round (12 s) and 3.2 ms " +
 		"before it (53 s). What the profile shows now: reading the replies (read system calls and message bodies, " +
 		"about a quarter), garbage collection under the soft memory limit (about a quarter), the handshake and the " +
-		"view's update per bridge. Across runs under the limit it took 4.8-6.3 s; in the one run without it (BENCH_SCALE_MEMORY_LIMIT=none), 4.1 s."
+		"view's update per bridge. Across runs under the limit it took 4.6-6.5 s (a run's other figures move with it: " +
+		"the simulator's CPU for the same storm ranged 2.9-5.8 s); in the one run without it (BENCH_SCALE_MEMORY_LIMIT=none), 4.1 s."
 	explanations["scale.restart_seconds"] = "A restart now compiles nothing: the previous controller recorded, per bridge, " +
 		"the digest of everything its flows derive from and the digest of the flows (internal/flowcache, under the " +
 		"program's SHA-256), and the new one hands a bridge whose inputs digest the same its flows by digest alone; " +
@@ -319,9 +320,10 @@ func init() {
 		"redialling; the store flattens its tables when it closes (no compaction while it loads) and sorts each " +
 		"table once. What remains is CPU on two cores shared with the simulated bridges: the store's load (4.5-5 s " +
 		"here, 2.5-3.5 s alone: about 2.8 s of JSON decoding), the inventory into the view (about 1 s), one analysis " +
-		"of every session (1.5 s of CPU, 4 s of wall while the 10,000 read-backs run beside it) and the collector. " +
-		"From 20-27 s at the start of this round; the next steps are a store encoding cheaper to decode than JSON " +
-		"and read-back replies read into reused buffers."
+		"of every session (1.5 s of CPU, 4 s of wall while the 10,000 read-backs run beside it) and the collector; " +
+		"the read-backs' replies are read into pooled buffers (300 MB not allocated). From 20-27 s at the start of " +
+		"this round (the build of that start, run beside this one: 20.7 s); the next step is a store encoding " +
+		"cheaper to decode than JSON."
 	explanations["scale.rss_mib"] = "The controller's process alone (the simulated bridges run in a child process), " +
 		"under the soft memory limit a daemon gets from --memory-limit (BENCH_SCALE_MEMORY_LIMIT, 1900MiB here; " +
 		"README \"At scale\"). About 1.1 GB is live at 10,000 bridges: each bridge's flows packed (300 MB), the " +
