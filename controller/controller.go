@@ -276,7 +276,6 @@ func (c *Controller) loop(ctx context.Context, feed <-chan store.Change, leaders
 		case <-ctx.Done():
 			return nil
 		case <-leadership:
-			c.loadFlowCache()
 			c.leadershipChanged(ctx)
 		case ch, ok := <-feed:
 			if !ok {

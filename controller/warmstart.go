@@ -130,12 +130,13 @@ func (c *Controller) takeRestored(dp string, key uint64) (flowcache.Entry, bool)
 	return e, ok && e.Key == key
 }
 
-// saveFlowCache records flowRecord.
+// saveFlowCache records flowRecord, when this controller leads: a follower compiles nothing, and keeps the record
+// it wrote when it last led (a stale record only means compiling).
 func (c *Controller) saveFlowCache() {
 	c.mu.Lock()
 	prog, known := c.program, c.programKnown
 	c.mu.Unlock()
-	if !known {
+	if lead, _, _ := c.leading(); !known || !lead {
 		return
 	}
 	if err := flowcache.Save(c.opts.StateDir, prog, c.flowRecord()); err != nil {
