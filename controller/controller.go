@@ -119,7 +119,7 @@ type Controller struct {
 	prefetchQ    []*Switch // the switches whose reads wait
 }
 
-// New opens the OpenFlow listener. Run starts everything else.
+// New opens the OpenFlow listener, or takes Options.Early over. Run starts everything else.
 func New(opts Options) (*Controller, error) {
 	if opts.Service == nil {
 		return nil, fmt.Errorf("controller: no service")
@@ -181,7 +181,7 @@ func New(opts Options) (*Controller, error) {
 }
 
 // Ready is closed once the controller's first full pass has completed: every stored session analysed and every
-// connected bridge handed its state (the end of a start, for a daemon that eases off meanwhile).
+// connected bridge handed its state (the daemon logs how long its start took).
 func (c *Controller) Ready() <-chan struct{} { return c.ready }
 
 // Addr is the OpenFlow listener's address.
@@ -228,6 +228,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		select {
 		case <-caughtUp:
 		case <-ctx.Done():
+		case <-c.srv.early.done: // it stopped before it was taken over: serveAttached says why
 		}
 	} else {
 		go func() { srvDone <- c.srv.Serve(ctx) }()
