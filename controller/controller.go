@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"net"
 	"sync"
@@ -77,7 +76,6 @@ type Controller struct {
 	srv  *Server
 
 	kick chan struct{} // capacity 1: a reconciliation pass is wanted
-	seed maphash.Seed  // of the sessions' fingerprints
 	sem  chan struct{} // bounds concurrent bridge programming
 
 	mu              sync.Mutex
@@ -148,7 +146,6 @@ func New(opts Options) (*Controller, error) {
 		log:             opts.Logger,
 		view:            topology.NewView(),
 		kick:            make(chan struct{}, 1),
-		seed:            maphash.MakeSeed(),
 		sem:             make(chan struct{}, opts.Workers),
 		bridges:         map[string]*bridge{},
 		hosts:           map[string]*hostManager{},

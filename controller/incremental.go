@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"maps"
 	"runtime"
 	"slices"
@@ -146,7 +145,7 @@ func (inc *incState) rebuild(c *Controller, in *flows.Input, pms []string, fab *
 	}
 	inc.fab, inc.networks, inc.bridges, inc.eps = fab, fab.networks, fab.bridges, fab.endpoints
 	// what the full pass analysed every session with: a bridge that comes back as it is now analyses nothing
-	inc.seen = c.bridgeDigests(fab)
+	inc.seen = bridgeDigests(fab)
 	inc.ready, inc.needFull, inc.lastFull = true, false, time.Now()
 	inc.clearPending()
 	inc.dirtyNics = map[string]struct{}{}
@@ -505,7 +504,7 @@ func (c *Controller) incrementalPass(ctx context.Context, dirty topology.Dirty, 
 // bridgeChanged records what the analysis of the sessions on dp reads of its bridge now (its ports and its flow
 // endpoints: bridgeDigest) and reports whether it differs from the last record (or there is none).
 func (c *Controller) bridgeChanged(fab *fabric, dp string) bool {
-	d, ok := c.bridgeDigest(fab, dp)
+	d, ok := bridgeDigest(fab, dp)
 	prev, had := c.inc.seen[dp]
 	if !ok {
 		delete(c.inc.seen, dp)
@@ -517,61 +516,57 @@ func (c *Controller) bridgeChanged(fab *fabric, dp string) bool {
 
 // bridgeDigest digests the fabric's bridge dp (its ports) and its flow endpoints (the endpoints summed, so that
 // the flow networks' order does not matter); ok is false when the fabric has no such bridge.
-func (c *Controller) bridgeDigest(fab *fabric, dp string) (uint64, bool) {
+func bridgeDigest(fab *fabric, dp string) (uint64, bool) {
 	b, ok := fab.bridges[dp]
 	if !ok {
 		return 0, false
 	}
-	var h maphash.Hash
-	sum := c.portsDigest(&h, b)
+	buf, sum := portsDigest(nil, b)
 	for fn := range fab.networks {
 		if ep, ok := fab.endpoints[flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}]; ok {
-			sum += c.endpointDigest(&h, fn, ep)
+			var d uint64
+			buf, d = endpointDigest(buf, fn, ep)
+			sum += d
 		}
 	}
 	return sum, true
 }
 
 // bridgeDigests is bridgeDigest of every bridge of the fabric, in one sweep over its endpoints.
-func (c *Controller) bridgeDigests(fab *fabric) map[string]uint64 {
-	var h maphash.Hash
+func bridgeDigests(fab *fabric) map[string]uint64 {
+	var buf []byte
 	out := make(map[string]uint64, len(fab.bridges))
 	for dp, b := range fab.bridges {
-		out[dp] = c.portsDigest(&h, b)
+		buf, out[dp] = portsDigest(buf, b)
 	}
 	for k, ep := range fab.endpoints {
 		if _, ok := out[k.DatapathID]; ok {
 			if _, known := fab.networks[k.FlowNetwork]; known {
-				out[k.DatapathID] += c.endpointDigest(&h, k.FlowNetwork, ep)
+				var d uint64
+				buf, d = endpointDigest(buf, k.FlowNetwork, ep)
+				out[k.DatapathID] += d
 			}
 		}
 	}
 	return out
 }
 
-func (c *Controller) portsDigest(h *maphash.Hash, b flows.Bridge) uint64 {
-	h.SetSeed(c.seed)
-	writeU64(h, uint64(len(b.Ports)))
+// portsDigest and endpointDigest digest a bridge's ports and one of its flow endpoints in buf (returned for the
+// next call).
+func portsDigest(buf []byte, b flows.Bridge) ([]byte, uint64) {
+	buf = binary.BigEndian.AppendUint64(buf[:0], uint64(len(b.Ports)))
 	for _, p := range b.Ports {
-		writeU64(h, uint64(p))
+		buf = binary.BigEndian.AppendUint32(buf, p)
 	}
-	return h.Sum64()
+	return buf, flowcache.Digest(buf)
 }
 
-func (c *Controller) endpointDigest(h *maphash.Hash, fn string, ep flows.Endpoint) uint64 {
-	h.SetSeed(c.seed)
-	_, _ = h.WriteString(fn)
-	writeU64(h, uint64(ep.TunnelPort))
+func endpointDigest(buf []byte, fn string, ep flows.Endpoint) ([]byte, uint64) {
+	buf = append(binary.AppendUvarint(buf[:0], uint64(len(fn))), fn...)
+	buf = binary.BigEndian.AppendUint32(buf, ep.TunnelPort)
 	ip := ep.IP.As16()
-	_, _ = h.Write(ip[:])
-	writeU64(h, uint64(ep.IP.BitLen()))
-	return h.Sum64()
-}
-
-func writeU64(h *maphash.Hash, v uint64) {
-	var num [8]byte
-	binary.LittleEndian.PutUint64(num[:], v)
-	_, _ = h.Write(num[:])
+	buf = append(append(buf, ip[:]...), byte(ep.IP.BitLen()))
+	return buf, flowcache.Digest(buf)
 }
 
 func (ps *planState) hasReport(uuid string) bool {

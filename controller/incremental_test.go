@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -107,7 +106,7 @@ func newIncEnv(t *testing.T, hosts, vmsPerHost int) *incEnv {
 	e.feed = feed
 	c := &Controller{
 		opts: Options{FullPassEvery: time.Hour, RetryMin: time.Millisecond, RetryMax: time.Millisecond},
-		svc:  svc, log: log, view: topology.NewView(), kick: make(chan struct{}, 1), seed: maphash.MakeSeed(),
+		svc:  svc, log: log, view: topology.NewView(), kick: make(chan struct{}, 1),
 		sem: make(chan struct{}, 4), bridges: map[string]*bridge{}, hosts: map[string]*hostManager{},
 		reloadInventory: true, tunnels: map[string][]uint32{}, metrics: newMetrics(), inc: newIncState(),
 		leadCtx: ctx, runCtx: ctx, ready: make(chan struct{}),
@@ -451,7 +450,6 @@ func incSeeds() int {
 // TestBridgeDigests: the digests a full pass records for every bridge at once are those an incremental pass
 // computes for one, and a change of a bridge's ports or of one of its endpoints changes its digest only.
 func TestBridgeDigests(t *testing.T) {
-	c := &Controller{seed: maphash.MakeSeed()}
 	r := rand.New(rand.NewPCG(7, 8))
 	fab := &fabric{bridges: map[string]flows.Bridge{}, endpoints: map[flows.EndpointKey]flows.Endpoint{}, networks: map[string]model.FlowNetwork{}}
 	for n := range 5 {
@@ -472,23 +470,23 @@ func TestBridgeDigests(t *testing.T) {
 	// an endpoint of a flow network the fabric does not hold, and one of a bridge it does not hold: not counted
 	fab.endpoints[flows.EndpointKey{FlowNetwork: "gone", DatapathID: "0000000000000001"}] = flows.Endpoint{TunnelPort: 9}
 	fab.endpoints[flows.EndpointKey{FlowNetwork: "fn-0", DatapathID: "00000000000000ff"}] = flows.Endpoint{TunnelPort: 9}
-	all := c.bridgeDigests(fab)
+	all := bridgeDigests(fab)
 	if len(all) != len(fab.bridges) {
 		t.Fatalf("%d digests for %d bridges", len(all), len(fab.bridges))
 	}
 	for dp := range fab.bridges {
-		if one, ok := c.bridgeDigest(fab, dp); !ok || one != all[dp] {
+		if one, ok := bridgeDigest(fab, dp); !ok || one != all[dp] {
 			t.Fatalf("bridge %s: digest %x alone, %x among all", dp, one, all[dp])
 		}
 	}
-	if _, ok := c.bridgeDigest(fab, "00000000000000ff"); ok {
+	if _, ok := bridgeDigest(fab, "00000000000000ff"); ok {
 		t.Error("a bridge the fabric does not hold has a digest")
 	}
 	dp := "0000000000000003"
 	fab.bridges[dp] = flows.Bridge{Ports: []uint32{1, 2, 99}}
 	k := flows.EndpointKey{FlowNetwork: "fn-1", DatapathID: "0000000000000004"}
 	fab.endpoints[k] = flows.Endpoint{TunnelPort: 77}
-	after := c.bridgeDigests(fab)
+	after := bridgeDigests(fab)
 	for d := range fab.bridges {
 		if changed := after[d] != all[d]; changed != (d == dp || d == k.DatapathID) {
 			t.Errorf("bridge %s: digest changed %v", d, changed)

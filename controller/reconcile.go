@@ -582,13 +582,21 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	b.mu.Unlock()
 	var installed []flows.Flow
 	same := false // the bridge holds exactly w's flows
-	if known && kept.pending && !w.flows.pending && (kept.sum != w.flows.sum || kept.n != w.flows.n) {
+	if !known && w.flows.pending {
+		// flows known by their digest (recorded by this program before its restart, flowcache): the switch's are
+		// read back as their digest alone, kept that way (none of their bytes), and compared below
+		if kept, meters, err = c.readDigest(ctx, sw); err != nil {
+			return fmt.Errorf("read back %s: %w", b.dpid, err)
+		}
+		known = true
+	}
+	if known && kept.pending && !w.flows.pending && !kept.sameDigest(&w.flows) {
 		known = false // the bridge's flows are known by their digest only: read back for the difference
 	}
 	if known && (kept.pending || w.flows.pending) {
-		// either is known by its digest only (recorded by this program before its restart, flowcache): equal
-		// digests are equal flows; handed recorded flows the bridge does not hold, it is compiled
-		if kept.sum != w.flows.sum || kept.n != w.flows.n {
+		// either is known by its digest only: equal digests are equal flows; handed recorded flows the bridge
+		// does not hold, it is compiled
+		if !kept.sameDigest(&w.flows) {
 			return c.recompile(b)
 		}
 		if w.flows.pending {
@@ -603,36 +611,18 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 			}
 		}
 	} else {
-		// The meters are read while the flows are: one round trip, not two, for each bridge read back (a storm
-		// reads back every bridge).
-		var merr error
-		mdone := make(chan struct{})
-		go func() {
-			defer close(mdone)
-			meters, merr = sw.OurMeters(ctx)
-		}()
-		entries, err := sw.ReadBack(ctx, flows.CookieOurs, flows.CookieMask)
-		<-mdone
+		var entries []byte
+		meters, err = readWithMeters(ctx, sw, func() (err error) {
+			entries, err = sw.ReadBack(ctx, flows.CookieOurs, flows.CookieMask)
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("read back flows of %s: %w", b.dpid, err)
-		}
-		if merr != nil {
-			return fmt.Errorf("read back meters of %s: %w", b.dpid, merr)
+			return fmt.Errorf("read back %s: %w", b.dpid, err)
 		}
 		// What it should hold (packed when it was compiled) against what it holds, as bytes: only a bridge that
 		// differs has its flows decoded, and diffed unless they are the same flows encoded otherwise.
 		c.passStats.readBacks.Add(1)
-		if w.flows.pending {
-			// flows known by their digest (recorded by this program before its restart, flowcache): the switch
-			// holds them when its flows, in canonical form, digest the same, and they stay known that way, with
-			// none of their bytes kept; otherwise the bridge is compiled
-			sum, n, err := flowsDigest(entries)
-			if err != nil || n != w.flows.n || sum != w.flows.sum {
-				return c.recompile(b)
-			}
-			c.passStats.restored.Add(1)
-			same = true
-		} else if same = w.flows.is(entries); !same {
+		if same = w.flows.is(entries); !same {
 			c.passStats.readBacksDecoded.Add(1)
 			if installed, err = sw.FlowsOf(ctx, entries); err != nil {
 				return fmt.Errorf("read back flows of %s: %w", b.dpid, err)
@@ -831,6 +821,9 @@ type packedFlows struct {
 }
 
 func listFlows(fs []flows.Flow) packedFlows { return packedFlows{list: fs, n: len(fs)} }
+
+// sameDigest reports whether q's flows digest as p's (sum and count; set when packed or pending).
+func (p *packedFlows) sameDigest(q *packedFlows) bool { return p.sum == q.sum && p.n == q.n }
 
 func (p *packedFlows) len() int { return p.n }
 

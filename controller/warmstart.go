@@ -1,7 +1,9 @@
 package controller
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"portmirror/flows"
@@ -73,30 +75,14 @@ func (c *Controller) prefetch(sw *Switch) {
 			return
 		}
 		defer func() { <-c.sem }()
-		var meters []flows.Meter
-		var merr error
-		mdone := make(chan struct{})
-		go func() {
-			defer close(mdone)
-			meters, merr = sw.OurMeters(ctx)
-		}()
-		// digested reply by reply as the reader gets them: nothing of the flows is kept
-		var sum uint64
-		n := 0
-		err := sw.dumpFlowParts(ctx, flows.CookieOurs, flows.CookieMask, true, func(body []byte) error {
-			k, err := ofwire.EachFlowEntry(body, func(e []byte) { sum += flowcache.EntryDigest(e) })
-			n += k
-			return err
-		})
-		<-mdone
-		if err != nil || merr != nil {
+		kept, meters, err := c.readDigest(ctx, sw)
+		if err != nil {
 			return // its worker reads it back
 		}
-		c.passStats.readBacks.Add(1)
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if b.sw == sw && !b.known && !b.running { // nothing read it back, or programmed it, meanwhile
-			b.installed, b.meters, b.known = packedFlows{pending: true, sum: sum, n: n}, meters, true
+			b.installed, b.meters, b.known = kept, meters, true
 		}
 	}()
 }
@@ -110,6 +96,46 @@ func (c *Controller) releasePrefetches() {
 	for _, sw := range q {
 		c.prefetch(sw)
 	}
+}
+
+// readDigest reads back the bridge's flows as their digest alone (flowsDigest, reply by reply, read into reused
+// buffers: nothing of them kept), with its meters.
+func (c *Controller) readDigest(ctx context.Context, sw *Switch) (packedFlows, []flows.Meter, error) {
+	var sum uint64
+	n := 0
+	meters, err := readWithMeters(ctx, sw, func() error {
+		return sw.dumpFlowParts(ctx, flows.CookieOurs, flows.CookieMask, true, func(body []byte) error {
+			s, k, err := flowsDigest(body)
+			sum, n = sum+s, n+k
+			return err
+		})
+	})
+	if err != nil {
+		return packedFlows{}, nil, err
+	}
+	c.passStats.readBacks.Add(1)
+	return packedFlows{pending: true, sum: sum, n: n}, meters, nil
+}
+
+// readWithMeters runs readFlows while the bridge's meters are read: one round trip, not two, for each bridge read
+// back (a storm reads back every bridge).
+func readWithMeters(ctx context.Context, sw *Switch, readFlows func() error) ([]flows.Meter, error) {
+	var meters []flows.Meter
+	var merr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		meters, merr = sw.OurMeters(ctx)
+	}()
+	err := readFlows()
+	<-done
+	if err != nil {
+		return nil, fmt.Errorf("flows: %w", err)
+	}
+	if merr != nil {
+		return nil, fmt.Errorf("meters: %w", merr)
+	}
+	return meters, nil
 }
 
 // flowsDigest digests flow-stats entries (a switch's, or packed ones) as a set, flowcache.EntryDigest summed: in

@@ -82,6 +82,15 @@ func SameFlowEntries(entries, packed []byte) (bool, error) {
 	return true, nil
 }
 
+// canonicalEntry zeroes, in place, what changes while the flow of entry e lives and its padding (what PackFlows
+// writes).
+func canonicalEntry(e []byte) {
+	e[entryPad1] = 0
+	clear(e[entryDuration : entryDuration+8])
+	clear(e[entryPad4 : entryPad4+4])
+	clear(e[entryCounts : entryCounts+16])
+}
+
 // span is where one flow-stats entry lies in a byte slice.
 type span struct{ lo, hi int }
 
@@ -97,10 +106,7 @@ func entrySpans(b []byte) (spans []span, sorted bool, err error) {
 			return nil, false, err
 		}
 		e := rest[:n]
-		e[entryPad1] = 0
-		clear(e[entryDuration : entryDuration+8])
-		clear(e[entryPad4 : entryPad4+4])
-		clear(e[entryCounts : entryCounts+16])
+		canonicalEntry(e)
 		if len(spans) > 0 && sorted {
 			last := spans[len(spans)-1]
 			sorted = bytes.Compare(b[last.lo:last.hi], e) <= 0
@@ -155,10 +161,7 @@ func EachFlowEntry(b []byte, fn func(entry []byte)) (int, error) {
 	for off := 0; off < len(b); {
 		l, _ := entryLen(b[off:], 0)
 		e := b[off : off+l]
-		e[entryPad1] = 0
-		clear(e[entryDuration : entryDuration+8])
-		clear(e[entryPad4 : entryPad4+4])
-		clear(e[entryCounts : entryCounts+16])
+		canonicalEntry(e)
 		fn(e)
 		off += l
 	}
