@@ -18,6 +18,10 @@
 //     meter when a bridge goes from none to some or back: missing targets are added in one transaction, and only
 //     a later round (after a re-read) removes ours that are no longer wanted. Replacing A by B goes
 //     {A} -> {A,B} -> {B}. Other controller rows are never touched.
+//   - Until the first SetDesired, the tunnel ports and isolated ports of ours are left as they are (the bridge
+//     settings and controllers are kept as usual): a manager started before its caller knows what the host needs
+//     (a controller restarting reads its store first) must not remove a tunnel port only to add it back under a
+//     new OpenFlow port number, which would change every flow that names it.
 //   - A read-only manager (SetWritable(false), a cluster follower) connects, reads and publishes the interfaces
 //     and the datapath id as usual, and sends no write at all.
 //   - Isolation reserves the port for mirroring with a Mirror row of ours that selects nothing and outputs to it
@@ -128,6 +132,7 @@ type Manager struct {
 	mu       sync.Mutex
 	tunnels  map[string]TunnelSpec // by port name
 	isolated map[string]bool       // port names
+	told     bool                  // SetDesired has been called: tunnels and isolated are what the caller wants
 	targets  []string              // controller targets, sorted, no duplicates
 	writable bool
 	gen      uint64
@@ -250,7 +255,8 @@ func (m *Manager) SetWritable(writable bool) {
 
 // SetDesired sets the tunnel ports the bridge should have (exactly these of ours; ours not listed are removed) and
 // the ports to isolate from NORMAL (all others that we isolated are restored). It returns the generation that
-// Status().Applied reaches once the bridge holds it. Bad input changes nothing.
+// Status().Applied reaches once the bridge holds it. Bad input changes nothing. Until it is first called, the
+// manager leaves the bridge's tunnel ports and isolated ports of ours as they are.
 func (m *Manager) SetDesired(tunnels []TunnelSpec, isolatedPorts []string) (uint64, error) {
 	tm := make(map[string]TunnelSpec, len(tunnels))
 	for _, t := range tunnels {
@@ -285,9 +291,9 @@ func (m *Manager) SetDesired(tunnels []TunnelSpec, isolatedPorts []string) (uint
 		iso[p] = true
 	}
 	m.mu.Lock()
-	same := maps.Equal(tm, m.tunnels) && maps.Equal(iso, m.isolated)
+	same := m.told && maps.Equal(tm, m.tunnels) && maps.Equal(iso, m.isolated)
 	if !same {
-		m.tunnels, m.isolated = tm, iso
+		m.tunnels, m.isolated, m.told = tm, iso, true
 		m.gen++
 		m.status.Generation = m.gen
 	}
@@ -441,7 +447,7 @@ func (r *refusal) Error() string { return r.msg }
 // round) until nothing differs.
 func (m *Manager) sync(ctx context.Context, c *client) error {
 	m.mu.Lock()
-	want := desired{tunnels: m.tunnels, isolated: m.isolated, targets: m.targets}
+	want := desired{tunnels: m.tunnels, isolated: m.isolated, told: m.told, targets: m.targets}
 	gen := m.gen
 	m.mu.Unlock()
 	var refused []string
@@ -623,6 +629,7 @@ func (t *txn) add(what string, op ovsdb.TransactOp) {
 type desired struct {
 	tunnels  map[string]TunnelSpec // by port name
 	isolated map[string]bool       // port names
+	told     bool                  // tunnels and isolated are known; until then ours are left as they are
 	targets  []string              // controller targets, sorted; empty leaves controllers alone
 }
 
@@ -653,6 +660,12 @@ func (m *Manager) plan(st *state, want desired) (txn, []string) {
 
 	// Controllers: ours only, exactly the wanted targets, never through zero.
 	m.planControllers(&tx, st, bu, br, want.targets)
+	if !want.told {
+		// Nobody has said yet which tunnel ports and isolated ports the bridge needs (a restarted controller reads
+		// its store before its first pass): ours stay as they are. Removing them now would renumber the tunnel
+		// ports when they come back, and every flow that names them would have to be rewritten.
+		return tx, refused
+	}
 
 	// Tunnel ports.
 	have := map[string]bool{}

@@ -143,3 +143,53 @@ func sorted(s []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// A manager that has not been told its desired state yet (a restarted controller reading its store) keeps the
+// bridge's settings and controllers as usual, and leaves our tunnel ports and isolated ports as they are: removing
+// a tunnel port to add it back would give it a new OpenFlow port number and change every flow that names it.
+func TestUntoldManagerKeepsTunnelsAndIsolation(t *testing.T) {
+	e := startOVSDB(t, false)
+	e.vsctl("add-br", "br-int")
+	e.vsctl("add-port", "br-int", "vnet1", "tag=10")
+	first := newManager(t, HostConfig{Address: e.addr()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- first.Run(ctx) }()
+	gen, err := first.SetDesired([]TunnelSpec{{FlowNetworkUUID: fn1, Encapsulation: model.ERSPANv2, LocalIP: "198.18.0.1"}}, []string{"vnet1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, first, gen)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("first manager: %v", err)
+	}
+	p1 := model.TunnelPortName(fn1)
+	tunnelRow := e.get("interface", p1, "_uuid")
+
+	target := "tcp:198.18.0.9:6653"
+	m := startManager(t, HostConfig{Address: e.addr(), ControllerTargets: []string{target}})
+	eventually(t, 10*time.Second, func() (bool, string) {
+		got := e.vsctl("get-controller", "br-int")
+		return got == target && !m.Status().LastSync.IsZero(), fmt.Sprintf("controllers %q, status %+v", got, m.Status())
+	})
+	if got := e.get("interface", p1, "_uuid"); got != tunnelRow {
+		t.Errorf("tunnel interface %s is row %s, want %s kept", p1, got, tunnelRow)
+	}
+	if got := e.get("port", "vnet1", "tag"); got != "4095" {
+		t.Errorf("vnet1 tag %q, want 4095 (still isolated)", got)
+	}
+
+	// Once told, the manager applies what it was told, removals included.
+	gen, err = m.SetDesired(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, m, gen)
+	if out, err := e.OVS.Vsctl(context.Background(), "get", "interface", p1, "type"); err == nil {
+		t.Errorf("interface %s still exists: %s", p1, out)
+	}
+	if got := e.get("port", "vnet1", "tag"); got != "10" {
+		t.Errorf("vnet1 tag %q, want 10 restored", got)
+	}
+}
