@@ -190,37 +190,41 @@ type record struct {
 type table struct {
 	byID  map[string]*record
 	order []*record                         // by seq
-	index map[indexEntry]map[string]*record // the records by id, per index entry (a lookup reads no other map)
+	index map[indexEntry][]*record // the records of each index entry, by seq (a lookup reads no other map, sorts nothing)
 }
 
 func newTable() *table {
-	return &table{byID: map[string]*record{}, index: map[indexEntry]map[string]*record{}}
+	return &table{byID: map[string]*record{}, index: map[indexEntry][]*record{}}
 }
+
+// bySeq orders records by their seq, which is unique within a store.
+func bySeq(x *record, seq uint64) int { return cmp.Compare(x.seq, seq) }
 
 func (t *table) put(id string, r *record) {
 	if old, ok := t.byID[id]; ok {
-		t.unindex(id, old.obj)
+		t.unindex(old)
 		i := t.position(old.seq)
 		t.order[i] = r
 		r.seq = old.seq
 	} else {
 		// New records carry the greatest seq, except while loading; keep order sorted either way.
-		i, _ := slices.BinarySearchFunc(t.order, r.seq, func(x *record, s uint64) int { return cmp.Compare(x.seq, s) })
+		i, _ := slices.BinarySearchFunc(t.order, r.seq, bySeq)
 		t.order = slices.Insert(t.order, i, r)
 	}
 	t.byID[id] = r
-	t.indexRecord(id, r)
+	t.indexRecord(r)
 }
 
-// indexRecord enters r, the record of id, in the table's indexes.
-func (t *table) indexRecord(id string, r *record) {
+// indexRecord enters r in the table's indexes, in seq order (at the end, unless r replaces an older record).
+func (t *table) indexRecord(r *record) {
 	for _, e := range indexesOf(r.obj) {
-		m := t.index[e]
-		if m == nil {
-			m = map[string]*record{}
-			t.index[e] = m
+		recs := t.index[e]
+		if n := len(recs); n == 0 || recs[n-1].seq < r.seq {
+			t.index[e] = append(recs, r)
+			continue
 		}
-		m[id] = r
+		i, _ := slices.BinarySearchFunc(recs, r.seq, bySeq)
+		t.index[e] = slices.Insert(recs, i, r)
 	}
 }
 
@@ -230,12 +234,20 @@ func (t *table) indexRecord(id string, r *record) {
 func (t *table) load(id string, r *record) {
 	t.order = append(t.order, r)
 	t.byID[id] = r
-	t.indexRecord(id, r)
+	for _, e := range indexesOf(r.obj) {
+		t.index[e] = append(t.index[e], r)
+	}
 }
 
-// sortLoaded sorts the order by seq after load.
+// sortLoaded sorts the order and the indexes by seq after load.
 func (t *table) sortLoaded() {
-	slices.SortFunc(t.order, func(a, b *record) int { return cmp.Compare(a.seq, b.seq) })
+	less := func(a, b *record) int { return cmp.Compare(a.seq, b.seq) }
+	slices.SortFunc(t.order, less)
+	for _, recs := range t.index {
+		if !slices.IsSortedFunc(recs, less) {
+			slices.SortFunc(recs, less)
+		}
+	}
 }
 
 func (t *table) remove(id string) {
@@ -243,25 +255,30 @@ func (t *table) remove(id string) {
 	if !ok {
 		return
 	}
-	t.unindex(id, old.obj)
+	t.unindex(old)
 	i := t.position(old.seq)
 	t.order = slices.Delete(t.order, i, i+1)
 	delete(t.byID, id)
 }
 
-func (t *table) unindex(id string, obj any) {
-	for _, e := range indexesOf(obj) {
-		if m := t.index[e]; m != nil {
-			delete(m, id)
-			if len(m) == 0 {
-				delete(t.index, e)
-			}
+// unindex takes r out of the table's indexes.
+func (t *table) unindex(r *record) {
+	for _, e := range indexesOf(r.obj) {
+		recs := t.index[e]
+		i, ok := slices.BinarySearchFunc(recs, r.seq, bySeq)
+		if !ok || recs[i] != r {
+			panic("store: index out of sync")
+		}
+		if len(recs) == 1 {
+			delete(t.index, e)
+		} else {
+			t.index[e] = slices.Delete(recs, i, i+1)
 		}
 	}
 }
 
 func (t *table) position(seq uint64) int {
-	i, ok := slices.BinarySearchFunc(t.order, seq, func(x *record, s uint64) int { return cmp.Compare(x.seq, s) })
+	i, ok := slices.BinarySearchFunc(t.order, seq, bySeq)
 	if !ok {
 		panic("store: in-memory order out of sync")
 	}

@@ -5,7 +5,7 @@
 package store
 
 import (
-	"cmp"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,8 +84,34 @@ type envelope struct {
 	Obj json.RawMessage `json:"obj"`
 }
 
+// decodeEnvelope reads a stored value. The shape json.Marshal gives an envelope, {"seq":N,"obj":{...}}, is split
+// without a scan of the object (decodeObject checks and decodes it next: scanning it here too was a third of a
+// load's decoding), and split is true; any other shape goes through encoding/json. A split value whose object
+// does not decode is to be read again through encoding/json: what looked like the end of the object may not be.
+func decodeEnvelope(raw []byte) (env envelope, split bool, err error) {
+	const head, mid = `{"seq":`, `,"obj":{`
+	if rest, ok := bytes.CutPrefix(raw, []byte(head)); ok {
+		n := 0
+		for n < len(rest) && n < 20 && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n > 0 && (n == 1 || rest[0] != '0') {
+			if seq, err := strconv.ParseUint(string(rest[:n]), 10, 64); err == nil {
+				if obj, ok := bytes.CutPrefix(rest[n:], []byte(mid)); ok && len(obj) >= 2 && obj[len(obj)-1] == '}' {
+					return envelope{Seq: seq, Obj: raw[len(raw)-len(obj)-1 : len(raw)-1]}, true, nil
+				}
+			}
+		}
+	}
+	err = json.Unmarshal(raw, &env)
+	return env, false, err
+}
+
 // loadBatch is how many objects one decode job of a load holds.
 const loadBatch = 512
+
+// loadChunk is the size of the buffers a load copies stored values into, many values to one.
+const loadChunk = 256 << 10
 
 // loadItem is one stored object on its way through a load: its key and value, then its decoded object.
 type loadItem struct {
@@ -138,11 +165,18 @@ func newLoadDecoder(ctx context.Context) *loadDecoder {
 func decodeItems(items []loadItem) error {
 	for i := range items {
 		it := &items[i]
-		var env envelope
-		if err := json.Unmarshal(it.raw, &env); err != nil {
+		env, split, err := decodeEnvelope(it.raw)
+		if err != nil {
 			return fmt.Errorf("decode %q: %w", it.key, err)
 		}
 		obj, err := decodeObject(it.kind, env.Obj)
+		if err != nil && split {
+			// not the shape it looked like (e.g. a field after obj): as encoding/json reads it
+			env = envelope{}
+			if err = json.Unmarshal(it.raw, &env); err == nil {
+				obj, err = decodeObject(it.kind, env.Obj)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("decode %q: %w", it.key, err)
 		}
@@ -283,6 +317,7 @@ func (s *Store) load(ctx context.Context) error {
 			n++
 		}
 		var batch []loadItem
+		var chunk []byte
 		flush := func() error {
 			if len(batch) == 0 {
 				return nil
@@ -306,8 +341,16 @@ func (s *Store) load(ctx context.Context) error {
 			if tables[kind] == nil {
 				return fmt.Errorf("key %q: unknown kind %q", key, kind)
 			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
+			// values are copied into shared chunks, not one allocation each: they live until their batch is decoded
+			var v []byte
+			if err := item.Value(func(val []byte) error {
+				if len(chunk)+len(val) > cap(chunk) {
+					chunk = make([]byte, 0, max(loadChunk, len(val)))
+				}
+				chunk = append(chunk, val...)
+				v = chunk[len(chunk)-len(val) : len(chunk) : len(chunk)]
+				return nil
+			}); err != nil {
 				return fmt.Errorf("read %q: %w", key, err)
 			}
 			batch = append(batch, loadItem{key: key, kind: kind, id: id, raw: v})
@@ -474,50 +517,29 @@ func LookupCount[T Object](s *Store, idx, value string) int {
 
 // LookupPage is Lookup cut to a page, copying only the page's objects: at most first of them (every one when first
 // is negative) in creation order, following the one whose id is after (from the start when after is empty). ok is
-// false when after is not the id of one of the objects Lookup returns. A small page does not sort every object
-// that has the value: it keeps the first ones while it reads them.
+// false when after is not the id of one of the objects Lookup returns. The index holds its records in creation
+// order: a page reads and copies only its own.
 func LookupPage[T Object](s *Store, idx, value, after string, first int) (page []T, ok bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	recs := s.tables[KindOf[T]()].index[indexEntry{idx, value}]
-	var from uint64 // the page holds records of a greater seq; seqs start at 1
+	t := s.tables[KindOf[T]()]
+	recs := t.index[indexEntry{idx, value}]
 	if after != "" {
-		r, found := recs[after]
+		r, found := t.byID[after]
 		if !found {
 			return nil, false
 		}
-		from = r.seq
+		i, found := slices.BinarySearchFunc(recs, r.seq, bySeq)
+		if !found || recs[i] != r {
+			return nil, false
+		}
+		recs = recs[i+1:]
 	}
-	if first < 0 || first > maxSelectPage {
-		out := make([]*record, 0, len(recs))
-		for _, r := range recs {
-			if r.seq > from {
-				out = append(out, r)
-			}
-		}
-		sortRecords(out)
-		if first >= 0 && first < len(out) {
-			out = out[:first]
-		}
-		return typed[T](out), true
+	if first >= 0 && first < len(recs) {
+		recs = recs[:first]
 	}
-	// the first ones by seq, kept sorted: most records are greater than the last kept one and cost one comparison
-	top := make([]*record, 0, min(first, len(recs)))
-	for _, r := range recs {
-		if r.seq <= from || first == 0 || len(top) == first && r.seq > top[first-1].seq {
-			continue
-		}
-		i, _ := slices.BinarySearchFunc(top, r.seq, func(x *record, seq uint64) int { return cmp.Compare(x.seq, seq) })
-		if len(top) == first {
-			top = top[:first-1]
-		}
-		top = slices.Insert(top, i, r)
-	}
-	return typed[T](top), true
+	return typed[T](recs), true
 }
-
-// maxSelectPage is the largest page LookupPage selects without sorting every candidate.
-const maxSelectPage = 100
 
 // Count returns how many objects of type T exist.
 func Count[T Object](s *Store) int {
@@ -562,13 +584,7 @@ func (s *Store) lookup(kind, idx, value string) []*record {
 
 func (s *Store) lookupLocked(kind, idx, value string) []*record {
 	t := s.tables[kind]
-	recs := t.index[indexEntry{idx, value}]
-	out := make([]*record, 0, len(recs))
-	for _, r := range recs {
-		out = append(out, r)
-	}
-	sortRecords(out)
-	return out
+	return slices.Clone(t.index[indexEntry{idx, value}])
 }
 
 // badgerLogger routes Badger's log to slog: errors and warnings as such, its informational chatter as debug.

@@ -295,7 +295,7 @@ func TestClosedStoreRefusesWrites(t *testing.T) {
 func TestLookupPage(t *testing.T) {
 	s := openAt(t, t.TempDir())
 	defer s.Close()
-	const n = 130 // more than maxSelectPage, so that a large first sorts and a small one selects
+	const n = 130 // pages of every size, from every cursor
 	mustUpdate(t, s, func(tx *Txn) error {
 		for i := range n {
 			for _, pm := range []string{"pm-a", "pm-b"} {
