@@ -309,9 +309,13 @@ func (sw *Switch) handshake(br *bufio.Reader) error {
 			}
 		}
 	}
+	byNo := make(map[uint32]model.SwitchPort, len(ports)) // sized once: a storm handshakes every bridge at once
 	for _, p := range ports {
-		sw.ports[p.PortNo] = sw.modelPort(p)
+		byNo[p.PortNo] = sw.modelPort(p)
 	}
+	sw.mu.Lock()
+	sw.ports = byNo
+	sw.mu.Unlock()
 	sw.connectedAt = time.Now()
 	return nil
 }

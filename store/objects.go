@@ -191,6 +191,8 @@ type table struct {
 	byID  map[string]*record
 	order []*record                         // by seq
 	index map[indexEntry][]*record // the records of each index entry, by seq (a lookup reads no other map, sorts nothing)
+
+	loadIDs []string // while loading: the id of each record of order, in the same place
 }
 
 func newTable() *table {
@@ -233,14 +235,20 @@ func (t *table) indexRecord(r *record) {
 // order would move half the table every time.
 func (t *table) load(id string, r *record) {
 	t.order = append(t.order, r)
-	t.byID[id] = r
+	t.loadIDs = append(t.loadIDs, id)
 	for _, e := range indexesOf(r.obj) {
 		t.index[e] = append(t.index[e], r)
 	}
 }
 
-// sortLoaded sorts the order and the indexes by seq after load.
+// sortLoaded fills byID (sized once, not grown record by record) and sorts the order and the indexes by seq after
+// load.
 func (t *table) sortLoaded() {
+	t.byID = make(map[string]*record, len(t.order))
+	for i, id := range t.loadIDs {
+		t.byID[id] = t.order[i]
+	}
+	t.loadIDs = nil
 	less := func(a, b *record) int { return cmp.Compare(a.seq, b.seq) }
 	slices.SortFunc(t.order, less)
 	for _, recs := range t.index {

@@ -430,6 +430,9 @@ func (v *View) reindexHosts() bool {
 
 // rebindAll recomputes every binding, dropping those of NICs that are gone.
 func (v *View) rebindAll() {
+	if len(v.bindings) == 0 {
+		v.bindings = make(map[string]Binding, len(v.nics)) // the first inventory: sized once, not grown NIC by NIC
+	}
 	for id := range v.bindings {
 		if _, ok := v.nics[id]; !ok {
 			v.setBinding(id, Binding{NicUUID: id, Reason: "gone"}, true)
