@@ -189,7 +189,7 @@ type record struct {
 // table holds the objects of one kind.
 type table struct {
 	byID  map[string]*record
-	order []*record                         // by seq
+	order []*record                // by seq
 	index map[indexEntry][]*record // the records of each index entry, by seq (a lookup reads no other map, sorts nothing)
 
 	loadIDs []string // while loading: the id of each record of order, in the same place
