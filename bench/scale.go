@@ -496,6 +496,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	}
 	storm := time.Since(t0)
 	stopProf()
+	prof.heap("stormed")
 	stormCPU, stormChildCPU := cpuTime()-cpu0, big.child.cpu()-childCPU0
 	b.log.Info("scale: storm measured", "seconds", storm.Seconds(), "controller_cpu_s", stormCPU.Seconds(), "simulator_cpu_s", stormChildCPU.Seconds())
 	stormMods := big.ctrl.PassStats().FlowMods - fm0
@@ -728,9 +729,10 @@ func loadAverage() string {
 }
 
 // ScaleProfileDirEnv names a directory where the scale part writes profiles of its phases, for go tool pprof:
-// storm.cpu and restart.cpu (the controller's process during the storm and the restart), heap-connected.pprof and
-// heap-restarted.pprof (what is live once the big fleet is ACTIVE, before and after the restart). A CPU profile of
-// the whole run (-cpuprofile) leaves no room for the phases' own.
+// storm.cpu and restart.cpu (the controller's process during the storm and the restart), heap-connected.pprof,
+// heap-stormed.pprof and heap-restarted.pprof (what is live once the big fleet is ACTIVE, after the storm, and after
+// the restart; what the storm and the one-session changes before it allocated is heap-stormed's alloc_space with
+// -base heap-connected.pprof). A CPU profile of the whole run (-cpuprofile) leaves no room for the phases' own.
 const ScaleProfileDirEnv = "PORTMIRROR_BENCH_PROFILE_DIR"
 
 type phaseProfiler struct {

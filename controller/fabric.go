@@ -32,9 +32,7 @@ func (c *Controller) patchFabric(ctx context.Context, gen uint64, dps map[string
 		} else {
 			delete(f.bridges, dp)
 		}
-		for fn := range f.networks {
-			delete(f.endpoints, flows.EndpointKey{FlowNetwork: fn, DatapathID: dp})
-		}
+		f.dropEndpoints(dp)
 	}
 	// The endpoints of the hosts on those datapaths now (a host whose datapath changed marked the old and the new
 	// one dirty).
@@ -52,7 +50,7 @@ func (c *Controller) patchFabric(ctx context.Context, gen uint64, dps map[string
 			if ip, err := netip.ParseAddr(ep.IP); err == nil {
 				e.IP = ip
 			}
-			f.endpoints[flows.EndpointKey{FlowNetwork: ep.FlowNetworkUUID, DatapathID: dp}] = e
+			f.setEndpoint(ep.FlowNetworkUUID, dp, e)
 		}
 	}
 	f.gen = gen
@@ -60,7 +58,10 @@ func (c *Controller) patchFabric(ctx context.Context, gen uint64, dps map[string
 	c.mu.Lock()
 	for dp := range dps {
 		var t []uint32
-		for fn := range f.networks {
+		for _, fn := range f.dpFNs[dp] {
+			if _, ok := f.networks[fn]; !ok {
+				continue
+			}
 			if ep := f.endpoints[flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}]; ep.TunnelPort != 0 {
 				t = append(t, ep.TunnelPort)
 			}

@@ -543,7 +543,10 @@ func bridgeDigest(fab *fabric, dp string) (uint64, bool) {
 		return 0, false
 	}
 	buf, sum := portsDigest(nil, b)
-	for fn := range fab.networks {
+	for _, fn := range fab.dpFNs[dp] {
+		if _, ok := fab.networks[fn]; !ok {
+			continue
+		}
 		if ep, ok := fab.endpoints[flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}]; ok {
 			var d uint64
 			buf, d = endpointDigest(buf, fn, ep)

@@ -462,14 +462,14 @@ func TestBridgeDigests(t *testing.T) {
 		fab.bridges[dp] = flows.Bridge{Ports: ports}
 		for fn := range fab.networks {
 			if r.IntN(2) == 0 {
-				fab.endpoints[flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}] = flows.Endpoint{TunnelPort: uint32(100 + r.IntN(3)),
-					IP: netip.AddrFrom4([4]byte{198, 18, byte(b), byte(r.IntN(3))})}
+				fab.setEndpoint(fn, dp, flows.Endpoint{TunnelPort: uint32(100 + r.IntN(3)),
+					IP: netip.AddrFrom4([4]byte{198, 18, byte(b), byte(r.IntN(3))})})
 			}
 		}
 	}
 	// an endpoint of a flow network the fabric does not hold, and one of a bridge it does not hold: not counted
-	fab.endpoints[flows.EndpointKey{FlowNetwork: "gone", DatapathID: "0000000000000001"}] = flows.Endpoint{TunnelPort: 9}
-	fab.endpoints[flows.EndpointKey{FlowNetwork: "fn-0", DatapathID: "00000000000000ff"}] = flows.Endpoint{TunnelPort: 9}
+	fab.setEndpoint("gone", "0000000000000001", flows.Endpoint{TunnelPort: 9})
+	fab.setEndpoint("fn-0", "00000000000000ff", flows.Endpoint{TunnelPort: 9})
 	all := bridgeDigests(fab)
 	if len(all) != len(fab.bridges) {
 		t.Fatalf("%d digests for %d bridges", len(all), len(fab.bridges))
@@ -485,11 +485,19 @@ func TestBridgeDigests(t *testing.T) {
 	dp := "0000000000000003"
 	fab.bridges[dp] = flows.Bridge{Ports: []uint32{1, 2, 99}}
 	k := flows.EndpointKey{FlowNetwork: "fn-1", DatapathID: "0000000000000004"}
-	fab.endpoints[k] = flows.Endpoint{TunnelPort: 77}
+	fab.setEndpoint(k.FlowNetwork, k.DatapathID, flows.Endpoint{TunnelPort: 77})
 	after := bridgeDigests(fab)
 	for d := range fab.bridges {
 		if changed := after[d] != all[d]; changed != (d == dp || d == k.DatapathID) {
 			t.Errorf("bridge %s: digest changed %v", d, changed)
 		}
+		if one, _ := bridgeDigest(fab, d); one != after[d] {
+			t.Errorf("bridge %s after the change: digest %x alone, %x among all", d, one, after[d])
+		}
+	}
+	// dropped, the bridge's endpoints count no more
+	fab.dropEndpoints(k.DatapathID)
+	if one, _ := bridgeDigest(fab, k.DatapathID); one != bridgeDigests(fab)[k.DatapathID] {
+		t.Errorf("bridge %s without endpoints: digest %x alone, %x among all", k.DatapathID, one, bridgeDigests(fab)[k.DatapathID])
 	}
 }

@@ -238,6 +238,28 @@ type fabric struct {
 	endpoints map[flows.EndpointKey]flows.Endpoint
 	networks  map[string]model.FlowNetwork
 	hostEPs   map[string][]model.FlowEndpoint // host uuid -> its endpoints, as stored (patchFabric)
+	dpFNs     map[string][]string             // datapath id -> the flow networks of its endpoints (setEndpoint)
+}
+
+// setEndpoint records e as flow network fn's endpoint on datapath dp.
+func (f *fabric) setEndpoint(fn, dp string, e flows.Endpoint) {
+	k := flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}
+	if _, had := f.endpoints[k]; !had {
+		if f.dpFNs == nil {
+			f.dpFNs = map[string][]string{}
+		}
+		f.dpFNs[dp] = append(f.dpFNs[dp], fn)
+	}
+	f.endpoints[k] = e
+}
+
+// dropEndpoints removes every endpoint on datapath dp: those of its flow networks, not a look for every flow
+// network of the cloud (a storm patches every bridge).
+func (f *fabric) dropEndpoints(dp string) {
+	for _, fn := range f.dpFNs[dp] {
+		delete(f.endpoints, flows.EndpointKey{FlowNetwork: fn, DatapathID: dp})
+	}
+	delete(f.dpFNs, dp)
 }
 
 // currentFabric returns the fabric of the last pass when nothing it derives from changed, or builds it anew.
@@ -298,7 +320,7 @@ func (c *Controller) buildFabric(ctx context.Context, gen uint64) (*fabric, erro
 				e.IP = ip
 			}
 			e.TunnelPort = bridges[dp].ByName[tunnel]
-			f.endpoints[flows.EndpointKey{FlowNetwork: fn.UUID, DatapathID: dp}] = e
+			f.setEndpoint(fn.UUID, dp, e)
 		}
 	}
 	return f, nil
@@ -581,14 +603,17 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	known, kept, meters := b.known, b.installed, b.meters
 	b.mu.Unlock()
 	var installed []flows.Flow
-	same := false // the bridge holds exactly w's flows
-	if !known && w.flows.pending {
-		// flows known by their digest (recorded by this program before its restart, flowcache): the switch's are
-		// read back as their digest alone, kept that way (none of their bytes), and compared below
+	same := false     // the bridge holds exactly w's flows
+	digested := false // the bridge was read back as its digest (counted once in ReadBacks when read again whole)
+	if !known && (w.flows.pending || w.flows.packed != nil) {
+		// flows known by their digest (recorded by this program before its restart, flowcache), or packed (and so
+		// digested) when compiled: the switch's are read back as their digest alone, kept that way (none of their
+		// bytes: a reconnect storm reads back every bridge), and compared below; packed flows whose digest differs
+		// are read back again whole, for the difference
 		if kept, meters, err = c.readDigest(ctx, sw); err != nil {
 			return fmt.Errorf("read back %s: %w", b.dpid, err)
 		}
-		known = true
+		known, digested = true, true
 	}
 	if known && kept.pending && !w.flows.pending && !kept.sameDigest(&w.flows) {
 		known = false // the bridge's flows are known by their digest only: read back for the difference
@@ -621,7 +646,9 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		}
 		// What it should hold (packed when it was compiled) against what it holds, as bytes: only a bridge that
 		// differs has its flows decoded, and diffed unless they are the same flows encoded otherwise.
-		c.passStats.readBacks.Add(1)
+		if !digested {
+			c.passStats.readBacks.Add(1)
+		}
 		if same = w.flows.is(entries); !same {
 			c.passStats.readBacksDecoded.Add(1)
 			if installed, err = sw.FlowsOf(ctx, entries); err != nil {

@@ -26,6 +26,7 @@ type Fleet struct {
 
 	opts Options
 	ids  ids
+	bufs ofsim.Buffers // the switches' reply buffers, shared
 
 	mu     sync.Mutex             // guards VM placement and the port maps
 	byPort map[portKey]*NIC       // where each NIC is plugged now
@@ -411,7 +412,7 @@ func (f *Fleet) Start(ctx context.Context, addr string) error {
 		sw := ofsim.New(ofsim.Config{Controller: addr, Controllers: f.opts.Controllers, DatapathID: h.DatapathID, Bridge: h.Bridge,
 			Logger: f.opts.Logger.With("host", h.Name), ProbeInterval: f.opts.ProbeInterval,
 			MinBackoff: f.opts.MinBackoff, MaxBackoff: f.opts.MaxBackoff, NoBundles: f.opts.NoBundles,
-			OnPacketOut: f.forwardPacketOut(h)})
+			OnPacketOut: f.forwardPacketOut(h), Buffers: &f.bufs})
 		f.mu.Lock()
 		h.Switch = sw
 		f.mu.Unlock()

@@ -282,11 +282,16 @@ type multipartWriter struct {
 	typ   uint16
 	cur   []byte
 	limit int
+	bufs  *Buffers
 }
 
 func (w *multipartWriter) start() {
 	if w.cur == nil && w.typ == ofwire.MultipartFlow {
-		w.cur = make([]byte, 0, min(w.limit, 32<<10)) // a bridge's flows: grown by doubling from here, not from a few bytes
+		if w.bufs != nil && w.limit <= replyBuf {
+			w.cur = w.bufs.get() // a whole part's room, reused by the switches that share the pool
+		} else {
+			w.cur = make([]byte, 0, min(w.limit, 32<<10)) // a bridge's flows: grown by doubling from here, not from a few bytes
+		}
 	}
 	w.cur = appendHeader(w.cur[:0], ofwire.TypeMultipartReply, w.xid)
 	w.cur = binary.BigEndian.AppendUint16(w.cur, w.typ)
@@ -320,7 +325,7 @@ func (s *Switch) multipart(c *conn, xid uint32, b []byte) error {
 	}
 	typ := binary.BigEndian.Uint16(b)
 	body := b[8:]
-	w := &multipartWriter{c: c, xid: xid, typ: typ, limit: ofwire.MaxMessageLen}
+	w := &multipartWriter{c: c, xid: xid, typ: typ, limit: ofwire.MaxMessageLen, bufs: s.cfg.Buffers}
 	br := s.cfg.Bridge
 	switch typ {
 	case mpDesc:

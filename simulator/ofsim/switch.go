@@ -40,6 +40,31 @@ type Config struct {
 	// NoBundles makes the switch answer every experimenter message, bundles (the ONF extension) included, with
 	// BAD_REQUEST/BAD_EXPERIMENTER, as a switch without the extension does.
 	NoBundles bool
+	// Buffers, when set, is where the switch takes the buffers of its flow-stats replies and gives them back once
+	// written: switches simulated in one process share one, so that a storm that reads back every bridge reuses a
+	// few buffers instead of allocating (and faulting in) one per bridge. Nil: each reply allocates its own.
+	Buffers *Buffers
+}
+
+// Buffers is a pool of reply buffers that several switches share (Config.Buffers). The zero value is ready.
+type Buffers struct{ p sync.Pool }
+
+// replyBuf is the capacity of a pooled buffer: one flow-stats reply part (at most ofwire.MaxMessageLen bytes).
+const replyBuf = 64 << 10
+
+func (bs *Buffers) get() []byte {
+	if b, ok := bs.p.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, replyBuf)
+}
+
+// put keeps b for another reply when it is one of the pool's size.
+func (bs *Buffers) put(b []byte) {
+	if cap(b) == replyBuf {
+		b = b[:0]
+		bs.p.Put(&b)
+	}
 }
 
 // Switch is a simulated OVS bridge connected to one or more controllers over OpenFlow 1.3. Its flows live in the
@@ -313,9 +338,13 @@ func (s *Switch) writer(c *conn) {
 				c.close()
 				return
 			}
-			if cap(out) <= 64<<10 {
+			switch {
+			case s.cfg.Buffers != nil && cap(out) == replyBuf:
+				s.cfg.Buffers.put(out) // for the next reply of any switch
+				spare = nil
+			case cap(out) <= 64<<10:
 				spare = out[:0]
-			} else {
+			default:
 				spare = nil // do not keep a large buffer around per bridge
 			}
 		}

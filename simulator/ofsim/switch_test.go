@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -353,4 +354,54 @@ func TestFaults(t *testing.T) {
 		ctl.accept()
 		waitFor(t, "reconnect", func() bool { return sw.Connects() == 3 })
 	})
+}
+
+// Switches that share reply buffers (Config.Buffers) each answer with their own flows, whole, however their
+// replies interleave: a buffer goes back to the pool only once written, and a reply larger than one part takes
+// several.
+func TestSharedBuffersKeepRepliesApart(t *testing.T) {
+	ctl := newCtl(t)
+	bufs := &Buffers{}
+	share := func(c *Config) { c.Buffers = bufs }
+	want := map[*ctlConn]int{}
+	var conns []*ctlConn
+	for i, n := range []int{700, 3} { // 700 flows: more than one 64 KiB part
+		startSwitch(t, ctl.ln.Addr().String(), uint64(i+1), 2, share)
+		cc := ctl.accept()
+		for j := range n {
+			cc.send(flowModMsg(t, uint32(j+1), fmt.Sprintf("cookie=%#x,priority=100,in_port=1,dl_dst=02:00:00:%02x:%02x:%02x,actions=output:2",
+				flows.CookieOurs|uint64(i)<<16|uint64(j), i, j>>8, j&0xff), fmOpts{cmd: ofwire.FlowAdd}))
+		}
+		if errs := cc.barrier(); len(errs) != 0 {
+			t.Fatalf("switch %d: unexpected replies: %v", i+1, errs)
+		}
+		want[cc] = n
+		conns = append(conns, cc)
+	}
+	if _, parts := conns[0].flowStats(flows.CookieOurs, flows.CookieMask); parts < 2 {
+		t.Fatalf("the big bridge's flows came in %d part(s); the test needs several", parts)
+	}
+	var wg sync.WaitGroup
+	for i, cc := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 30 {
+				fs, _ := cc.flowStats(flows.CookieOurs, flows.CookieMask)
+				seen := map[uint64]bool{}
+				for _, f := range fs {
+					if f.Flow.Cookie>>16&0xff != uint64(i) || seen[f.Flow.Cookie] {
+						t.Errorf("switch %d round %d: flow with cookie %#x (another switch's, or twice)", i+1, round, f.Flow.Cookie)
+						return
+					}
+					seen[f.Flow.Cookie] = true
+				}
+				if len(seen) != want[cc] {
+					t.Errorf("switch %d round %d: %d flows, want %d", i+1, round, len(seen), want[cc])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
