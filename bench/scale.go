@@ -360,7 +360,9 @@ func (b *bencher) partScale(ctx context.Context) {
 }
 
 func (b *bencher) scale(ctx context.Context, s *section) error {
-	hosts, clusters, smallHosts, samples := 10000, 10, 100, 200
+	// 500 changes on each fleet: a p99 is then the fifth slowest, not the second (200 made the ratio swing from 0.7
+	// to 2.8 between runs on this machine with whichever fleet drew a collector's cycle or a noisy moment)
+	hosts, clusters, smallHosts, samples := 10000, 10, 100, 500
 	if v := os.Getenv("BENCH_SCALE_HOSTS"); v != "" {
 		if _, err := fmt.Sscan(v, &hosts); err != nil {
 			return fmt.Errorf("BENCH_SCALE_HOSTS=%q: %w", v, err)
@@ -445,6 +447,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 			a[j] += b[j]
 		}
 	}
+	stopChangesProf := prof.cpu("changes", 0)
 	for i := range samples {
 		tt, pt, f, w, err := small.oneSession(ctx, (i*7)%smallHosts, i)
 		if err != nil {
@@ -459,6 +462,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		bigT, bigP, bigFull = append(bigT, tt), append(bigP, pt), bigFull+f
 		sum(&bigWork, w)
 	}
+	stopChangesProf()
 	q := func(l []time.Duration, p float64) time.Duration {
 		l = slices.Clone(l)
 		slices.Sort(l)
@@ -729,7 +733,8 @@ func loadAverage() string {
 }
 
 // ScaleProfileDirEnv names a directory where the scale part writes profiles of its phases, for go tool pprof:
-// storm.cpu and restart.cpu (the controller's process during the storm and the restart), heap-connected.pprof,
+// changes.cpu, storm.cpu and restart.cpu (the controller's process during the one-session changes, the storm and the
+// restart), heap-connected.pprof,
 // heap-stormed.pprof and heap-restarted.pprof (what is live once the big fleet is ACTIVE, after the storm, and after
 // the restart; what the storm and the one-session changes before it allocated is heap-stormed's alloc_space with
 // -base heap-connected.pprof). A CPU profile of the whole run (-cpuprofile) leaves no room for the phases' own.
@@ -741,14 +746,14 @@ type phaseProfiler struct {
 }
 
 // cpu starts a CPU profile of the phase and returns what stops it. With the fleet child serving pprof
-// (FleetChildPprofEnv), the simulated bridges are profiled for the next seconds too (phase-child.cpu): stop waits
-// for that profile.
+// (FleetChildPprofEnv), the simulated bridges are profiled for the next seconds too (phase-child.cpu; not when
+// seconds is 0): stop waits for that profile.
 func (p phaseProfiler) cpu(phase string, seconds int) (stop func()) {
 	if p.dir == "" {
 		return func() {}
 	}
 	child := make(chan struct{})
-	if addr := os.Getenv(FleetChildPprofEnv); addr != "" {
+	if addr := os.Getenv(FleetChildPprofEnv); addr != "" && seconds > 0 {
 		go func() {
 			defer close(child)
 			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
