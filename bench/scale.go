@@ -287,43 +287,38 @@ func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, pass time.D
 // The scale figures that can be missed, explained for the report (explanations is otherwise a literal in
 // bench.go; the entries are added here to keep the part in one file).
 func init() {
-	explanations["scale.active_p99_ratio"] = "The session's own pass touches two bridges at any fleet size; the gap " +
-		"comes from what else runs meanwhile: the mutation's tunnel key allocation reads its port mirror's sessions " +
-		"(one per host of the cluster in the big fleet, 100 in the small one), a heap twenty to a hundred times larger " +
-		"(garbage collection), and, on two cores shared with other work, bridges of the big fleet whose echo replies " +
-		"came late: each reconnect is read back and diffed, and the pass after it rebuilds the fabric (see the " +
-		"reconnect row of the table and scale.storm_seconds)."
+	explanations["scale.active_p99_ratio"] = "The session's own pass touches two bridges at any fleet size (well under a " +
+		"millisecond in both fleets); the slowest changes of either fleet (15-75 ms against a 3-7 ms median) come in " +
+		"bursts on both at once, during the shared process's collector cycles and the machine's noisy moments, so the " +
+		"p99 of each is mostly which fleet drew more of them (with 200 changes each the ratio ranged 0.7-3.3 between " +
+		"runs; it is now 500 each). What grows with the fleet: the mutation's tunnel key allocation reads its port " +
+		"mirror's sessions (1,000 in the big fleet, 100 in the small one), a heap a hundred times larger, and the " +
+		"simulated bridges' own process (10,000 bridges, its collector included) answering the change's bundle."
 	explanations["scale.pass_ratio"] = "The pass time counted is every pass between the call and ACTIVE. A one-session " +
 		"change's own pass reads the session, analyses the sessions of its two bridges and compiles those two; what " +
-		"grows with the fleet is the passes that other events cause meanwhile (bridges reconnecting on the loaded " +
-		"machine: each such pass rebuilds the fabric, O(bridges + endpoints), and compares it with the last one). " +
-		"The profile of the run (go tool pprof on -cpuprofile, focus incrementalPass) shows compileTargets and " +
-		"flows.Analyze on the reconnected bridges, not the one-session changes; building the fabric per changed bridge " +
-		"is the next step."
+		"grows with the fleet is the passes that other events cause meanwhile (a bridge reconnecting on the loaded " +
+		"machine: its pass patches the fabric for it, digests it and hands its last compiled state again) and the " +
+		"larger heap those passes allocate in."
 	explanations["scale.storm_seconds"] = "Every bridge reconnects at once and costs the controller its handshake (features, " +
-		"port-desc and the bundle probe in one write after the hellos), one read-back (flows and meters in one round " +
-		"trip) compared in place with the packed flows it should hold (ofwire.SameFlowEntries: entries sorted by " +
-		"span and compared as bytes, nothing decoded), and its last compiled state handed again (bridgeKeys); a " +
-		"bridge that returns with the ports it had analyses nothing (its digest, recorded by the full pass too), and " +
-		"the fabric is patched per bridge, not rebuilt from the store. With the simulated bridges in their own " +
-		"process the time is CPU on two cores: 0.6-0.75 ms of controller CPU and 0.3-0.45 ms of simulator CPU per " +
-		"bridge (the figures beside this one), from 1.4 ms and 0.75 ms at the start of this round (12 s) and 3.2 ms " +
-		"before it (53 s). What the profile shows now: reading the replies (read system calls and message bodies, " +
-		"about a quarter), garbage collection under the soft memory limit (about a quarter), the handshake and the " +
-		"view's update per bridge. Across runs under the limit it took 4.6-6.5 s (a run's other figures move with it: " +
-		"the simulator's CPU for the same storm ranged 2.9-5.8 s); in the one run without it (BENCH_SCALE_MEMORY_LIMIT=none), 4.1 s."
-	explanations["scale.restart_seconds"] = "A restart now compiles nothing: the previous controller recorded, per bridge, " +
+		"port-desc and the bundle probe in one write after the hellos), one read-back of its flows as their digest " +
+		"(flows and meters in one round trip, replies read into reused buffers, nothing decoded or kept; a bridge whose " +
+		"digest differs from its packed flows' is read again whole for the difference), and its last compiled state " +
+		"handed again (bridgeKeys); a bridge that returns with the ports it had analyses nothing, and the fabric is " +
+		"patched per bridge (its own flow networks, not every one of the cloud). With the simulated bridges in their " +
+		"own process the time is CPU on two cores: about 0.35 ms of controller CPU per bridge, from 0.5-0.6 ms at the " +
+		"start of this session, and 0.25-0.5 ms of simulator CPU (its reply buffers now shared: each bridge's reply " +
+		"had a fresh 32-64 KiB buffer the kernel faulted in, 3-7 s of simulator CPU per storm). Across this " +
+		"session's runs since, 3.1-4.2 s."
+	explanations["scale.restart_seconds"] = "A restart compiles nothing: the previous controller recorded, per bridge, " +
 		"the digest of everything its flows derive from and the digest of the flows (internal/flowcache, under the " +
 		"program's SHA-256), and the new one hands a bridge whose inputs digest the same its flows by digest alone; " +
 		"the bridge's read-back, digested reply by reply as it arrives, confirms them (restored 10,000, compiled 0). " +
-		"The OpenFlow server serves from the start, so the bridges handshake while the store loads instead of " +
-		"redialling; the store flattens its tables when it closes (no compaction while it loads) and sorts each " +
-		"table once. What remains is CPU on two cores shared with the simulated bridges: the store's load (4.5-5 s " +
-		"here, 2.5-3.5 s alone: about 2.8 s of JSON decoding), the inventory into the view (about 1 s), one analysis " +
-		"of every session (1.5 s of CPU, 4 s of wall while the 10,000 read-backs run beside it) and the collector; " +
-		"the read-backs' replies are read into pooled buffers (300 MB not allocated). From 20-27 s at the start of " +
-		"this round (the build of that start, run beside this one: 20.7 s); the next step is a store encoding " +
-		"cheaper to decode than JSON."
+		"The OpenFlow server serves from the start, so the bridges handshake while the store loads. What remains is " +
+		"CPU on two cores shared with the simulated bridges, about 11-12 s of the controller's and 3-5 s of theirs: " +
+		"the store's load (4-5 s of wall: JSON decoding of each object, its envelope now split without a scan, and " +
+		"the tables' indexes, now slices in creation order), the inventory into the view (about 1 s), one analysis " +
+		"of every session and the collector. Runs of this session ranged 7.7-11.1 s (the first of three restarts is " +
+		"usually the slowest); the next step is a store encoding cheaper to decode than JSON."
 	explanations["scale.rss_mib"] = "The controller's process alone (the simulated bridges run in a child process), " +
 		"under the soft memory limit a daemon gets from --memory-limit (BENCH_SCALE_MEMORY_LIMIT, 1900MiB here; " +
 		"README \"At scale\"). About 1.1 GB is live at 10,000 bridges: each bridge's flows packed (300 MB), the " +
