@@ -25,20 +25,55 @@ type request struct {
 
 // batch collects the errors of a run of pipelined flow_mods, whose xids are first .. first+len(cmds)-1.
 type batch struct {
-	first uint32
-	cmds  []ofwire.FlowModCommand
-	flows []flows.Flow
-	errs  []FlowError
-	idx   []int // the index in cmds of each of errs
+	first   uint32
+	cmds    []ofwire.FlowModCommand
+	flows   []flows.Flow
+	entries [][]byte // instead of flows: the flows as packed entries (ofwire.PackFlows), encoded without a decode
+	errs    []FlowError
+	idx     []int // the index in cmds of each of errs
+}
+
+// flow returns the flow of b's flow_mod i (decoding it when b holds packed entries).
+func (b *batch) flow(i int) flows.Flow {
+	if b.entries == nil {
+		return b.flows[i]
+	}
+	fs, err := ofwire.UnpackFlows(b.entries[i])
+	if err != nil || len(fs) != 1 {
+		return flows.Flow{}
+	}
+	return fs[0]
+}
+
+// decoded returns b with its flows decoded, in CompareFlows order (as Diff gives adds), when it holds packed
+// entries of adds (the plain path, whose order is seen by the switch's tables as it goes).
+func (b *batch) decoded() (*batch, error) {
+	if b.entries == nil {
+		return b, nil
+	}
+	out := &batch{cmds: b.cmds, flows: make([]flows.Flow, 0, len(b.entries))}
+	for _, e := range b.entries {
+		fs, err := ofwire.UnpackFlows(e)
+		if err != nil {
+			return nil, err
+		}
+		out.flows = append(out.flows, fs...)
+	}
+	slices.SortFunc(out.flows, flows.CompareFlows)
+	return out, nil
 }
 
 // without returns a batch of b's flow_mods, in order, less those at the indexes drop.
 func (b *batch) without(drop []int) *batch {
-	out := &batch{cmds: make([]ofwire.FlowModCommand, 0, len(b.cmds)), flows: make([]flows.Flow, 0, len(b.flows))}
+	out := &batch{cmds: make([]ofwire.FlowModCommand, 0, len(b.cmds))}
 	for i := range b.cmds {
 		if !slices.Contains(drop, i) {
 			out.cmds = append(out.cmds, b.cmds[i])
-			out.flows = append(out.flows, b.flows[i])
+			if b.entries != nil {
+				out.entries = append(out.entries, b.entries[i])
+			} else {
+				out.flows = append(out.flows, b.flows[i])
+			}
 		}
 	}
 	return out
@@ -131,7 +166,7 @@ func (sw *Switch) deliverError(xid uint32, e ofwire.ErrorMsg) {
 	}
 	for _, b := range sw.batches {
 		if i := xid - b.first; i < uint32(len(b.cmds)) {
-			b.errs = append(b.errs, FlowError{DatapathID: sw.dpid, Command: b.cmds[i], Flow: b.flows[i], Err: e})
+			b.errs = append(b.errs, FlowError{DatapathID: sw.dpid, Command: b.cmds[i], Flow: b.flow(int(i)), Err: e})
 			b.idx = append(b.idx, int(i))
 			return
 		}
@@ -370,7 +405,23 @@ func (sw *Switch) Apply(ctx context.Context, adds, modifies, deletes []flows.Flo
 	if n == 0 {
 		return nil, nil
 	}
-	b := &batch{cmds: cmds, flows: fl}
+	return sw.applyBatch(ctx, &batch{cmds: cmds, flows: fl})
+}
+
+// ApplyAdds is Apply with adds alone, given as packed entries (ofwire.PackedEntries of flows PackFlows packed):
+// sent as a bundle, each flow_mod is built from its entry's bytes, with no decode and no encode of the flows (a
+// bridge programmed from nothing: a bulk enable adds a hundred thousand). A switch that takes no bundle gets them
+// decoded, plain, in Diff's order.
+func (sw *Switch) ApplyAdds(ctx context.Context, entries [][]byte) ([]FlowError, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	cmds := make([]ofwire.FlowModCommand, len(entries)) // all FlowAdd (0)
+	return sw.applyBatch(ctx, &batch{cmds: cmds, entries: entries})
+}
+
+// applyBatch sends b as bundles, or plain when the switch takes none or refuses them.
+func (sw *Switch) applyBatch(ctx context.Context, b *batch) (refused []FlowError, err error) {
 	if !sw.noBundles.Load() {
 		var done bool
 		if b, refused, done, err = sw.applyBundles(ctx, b); done || err != nil {
@@ -380,7 +431,11 @@ func (sw *Switch) Apply(ctx context.Context, adds, modifies, deletes []flows.Flo
 	st := &sw.srv.stats
 	st.PlainRuns.Add(1)
 	sw.countSent(b)
-	more, err := sw.applyPlain(ctx, &batch{cmds: b.cmds, flows: b.flows})
+	plain, err := b.decoded()
+	if err != nil {
+		return refused, fmt.Errorf("switch %s: %w", sw.dpid, err)
+	}
+	more, err := sw.applyPlain(ctx, &batch{cmds: plain.cmds, flows: plain.flows})
 	return append(refused, more...), err
 }
 
@@ -485,8 +540,13 @@ func (sw *Switch) applyBundle(ctx context.Context, b *batch) (refused []FlowErro
 	ro := &request{what: "bundle open", done: make(chan struct{})}
 	rc := &request{what: "bundle commit", done: make(chan struct{})}
 	reqs := map[uint32]*request{open: ro, commit: rc}
-	enc := func(dst []byte, xid uint32, cmd ofwire.FlowModCommand, f flows.Flow) ([]byte, error) {
-		return ofwire.AppendBundleFlowMod(dst, xid, bundleID, flags, cmd, f)
+	enc := flowModEncoder{
+		flow: func(dst []byte, xid uint32, cmd ofwire.FlowModCommand, f flows.Flow) ([]byte, error) {
+			return ofwire.AppendBundleFlowMod(dst, xid, bundleID, flags, cmd, f)
+		},
+		entry: func(dst []byte, xid uint32, cmd ofwire.FlowModCommand, e []byte) ([]byte, error) {
+			return ofwire.AppendBundleFlowModEntry(dst, xid, bundleID, flags, cmd, e)
+		},
 	}
 	after := ofwire.AppendBundleControl(nil, commit, bundleID, ofwire.BundleCommitRequest, flags)
 	if fenced {
@@ -576,7 +636,7 @@ func (sw *Switch) applyPlain(ctx context.Context, b *batch) ([]FlowError, error)
 	barrier := b.first + uint32(n)
 	sw.srv.stats.BarriersSent.Add(1)
 	return sw.runBatch(ctx, b, map[uint32]*request{barrier: {what: "barrier", done: make(chan struct{})}}, barrier,
-		ofwire.AppendFlowMod, nil, ofwire.AppendEmpty(nil, ofwire.TypeBarrierRequest, barrier))
+		flowModEncoder{flow: ofwire.AppendFlowMod, entry: ofwire.AppendFlowModEntry}, nil, ofwire.AppendEmpty(nil, ofwire.TypeBarrierRequest, barrier))
 }
 
 // runBatch registers b (its flow_mods' xids from b.first) and the requests reqs by xid, writes before, the
@@ -609,8 +669,19 @@ func (sw *Switch) runBatch(ctx context.Context, b *batch, reqs map[uint32]*reque
 	return refused, err
 }
 
-// flowModEncoder encodes one flow_mod of a batch, plain or inside a bundle.
-type flowModEncoder func(dst []byte, xid uint32, cmd ofwire.FlowModCommand, f flows.Flow) ([]byte, error)
+// flowModEncoder encodes one flow_mod of a batch, plain or inside a bundle, from a flow or from a packed entry.
+type flowModEncoder struct {
+	flow  func(dst []byte, xid uint32, cmd ofwire.FlowModCommand, f flows.Flow) ([]byte, error)
+	entry func(dst []byte, xid uint32, cmd ofwire.FlowModCommand, e []byte) ([]byte, error)
+}
+
+// encode appends b's flow_mod i.
+func (enc flowModEncoder) encode(dst []byte, b *batch, i int) ([]byte, error) {
+	if b.entries != nil {
+		return enc.entry(dst, b.first+uint32(i), b.cmds[i], b.entries[i])
+	}
+	return enc.flow(dst, b.first+uint32(i), b.cmds[i], b.flows[i])
+}
 
 // writeFlowMods writes before, a batch's flow_mods and after straight into the buffered writer, flushing only when
 // the buffer fills (bufio) and at the end, so that many flow_mods share one syscall.
@@ -647,7 +718,7 @@ func (sw *Switch) writeChunk(b *batch, start, end int, enc flowModEncoder, pre, 
 	}
 	for i := start; i < end; i++ {
 		buf := bw.AvailableBuffer()
-		buf, err := enc(buf, b.first+uint32(i), b.cmds[i], b.flows[i])
+		buf, err := enc.encode(buf, b, i)
 		if err != nil {
 			return err // validated before; cannot happen
 		}

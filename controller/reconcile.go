@@ -603,8 +603,9 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	known, kept, meters := b.known, b.installed, b.meters
 	b.mu.Unlock()
 	var installed []flows.Flow
-	same := false     // the bridge holds exactly w's flows
-	digested := false // the bridge was read back as its digest (counted once in ReadBacks when read again whole)
+	var heldPacked []byte // installed as packed when known so (not read back)
+	same := false         // the bridge holds exactly w's flows
+	digested := false     // the bridge was read back as its digest (counted once in ReadBacks when read again whole)
 	if !known && (w.flows.pending || w.flows.packed != nil) {
 		// flows known by their digest (recorded by this program before its restart, flowcache), or packed (and so
 		// digested) when compiled: the switch's are read back as their digest alone, kept that way (none of their
@@ -633,6 +634,9 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		if same = kept.equal(&w.flows); !same {
 			if installed, err = kept.get(); err != nil {
 				return fmt.Errorf("the flows kept of %s: %w", b.dpid, err)
+			}
+			if kept.list == nil {
+				heldPacked = kept.packed
 			}
 		}
 	} else {
@@ -671,15 +675,31 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		meterRefused = append(meterRefused, r...)
 	}
 	var add, mod, del []flows.Flow
+	var adds [][]byte // instead of add, mod and del: the change is adds alone, as packed entries
 	if !same {
-		desired, err := w.flows.get()
-		if err != nil {
-			return fmt.Errorf("the desired flows of %s: %w", b.dpid, err)
+		held, ok := heldPacked, heldPacked != nil // what the bridge holds, packed
+		if !ok {
+			p, err := ofwire.PackFlows(installed)
+			held, ok = p, err == nil
 		}
-		add, mod, del = flows.Diff(desired, installed)
+		if ok {
+			adds, ok = addsOnly(&w.flows, held)
+		}
+		if !ok {
+			desired, err := w.flows.get()
+			if err != nil {
+				return fmt.Errorf("the desired flows of %s: %w", b.dpid, err)
+			}
+			add, mod, del = flows.Diff(desired, installed)
+		}
 	}
 	var refused []FlowError
-	if len(add)+len(mod)+len(del) > 0 {
+	if len(adds) > 0 {
+		var err error
+		if refused, err = sw.ApplyAdds(ctx, adds); err != nil {
+			return fmt.Errorf("program %s (%d adds): %w", b.dpid, len(adds), err)
+		}
+	} else if len(add)+len(mod)+len(del) > 0 {
 		var err error
 		refused, err = sw.Apply(ctx, add, mod, del)
 		if err != nil {
@@ -845,6 +865,19 @@ type packedFlows struct {
 	n       int
 	sum     uint64 // flowsDigest(packed), when packed or pending
 	pending bool   // not compiled: the flows whose packed form digests to sum (applyBridge compares the switch's)
+	// distinct: packed from flows of distinct keys (addsOnly may send them as adds: no two would replace each other)
+	distinct bool
+}
+
+// distinctKeys reports whether fs, in CompareFlows order, has no two flows of one key (they would be next to each
+// other: CompareFlows orders by key alone). Unsorted flows answer false.
+func distinctKeys(fs []flows.Flow) bool {
+	for i := 1; i < len(fs); i++ {
+		if flows.CompareFlows(fs[i-1], fs[i]) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func listFlows(fs []flows.Flow) packedFlows { return packedFlows{list: fs, n: len(fs)} }
@@ -881,6 +914,39 @@ func (p *packedFlows) is(entries []byte) bool {
 	return err == nil && same
 }
 
+// addsOnly reports whether what turns held (packed flows a bridge holds) into p (packed) is adds alone, and returns
+// them as packed entries of p: every flow held is one of p's, byte for byte, and p was packed from flows of distinct
+// keys (of two, Diff keeps the first; a bundle of adds would keep the last). Both are in canonical order, so one
+// merge finds them, with nothing decoded: a bridge programmed from nothing (or from its baseline) gets its adds
+// built from these entries' bytes (Switch.ApplyAdds). It answers false when unsure (p not packed from distinct
+// keys, malformed entries), which only means a Diff.
+func addsOnly(p *packedFlows, held []byte) ([][]byte, bool) {
+	if p.list != nil || p.packed == nil || p.pending || !p.distinct {
+		return nil, false
+	}
+	want, err := ofwire.PackedEntries(p.packed)
+	if err != nil {
+		return nil, false
+	}
+	have, err := ofwire.PackedEntries(held)
+	if err != nil {
+		return nil, false
+	}
+	adds := make([][]byte, 0, max(0, len(want)-len(have)))
+	i := 0
+	for _, e := range want {
+		if i < len(have) && bytes.Compare(have[i], e) < 0 {
+			return nil, false // held, not wanted: a delete or a modify
+		}
+		if i < len(have) && bytes.Equal(have[i], e) {
+			i++
+			continue
+		}
+		adds = append(adds, e)
+	}
+	return adds, i == len(have)
+}
+
 // get returns the flows, unpacked when packed (in CompareFlows order, as the compiler gives them: Diff's fast
 // path). The caller does not change them.
 func (p *packedFlows) get() ([]flows.Flow, error) {
@@ -905,6 +971,7 @@ func (p *packedFlows) pack() {
 		return
 	}
 	if b, err := ofwire.PackFlows(p.list); err == nil {
+		p.distinct = distinctKeys(p.list)
 		p.packed, p.list = b, nil
 		p.sum, _, _ = flowsDigest(b)
 	}

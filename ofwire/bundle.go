@@ -81,13 +81,23 @@ func AppendBundleControl(dst []byte, xid, bundleID uint32, typ, flags uint16) []
 // message has the outer one's xid, as the extension requires; a switch's error about it carries that xid. On
 // error dst is returned unchanged.
 func AppendBundleFlowMod(dst []byte, xid, bundleID uint32, flags uint16, cmd FlowModCommand, f flows.Flow) ([]byte, error) {
+	return appendBundleAdd(dst, xid, bundleID, flags, func(dst []byte) ([]byte, error) { return AppendFlowMod(dst, xid, cmd, f) })
+}
+
+// AppendBundleFlowModEntry is AppendBundleFlowMod for the flow of a packed entry (AppendFlowModEntry).
+func AppendBundleFlowModEntry(dst []byte, xid, bundleID uint32, flags uint16, cmd FlowModCommand, entry []byte) ([]byte, error) {
+	return appendBundleAdd(dst, xid, bundleID, flags, func(dst []byte) ([]byte, error) { return AppendFlowModEntry(dst, xid, cmd, entry) })
+}
+
+// appendBundleAdd appends a bundle-add message around the flow_mod that flowMod appends.
+func appendBundleAdd(dst []byte, xid, bundleID uint32, flags uint16, flowMod func([]byte) ([]byte, error)) ([]byte, error) {
 	start := len(dst)
 	dst = appendONFHeader(dst, xid, ONFBundleAdd)
 	dst = binary.BigEndian.AppendUint32(dst, bundleID)
 	dst = append(dst, 0, 0) // pad
 	dst = binary.BigEndian.AppendUint16(dst, flags)
 	var err error
-	if dst, err = AppendFlowMod(dst, xid, cmd, f); err != nil {
+	if dst, err = flowMod(dst); err != nil {
 		return dst[:start], err
 	}
 	for (len(dst)-start)%8 != 0 {

@@ -183,3 +183,49 @@ func UnpackFlows(b []byte) ([]flows.Flow, error) {
 	}
 	return out, nil
 }
+
+// PackedEntries returns the entries of packed flows (PackFlows), in their order, as slices of packed: nothing is
+// copied or changed, so several goroutines may read one packed set at once.
+func PackedEntries(packed []byte) ([][]byte, error) {
+	var out [][]byte
+	for off, i := 0, 0; off < len(packed); i++ {
+		l, err := entryLen(packed[off:], i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, packed[off:off+l:off+l])
+		off += l
+	}
+	return out, nil
+}
+
+// AppendFlowModEntry appends the flow_mod that AppendFlowMod encodes for the flow of a packed entry (PackFlows),
+// built from the entry's bytes: nothing is decoded (a bulk change sends a hundred thousand of them).
+func AppendFlowModEntry(dst []byte, xid uint32, cmd FlowModCommand, entry []byte) ([]byte, error) {
+	if cmd > FlowDeleteStrict {
+		return dst, fmt.Errorf("flow_mod command %d is not one of ADD..DELETE_STRICT", cmd)
+	}
+	if len(entry) < flowStatsFixed+8 || int(binary.BigEndian.Uint16(entry)) != len(entry) {
+		return dst, malformed("packed flow entry of %d bytes", len(entry))
+	}
+	start := len(dst)
+	dst = appendHeader(dst, TypeFlowMod, xid)
+	dst = append(dst, entry[24:32]...) // cookie
+	var cookieMask uint64
+	if cmd != FlowAdd {
+		cookieMask = ^uint64(0)
+	}
+	dst = binary.BigEndian.AppendUint64(dst, cookieMask)
+	dst = append(dst, entry[2], byte(cmd), 0, 0, 0, 0) // table, command, idle and hard timeouts 0
+	dst = append(dst, entry[12], entry[13])            // priority
+	dst = binary.BigEndian.AppendUint32(dst, NoBuffer)
+	dst = binary.BigEndian.AppendUint32(dst, PortAny)
+	dst = binary.BigEndian.AppendUint32(dst, GroupAny)
+	dst = append(dst, 0, 0, 0, 0) // flags, pad
+	rest := entry[flowStatsFixed:]
+	if cmd == FlowDelete || cmd == FlowDeleteStrict {
+		ml := int(binary.BigEndian.Uint16(rest[2:]))
+		rest = rest[:min(len(rest), (ml+7)/8*8)] // the match alone
+	}
+	return finish(append(dst, rest...), start)
+}
