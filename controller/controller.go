@@ -215,8 +215,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	if c.opts.Early != nil {
 		// The switches that connected while the store loaded are handed over before the first pass starts: one
 		// full pass with every such bridge. (Loading the inventory before handing them over, to spare it their
-		// arrival's competition, left a restarted daemon's first passes with NICs unbound on real OVS: the
-		// bridges' sessions deleted, then added back.)
+		// arrival's competition, once left a restarted daemon's sessions' flows deleted and added back on real
+		// OVS; most likely the OVSDB managers' removing tunnel ports before they were told their hosts' needs,
+		// since fixed in ovsdbhost: not tried again.)
 		c.mu.Lock()
 		c.prefetchHeld = true
 		c.mu.Unlock()

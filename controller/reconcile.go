@@ -603,9 +603,9 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	known, kept, meters := b.known, b.installed, b.meters
 	b.mu.Unlock()
 	var installed []flows.Flow
-	var heldPacked []byte // installed as packed when known so (not read back)
-	same := false         // the bridge holds exactly w's flows
-	digested := false     // the bridge was read back as its digest (counted once in ReadBacks when read again whole)
+	heldKept := false // what the bridge holds is kept's packed flows, not decoded into installed (only a Diff needs that)
+	same := false     // the bridge holds exactly w's flows
+	digested := false // the bridge was read back as its digest (counted once in ReadBacks when read again whole)
 	if !known && (w.flows.pending || w.flows.packed != nil) {
 		// flows known by their digest (recorded by this program before its restart, flowcache), or packed (and so
 		// digested) when compiled: the switch's are read back as their digest alone, kept that way (none of their
@@ -632,11 +632,8 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	} else if known {
 		// both packed when they were compiled (submitTargets): equal bytes are equal flows
 		if same = kept.equal(&w.flows); !same {
-			if installed, err = kept.get(); err != nil {
-				return fmt.Errorf("the flows kept of %s: %w", b.dpid, err)
-			}
-			if kept.list == nil {
-				heldPacked = kept.packed
+			if heldKept = kept.list == nil; !heldKept {
+				installed = kept.list
 			}
 		}
 	} else {
@@ -677,8 +674,8 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	var add, mod, del []flows.Flow
 	var adds [][]byte // instead of add, mod and del: the change is adds alone, as packed entries
 	if !same {
-		held, ok := heldPacked, heldPacked != nil // what the bridge holds, packed
-		if !ok {
+		held, ok := kept.packed, true
+		if !heldKept {
 			p, err := ofwire.PackFlows(installed)
 			held, ok = p, err == nil
 		}
@@ -686,6 +683,11 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 			adds, ok = addsOnly(&w.flows, held)
 		}
 		if !ok {
+			if heldKept {
+				if installed, err = kept.get(); err != nil {
+					return fmt.Errorf("the flows kept of %s: %w", b.dpid, err)
+				}
+			}
 			desired, err := w.flows.get()
 			if err != nil {
 				return fmt.Errorf("the desired flows of %s: %w", b.dpid, err)
@@ -935,14 +937,18 @@ func addsOnly(p *packedFlows, held []byte) ([][]byte, bool) {
 	adds := make([][]byte, 0, max(0, len(want)-len(have)))
 	i := 0
 	for _, e := range want {
-		if i < len(have) && bytes.Compare(have[i], e) < 0 {
+		c := 1 // have[i] against e; none left: e is an add
+		if i < len(have) {
+			c = bytes.Compare(have[i], e)
+		}
+		switch {
+		case c < 0:
 			return nil, false // held, not wanted: a delete or a modify
-		}
-		if i < len(have) && bytes.Equal(have[i], e) {
+		case c == 0:
 			i++
-			continue
+		default:
+			adds = append(adds, e)
 		}
-		adds = append(adds, e)
 	}
 	return adds, i == len(have)
 }

@@ -302,19 +302,7 @@ func AppendFlowMod(dst []byte, xid uint32, cmd FlowModCommand, f flows.Flow) ([]
 		return dst, fmt.Errorf("flow_mod command %d is not one of ADD..DELETE_STRICT", cmd)
 	}
 	start := len(dst)
-	dst = appendHeader(dst, TypeFlowMod, xid)
-	dst = binary.BigEndian.AppendUint64(dst, f.Cookie)
-	var cookieMask uint64
-	if cmd != FlowAdd {
-		cookieMask = ^uint64(0) // modify and delete touch only the flow carrying exactly this cookie
-	}
-	dst = binary.BigEndian.AppendUint64(dst, cookieMask)
-	dst = append(dst, f.Table, byte(cmd), 0, 0, 0, 0) // idle, hard timeouts 0
-	dst = binary.BigEndian.AppendUint16(dst, f.Priority)
-	dst = binary.BigEndian.AppendUint32(dst, NoBuffer)
-	dst = binary.BigEndian.AppendUint32(dst, PortAny)
-	dst = binary.BigEndian.AppendUint32(dst, GroupAny)
-	dst = append(dst, 0, 0, 0, 0) // flags, pad
+	dst = appendFlowModHead(dst, xid, cmd, f.Cookie, f.Table, f.Priority)
 	dst = appendMatch(dst, f.Match)
 	if cmd != FlowDelete && cmd != FlowDeleteStrict {
 		if f.Meter != 0 {
@@ -327,6 +315,23 @@ func AppendFlowMod(dst []byte, xid uint32, cmd FlowModCommand, f flows.Flow) ([]
 		}
 	}
 	return finish(dst, start)
+}
+
+// appendFlowModHead appends a flow_mod's header and fixed part, up to its match (whose length finish fills in).
+func appendFlowModHead(dst []byte, xid uint32, cmd FlowModCommand, cookie uint64, table uint8, priority uint16) []byte {
+	dst = appendHeader(dst, TypeFlowMod, xid)
+	dst = binary.BigEndian.AppendUint64(dst, cookie)
+	var cookieMask uint64
+	if cmd != FlowAdd {
+		cookieMask = ^uint64(0) // modify and delete touch only the flow carrying exactly this cookie
+	}
+	dst = binary.BigEndian.AppendUint64(dst, cookieMask)
+	dst = append(dst, table, byte(cmd), 0, 0, 0, 0) // idle, hard timeouts 0
+	dst = binary.BigEndian.AppendUint16(dst, priority)
+	dst = binary.BigEndian.AppendUint32(dst, NoBuffer)
+	dst = binary.BigEndian.AppendUint32(dst, PortAny)
+	dst = binary.BigEndian.AppendUint32(dst, GroupAny)
+	return append(dst, 0, 0, 0, 0) // flags, pad
 }
 
 // AppendDeleteStrictRaw appends a DELETE_STRICT flow_mod whose match is given as raw OXM TLVs (as a flow-stats

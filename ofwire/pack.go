@@ -209,23 +209,10 @@ func AppendFlowModEntry(dst []byte, xid uint32, cmd FlowModCommand, entry []byte
 		return dst, malformed("packed flow entry of %d bytes", len(entry))
 	}
 	start := len(dst)
-	dst = appendHeader(dst, TypeFlowMod, xid)
-	dst = append(dst, entry[24:32]...) // cookie
-	var cookieMask uint64
-	if cmd != FlowAdd {
-		cookieMask = ^uint64(0)
-	}
-	dst = binary.BigEndian.AppendUint64(dst, cookieMask)
-	dst = append(dst, entry[2], byte(cmd), 0, 0, 0, 0) // table, command, idle and hard timeouts 0
-	dst = append(dst, entry[12], entry[13])            // priority
-	dst = binary.BigEndian.AppendUint32(dst, NoBuffer)
-	dst = binary.BigEndian.AppendUint32(dst, PortAny)
-	dst = binary.BigEndian.AppendUint32(dst, GroupAny)
-	dst = append(dst, 0, 0, 0, 0) // flags, pad
-	rest := entry[flowStatsFixed:]
+	dst = appendFlowModHead(dst, xid, cmd, binary.BigEndian.Uint64(entry[24:]), entry[2], binary.BigEndian.Uint16(entry[12:]))
+	rest := entry[flowStatsFixed:] // the match and the instructions, as AppendFlowMod writes them
 	if cmd == FlowDelete || cmd == FlowDeleteStrict {
-		ml := int(binary.BigEndian.Uint16(rest[2:]))
-		rest = rest[:min(len(rest), (ml+7)/8*8)] // the match alone
+		rest = rest[:min(len(rest), pad8(int(binary.BigEndian.Uint16(rest[2:]))))] // the match alone
 	}
 	return finish(append(dst, rest...), start)
 }

@@ -84,27 +84,47 @@ type envelope struct {
 	Obj json.RawMessage `json:"obj"`
 }
 
-// decodeEnvelope reads a stored value. The shape json.Marshal gives an envelope, {"seq":N,"obj":{...}}, is split
-// without a scan of the object (decodeObject checks and decodes it next: scanning it here too was a third of a
-// load's decoding), and split is true; any other shape goes through encoding/json. A split value whose object
-// does not decode is to be read again through encoding/json: what looked like the end of the object may not be.
-func decodeEnvelope(raw []byte) (env envelope, split bool, err error) {
-	const head, mid = `{"seq":`, `,"obj":{`
-	if rest, ok := bytes.CutPrefix(raw, []byte(head)); ok {
-		n := 0
-		for n < len(rest) && n < 20 && rest[n] >= '0' && rest[n] <= '9' {
-			n++
+// decodeValue reads a stored value: the object's creation sequence number and the object.
+func decodeValue(kind string, raw []byte) (uint64, any, error) {
+	if env, ok := splitEnvelope(raw); ok {
+		if obj, err := decodeObject(kind, env.Obj); err == nil {
+			return env.Seq, obj, nil
 		}
-		if n > 0 && (n == 1 || rest[0] != '0') {
-			if seq, err := strconv.ParseUint(string(rest[:n]), 10, 64); err == nil {
-				if obj, ok := bytes.CutPrefix(rest[n:], []byte(mid)); ok && len(obj) >= 2 && obj[len(obj)-1] == '}' {
-					return envelope{Seq: seq, Obj: raw[len(raw)-len(obj)-1 : len(raw)-1]}, true, nil
-				}
-			}
-		}
+		// not the shape it looked like (e.g. a field after obj): as encoding/json reads it
 	}
-	err = json.Unmarshal(raw, &env)
-	return env, false, err
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return 0, nil, err
+	}
+	obj, err := decodeObject(kind, env.Obj)
+	return env.Seq, obj, err
+}
+
+// splitEnvelope splits the shape json.Marshal gives an envelope, {"seq":N,"obj":{...}}, without a scan of the
+// object (decodeObject checks and decodes it next: scanning it here too was a third of a load's decoding). It
+// answers false for any other shape; what it takes for the object's end may not be one (decodeValue checks).
+func splitEnvelope(raw []byte) (envelope, bool) {
+	const head, mid = `{"seq":`, `,"obj":{`
+	rest, ok := bytes.CutPrefix(raw, []byte(head))
+	if !ok {
+		return envelope{}, false
+	}
+	n := 0
+	for n < len(rest) && n < 20 && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	if n == 0 || n > 1 && rest[0] == '0' {
+		return envelope{}, false
+	}
+	seq, err := strconv.ParseUint(string(rest[:n]), 10, 64)
+	if err != nil {
+		return envelope{}, false
+	}
+	obj, ok := bytes.CutPrefix(rest[n:], []byte(mid))
+	if !ok || len(obj) < 2 || obj[len(obj)-1] != '}' {
+		return envelope{}, false
+	}
+	return envelope{Seq: seq, Obj: raw[len(raw)-len(obj)-1 : len(raw)-1]}, true
 }
 
 // loadBatch is how many objects one decode job of a load holds.
@@ -165,22 +185,11 @@ func newLoadDecoder(ctx context.Context) *loadDecoder {
 func decodeItems(items []loadItem) error {
 	for i := range items {
 		it := &items[i]
-		env, split, err := decodeEnvelope(it.raw)
+		seq, obj, err := decodeValue(it.kind, it.raw)
 		if err != nil {
 			return fmt.Errorf("decode %q: %w", it.key, err)
 		}
-		obj, err := decodeObject(it.kind, env.Obj)
-		if err != nil && split {
-			// not the shape it looked like (e.g. a field after obj): as encoding/json reads it
-			env = envelope{}
-			if err = json.Unmarshal(it.raw, &env); err == nil {
-				obj, err = decodeObject(it.kind, env.Obj)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode %q: %w", it.key, err)
-		}
-		it.seq, it.obj, it.raw = env.Seq, obj, nil
+		it.seq, it.obj, it.raw = seq, obj, nil
 	}
 	return nil
 }
