@@ -137,7 +137,7 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 		contenders = append(contenders, osKen)
 	}
 
-	reps := 3
+	reps := 5 // the machine's noise moves a round by a third: the median of five is steadier than of three
 	if b.cfg.Quick {
 		reps = 1
 	}
@@ -217,11 +217,13 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 	vsRaw := rate["portmirror"] / rate["raw"]
 	b.res.add(Figure{Name: "bulk.portmirror_vs_raw", Value: vsRaw, Unit: "ratio", Goal: "≥ 0.9", Met: met(vsRaw >= 0.9), Command: s1.command})
 	vsRawBundle := rate["portmirror"] / rate["rawbundle"]
+	b.res.add(Figure{Name: "bulk.portmirror_vs_rawbundle", Value: vsRawBundle, Unit: "ratio", Goal: "≥ 0.97", Met: met(vsRawBundle >= 0.97), Command: s1.command})
+	// the same figure under the name it had before issue 12 named it, for tooling that reads that one
 	b.res.add(Figure{Name: "bulk.portmirror_vs_raw_bundle", Value: vsRawBundle, Unit: "ratio", Command: s1.command})
 	vsOfctl := rate["portmirror"] / rate["ofctl"]
 	b.res.add(Figure{Name: "bulk.portmirror_vs_ofctl_bundle", Value: vsOfctl, Unit: "ratio", Goal: "> 1", Met: met(vsOfctl > 1), Command: s1.command})
 	s1.notes = append(s1.notes, fmt.Sprintf("portmirror / raw client: **%.2f** (goal ≥ 0.9); portmirror / ovs-ofctl --bundle: **%.2f** (goal > 1); "+
-		"portmirror / raw client sending one bundle: %.2f.", vsRaw, vsOfctl, vsRawBundle),
+		"portmirror / raw client sending one bundle: **%.2f** (goal ≥ 0.97).", vsRaw, vsOfctl, vsRawBundle),
 		fmt.Sprintf("ovs-ofctl's exact command: `ovs-ofctl %s` with the flows written by `flows.Flow.String()`, one per line; its time includes its process start and parsing.", joinArgs(ofctlCmd)))
 
 	s2.how = "An os-ken application written for this benchmark (`bench/osken_app.py`, run by Debian's `osken-manager`) " +
@@ -286,6 +288,9 @@ func (b *bencher) controllerRound(ctx context.Context, o *ovs, mod func(*service
 	}
 	sctx := service.WithActor(ctx, "bench")
 	before := ctrl.PassStats()
+	b.bulkRound++
+	stopProfile := phaseProfiler{dir: os.Getenv(ScaleProfileDirEnv), log: b.log}.cpu(fmt.Sprintf("bulk-portmirror-%d", b.bulkRound), 0)
+	defer stopProfile()
 	start := time.Now()
 	if _, err := svc.EnablePortMirror(sctx, ob.pm); err != nil {
 		return 0, 0, err

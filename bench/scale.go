@@ -732,7 +732,8 @@ func loadAverage() string {
 // restart), heap-connected.pprof,
 // heap-stormed.pprof and heap-restarted.pprof (what is live once the big fleet is ACTIVE, after the storm, and after
 // the restart; what the storm and the one-session changes before it allocated is heap-stormed's alloc_space with
-// -base heap-connected.pprof). A CPU profile of the whole run (-cpuprofile) leaves no room for the phases' own.
+// -base heap-connected.pprof). The bulk part writes bulk-portmirror-N.cpu there, the controller's process during its
+// N-th timed change. A CPU profile of the whole run (-cpuprofile) leaves no room for the phases' own.
 const ScaleProfileDirEnv = "PORTMIRROR_BENCH_PROFILE_DIR"
 
 type phaseProfiler struct {

@@ -2,10 +2,13 @@ package ofwire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"portmirror/flows"
@@ -178,6 +181,109 @@ func TestCanonicalFlowEntries(t *testing.T) {
 		}
 		if _, err := SameFlowEntries(slices.Clone(bad), one); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%d bytes compared: %v, want an error wrapping ErrMalformed", len(bad), err)
+		}
+	}
+}
+
+// TestSortSpansIsByteOrder: the sort that compares the words kept in spans orders canonical entries exactly as
+// their bytes, for entries that differ anywhere: in a kept word, between words, in the bytes after them, or only
+// in length.
+func TestSortSpansIsByteOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for round := range 200 {
+		var b []byte
+		var want [][]byte
+		base := make([]byte, 48+8*(1+r.IntN(12)))
+		for i := range base {
+			base[i] = byte(r.Uint32())
+		}
+		for range 1 + r.IntN(60) {
+			e := slices.Clone(base[:48+8*(1+r.IntN(len(base)/8-6))])
+			for range r.IntN(3) { // a few bytes changed anywhere, most entries sharing long prefixes
+				e[2+r.IntN(len(e)-2)] = byte(r.IntN(3))
+			}
+			binary.BigEndian.PutUint16(e, uint16(len(e)))
+			canonicalEntry(e)
+			want = append(want, e)
+			b = append(b, e...)
+		}
+		spans, _, err := entrySpans(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sortSpans(b, spans)
+		slices.SortFunc(want, bytes.Compare)
+		for i, sp := range spans {
+			if !bytes.Equal(b[sp.lo:sp.hi], want[i]) {
+				t.Fatalf("round %d: entry %d of %d out of byte order", round, i, len(spans))
+			}
+		}
+	}
+}
+
+// bulkShape is n flows shaped as a crowded bridge compiles them: one table, priority and cookie, an in_port and an
+// exact destination MAC each, three to eleven actions.
+func bulkShape(n int) []flows.Flow {
+	fs := make([]flows.Flow, n)
+	for i := range fs {
+		f := &fs[i]
+		f.Priority, f.Cookie = 300, flows.CookieOurs|3
+		f.Match.InPort = uint32(1 + i/340)
+		f.Match.EthDst = flows.MAC{2, 0, 0, 0, byte(i % 340 >> 8), byte(i % 340)}
+		f.Match.EthDstMask = flows.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+		f.Actions = []flows.Action{{Type: flows.ActNormal}}
+		for k := range 1 + i%5 { // lengths vary
+			f.Actions = append(f.Actions, flows.Action{Type: flows.ActSetReg0, Value: uint64(i%7 + k)}, flows.Action{Type: flows.ActResubmit, Value: 5})
+		}
+	}
+	return fs
+}
+
+func BenchmarkPackFlows100k(b *testing.B) {
+	fs := bulkShape(115000)
+	slices.SortFunc(fs, flows.CompareFlows) // the compiler's order, which is not the bytes' (those start with the length)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := PackFlows(fs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestPackFlowsInHalves: a large bridge's flows, packed in two halves at once and merged, are the very bytes of
+// packing them in one piece; a flow that cannot be encoded is named by its index in either half.
+func TestPackFlowsInHalves(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for round := range 3 {
+		fs := bulkShape(packHalvesMin + r.IntN(5000)) // flows sharing long prefixes, some twice (PackFlows keeps both)
+		r.Shuffle(len(fs), func(i, j int) { fs[i], fs[j] = fs[j], fs[i] })
+		for i := range fs {
+			switch {
+			case round == 0:
+				fs[i] = randomFlow(r)
+			case r.IntN(50) == 0:
+				fs[i] = fs[r.IntN(i+1)]
+			}
+		}
+		whole, err := encodeEntries(fs, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, n, err := CanonicalFlowEntries(whole)
+		if err != nil || n != len(fs) {
+			t.Fatalf("round %d: %d entries (%v)", round, n, err)
+		}
+		got, err := PackFlows(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("round %d: %d flows packed in halves differ from packed whole", round, len(fs))
+		}
+		bad := r.IntN(len(fs))
+		fs[bad].Actions = []flows.Action{{Type: flows.ActSetTunDst, IP: netip.MustParseAddr("2001:db8::1")}}
+		if _, err := PackFlows(fs); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("flow %d ", bad)) {
+			t.Fatalf("round %d: flow %d cannot be encoded, got %v", round, bad, err)
 		}
 	}
 }
