@@ -619,7 +619,10 @@ func (c *Controller) subInput(fab *fabric, uuids []string, targets map[string]st
 			return
 		}
 		seenDP[dp] = true
-		for fn := range fab.networks {
+		for _, fn := range fab.dpFNs[dp] { // its own flow networks, not every one of the cloud
+			if _, ok := fab.networks[fn]; !ok {
+				continue
+			}
 			k := flows.EndpointKey{FlowNetwork: fn, DatapathID: dp}
 			if ep, ok := fab.endpoints[k]; ok {
 				in.Endpoints[k] = ep

@@ -3,6 +3,7 @@ package service
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"portmirror/model"
 	"portmirror/store"
@@ -67,35 +68,59 @@ func ensureEndpointsOfCluster(tx *store.Txn, a *endpointAlloc, clusterUUID strin
 }
 
 // keyAlloc hands out a flow network's tunnel keys within one transaction: one per destination NIC, reused by
-// every session to that destination, otherwise the smallest free key from 1.
+// every session to that destination, otherwise the smallest free key from 1. It reads the port mirror's sessions
+// once, into a sorted list of their keys: adding one session to a port mirror of thousands builds no map of them.
 type keyAlloc struct {
-	byDest map[string]uint32
-	used   map[uint32]bool
-	next   uint32
-	max    uint32
+	sessions []model.Session   // the port mirror's, when the transaction began
+	keys     []uint32          // their tunnel keys, sorted, each once
+	handed   map[string]uint32 // destination NIC -> the key handed out to it by this allocator
+	next     uint32            // no key below it is free
+	at       int               // keys[at] is the first key not below next
+	max      uint32
 }
 
 func newKeyAlloc(tx *store.Txn, fn model.FlowNetwork, pmUUID string) *keyAlloc {
-	k := &keyAlloc{byDest: map[string]uint32{}, used: map[uint32]bool{}, next: 1, max: min(fn.Encapsulation.MaxTunnelKey(), maxTunnelKey)}
-	for _, s := range store.Lookup[model.Session](tx, store.IdxPortMirror, pmUUID) {
-		k.byDest[s.DestinationNicUUID] = s.TunnelKey
-		k.used[s.TunnelKey] = true
+	ss := store.Lookup[model.Session](tx, store.IdxPortMirror, pmUUID)
+	keys := make([]uint32, len(ss))
+	for i, s := range ss {
+		keys[i] = s.TunnelKey
 	}
-	return k
+	slices.Sort(keys)
+	return &keyAlloc{sessions: ss, keys: slices.Compact(keys), next: 1, max: min(fn.Encapsulation.MaxTunnelKey(), maxTunnelKey)}
+}
+
+// existing returns the key of the port mirror's sessions to destNicUUID, if any: a scan, as a transaction asks
+// once (adding a session) or of a port mirror that has none yet (creating it with its sessions).
+func (k *keyAlloc) existing(destNicUUID string) (uint32, bool) {
+	for i := len(k.sessions) - 1; i >= 0; i-- { // the latest, should two differ
+		if s := &k.sessions[i]; s.DestinationNicUUID == destNicUUID {
+			return s.TunnelKey, true
+		}
+	}
+	return 0, false
 }
 
 func (k *keyAlloc) key(destNicUUID string) (uint32, bool) {
-	if v, ok := k.byDest[destNicUUID]; ok {
+	if v, ok := k.existing(destNicUUID); ok {
+		return v, true
+	}
+	if v, ok := k.handed[destNicUUID]; ok {
 		return v, true
 	}
 	for ; k.next <= k.max && k.next != 0; k.next++ {
-		if !k.used[k.next] {
-			v := k.next
-			k.used[v] = true
-			k.byDest[destNicUUID] = v
-			k.next++
-			return v, true
+		for k.at < len(k.keys) && k.keys[k.at] < k.next {
+			k.at++
 		}
+		if k.at < len(k.keys) && k.keys[k.at] == k.next {
+			continue // in use
+		}
+		v := k.next
+		if k.handed == nil {
+			k.handed = map[string]uint32{}
+		}
+		k.handed[destNicUUID] = v
+		k.next++
+		return v, true
 	}
 	return 0, false
 }
