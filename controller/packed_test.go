@@ -60,10 +60,10 @@ func TestPackedFlows(t *testing.T) {
 	}
 }
 
-// TestAddsOnly holds addsOnly against flows.Diff over random pairs of desired and held flows: when it answers, Diff
-// finds exactly those adds and nothing to modify or delete; when Diff finds adds alone among desired flows of
-// distinct keys, and every held flow is one of them, addsOnly answers too.
-func TestAddsOnly(t *testing.T) {
+// TestPackedDiff holds packedDiff against flows.Diff of the whole over random pairs of desired and held flows:
+// whenever both have one flow a key it answers, with Diff's change (as adds from the packed bytes when that change
+// is adds alone); otherwise it does not answer.
+func TestPackedDiff(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	flow := func() flows.Flow {
 		f := flows.Flow{Table: uint8(r.IntN(3)), Priority: uint16(100 * r.IntN(3)), Cookie: flows.CookieOurs | uint64(r.IntN(3)),
@@ -73,8 +73,26 @@ func TestAddsOnly(t *testing.T) {
 		}
 		return f
 	}
-	answered, adds := 0, 0
-	for round := range 2000 {
+	distinct := func(fs []flows.Flow) bool {
+		keys := map[flows.Key]bool{}
+		for _, f := range fs {
+			if keys[f.Key()] {
+				return false
+			}
+			keys[f.Key()] = true
+		}
+		return true
+	}
+	sorted := func(fs []flows.Flow) []flows.Flow {
+		fs = slices.Clone(fs)
+		slices.SortFunc(fs, flows.CompareFlows)
+		return fs
+	}
+	same := func(a, b []flows.Flow) bool {
+		return slices.EqualFunc(sorted(a), sorted(b), func(x, y flows.Flow) bool { return x.Equal(&y) })
+	}
+	addsOnly, changes := 0, 0
+	for round := range 3000 {
 		var desired, held []flows.Flow
 		for range r.IntN(12) {
 			desired = append(desired, flow())
@@ -84,7 +102,7 @@ func TestAddsOnly(t *testing.T) {
 				held = append(held, f)
 			}
 		}
-		if r.IntN(4) == 0 {
+		for range r.IntN(3) {
 			held = append(held, flow())
 		}
 		slices.SortFunc(desired, flows.CompareFlows)
@@ -94,48 +112,35 @@ func TestAddsOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := addsOnly(&p, h)
+		heldDistinct := distinct(held)
+		adds, gotAdd, gotMod, gotDel, ok := packedDiff(&p, h, heldDistinct)
 		add, mod, del := flows.Diff(desired, held)
-		keys := map[flows.Key]bool{}
-		distinct := true
-		for _, f := range desired {
-			distinct = distinct && !keys[f.Key()]
-			keys[f.Key()] = true
+		if want := len(desired) > 0 && distinct(desired) && heldDistinct; ok != want { // nothing desired is not packed
+			t.Fatalf("round %d: packedDiff answered %v, want %v (desired %v, held %v)", round, ok, want, desired, held)
 		}
-		switch {
-		case ok:
-			answered++
-			adds += len(got)
-			if len(mod)+len(del) != 0 || len(got) != len(add) {
-				t.Fatalf("round %d: addsOnly gave %d adds; Diff %d adds, %d modifies, %d deletes", round, len(got), len(add), len(mod), len(del))
+		if !ok {
+			continue
+		}
+		if adds != nil {
+			addsOnly++
+			if gotAdd != nil || gotMod != nil || gotDel != nil {
+				t.Fatalf("round %d: adds as entries and as flows", round)
 			}
-			var fs []flows.Flow
-			for _, e := range got {
-				u, err := ofwire.UnpackFlows(e)
-				if err != nil {
-					t.Fatal(err)
-				}
-				fs = append(fs, u...)
+			if gotAdd, err = unpackEntries(adds); err != nil {
+				t.Fatal(err)
 			}
-			slices.SortFunc(fs, flows.CompareFlows)
-			if !slices.EqualFunc(fs, add, func(a, b flows.Flow) bool { return a.Equal(&b) }) {
-				t.Fatalf("round %d: addsOnly's adds %v, Diff's %v", round, fs, add)
-			}
-		case len(desired) > 0 && distinct && len(mod)+len(del) == 0 && len(held) <= len(desired):
-			// addsOnly also wants every held flow among the desired ones, once (Diff would add over a held flow of
-			// a desired key with another cookie, which addsOnly leaves to it)
-			heldDistinct := map[flows.Key]bool{}
-			subset := true
-			for _, f := range held {
-				subset = subset && !heldDistinct[f.Key()] && slices.ContainsFunc(desired, func(d flows.Flow) bool { return d.Equal(&f) })
-				heldDistinct[f.Key()] = true
-			}
-			if subset {
-				t.Fatalf("round %d: Diff finds %d adds alone among distinct keys, addsOnly does not answer: desired %v held %v", round, len(add), desired, held)
-			}
+		} else {
+			changes++
+		}
+		if !same(gotAdd, add) || !same(gotMod, mod) || !same(gotDel, del) {
+			t.Fatalf("round %d: packedDiff gave %v / %v / %v; Diff %v / %v / %v (desired %v, held %v)",
+				round, gotAdd, gotMod, gotDel, add, mod, del, desired, held)
+		}
+		if adds != nil && len(mod)+len(del) > 0 {
+			t.Fatalf("round %d: adds alone where Diff modifies or deletes", round)
 		}
 	}
-	if answered < 200 || adds == 0 {
-		t.Fatalf("addsOnly answered %d of 2000 rounds (%d adds): the test needs more", answered, adds)
+	if addsOnly < 200 || changes < 200 {
+		t.Fatalf("%d rounds of adds alone and %d of other changes: the test needs more of each", addsOnly, changes)
 	}
 }

@@ -674,13 +674,15 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	var add, mod, del []flows.Flow
 	var adds [][]byte // instead of add, mod and del: the change is adds alone, as packed entries
 	if !same {
-		held, ok := kept.packed, true
+		// what the bridge holds has one flow a key: our own packed desired state when it was packed from distinct
+		// keys, and a flow table read back (a switch holds one flow per table, priority and match)
+		held, ok, heldDistinct := kept.packed, true, kept.distinct
 		if !heldKept {
 			p, err := ofwire.PackFlows(installed)
-			held, ok = p, err == nil
+			held, ok, heldDistinct = p, err == nil, true
 		}
 		if ok {
-			adds, ok = addsOnly(&w.flows, held)
+			adds, add, mod, del, ok = packedDiff(&w.flows, held, heldDistinct)
 		}
 		if !ok {
 			if heldKept {
@@ -867,7 +869,8 @@ type packedFlows struct {
 	n       int
 	sum     uint64 // flowsDigest(packed), when packed or pending
 	pending bool   // not compiled: the flows whose packed form digests to sum (applyBridge compares the switch's)
-	// distinct: packed from flows of distinct keys (addsOnly may send them as adds: no two would replace each other)
+	// distinct: packed from flows of distinct keys (packedDiff may diff them by their bytes, and send adds alone as adds:
+	// no two would replace each other)
 	distinct bool
 }
 
@@ -916,41 +919,66 @@ func (p *packedFlows) is(entries []byte) bool {
 	return err == nil && same
 }
 
-// addsOnly reports whether what turns held (packed flows a bridge holds) into p (packed) is adds alone, and returns
-// them as packed entries of p: every flow held is one of p's, byte for byte, and p was packed from flows of distinct
-// keys (of two, Diff keeps the first; a bundle of adds would keep the last). Both are in canonical order, so one
-// merge finds them, with nothing decoded: a bridge programmed from nothing (or from its baseline) gets its adds
-// built from these entries' bytes (Switch.ApplyAdds). It answers false when unsure (p not packed from distinct
-// keys, malformed entries), which only means a Diff.
-func addsOnly(p *packedFlows, held []byte) ([][]byte, bool) {
-	if p.list != nil || p.packed == nil || p.pending || !p.distinct {
-		return nil, false
+// packedDiff finds what turns held (packed flows a bridge holds, one flow a key when heldDistinct) into p (packed
+// from flows of distinct keys) from their bytes: both are in canonical order, so one merge finds the entries in
+// both (unchanged: nothing to decode), those only wanted and those only held. When nothing is only held, the
+// change is adds alone, returned as p's packed entries (adds; Switch.ApplyAdds builds their flow_mods from the
+// bytes: a bridge programmed from nothing, or one session added). Otherwise only the entries that differ are
+// decoded and diffed (add, mod, del, as flows.Diff of the whole would give them): a one-session change on a bridge
+// of hundreds of flows decodes a handful. It answers false when unsure (p not packed from distinct keys, held not
+// of distinct keys, malformed entries), which only means a Diff of everything.
+func packedDiff(p *packedFlows, held []byte, heldDistinct bool) (adds [][]byte, add, mod, del []flows.Flow, ok bool) {
+	if p.list != nil || p.packed == nil || p.pending || !p.distinct || !heldDistinct {
+		return nil, nil, nil, nil, false
 	}
 	want, err := ofwire.PackedEntries(p.packed)
 	if err != nil {
-		return nil, false
+		return nil, nil, nil, nil, false
 	}
 	have, err := ofwire.PackedEntries(held)
 	if err != nil {
-		return nil, false
+		return nil, nil, nil, nil, false
 	}
-	adds := make([][]byte, 0, max(0, len(want)-len(have)))
+	onlyWant := make([][]byte, 0, max(0, len(want)-len(have)))
+	var onlyHave [][]byte
 	i := 0
 	for _, e := range want {
-		c := 1 // have[i] against e; none left: e is an add
-		if i < len(have) {
-			c = bytes.Compare(have[i], e)
-		}
-		switch {
-		case c < 0:
-			return nil, false // held, not wanted: a delete or a modify
-		case c == 0:
+		for i < len(have) && bytes.Compare(have[i], e) < 0 {
+			onlyHave = append(onlyHave, have[i])
 			i++
-		default:
-			adds = append(adds, e)
 		}
+		if i < len(have) && bytes.Equal(have[i], e) {
+			i++
+			continue
+		}
+		onlyWant = append(onlyWant, e)
 	}
-	return adds, i == len(have)
+	onlyHave = append(onlyHave, have[i:]...)
+	if len(onlyHave) == 0 {
+		return onlyWant, nil, nil, nil, true
+	}
+	// Of one key, both sides hold at most one flow, and a flow in both is left out of both: the Diff of what is
+	// left is the Diff of the whole.
+	desired, err := unpackEntries(onlyWant)
+	if err != nil {
+		return nil, nil, nil, nil, false
+	}
+	installed, err := unpackEntries(onlyHave)
+	if err != nil {
+		return nil, nil, nil, nil, false
+	}
+	add, mod, del = flows.Diff(desired, installed)
+	return nil, add, mod, del, true
+}
+
+// unpackEntries decodes packed entries, in CompareFlows order (Diff's fast path).
+func unpackEntries(entries [][]byte) ([]flows.Flow, error) {
+	fs, err := ofwire.UnpackFlows(bytes.Join(entries, nil))
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(fs, flows.CompareFlows)
+	return fs, nil
 }
 
 // get returns the flows, unpacked when packed (in CompareFlows order, as the compiler gives them: Diff's fast
