@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -97,7 +96,7 @@ func ovsValidFlow(r *rand.Rand, i int) flows.Flow {
 		case 2:
 			f.Actions = append(f.Actions, flows.Action{Type: flows.ActSetTunID, Value: uint64(r.Uint32())})
 		case 3:
-			f.Actions = append(f.Actions, flows.Action{Type: flows.ActSetTunDst, IP: netip.AddrFrom4([4]byte{198, 18, byte(r.IntN(256)), byte(1 + r.IntN(254))})})
+			f.Actions = append(f.Actions, flows.Action{Type: flows.ActSetTunDst, IP: flows.IPv4{198, 18, byte(r.IntN(256)), byte(1 + r.IntN(254))}})
 		}
 	}
 	return f
@@ -122,7 +121,7 @@ func TestOVSFlowsInstalledAndReadBack(t *testing.T) {
 	want[0] = flows.Flow{Table: 0, Priority: 100, Cookie: flows.CookieOurs,
 		Match: flows.Match{InPort: 3, EthDst: flows.MAC{2, 0, 0, 0, 0, 1}, EthDstMask: flows.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, HasTunID: true, TunID: 7},
 		Actions: []flows.Action{{Type: flows.ActNormal}, {Type: flows.ActSetTunID, Value: 7},
-			{Type: flows.ActSetTunDst, IP: netip.MustParseAddr("198.18.0.2")}, {Type: flows.ActOutput, Port: 9}}}
+			{Type: flows.ActSetTunDst, IP: flows.MustIPv4("198.18.0.2")}, {Type: flows.ActOutput, Port: 9}}}
 	refused, err := sw.Apply(ctx, want, nil, nil)
 	if err != nil || len(refused) != 0 {
 		t.Fatalf("apply: %v, refused %v", err, refused)
@@ -276,7 +275,7 @@ func TestOVSPipelineThroughput(t *testing.T) {
 		fl[i] = flows.Flow{Priority: 100, Cookie: flows.CookieOurs | uint64(i),
 			Match: flows.Match{InPort: uint32(1 + i%64), EthDst: mac, EthDstMask: flows.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
 			Actions: []flows.Action{{Type: flows.ActNormal}, {Type: flows.ActSetTunID, Value: uint64(i)},
-				{Type: flows.ActSetTunDst, IP: netip.MustParseAddr("198.18.0.2")}, {Type: flows.ActOutput, Port: 9}}}
+				{Type: flows.ActSetTunDst, IP: flows.MustIPv4("198.18.0.2")}, {Type: flows.ActOutput, Port: 9}}}
 		fmt.Fprintf(&file, "cookie=0x%x,table=1,priority=100,in_port=%d,dl_dst=%s,actions=NORMAL,set_field:%d->tun_id,set_field:198.18.0.2->tun_dst,output:9\n",
 			fl[i].Cookie, fl[i].Match.InPort, net.HardwareAddr(mac[:]), i)
 	}

@@ -44,7 +44,7 @@ func erspanDir(d model.Direction) uint8 {
 // tunnelActs returns the actions that send a copy to a remote target: the tunnel key and peer, for ERSPAN the
 // version and its header fields, then out (an output or output-with-max-length to the tunnel port).
 func (t target) tunnelActs(out Action) []Action {
-	acts := []Action{{Type: ActSetTunID, Value: uint64(t.key)}, {Type: ActSetTunDst, IP: t.ip}}
+	acts := []Action{{Type: ActSetTunID, Value: uint64(t.key)}, {Type: ActSetTunDst, IP: IPv4(t.ip.As4())}}
 	switch t.erspanVer {
 	case 1:
 		acts = append(acts, Action{Type: ActSetErspanVer, Value: 1}, Action{Type: ActSetErspanIdx, Value: uint64(ErspanIndex)})

@@ -4,6 +4,7 @@
 package flows
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 )
@@ -69,13 +70,40 @@ const (
 	ActClone
 )
 
-// Action is one apply-action. It is comparable.
+// Action is one apply-action. It is comparable, and holds no pointer: a bridge's compiled actions (a million for
+// a crowded bridge) are nothing for the garbage collector to walk.
 type Action struct {
 	Type  ActionType
-	Port  uint32     // ActOutput
-	Value uint64     // ActSetTunID, ActSetReg0, ActResubmit (the table), ActOutputTrunc (max_len), ActClone (body length)
-	IP    netip.Addr // ActSetTunDst (IPv4)
+	IP    IPv4   // ActSetTunDst
+	Port  uint32 // ActOutput
+	Value uint64 // ActSetTunID, ActSetReg0, ActResubmit (the table), ActOutputTrunc (max_len), ActClone (body length)
 }
+
+// IPv4 is an IPv4 address as its four bytes (netip.Addr holds a pointer).
+type IPv4 [4]byte
+
+// IPv4Of returns ip's four bytes, and false when ip is not an IPv4 address.
+func IPv4Of(ip netip.Addr) (IPv4, bool) {
+	if !ip.Is4() {
+		return IPv4{}, false
+	}
+	return ip.As4(), true
+}
+
+// MustIPv4 parses an IPv4 address, and panics when s is not one (for literals in tests).
+func MustIPv4(s string) IPv4 {
+	ip, ok := IPv4Of(netip.MustParseAddr(s))
+	if !ok {
+		panic(fmt.Sprintf("flows: %q is not an IPv4 address", s))
+	}
+	return ip
+}
+
+// Addr returns the address as a netip.Addr.
+func (a IPv4) Addr() netip.Addr { return netip.AddrFrom4(a) }
+
+// String returns the dotted form.
+func (a IPv4) String() string { return a.Addr().String() }
 
 // Flow is one flow entry. Empty Actions drop the frame.
 type Flow struct {

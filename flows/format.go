@@ -198,7 +198,7 @@ func (a Action) appendText(b []byte) []byte {
 		return append(b, "->tun_id"...)
 	case ActSetTunDst:
 		b = append(b, "set_field:"...)
-		b = a.IP.AppendTo(b)
+		b = a.IP.Addr().AppendTo(b)
 		return append(b, "->tun_dst"...)
 	case ActSetReg0:
 		b = append(b, "set_field:0x"...)
@@ -371,9 +371,10 @@ func parseAction(a string) (Action, error) {
 			n, err := strconv.ParseUint(v, 0, 32)
 			return Action{Type: ActSetReg0, Value: n}, err
 		case "tun_dst":
-			ip, err := netip.ParseAddr(v)
-			if err == nil && !ip.Is4() {
-				err = fmt.Errorf("tun_dst %s is not IPv4", ip)
+			addr, err := netip.ParseAddr(v)
+			ip, ok := IPv4Of(addr)
+			if err == nil && !ok {
+				err = fmt.Errorf("tun_dst %s is not IPv4", addr)
 			}
 			return Action{Type: ActSetTunDst, IP: ip}, err
 		}

@@ -1,7 +1,6 @@
 package flows
 
 import (
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +22,7 @@ func TestFlowStringRoundTrip(t *testing.T) {
 		{Flow{Cookie: CookieOurs | 4, Priority: 300,
 			Match: Match{InPort: 3, EthDst: MAC{0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff}, EthDstMask: exactMask()},
 			Actions: []Action{{Type: ActNormal}, {Type: ActSetTunID, Value: 5},
-				{Type: ActSetTunDst, IP: netip.MustParseAddr("198.18.0.2")}, {Type: ActOutput, Port: 9}}},
+				{Type: ActSetTunDst, IP: MustIPv4("198.18.0.2")}, {Type: ActOutput, Port: 9}}},
 			"cookie=0x504d000000000004, table=0, priority=300, in_port=3,dl_dst=aa:bb:cc:dd:ee:ff actions=NORMAL,set_field:0x5->tun_id,set_field:198.18.0.2->tun_dst,output:9"},
 		{Flow{Cookie: CookieOurs | 2, Priority: 100, Match: Match{EthDst: mc, EthDstMask: mcMask},
 			Actions: []Action{{Type: ActNormal}, {Type: ActOutput, Port: 2}}},

@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -73,4 +74,32 @@ func dumpFlows(fs []Flow) string {
 		sb.WriteByte('\n')
 	}
 	return sb.String()
+}
+
+// TestIPv6EndpointKeepsSessionPending: a tunnel carries copies to an IPv4 endpoint only (NXM_NX_TUN_IPV4_DST); a
+// destination host's endpoint that is not IPv4 keeps the remote session pending, saying so, and compiles nothing
+// for it (the action holds four bytes, nothing else).
+func TestIPv6EndpointKeepsSessionPending(t *testing.T) {
+	in := fleet(2, 2) // session s-0-1 copies from bridge 1 to a destination on bridge 2
+	k := EndpointKey{FlowNetwork: fnA, DatapathID: fmt.Sprintf("%016x", 2)}
+	ep := in.Endpoints[k]
+	ep.IP = netip.MustParseAddr("2001:db8::2")
+	in.Endpoints[k] = ep
+	p := Analyze(in)
+	r, _ := p.Report("s-0-1")
+	if r.Ready() || !contains(r.Reason(), "is not an IPv4 address") {
+		t.Fatalf("session to an IPv6 endpoint: ready %v, report %q", r.Ready(), r.Reason())
+	}
+	if r, _ := p.Report("s-0-0"); !r.Ready() {
+		t.Fatalf("the local session beside it: %q", r.Reason())
+	}
+	for dp := range in.Bridges {
+		for _, f := range p.Bridge(dp) {
+			for _, a := range f.Actions {
+				if a.Type == ActSetTunDst && a.IP == (IPv4{}) {
+					t.Fatalf("bridge %s: a flow tunnels to 0.0.0.0: %s", dp, f)
+				}
+			}
+		}
+	}
 }

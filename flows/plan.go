@@ -342,6 +342,10 @@ func resolveSession(in *Input, s *Session, src NIC, srcKnown bool, dst NIC, dstK
 		if !dstEP.IP.IsValid() {
 			why("host of destination NIC %s has no endpoint on flow network %s", s.DestinationNIC, s.FlowNetwork)
 			ok = false
+		} else if !dstEP.IP.Is4() {
+			why("endpoint %s of the destination NIC %s's host on flow network %s is not an IPv4 address", dstEP.IP,
+				s.DestinationNIC, s.FlowNetwork)
+			ok = false
 		}
 	}
 	srcTun := tunnelPort(in, s.FlowNetwork, src.DatapathID, hasPort)

@@ -118,7 +118,7 @@ func TestProbeRoute(t *testing.T) {
 		remote.PeerIP != netip.MustParseAddr("198.18.100.2") || remote.DeliverPort != 8 || remote.DestBridge != "b" {
 		t.Fatalf("remote route %+v", remote)
 	}
-	want := []Action{{Type: ActSetTunID, Value: uint64(ProbeTunnelKey)}, {Type: ActSetTunDst, IP: netip.MustParseAddr("198.18.100.2")}, {Type: ActOutput, Port: 9}}
+	want := []Action{{Type: ActSetTunID, Value: uint64(ProbeTunnelKey)}, {Type: ActSetTunDst, IP: MustIPv4("198.18.100.2")}, {Type: ActOutput, Port: 9}}
 	if got := remote.CopyActions(); !slices.Equal(got, want) {
 		t.Errorf("remote copy actions %v, want %v", got, want)
 	}

@@ -375,7 +375,7 @@ func evaluateIn(table []Flow, fr frame, tableID uint8, depth int, reg0 *uint32, 
 		case ActSetTunID:
 			*tunID = a.Value
 		case ActSetTunDst:
-			*tunIP = a.IP
+			*tunIP = a.IP.Addr()
 		case ActSetReg0:
 			*reg0 = uint32(a.Value)
 		case ActResubmit:

@@ -3,7 +3,6 @@ package ofwire
 import (
 	"bytes"
 	"context"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,7 @@ import (
 // erspanCopy is a copy as the compiler makes it toward an ERSPAN type II or III tunnel port.
 func erspanCopy(ver uint64) flows.Flow {
 	acts := []flows.Action{{Type: flows.ActNormal}, {Type: flows.ActSetTunID, Value: 1023},
-		{Type: flows.ActSetTunDst, IP: netip.MustParseAddr("198.18.0.2")}, {Type: flows.ActSetErspanVer, Value: ver}}
+		{Type: flows.ActSetTunDst, IP: flows.MustIPv4("198.18.0.2")}, {Type: flows.ActSetErspanVer, Value: ver}}
 	if ver == 1 {
 		acts = append(acts, flows.Action{Type: flows.ActSetErspanIdx, Value: 0xabcde})
 	} else {

@@ -241,13 +241,9 @@ func appendActionList(dst []byte, acts []flows.Action, inClone bool) ([]byte, er
 			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassBasic, oxmTunnelID, false, 8))
 			dst = binary.BigEndian.AppendUint64(dst, a.Value)
 		case flows.ActSetTunDst:
-			if !a.IP.Is4() {
-				return dst[:start], fmt.Errorf("action %d: set_field tun_dst needs an IPv4 address, got %q", i, a.IP)
-			}
-			ip := a.IP.As4()
 			dst = append(dst, 0, byte(actSetField), 0, 16)
 			dst = binary.BigEndian.AppendUint32(dst, oxmHeader(oxmClassNXM1, nxmTunDst, false, 4))
-			dst = append(dst, ip[:]...)
+			dst = append(dst, a.IP[:]...)
 			dst = append(dst, 0, 0, 0, 0)
 		case flows.ActSetReg0:
 			if a.Value > 0xffffffff {
@@ -749,7 +745,7 @@ func decodeActions(b []byte) ([]flows.Action, error) {
 			case o.String() == "tun_id" && !o.hasMask && len(o.value) == 8:
 				a = flows.Action{Type: flows.ActSetTunID, Value: binary.BigEndian.Uint64(o.value)}
 			case o.String() == "tun_dst" && !o.hasMask && len(o.value) == 4:
-				a = flows.Action{Type: flows.ActSetTunDst, IP: netip.AddrFrom4([4]byte(o.value))}
+				a = flows.Action{Type: flows.ActSetTunDst, IP: flows.IPv4(o.value)}
 			case o.String() == "reg0" && !o.hasMask && len(o.value) == 4:
 				a = flows.Action{Type: flows.ActSetReg0, Value: uint64(binary.BigEndian.Uint32(o.value))}
 			default:

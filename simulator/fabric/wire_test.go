@@ -23,7 +23,7 @@ func TestFlowsFromTheWireForwardAcrossHosts(t *testing.T) {
 		1: {
 			{Priority: 0, Cookie: flows.CookieOurs, Actions: []flows.Action{{Type: flows.ActNormal}}},
 			{Priority: 100, Cookie: flows.CookieOurs | 1, Match: flows.Match{InPort: 1}, Actions: []flows.Action{{Type: flows.ActNormal},
-				{Type: flows.ActSetTunID, Value: 42}, {Type: flows.ActSetTunDst, IP: netip.MustParseAddr("198.18.0.2")}, {Type: flows.ActOutput, Port: 100}}},
+				{Type: flows.ActSetTunID, Value: 42}, {Type: flows.ActSetTunDst, IP: flows.MustIPv4("198.18.0.2")}, {Type: flows.ActOutput, Port: 100}}},
 		},
 		2: {
 			{Priority: 0, Cookie: flows.CookieOurs, Actions: []flows.Action{{Type: flows.ActNormal}}},
