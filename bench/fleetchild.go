@@ -204,14 +204,17 @@ type fleetProc struct {
 }
 
 // startFleetChild starts this program again as a fleet child and waits until its bridges are started.
-func startFleetChild(ctx context.Context, spec fleetSpec) (*fleetProc, error) {
+func startFleetChild(ctx context.Context, spec fleetSpec, pprof bool) (*fleetProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	// The simulated bridges are not the controller: the controller's memory limit is not theirs.
-	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") }), FleetChildEnv+"=1")
+	// The simulated bridges are not the controller: the controller's memory limit is not theirs. Only the child
+	// asked to (pprof) serves FleetChildPprofEnv's address.
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "GOMEMLIMIT=") || (!pprof && strings.HasPrefix(kv, FleetChildPprofEnv+"="))
+	}), FleetChildEnv+"=1")
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

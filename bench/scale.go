@@ -56,9 +56,8 @@ type scaleRig struct {
 	ctrl            *controller.Controller
 	stopCtrl        func()
 	listen          string
-	fleet           *scaleFleet // the bridges, in this process (the small fleet)
-	child           *fleetProc  // or in a child process (the big fleet)
-	pms             []string    // by cluster*scaleFNs + k
+	child           *fleetProc // the simulated bridges, in a child process (fleetchild.go)
+	pms             []string   // by cluster*scaleFNs + k
 	fns             []string
 	inventory       time.Duration // clusters, hosts and VMs registered through the bulk API
 	sessionsSetup   time.Duration
@@ -72,9 +71,6 @@ func (r *scaleRig) next(h int) int {
 }
 
 func (r *scaleRig) close() {
-	if r.fleet != nil {
-		r.fleet.stop()
-	}
 	if r.child != nil {
 		r.child.close()
 	}
@@ -94,8 +90,11 @@ func (r *scaleRig) close() {
 
 // buildScaleRig registers the fleet through the API's bulk mutations, creates the flow networks and port mirrors
 // through the service, starts the controller and the bridges, and waits until every session is ACTIVE.
-// With inChild the bridges run in a child process (fleetchild.go).
-func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int, inChild bool) (*scaleRig, error) {
+// The bridges run in a child process of their own (fleetchild.go), so that neither fleet's simulated bridges
+// share the controller's process, its collector and its scheduler (the small fleet's did: a change of it met
+// bridges that answered from inside the controller's process, one of the big fleet's met a process across a
+// socket); with pprof the child serves FleetChildPprofEnv.
+func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int, pprof bool) (*scaleRig, error) {
 	r := &scaleRig{hosts: hosts, clusters: clusters}
 	var err error
 	if r.dir, err = os.MkdirTemp("", "pmbench-scale"); err != nil {
@@ -189,11 +188,7 @@ func (b *bencher) buildScaleRig(ctx context.Context, hosts, clusters int, inChil
 	}
 	t0 = time.Now()
 	spec := fleetSpec{Controller: r.listen, Hosts: hosts, PerCluster: r.per(), FlowNets: r.fns}
-	if inChild {
-		r.child, err = startFleetChild(ctx, spec)
-	} else {
-		r.fleet, err = startScaleFleet(ctx, spec)
-	}
+	r.child, err = startFleetChild(ctx, spec, pprof)
 	if err != nil {
 		return fail(err)
 	}
@@ -238,19 +233,12 @@ func listenAgain(ctx context.Context, addr string, log *slog.Logger) (*controlle
 
 // setOffline takes every bridge of the fleet off the network, or brings it back.
 func (r *scaleRig) setOffline(ctx context.Context, off bool) error {
-	if r.child != nil {
-		return r.child.setOffline(ctx, off)
-	}
-	r.fleet.setOffline(off)
-	return nil
+	return r.child.setOffline(ctx, off)
 }
 
 // connects is the number of connections the fleet's bridges made so far.
 func (r *scaleRig) connects(ctx context.Context) (int, error) {
-	if r.child != nil {
-		return r.child.connects(ctx)
-	}
-	return r.fleet.connects(), nil
+	return r.child.connects(ctx)
 }
 
 func (r *scaleRig) waitAllActive(ctx context.Context, limit time.Duration) error {
@@ -265,7 +253,7 @@ func (r *scaleRig) waitAllActive(ctx context.Context, limit time.Duration) error
 // host h and returns the time until it is ACTIVE and the reconciliation work (pass time) it caused. It then deletes
 // the session, untimed, and waits until the controller has dropped it from its plan, so that every change meets
 // the fleet as built (1,000 or 100,000 sessions stored), not one grown by the changes before it.
-func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, pass time.Duration, fulls uint64, work [3]uint64, err error) {
+func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, api, pass time.Duration, fulls uint64, work [3]uint64, err error) {
 	c := h / r.per()
 	k := i % scaleFNs
 	actx := service.WithActor(ctx, "bench")
@@ -275,22 +263,23 @@ func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, pass time.D
 		Name: fmt.Sprintf("extra%d", i), Type: model.Bidirection,
 		SourceNicUUID: scaleNICUUID(h, k, 0), DestinationNicUUID: scaleNICUUID(r.next(h), (k+1+(i/scaleFNs)%(scaleVMs-1))%scaleVMs, 1)})
 	if err != nil {
-		return 0, 0, 0, work, err
+		return 0, 0, 0, 0, work, err
 	}
+	api = time.Since(t0) // the mutation committed (store write, audit)
 	if err := waitActive(ctx, r.ctrl, []model.Session{s}, 100*time.Microsecond, 30*time.Second); err != nil {
-		return 0, 0, 0, work, err
+		return 0, 0, 0, 0, work, err
 	}
 	total = time.Since(t0)
 	after := r.ctrl.PassStats()
 	work = [3]uint64{after.Passes - before.Passes, after.Compiled - before.Compiled, after.Analysed - before.Analysed}
 	if err := r.svc.DeletePortMirrorSession(actx, s.UUID); err != nil {
-		return 0, 0, 0, work, err
+		return 0, 0, 0, 0, work, err
 	}
 	err = waitUntil(ctx, 30*time.Second, "the deleted session to leave the controller's plan", func() bool {
 		st, _ := r.ctrl.SessionStatus(s.UUID)
 		return st != model.StatusActive
 	})
-	return total, after.PassTime - before.PassTime, after.FullPasses - before.FullPasses, work, err
+	return total, api, after.PassTime - before.PassTime, after.FullPasses - before.FullPasses, work, err
 }
 
 // The scale figures that can be missed, explained for the report (explanations is otherwise a literal in
@@ -427,7 +416,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		"gc_cycles", mem.NumGC, "next_gc_mib", mib(int64(mem.NextGC)))
 	prof := phaseProfiler{dir: os.Getenv(ScaleProfileDirEnv), log: b.log}
 	prof.heap("connected")
-	small, err := b.buildScaleRig(ctx, smallHosts, 1, false)
+	small, err := b.buildScaleRig(ctx, smallHosts, 1, false) // in a child too, without pprof
 	if err != nil {
 		return fmt.Errorf("the fleet of %d bridges: %w", smallHosts, err)
 	}
@@ -444,7 +433,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	}
 	bigConn0, smallConn0 := connects(big), connects(small)
 	// One session at a time, alternating between the two fleets so that the machine's noise falls on both.
-	var bigT, smallT, bigP, smallP []time.Duration
+	var bigT, smallT, bigA, smallA, bigP, smallP []time.Duration // to ACTIVE, of which the API call, pass time
 	var bigFull, smallFull uint64
 	var bigWork, smallWork [3]uint64 // passes, bridges compiled, sessions analysed
 	sum := func(a *[3]uint64, b [3]uint64) {
@@ -454,17 +443,17 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 	}
 	stopChangesProf := prof.cpu("changes", 0)
 	for i := range samples {
-		tt, pt, f, w, err := small.oneSession(ctx, (i*7)%smallHosts, i)
+		tt, at, pt, f, w, err := small.oneSession(ctx, (i*7)%smallHosts, i)
 		if err != nil {
 			return fmt.Errorf("one session on %d bridges: %w", smallHosts, err)
 		}
-		smallT, smallP, smallFull = append(smallT, tt), append(smallP, pt), smallFull+f
+		smallT, smallA, smallP, smallFull = append(smallT, tt), append(smallA, at), append(smallP, pt), smallFull+f
 		sum(&smallWork, w)
-		tt, pt, f, w, err = big.oneSession(ctx, (i*7919)%hosts, i)
+		tt, at, pt, f, w, err = big.oneSession(ctx, (i*7919)%hosts, i)
 		if err != nil {
 			return fmt.Errorf("one session on %d bridges: %w", hosts, err)
 		}
-		bigT, bigP, bigFull = append(bigT, tt), append(bigP, pt), bigFull+f
+		bigT, bigA, bigP, bigFull = append(bigT, tt), append(bigA, at), append(bigP, pt), bigFull+f
 		sum(&bigWork, w)
 	}
 	stopChangesProf()
@@ -673,7 +662,7 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		"host of the cluster for k < %d (a third remote); each cluster has %d flow networks, each occupied by the enabled "+
 		"port mirror holding session k of every host of the cluster. The service runs on an on-disk store (synchronous "+
 		"writes) with the API over HTTP on loopback, and the controller in the benchmark's process, as in parts 3 and 4. "+
-		"Beside it, in the same run (its bridges in the benchmark's process), a fleet of %d bridges and %d sessions laid out the same way; "+
+		"Beside it, in the same run (its bridges in a child process of their own, its controller and store in the benchmark's process), a fleet of %d bridges and %d sessions laid out the same way; "+
 		"the one-session measurements alternate between the two, %d each, so that the machine's noise falls on both; each "+
 		"session is deleted (untimed) once ACTIVE, before the next change, so that every change meets its fleet as built. "+
 		"Load average %s at the start, %s at the end (2 cores shared with other developers).",
@@ -683,6 +672,8 @@ func (b *bencher) scale(ctx context.Context, s *section) error {
 		{"session created → ACTIVE, p99", fmt.Sprintf("%.2f ms", ms(q(bigT, 0.99))), fmt.Sprintf("%.2f ms", ms(q(smallT, 0.99))), fmt.Sprintf("%.2f", activeRatio), "≤ 1.5"},
 		{"session created → ACTIVE, p90", fmt.Sprintf("%.2f ms", ms(q(bigT, 0.9))), fmt.Sprintf("%.2f ms", ms(q(smallT, 0.9))), fmt.Sprintf("%.2f", float64(q(bigT, 0.9))/float64(q(smallT, 0.9))), ""},
 		{"session created → ACTIVE, p50", fmt.Sprintf("%.2f ms", ms(q(bigT, 0.5))), fmt.Sprintf("%.2f ms", ms(q(smallT, 0.5))), fmt.Sprintf("%.2f", float64(q(bigT, 0.5))/float64(q(smallT, 0.5))), ""},
+		{"of which the API call (the mutation committed: store write, audit), p50 / p90", fmt.Sprintf("%.2f / %.2f ms", ms(q(bigA, 0.5)), ms(q(bigA, 0.9))),
+			fmt.Sprintf("%.2f / %.2f ms", ms(q(smallA, 0.5)), ms(q(smallA, 0.9))), fmt.Sprintf("%.2f / %.2f", float64(q(bigA, 0.5))/float64(q(smallA, 0.5)), float64(q(bigA, 0.9))/float64(q(smallA, 0.9))), ""},
 		{"reconciliation work per one-session change, p50", fmt.Sprintf("%.3f ms", ms(q(bigP, 0.5))), fmt.Sprintf("%.3f ms", ms(q(smallP, 0.5))), fmt.Sprintf("%.2f", passRatio), "≤ 2"},
 		{"full passes among those changes", fmt.Sprint(bigFull), fmt.Sprint(smallFull), "", ""},
 		{"bridges that reconnected meanwhile (echo timeouts on the loaded machine)", fmt.Sprint(bigReconn), fmt.Sprint(smallReconn), "", ""},

@@ -78,6 +78,8 @@ type Controller struct {
 	kick chan struct{} // capacity 1: a reconciliation pass is wanted
 	sem  chan struct{} // bounds concurrent bridge programming
 
+	packers sync.Pool // *ofwire.Packer: the scratch space of packing compiled bridges, one per packing goroutine
+
 	mu              sync.Mutex
 	bridges         map[string]*bridge // by datapath id
 	plan            *planState         // the latest pass's analysis, for session status

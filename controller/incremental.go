@@ -16,6 +16,7 @@ import (
 	"portmirror/flows"
 	"portmirror/internal/flowcache"
 	"portmirror/model"
+	"portmirror/ofwire"
 	"portmirror/service"
 	"portmirror/store"
 	"portmirror/topology"
@@ -812,7 +813,12 @@ func (c *Controller) submitTargets(lead bool, term uint64, lctx context.Context,
 			// Packed at once: a pass that compiles many bridges would otherwise hold every one's flows as
 			// []flows.Flow until its worker gets to it, several times the memory; a bridge read back is compared
 			// with the packed form anyway, and one that holds them already needs no diff.
-			w.flows.pack()
+			pk, _ := c.packers.Get().(*ofwire.Packer)
+			if pk == nil {
+				pk = new(ofwire.Packer)
+			}
+			w.flows.packWith(pk)
+			c.packers.Put(pk)
 			c.passStats.compiled.Add(1)
 		}
 		counts := plan.CountIDs(dp) // the counter reads' key: which session a counting flow's id stands for

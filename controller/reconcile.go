@@ -1000,11 +1000,14 @@ func (p *packedFlows) get() ([]flows.Flow, error) {
 
 // pack replaces the list by its packed form; it keeps the list when packing fails (a flow the wire form cannot
 // hold: it was refused on the way to the switch already).
-func (p *packedFlows) pack() {
+func (p *packedFlows) pack() { p.packWith(new(ofwire.Packer)) }
+
+// packWith is pack, with pk's scratch space.
+func (p *packedFlows) packWith(pk *ofwire.Packer) {
 	if p.list == nil {
 		return
 	}
-	if b, err := ofwire.PackFlows(p.list); err == nil {
+	if b, err := pk.Pack(p.list); err == nil {
 		p.distinct = distinctKeys(p.list)
 		p.packed, p.list = b, nil
 		p.sum, _, _ = flowsDigest(b)

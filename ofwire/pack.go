@@ -72,19 +72,54 @@ func PackFlows(fs []flows.Flow) ([]byte, error) {
 	return out, nil
 }
 
+// Packer packs flows as PackFlows does, encoding and sorting them in scratch space it keeps for its next call: a
+// controller that packs bridge after bridge (each change compiles the bridges it touches) allocates each result
+// alone, of its exact length, instead of a generous buffer and the spans to sort it. A Packer is not safe for
+// concurrent use.
+type Packer struct {
+	buf   []byte
+	spans []span
+}
+
+// Pack is PackFlows(fs); the result is the caller's.
+func (pk *Packer) Pack(fs []flows.Flow) ([]byte, error) {
+	if len(fs) >= packHalvesMin {
+		return PackFlows(fs) // in halves at once; a bridge this large is not packed often
+	}
+	var err error
+	if pk.buf, err = appendEntries(pk.buf[:0], fs, 0); err != nil {
+		return nil, err
+	}
+	var sorted bool
+	if pk.spans, sorted, err = appendSpans(pk.spans[:0], pk.buf); err != nil {
+		return nil, err
+	}
+	if !sorted {
+		sortSpans(pk.buf, pk.spans)
+	}
+	out := make([]byte, 0, len(pk.buf))
+	for _, sp := range pk.spans {
+		out = append(out, pk.buf[sp.lo:sp.hi]...)
+	}
+	return out, nil
+}
+
 // packHalvesMin is the number of flows from which PackFlows packs in two halves at once.
 const packHalvesMin = 8192
 
 // encodeEntries encodes fs as flow-stats entries in fs's order (PackFlows before sorting); first is fs[0]'s
 // index, for errors.
-func encodeEntries(fs []flows.Flow, first int) ([]byte, error) {
+func encodeEntries(fs []flows.Flow, first int) ([]byte, error) { return appendEntries(nil, fs, first) }
+
+// appendEntries is encodeEntries appending to dst.
+func appendEntries(dst []byte, fs []flows.Flow, first int) ([]byte, error) {
 	n := 0
 	for i := range fs {
 		// a generous guess (the entry, a match of a few fields, the instruction headers, the actions): one
 		// allocation, where a tight one grew the buffer three or four times per bridge
 		n += flowStatsFixed + 64 + 32*len(fs[i].Actions)
 	}
-	dst := make([]byte, 0, n)
+	dst = slices.Grow(dst, n)
 	for i := range fs {
 		f := &fs[i]
 		start := len(dst)
@@ -204,8 +239,13 @@ func compareEntries(a []byte, x *span, b []byte, y *span) int {
 // entrySpans frames b's flow-stats entries, zeroes what changes while a flow lives and padding (what PackFlows
 // writes), and reports whether the entries are in canonical order already.
 func entrySpans(b []byte) (spans []span, sorted bool, err error) {
+	return appendSpans(nil, b)
+}
+
+// appendSpans is entrySpans appending to spans.
+func appendSpans(spans []span, b []byte) (_ []span, sorted bool, err error) {
 	sorted = true
-	spans = make([]span, 0, countFlowStats(b))
+	spans = slices.Grow(spans, countFlowStats(b))
 	for off, i := 0, 0; off < len(b); i++ {
 		rest := b[off:]
 		n, err := entryLen(rest, i)

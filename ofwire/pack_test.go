@@ -287,3 +287,41 @@ func TestPackFlowsInHalves(t *testing.T) {
 		}
 	}
 }
+
+// TestPackerMatchesPackFlows: one Packer reused for set after set (of every size, sorted or not) packs each as
+// PackFlows does, and a result stays as it was when the Packer packs the next set into its scratch space.
+func TestPackerMatchesPackFlows(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	var pk Packer
+	var kept [][]byte
+	var want [][]byte
+	for round := range 200 {
+		fs := make([]flows.Flow, r.IntN(80))
+		for i := range fs {
+			fs[i] = randomFlow(r)
+		}
+		if round%10 == 0 {
+			fs = bulkShape(r.IntN(3 * packHalvesMin / 2)) // some large enough for the halves
+		}
+		w, err := PackFlows(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pk.Pack(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, w) {
+			t.Fatalf("round %d: the Packer's %d flows differ from PackFlows'", round, len(fs))
+		}
+		kept, want = append(kept, got), append(want, w)
+	}
+	for i := range kept {
+		if !bytes.Equal(kept[i], want[i]) {
+			t.Fatalf("result %d changed when the Packer packed later sets", i)
+		}
+	}
+	if _, err := pk.Pack([]flows.Flow{{Actions: []flows.Action{{Type: flows.ActSetReg0, Value: 1 << 40}}}}); err == nil {
+		t.Error("a reg0 value of more than 32 bits was packed")
+	}
+}

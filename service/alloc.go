@@ -69,32 +69,37 @@ func ensureEndpointsOfCluster(tx *store.Txn, a *endpointAlloc, clusterUUID strin
 
 // keyAlloc hands out a flow network's tunnel keys within one transaction: one per destination NIC, reused by
 // every session to that destination, otherwise the smallest free key from 1. It reads the port mirror's sessions
-// once, into a sorted list of their keys: adding one session to a port mirror of thousands builds no map of them.
+// once, for two fields each, copying none of them: adding one session to a port mirror of thousands costs a pass
+// over them, not copies and maps of them.
 type keyAlloc struct {
-	sessions []model.Session   // the port mirror's, when the transaction began
-	keys     []uint32          // their tunnel keys, sorted, each once
-	handed   map[string]uint32 // destination NIC -> the key handed out to it by this allocator
-	next     uint32            // no key below it is free
-	at       int               // keys[at] is the first key not below next
-	max      uint32
+	dests  []string          // the port mirror's sessions' destination NICs, when the transaction began
+	keyOf  []uint32          // and their keys, by the same index
+	keys   []uint32          // their keys, sorted, each once
+	handed map[string]uint32 // destination NIC -> the key handed out to it by this allocator
+	next   uint32            // no key below it is free
+	at     int               // keys[at] is the first key not below next
+	max    uint32
 }
 
 func newKeyAlloc(tx *store.Txn, fn model.FlowNetwork, pmUUID string) *keyAlloc {
-	ss := store.Lookup[model.Session](tx, store.IdxPortMirror, pmUUID)
-	keys := make([]uint32, len(ss))
-	for i, s := range ss {
-		keys[i] = s.TunnelKey
-	}
-	slices.Sort(keys)
-	return &keyAlloc{sessions: ss, keys: slices.Compact(keys), next: 1, max: min(fn.Encapsulation.MaxTunnelKey(), maxTunnelKey)}
+	k := &keyAlloc{next: 1, max: min(fn.Encapsulation.MaxTunnelKey(), maxTunnelKey)}
+	store.Each(tx, store.IdxPortMirror, pmUUID, func(s model.Session) bool {
+		k.dests = append(k.dests, s.DestinationNicUUID)
+		k.keyOf = append(k.keyOf, s.TunnelKey)
+		return true
+	})
+	k.keys = slices.Clone(k.keyOf)
+	slices.Sort(k.keys)
+	k.keys = slices.Compact(k.keys)
+	return k
 }
 
 // existing returns the key of the port mirror's sessions to destNicUUID, if any: a scan, as a transaction asks
 // once (adding a session) or of a port mirror that has none yet (creating it with its sessions).
 func (k *keyAlloc) existing(destNicUUID string) (uint32, bool) {
-	for i := len(k.sessions) - 1; i >= 0; i-- { // the latest, should two differ
-		if s := &k.sessions[i]; s.DestinationNicUUID == destNicUUID {
-			return s.TunnelKey, true
+	for i := len(k.dests) - 1; i >= 0; i-- { // the latest, should two differ
+		if k.dests[i] == destNicUUID {
+			return k.keyOf[i], true
 		}
 	}
 	return 0, false

@@ -517,6 +517,18 @@ func Lookup[T Object](r Reader, idx, value string) []T {
 	return typed[T](r.lookup(KindOf[T](), idx, value))
 }
 
+// Each calls fn with each object of type T whose index idx has the value, in creation order, until fn returns
+// false. fn is handed the stored object, not a copy, so that nothing is allocated per object (a port mirror's
+// thousands of sessions read for one field): it must not change what the object refers to (its slices and maps),
+// nor keep those past the call.
+func Each[T Object](r Reader, idx, value string, fn func(T) bool) {
+	for _, rec := range r.lookup(KindOf[T](), idx, value) {
+		if !fn(rec.obj.(T)) {
+			return
+		}
+	}
+}
+
 // LookupCount returns how many objects of type T have the value in index idx, copying none of them.
 func LookupCount[T Object](s *Store, idx, value string) int {
 	s.mu.RLock()

@@ -40,6 +40,14 @@ func TestTxnLookupRandom(t *testing.T) {
 					if got := ids(Lookup[model.Session](tx, IdxPortMirror, pm)); !slices.Equal(got, want) {
 						t.Fatalf("round %d: lookup %s = %v, listing says %v", round, pm, got, want)
 					}
+					if got := eachIDs(tx, IdxPortMirror, pm, -1); !slices.Equal(got, want) {
+						t.Fatalf("round %d: each %s = %v, listing says %v", round, pm, got, want)
+					}
+					if stop := len(want) / 2; len(want) > 0 {
+						if got := eachIDs(tx, IdxPortMirror, pm, stop); !slices.Equal(got, want[:stop+1]) {
+							t.Fatalf("round %d: each %s stopped after %d = %v, want %v", round, pm, stop, got, want[:stop+1])
+						}
+					}
 				}
 			}
 			return nil
@@ -61,6 +69,9 @@ func TestTxnLookupRandom(t *testing.T) {
 				}
 				if got := ids(Lookup[model.Session](s, idx.name, value)); !slices.Equal(got, want) {
 					t.Errorf("%s: lookup %s=%s = %v, listing says %v", what, idx.name, value, got, want)
+				}
+				if got := eachIDs(s, idx.name, value, -1); !slices.Equal(got, want) {
+					t.Errorf("%s: each %s=%s = %v, listing says %v", what, idx.name, value, got, want)
 				}
 				if n := LookupCount[model.Session](s, idx.name, value); n != len(want) {
 					t.Errorf("%s: count %s=%s = %d, want %d", what, idx.name, value, n, len(want))
@@ -118,4 +129,14 @@ func TestTxnTooLarge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// eachIDs returns the ids Each hands out, stopping (fn false) at the one numbered stop (never when negative).
+func eachIDs(r Reader, idx, value string, stop int) []string {
+	var out []string
+	Each(r, idx, value, func(s model.Session) bool {
+		out = append(out, s.UUID)
+		return len(out)-1 != stop
+	})
+	return out
 }
