@@ -251,8 +251,9 @@ func (r *scaleRig) waitAllActive(ctx context.Context, limit time.Duration) error
 
 // oneSession adds one remote session (not yet existing: its destination is never VM k's, which session k uses) at
 // host h and returns the time until it is ACTIVE and the reconciliation work (pass time) it caused. It then deletes
-// the session, untimed, and waits until the controller has dropped it from its plan, so that every change meets
-// the fleet as built (1,000 or 100,000 sessions stored), not one grown by the changes before it.
+// the session, untimed, and waits until the controller has dropped it from its plan and programmed its bridges
+// without it, so that every change meets the fleet as built (1,000 or 100,000 sessions stored), not one grown by
+// the changes before it, and a controller with nothing in flight.
 func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, api, pass time.Duration, fulls uint64, work [3]uint64, err error) {
 	c := h / r.per()
 	k := i % scaleFNs
@@ -275,10 +276,13 @@ func (r *scaleRig) oneSession(ctx context.Context, h, i int) (total, api, pass t
 	if err := r.svc.DeletePortMirrorSession(actx, s.UUID); err != nil {
 		return 0, 0, 0, 0, work, err
 	}
-	err = waitUntil(ctx, 30*time.Second, "the deleted session to leave the controller's plan", func() bool {
+	if err = waitUntil(ctx, 30*time.Second, "the deleted session to leave the controller's plan", func() bool {
 		st, _ := r.ctrl.SessionStatus(s.UUID)
 		return st != model.StatusActive
-	})
+	}); err == nil {
+		// and its bridges programmed without it: the next change meets a controller with nothing in flight
+		err = waitUntil(ctx, 30*time.Second, "the controller to settle after the deletion", r.ctrl.Settled)
+	}
 	return total, api, after.PassTime - before.PassTime, after.FullPasses - before.FullPasses, work, err
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"portmirror/internal/flowcache"
@@ -78,7 +79,8 @@ type Controller struct {
 	kick chan struct{} // capacity 1: a reconciliation pass is wanted
 	sem  chan struct{} // bounds concurrent bridge programming
 
-	packers sync.Pool // *ofwire.Packer: the scratch space of packing compiled bridges, one per packing goroutine
+	packers sync.Pool   // *ofwire.Packer: the scratch space of packing compiled bridges, one per packing goroutine
+	passing atomic.Bool // a reconciliation pass runs (Settled)
 
 	mu              sync.Mutex
 	bridges         map[string]*bridge // by datapath id
@@ -309,7 +311,9 @@ func (c *Controller) loop(ctx context.Context, feed <-chan store.Change, leaders
 		followerWait = nil
 		start := time.Now()
 		lastPass = start
+		c.passing.Store(true)
 		err := c.pass(ctx)
+		c.passing.Store(false)
 		c.metrics.observePass(start, err)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -324,6 +328,30 @@ func (c *Controller) loop(ctx context.Context, feed <-chan store.Change, leaders
 			}
 		}
 	}
+}
+
+// Settled reports whether the controller has caught up with what it has seen: no reconciliation pass runs or is
+// due, and no bridge is being programmed (or waits to retry). Tests and benchmarks wait for it between steps, once
+// they have seen the controller take the step's change (a change it has not yet heard of does not unsettle it).
+func (c *Controller) Settled() bool {
+	if c.passing.Load() || len(c.kick) > 0 {
+		return false
+	}
+	c.mu.Lock()
+	bs := make([]*bridge, 0, len(c.bridges))
+	for _, b := range c.bridges {
+		bs = append(bs, b)
+	}
+	c.mu.Unlock()
+	for _, b := range bs {
+		b.mu.Lock()
+		running := b.running
+		b.mu.Unlock()
+		if running {
+			return false
+		}
+	}
+	return true
 }
 
 // following says whether this controller is a cluster member that does not lead.

@@ -119,8 +119,17 @@ func TestSimSessionExpires(t *testing.T) {
 		t.Errorf("expiry event %+v: want actor system, success, on port mirror %s", ev, pm.UUID)
 	}
 
-	if n := metricValue(t, e.ctrl, "portmirror_sessions_expired_total"); n != 1 {
-		t.Errorf("portmirror_sessions_expired_total %v, want 1", n)
+	// counted once the service's delete has returned to the controller, a moment after the store shows it gone
+	for until := time.Now().Add(5 * time.Second); ; {
+		n := metricValue(t, e.ctrl, "portmirror_sessions_expired_total")
+		if n == 1 {
+			break
+		}
+		if n > 1 || time.Now().After(until) {
+			t.Errorf("portmirror_sessions_expired_total %v, want 1", n)
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	// No stale flow: every bridge converges back to what it held without the session.
 	deadline := time.Now().Add(10 * time.Second)
