@@ -154,6 +154,9 @@ func (b *bencher) bulk(ctx context.Context, s1, s2 *section) error {
 			if err := o.clear(ctx, bulkBridge); err != nil {
 				return err
 			}
+			if !o.waitIdle(ctx, 10*time.Second) {
+				b.log.Warn("bulk: ovs-vswitchd still busy 10 s after the bridge was emptied; the round starts anyway", "contender", c.name)
+			}
 			rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 			d, k, err := c.run(rctx)
 			cancel()

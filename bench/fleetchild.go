@@ -319,8 +319,11 @@ func (p *fleetProc) close() {
 }
 
 // cpu is the CPU time (user and system) the child used so far, from /proc/PID/stat.
-func (p *fleetProc) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+func (p *fleetProc) cpu() time.Duration { return pidCPU(p.cmd.Process.Pid) }
+
+// pidCPU is the CPU time (user and system) process pid used so far, from /proc/PID/stat (0 when unknown).
+func pidCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}

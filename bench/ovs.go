@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"portmirror/internal/ovstest"
 )
@@ -79,6 +80,32 @@ func (o *ovs) clear(ctx context.Context, br string) error {
 		return fmt.Errorf("bridge %s still holds %d flows after del-flows", br, n)
 	}
 	return nil
+}
+
+// waitIdle waits until ovs-vswitchd has used at most 10 ms of CPU in each of two 100 ms windows in a row (its
+// work for the last round, such as freeing the rules a del-flows removed, done), for at most limit; it says
+// whether it saw that. Each round then starts on an idle switch, whichever contender ran before it.
+func (o *ovs) waitIdle(ctx context.Context, limit time.Duration) bool {
+	pid := o.VswitchdPid()
+	if pid == 0 {
+		return false
+	}
+	deadline := time.Now().Add(limit)
+	last, quiet := pidCPU(pid), 0
+	for quiet < 2 {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+		now := pidCPU(pid)
+		if now-last <= 10*time.Millisecond {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = now
+	}
+	return true
 }
 
 // lastLines is the last n lines of s.
