@@ -195,7 +195,7 @@ type span struct {
 	key    [spanKeys]uint64
 }
 
-// spanKeys is how many words of an entry a span keeps; spanKeyAt gives their offsets, in increasing order, and
+// spanKeys is how many words of an entry a span keeps; newSpan names their offsets, in increasing order, and
 // spanKeyed is where the entry's bytes after them start. Between the words lie only bytes that canonicalEntry
 // zeroes (padding, durations, counters), so in canonical form comparing the words, then the bytes from spanKeyed
 // on, is comparing the entries' bytes.
@@ -204,13 +204,12 @@ const (
 	spanKeyed = 64
 )
 
-var spanKeyAt = [spanKeys]int{0, 12, 24, 48, 56} // length..table, priority..flags, cookie, the match's first 16 bytes
-
 // newSpan frames the entry b[lo:hi], in canonical form, and keeps its words.
 func newSpan(b []byte, lo, hi int) span {
 	sp := span{lo: lo, hi: hi}
 	e := b[lo:hi]
-	for i, at := range spanKeyAt {
+	// length..table, priority..flags, the cookie, the match's first 16 bytes
+	for i, at := range [spanKeys]int{0, 12, 24, 48, 56} {
 		if at+8 <= len(e) {
 			sp.key[i] = binary.BigEndian.Uint64(e[at:])
 		} else if at < len(e) {
