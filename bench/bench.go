@@ -150,9 +150,10 @@ var explanations = map[string]string{
 	"bulk.portmirror_vs_rawbundle": "Both send the same bundle, which OVS takes at the same rate (the time from the " +
 		"controller's first flow_mod to the commit's answer is the raw client's round, within the machine's noise); " +
 		"the difference is what the controller does before its first flow_mod, from the API call: the store write, " +
-		"compiling the bridge (~115k flows, 30-100 ms), packing them (encoded and sorted in two halves at once, ~40 ms) " +
-		"and finding the change (adds alone, from the packed bytes). That is 80-160 ms of a ~1.3 s round; a round of " +
-		"either contender moves by up to a third with the machine's load, so the median of five decides. Profile: " +
+		"compiling the bridge (~115k flows, 30-120 ms), packing them (encoded and sorted in two halves at once, 40-130 ms) " +
+		"and finding the change (adds alone, from the packed bytes, 4-40 ms). That is 100-220 ms of a ~1.25 s round, where " +
+		"the goal leaves ~40 ms; a round of either contender moves by up to half a second with the machine's load, so " +
+		"the median of five decides, and the ratio moved from 0.66 to 1.28 between runs of the same build. Profile: " +
 		"PORTMIRROR_BENCH_PROFILE_DIR (bulk-portmirror-N.cpu, one per round).",
 	"bulk.portmirror_vs_osken": "The ratio is bounded by OVS: OVS takes a bundle about 1.3× faster than plain " +
 		"flow_mods, and the plain raw pipelining client is itself only about 9–10× os-ken in the same run (compare " +
