@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -338,10 +340,7 @@ func (c *Controller) Settled() bool {
 		return false
 	}
 	c.mu.Lock()
-	bs := make([]*bridge, 0, len(c.bridges))
-	for _, b := range c.bridges {
-		bs = append(bs, b)
-	}
+	bs := slices.Collect(maps.Values(c.bridges))
 	c.mu.Unlock()
 	for _, b := range bs {
 		b.mu.Lock()

@@ -66,10 +66,10 @@ func expiryEvent(t *testing.T, svc *service.Service, sessionUUID string) model.A
 	return evs[0]
 }
 
-// TestSimSessionExpires: a session with a short expiresAt is installed, then deleted by the controller at that
-// time (audited as "system" on its port mirror), and every flow it added goes: each bridge holds again exactly
-// what it held without it, and the other sessions' copies stay exact.
-func TestSimSessionExpires(t *testing.T) {
+// twoOfThree is a small fleet whose port mirror holds the first two of three planned sessions, ACTIVE; the third
+// is the test's to add.
+func twoOfThree(t *testing.T) (*simEnv, model.PortMirror, []fleet.Session, fleet.Session) {
+	t.Helper()
 	e := newSimEnv(t, fleet.Uniform(31, 3, 2, 1), envOptions{})
 	e.waitBaseline(10 * time.Second)
 	e.announceAll()
@@ -79,13 +79,20 @@ func TestSimSessionExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitSettled(ss, 15*time.Second)
+	return e, pm, ss, plan[2]
+}
+
+// TestSimSessionExpires: a session with a short expiresAt is installed, then deleted by the controller at that
+// time (audited as "system" on its port mirror), and every flow it added goes: each bridge holds again exactly
+// what it held without it, and the other sessions' copies stay exact.
+func TestSimSessionExpires(t *testing.T) {
+	e, pm, ss, x := twoOfThree(t)
 	before := map[string]map[string]string{}
 	for _, h := range e.fleet.Hosts {
 		before[h.Name] = ourFlows(h)
 	}
 
 	at := time.Now().Add(1500 * time.Millisecond).Round(0) // a wall-clock time, as stored
-	x := plan[2]
 	got, err := e.svc.AddPortMirrorSession(e.ctx, pm.UUID, service.SessionInput{Name: x.Name, Type: x.Direction,
 		SourceNicUUID: x.Source.UUID, DestinationNicUUID: x.Destination.UUID, ExpiresAt: &at})
 	if err != nil {

@@ -7,22 +7,13 @@ import (
 
 	"portmirror/model"
 	"portmirror/service"
-	"portmirror/simulator/fleet"
 )
 
 // TestSimSettledMeansProgrammed: once the controller has taken a change (a deleted session left its plan) and
 // reports Settled, every bridge already holds what the change leaves, with no further wait, though the bridges
 // take their time (each message delayed) to apply it.
 func TestSimSettledMeansProgrammed(t *testing.T) {
-	e := newSimEnv(t, fleet.Uniform(31, 3, 2, 1), envOptions{})
-	e.waitBaseline(10 * time.Second)
-	e.announceAll()
-	plan := e.fleet.PlanSessions(3)
-	pm, ss, err := e.fleet.CreatePortMirror(e.ctx, e.svc, e.fleet.FlowNetworks[0], "pm", true, plan[:2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.waitSettled(ss, 15*time.Second)
+	e, pm, _, x := twoOfThree(t)
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(time.Millisecond) {
@@ -37,7 +28,6 @@ func TestSimSettledMeansProgrammed(t *testing.T) {
 		before[h.Name] = ourFlows(h)
 	}
 	for round := range 5 {
-		x := plan[2]
 		got, err := e.svc.AddPortMirrorSession(e.ctx, pm.UUID, service.SessionInput{Name: x.Name, Type: x.Direction,
 			SourceNicUUID: x.Source.UUID, DestinationNicUUID: x.Destination.UUID})
 		if err != nil {
