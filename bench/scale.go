@@ -293,8 +293,8 @@ func init() {
 		"millisecond in both fleets, pass_ratio), and the API call (store write, audit) costs about the same in both " +
 		"(the row beside it); the p50 and p90 of the two fleets agree within about 10-20%. The p99 is the twentieth " +
 		"slowest of 2,000 changes: 20-40 ms against a 3-5 ms median, after the API call has returned, in the wait for " +
-		"the bridges' answer, and it moves between runs (1.3 to 1.6 in this session's runs of the same code, with " +
-		"500 changes each 1.2 to 2.3). What differs between the fleets there is the rig more than the controller: the " +
+		"the bridges' answer, and it moves between runs (1.3 to 1.6 in runs of one build on 2026-12-03; with " +
+		"500 changes each, 1.2 to 2.3). What differs between the fleets there is the rig more than the controller: the " +
 		"10,000 simulated bridges share one process (1.7 GB of simulated flow tables, its collector, 1,000 counter " +
 		"reads a second to answer) where a real fleet has one switch per host, and the big fleet's controller shares " +
 		"the benchmark's process and its collector with the small one's. Running that process with GOGC 300 made it " +
@@ -310,10 +310,10 @@ func init() {
 		"digest differs from its packed flows' is read again whole for the difference), and its last compiled state " +
 		"handed again (bridgeKeys); a bridge that returns with the ports it had analyses nothing, and the fabric is " +
 		"patched per bridge (its own flow networks, not every one of the cloud). With the simulated bridges in their " +
-		"own process the time is CPU on two cores: about 0.35 ms of controller CPU per bridge, from 0.5-0.6 ms at the " +
-		"start of this session, and 0.25-0.5 ms of simulator CPU (its reply buffers now shared: each bridge's reply " +
-		"had a fresh 32-64 KiB buffer the kernel faulted in, 3-7 s of simulator CPU per storm). Across this " +
-		"session's runs since, 3.1-4.2 s."
+		"own process the time is CPU on two cores: about 0.35 ms of controller CPU per bridge (0.5-0.6 ms before the " +
+		"read-back by digest), and 0.25-0.5 ms of simulator CPU (its reply buffers shared: each bridge's reply " +
+		"had a fresh 32-64 KiB buffer the kernel faulted in, 3-7 s of simulator CPU per storm). Runs on 2026-12-03 " +
+		"took 3.0-4.2 s."
 	explanations["scale.restart_seconds"] = "A restart compiles nothing: the previous controller recorded, per bridge, " +
 		"the digest of everything its flows derive from and the digest of the flows (internal/flowcache, under the " +
 		"program's SHA-256), and the new one hands a bridge whose inputs digest the same its flows by digest alone; " +
@@ -322,7 +322,7 @@ func init() {
 		"CPU on two cores shared with the simulated bridges, about 11-12 s of the controller's and 3-5 s of theirs: " +
 		"the store's load (4-5 s of wall: JSON decoding of each object, its envelope now split without a scan, and " +
 		"the tables' indexes, now slices in creation order), the inventory into the view (about 1 s), one analysis " +
-		"of every session and the collector. Runs of this session ranged 7.7-11.1 s (the first of three restarts is " +
+		"of every session and the collector. Runs on 2026-12-03 ranged 7.6-12.2 s (the first of three restarts is " +
 		"usually the slowest); the next step is a store encoding cheaper to decode than JSON."
 	explanations["scale.rss_mib"] = "The controller's process alone (the simulated bridges run in a child process), " +
 		"under the soft memory limit a daemon gets from --memory-limit (BENCH_SCALE_MEMORY_LIMIT, 1900MiB here; " +
@@ -739,8 +739,7 @@ func loadAverage() string {
 
 // ScaleProfileDirEnv names a directory where the scale part writes profiles of its phases, for go tool pprof:
 // changes.cpu, storm.cpu and restart.cpu (the controller's process during the one-session changes, the storm and the
-// restart), heap-connected.pprof,
-// heap-stormed.pprof and heap-restarted.pprof (what is live once the big fleet is ACTIVE, after the storm, and after
+// restart), heap-connected.pprof, heap-stormed.pprof and heap-restarted.pprof (what is live once the big fleet is ACTIVE, after the storm, and after
 // the restart; what the storm and the one-session changes before it allocated is heap-stormed's alloc_space with
 // -base heap-connected.pprof). The bulk part writes bulk-portmirror-N.cpu there, the controller's process during its
 // N-th timed change. A CPU profile of the whole run (-cpuprofile) leaves no room for the phases' own.

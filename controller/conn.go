@@ -51,16 +51,11 @@ func (b *batch) decoded() (*batch, error) {
 	if b.entries == nil {
 		return b, nil
 	}
-	out := &batch{cmds: b.cmds, flows: make([]flows.Flow, 0, len(b.entries))}
-	for _, e := range b.entries {
-		fs, err := ofwire.UnpackFlows(e)
-		if err != nil {
-			return nil, err
-		}
-		out.flows = append(out.flows, fs...)
+	fs, err := unpackEntries(b.entries)
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(out.flows, flows.CompareFlows)
-	return out, nil
+	return &batch{cmds: b.cmds, flows: fs}, nil
 }
 
 // without returns a batch of b's flow_mods, in order, less those at the indexes drop.

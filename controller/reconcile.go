@@ -603,6 +603,8 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 	known, kept, meters := b.known, b.installed, b.meters
 	b.mu.Unlock()
 	var installed []flows.Flow
+	var installedPacked []byte // installed packed, when read back and decoded (holds; packedOK)
+	packedOK := false
 	heldKept := false // what the bridge holds is kept's packed flows, not decoded into installed (only a Diff needs that)
 	same := false     // the bridge holds exactly w's flows
 	digested := false // the bridge was read back as its digest (counted once in ReadBacks when read again whole)
@@ -655,7 +657,7 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 			if installed, err = sw.FlowsOf(ctx, entries); err != nil {
 				return fmt.Errorf("read back flows of %s: %w", b.dpid, err)
 			}
-			same = w.flows.holds(installed)
+			same, installedPacked, packedOK = w.flows.holds(installed)
 		}
 	}
 	// Meters the flows will name first; meters no flow will name once the flows changed (see meters.go).
@@ -678,8 +680,11 @@ func (c *Controller) applyBridge(ctx context.Context, b *bridge, sw *Switch, w *
 		// keys, and a flow table read back (a switch holds one flow per table, priority and match)
 		held, ok, heldDistinct := kept.packed, true, kept.distinct
 		if !heldKept {
-			p, err := ofwire.PackFlows(installed)
-			held, ok, heldDistinct = p, err == nil, true
+			if !packedOK { // kept as a list, not read back: not packed yet
+				p, err := ofwire.PackFlows(installed)
+				installedPacked, packedOK = p, err == nil
+			}
+			held, ok, heldDistinct = installedPacked, packedOK, true
 		}
 		if ok {
 			adds, add, mod, del, ok = packedDiff(&w.flows, held, heldDistinct)
@@ -899,13 +904,13 @@ func (p *packedFlows) equal(q *packedFlows) bool {
 
 // holds reports whether fs (a bridge's flows as decoded, in any order) are exactly these, when these are packed:
 // fs packed give the same bytes (packing puts them in canonical order). It answers false when unsure (not
-// packed), which only means a Diff.
-func (p *packedFlows) holds(fs []flows.Flow) bool {
-	if p.list != nil || p.packed == nil || len(fs) != p.n {
-		return false
-	}
+// packed), which only means a Diff. It returns fs packed too, and whether they could be, for packedDiff.
+func (p *packedFlows) holds(fs []flows.Flow) (same bool, packed []byte, ok bool) {
 	b, err := ofwire.PackFlows(fs)
-	return err == nil && bytes.Equal(b, p.packed)
+	if err != nil {
+		return false, nil, false
+	}
+	return p.list == nil && p.packed != nil && bytes.Equal(b, p.packed), b, true
 }
 
 // is reports whether entries (a switch's flow-stats entries, Switch.ReadBack) are these flows, when these are

@@ -16,61 +16,7 @@ import (
 // canonical order (CanonicalFlowEntries), not fs's: the same flows in any order pack to the same bytes, and a
 // switch's flow-stats reply in canonical form equals them exactly when it holds those flows, encoded as this
 // package encodes them. UnpackFlows reverses it.
-func PackFlows(fs []flows.Flow) ([]byte, error) {
-	if len(fs) < packHalvesMin {
-		dst, err := encodeEntries(fs, 0)
-		if err != nil {
-			return nil, err
-		}
-		dst, _, err = CanonicalFlowEntries(dst)
-		return dst, err
-	}
-	// A large bridge's flows are encoded and sorted in two halves at once, then merged: a bulk change waits for
-	// its packing before the first flow_mod goes out.
-	type half struct {
-		b     []byte
-		spans []span
-		err   error
-	}
-	var h [2]half
-	do := func(k int, part []flows.Flow, first int) {
-		x := &h[k]
-		if x.b, x.err = encodeEntries(part, first); x.err != nil {
-			return
-		}
-		var sorted bool
-		if x.spans, sorted, x.err = entrySpans(x.b); x.err == nil && !sorted {
-			sortSpans(x.b, x.spans)
-		}
-	}
-	mid := len(fs) / 2
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		do(1, fs[mid:], mid)
-	}()
-	do(0, fs[:mid], 0)
-	<-done
-	for _, x := range h {
-		if x.err != nil {
-			return nil, x.err
-		}
-	}
-	out := make([]byte, 0, len(h[0].b)+len(h[1].b))
-	i, j := 0, 0
-	for i < len(h[0].spans) || j < len(h[1].spans) {
-		if j == len(h[1].spans) || (i < len(h[0].spans) && compareEntries(h[0].b, &h[0].spans[i], h[1].b, &h[1].spans[j]) <= 0) {
-			sp := h[0].spans[i]
-			out = append(out, h[0].b[sp.lo:sp.hi]...)
-			i++
-		} else {
-			sp := h[1].spans[j]
-			out = append(out, h[1].b[sp.lo:sp.hi]...)
-			j++
-		}
-	}
-	return out, nil
-}
+func PackFlows(fs []flows.Flow) ([]byte, error) { return new(Packer).Pack(fs) }
 
 // Packer packs flows as PackFlows does, encoding and sorting them in scratch space it keeps for its next call: a
 // controller that packs bridge after bridge (each change compiles the bridges it touches) allocates each result
@@ -84,18 +30,10 @@ type Packer struct {
 // Pack is PackFlows(fs); the result is the caller's.
 func (pk *Packer) Pack(fs []flows.Flow) ([]byte, error) {
 	if len(fs) >= packHalvesMin {
-		return PackFlows(fs) // in halves at once; a bridge this large is not packed often
+		return packHalves(fs)
 	}
-	var err error
-	if pk.buf, err = appendEntries(pk.buf[:0], fs, 0); err != nil {
+	if err := pk.encode(fs, 0); err != nil {
 		return nil, err
-	}
-	var sorted bool
-	if pk.spans, sorted, err = appendSpans(pk.spans[:0], pk.buf); err != nil {
-		return nil, err
-	}
-	if !sorted {
-		sortSpans(pk.buf, pk.spans)
 	}
 	out := make([]byte, 0, len(pk.buf))
 	for _, sp := range pk.spans {
@@ -104,14 +42,60 @@ func (pk *Packer) Pack(fs []flows.Flow) ([]byte, error) {
 	return out, nil
 }
 
+// encode encodes fs (fs[0] is flow first of the caller's, for errors) into pk's scratch space, in canonical form,
+// and sorts pk.spans, which frame the entries, into canonical order.
+func (pk *Packer) encode(fs []flows.Flow, first int) error {
+	var err error
+	if pk.buf, err = appendEntries(pk.buf[:0], fs, first); err != nil {
+		return err
+	}
+	var sorted bool
+	if pk.spans, sorted, err = appendSpans(pk.spans[:0], pk.buf); err != nil {
+		return err
+	}
+	if !sorted {
+		sortSpans(pk.buf, pk.spans)
+	}
+	return nil
+}
+
+// packHalves packs a large bridge's flows in two halves at once, then merges them: a bulk change waits for its
+// packing before the first flow_mod goes out.
+func packHalves(fs []flows.Flow) ([]byte, error) {
+	var h [2]Packer
+	var errs [2]error
+	mid := len(fs) / 2
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		errs[1] = h[1].encode(fs[mid:], mid)
+	}()
+	errs[0] = h[0].encode(fs[:mid], 0)
+	<-done
+	if err := cmp.Or(errs[0], errs[1]); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(h[0].buf)+len(h[1].buf))
+	i, j := 0, 0
+	for i < len(h[0].spans) || j < len(h[1].spans) {
+		if j == len(h[1].spans) || (i < len(h[0].spans) && compareEntries(h[0].buf, &h[0].spans[i], h[1].buf, &h[1].spans[j]) <= 0) {
+			sp := h[0].spans[i]
+			out = append(out, h[0].buf[sp.lo:sp.hi]...)
+			i++
+		} else {
+			sp := h[1].spans[j]
+			out = append(out, h[1].buf[sp.lo:sp.hi]...)
+			j++
+		}
+	}
+	return out, nil
+}
+
 // packHalvesMin is the number of flows from which PackFlows packs in two halves at once.
 const packHalvesMin = 8192
 
-// encodeEntries encodes fs as flow-stats entries in fs's order (PackFlows before sorting); first is fs[0]'s
+// appendEntries appends fs as flow-stats entries in fs's order (PackFlows before sorting); first is fs[0]'s
 // index, for errors.
-func encodeEntries(fs []flows.Flow, first int) ([]byte, error) { return appendEntries(nil, fs, first) }
-
-// appendEntries is encodeEntries appending to dst.
 func appendEntries(dst []byte, fs []flows.Flow, first int) ([]byte, error) {
 	n := 0
 	for i := range fs {
@@ -333,7 +317,7 @@ func UnpackFlows(b []byte) ([]flows.Flow, error) {
 // PackedEntries returns the entries of packed flows (PackFlows), in their order, as slices of packed: nothing is
 // copied or changed, so several goroutines may read one packed set at once.
 func PackedEntries(packed []byte) ([][]byte, error) {
-	var out [][]byte
+	out := make([][]byte, 0, countFlowStats(packed))
 	for off, i := 0, 0; off < len(packed); i++ {
 		l, err := entryLen(packed[off:], i)
 		if err != nil {

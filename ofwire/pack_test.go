@@ -265,7 +265,7 @@ func TestPackFlowsInHalves(t *testing.T) {
 				fs[i] = fs[r.IntN(i+1)]
 			}
 		}
-		whole, err := encodeEntries(fs, 0)
+		whole, err := appendEntries(nil, fs, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
